@@ -1,0 +1,18 @@
+"""posegen: densities of robot poses and joint configurations on product manifolds.
+
+``R^d x (S^1)^n x (S^3)^m`` (positions, revolute joint angles, unit quaternions): learn them with
+simulation-free CNF objectives (CNFM, Moser Flow, stochastic interpolants, Riemannian Flow Matching) over one
+velocity model, one ODE integrator and one exact likelihood; sample and score pose candidates for planners.
+"""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+from . import manifolds
+from .manifolds import parse, wrap_angle
+
+try:
+    __version__ = _version("posegen")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["manifolds", "parse", "wrap_angle", "__version__"]

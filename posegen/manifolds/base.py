@@ -1,0 +1,210 @@
+"""The geometry protocol every posegen manifold implements.
+
+Names follow geoopt and flow_matching (``projx``, ``proju``, ``expmap``, ``logmap``, ``inner``, ``dist``)
+plus posegen's ``dim``, ``coord_dim``, ``sample_base``, ``base_log_prob`` and ``check_point``.
+
+Conventions
+-----------
+* A point is stored as ``coord_dim`` numbers in the last axis: ``x (..., coord_dim)``. Any leading batch
+  shape works.
+* Tangent vectors are stored in the same coordinates as points (ambient coordinates for embedded spheres,
+  angle increments for tori), so ``u (..., coord_dim)``.
+* Densities (``base_log_prob``) are natural logs w.r.t. the Riemannian volume of the manifold as stored.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+
+Shape = Union[int, Sequence[int]]
+
+# One table of tolerances, keyed by dtype. ``unit`` is how far from the manifold a stored point may be
+# (e.g. | |q| - 1 |) and still count as on it; ``eps`` guards divisions and switches to Taylor branches.
+TOLERANCES = {
+    torch.float16: {"unit": 1e-2, "eps": 1e-3},
+    torch.bfloat16: {"unit": 2e-2, "eps": 1e-2},
+    torch.float32: {"unit": 1e-4, "eps": 1e-4},
+    torch.float64: {"unit": 1e-8, "eps": 1e-7},
+}
+
+
+def tol(dtype: torch.dtype, key: str) -> float:
+    """Tolerance ``key`` (``"unit"`` or ``"eps"``) for ``dtype``; float32's for unknown dtypes."""
+    return TOLERANCES.get(dtype, TOLERANCES[torch.float32])[key]
+
+
+def as_shape(n: Shape) -> Tuple[int, ...]:
+    if isinstance(n, int):
+        if n < 0:
+            raise ValueError(f"sample size must be >= 0, got {n}")
+        return (n,)
+    shape = tuple(int(s) for s in n)
+    if any(s < 0 for s in shape):
+        raise ValueError(f"sample shape must be non-negative, got {shape}")
+    return shape
+
+
+def _rows_message(bad: torch.Tensor, limit: int = 5) -> str:
+    """Human-readable list of the first offending row indices of a boolean mask over leading dims."""
+    idx = bad.nonzero()
+    rows = [tuple(int(i) for i in r) if r.numel() > 1 else int(r) for r in idx[:limit]]
+    rows = [r[0] if isinstance(r, tuple) and len(r) == 1 else r for r in rows]
+    more = f" and {idx.shape[0] - limit} more" if idx.shape[0] > limit else ""
+    return f"rows {rows}{more}"
+
+
+class Manifold(abc.ABC):
+    """Abstract Riemannian manifold with points stored as ``coord_dim`` numbers.
+
+    Subclasses implement the maps on single factors; :class:`~posegen.manifolds.Product` combines them.
+    """
+
+    #: intrinsic dimension
+    dim: int
+    #: numbers stored per point
+    coord_dim: int
+    #: whether the manifold is compact (finite volume, uniform base distribution)
+    compact: bool
+
+    # ------------------------------------------------------------------ geometry
+    @abc.abstractmethod
+    def projx(self, x: torch.Tensor) -> torch.Tensor:
+        """Nearest point on the manifold: ``x (..., coord_dim) -> (..., coord_dim)``."""
+
+    @abc.abstractmethod
+    def proju(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Orthogonal projection of ambient ``u`` onto the tangent space at ``x``."""
+
+    @abc.abstractmethod
+    def expmap(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Exponential map: follow the geodesic from ``x`` with initial velocity ``u`` for unit time."""
+
+    @abc.abstractmethod
+    def logmap(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`expmap`: the tangent vector at ``x`` pointing to ``y`` with norm ``dist(x, y)``."""
+
+    def inner(self, x: torch.Tensor, u: torch.Tensor, v: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Riemannian inner product ``<u, v>_x``, shape ``(...)``. All posegen factors use the metric
+        induced by their coordinates, so this is the coordinate dot product."""
+        if v is None:
+            v = u
+        return (u * v).sum(-1)
+
+    def norm(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Riemannian norm of the tangent vector ``u`` at ``x``, shape ``(...)``."""
+        return _safe_norm(u)
+
+    @abc.abstractmethod
+    def dist(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Geodesic distance, shape ``(...)``."""
+
+    def geodesic(self, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        r"""Point and velocity at time ``t`` on the minimising geodesic from ``x`` (t=0) to ``y`` (t=1).
+
+        ``x, y (..., coord_dim)``, ``t (...)``; returns ``(x_t, dx_t)`` with ``dx_t = d/dt x_t``. The
+        default is :math:`x_t = \exp_x(t \log_x y)` and the velocity is its parallel transport,
+        computed in closed form by the factors.
+        """
+        u = self.logmap(x, y)
+        x_t = self.expmap(x, t.unsqueeze(-1) * u)
+        return x_t, self.transp(x, x_t, u)
+
+    def transp(self, x: torch.Tensor, y: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Parallel transport of ``u`` from ``x`` to ``y`` along the minimising geodesic (flat: identity)."""
+        return u
+
+    # ------------------------------------------------------------------ distributions
+    @abc.abstractmethod
+    def sample_base(self, n: Shape, generator: Optional[torch.Generator] = None,
+                    dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+        """Samples of the base (prior) distribution, shape ``(*n, coord_dim)``: uniform on compact
+        manifolds, standard normal on R^d."""
+
+    @abc.abstractmethod
+    def base_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-density of the base distribution w.r.t. the Riemannian volume, shape ``(...)``."""
+
+    @property
+    def log_volume(self) -> float:
+        """Log of the total Riemannian volume (compact manifolds only)."""
+        raise ValueError(f"{self!r} is not compact: it has no finite volume")
+
+    def random_tangent(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """A standard-normal tangent vector at each ``x`` (for tests and Hutchinson probes)."""
+        u = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        return self.proju(x, u)
+
+    # ------------------------------------------------------------------ validation
+    def check_point(self, x: torch.Tensor, explain: bool = False, atol: Optional[float] = None):
+        """Check that ``x (..., coord_dim)`` holds finite points on the manifold.
+
+        With ``explain=True`` returns ``(ok, reason)``; otherwise raises :class:`ValueError` with the
+        reason (which factor, which rows, what is wrong) and returns ``None``.
+        """
+        ok, reason = self._check(x, atol)
+        if explain:
+            return ok, reason
+        if not ok:
+            raise ValueError(f"points are not on {self!r}: {reason}")
+        return None
+
+    def _check(self, x: torch.Tensor, atol: Optional[float]) -> Tuple[bool, str]:
+        if not isinstance(x, torch.Tensor):
+            return False, f"expected a torch.Tensor, got {type(x).__name__}"
+        if x.dim() == 0 or x.shape[-1] != self.coord_dim:
+            return False, (f"expected shape (..., {self.coord_dim}) for {self!r}, got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            return False, f"expected a floating-point tensor, got dtype {x.dtype}"
+        bad = ~torch.isfinite(x).all(-1)
+        if bad.any():
+            return False, f"non-finite values (NaN or inf) in {_rows_message(bad)}"
+        return self._check_on_manifold(x, tol(x.dtype, "unit") if atol is None else atol)
+
+    def _check_on_manifold(self, x: torch.Tensor, atol: float) -> Tuple[bool, str]:
+        return True, ""
+
+    # ------------------------------------------------------------------ naming
+    @property
+    @abc.abstractmethod
+    def spec(self) -> str:
+        """The token :func:`posegen.manifolds.parse` reads back, e.g. ``"S2"``."""
+
+    def coord_names(self, prefix: str = "") -> list:
+        """One name per stored coordinate, for files and tables."""
+        return [f"{prefix}{self._coord_stem}{i}" for i in range(self.coord_dim)]
+
+    _coord_stem = "c"
+
+    def __repr__(self) -> str:
+        return self.spec
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Manifold) and type(self) is type(other) and self.spec == other.spec
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.spec))
+
+
+# ---------------------------------------------------------------------- numerics shared by the factors
+def _safe_norm(u: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
+    """Euclidean norm over the last axis whose gradient is 0 (not NaN) at ``u = 0``."""
+    sq = (u * u).sum(-1, keepdim=keepdim)
+    zero = sq <= 0
+    return torch.where(zero, torch.zeros_like(sq), torch.sqrt(torch.where(zero, torch.ones_like(sq), sq)))
+
+
+def sinc(theta: torch.Tensor) -> torch.Tensor:
+    """``sin(theta) / theta`` with a Taylor branch near 0 (finite values and gradients at 0)."""
+    small = theta.abs() < tol(theta.dtype, "eps") ** 0.5 * 10
+    safe = torch.where(small, torch.ones_like(theta), theta)
+    t2 = theta * theta
+    return torch.where(small, 1 - t2 / 6 + t2 * t2 / 120, torch.sin(safe) / safe)
+
+
+def log_sphere_volume(d: int) -> float:
+    """log of the surface measure of the unit sphere S^d in R^(d+1): 2 pi^((d+1)/2) / Gamma((d+1)/2)."""
+    return math.log(2.0) + 0.5 * (d + 1) * math.log(math.pi) - math.lgamma(0.5 * (d + 1))

@@ -1,0 +1,151 @@
+"""Spheres S^d embedded in R^(d+1), and SO(3) as unit quaternions modulo sign."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+
+from .base import Manifold, Shape, _rows_message, _safe_norm, as_shape, log_sphere_volume, sinc, tol
+
+
+class Sphere(Manifold):
+    """The unit sphere S^d in R^(d+1) with the round metric.
+
+    Points ``(..., d+1)`` with unit norm; tangent vectors ``(..., d+1)`` orthogonal to the point.
+    Total volume 4 pi for S^2 and 2 pi^2 for S^3.
+    """
+
+    compact = True
+
+    def __init__(self, d: int):
+        if int(d) != d or d < 1:
+            raise ValueError(f"Sphere dimension must be a positive integer, got {d!r}")
+        self.dim = int(d)
+        self.coord_dim = self.dim + 1
+
+    @property
+    def spec(self) -> str:
+        return f"S{self.dim}"
+
+    @property
+    def log_volume(self) -> float:
+        return log_sphere_volume(self.dim)
+
+    # ------------------------------------------------------------------ maps
+    def projx(self, x):
+        return x / _safe_norm(x, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny ** 0.5)
+
+    def proju(self, x, u):
+        return u - (x * u).sum(-1, keepdim=True) * x
+
+    def expmap(self, x, u):
+        # exp_x(u) = cos|u| x + sin|u| u/|u|, written with sinc so that u -> 0 is exact and differentiable.
+        n = _safe_norm(u, keepdim=True)
+        return self.projx(torch.cos(n) * x + sinc(n) * u)
+
+    def _angle(self, x, y):
+        # 2 atan2(|x - y|, |x + y|) is accurate for near, far and antipodal pairs alike (unlike acos).
+        return 2 * torch.atan2(_safe_norm(x - y), _safe_norm(x + y))
+
+    def dist(self, x, y):
+        return self._angle(x, y)
+
+    def logmap(self, x, y):
+        theta = self._angle(x, y).unsqueeze(-1)
+        v = y - (x * y).sum(-1, keepdim=True) * x  # |v| = sin(theta)
+        vn = _safe_norm(v, keepdim=True)
+        eps = tol(x.dtype, "eps")
+        # At the antipode every direction is a minimising geodesic; pick a fixed one so values stay finite.
+        antipodal = (vn < eps) & (theta > math.pi / 2)
+        if antipodal.any():
+            v = torch.where(antipodal, self._some_tangent(x), v)
+            vn = torch.where(antipodal, torch.ones_like(vn), vn)
+        small = theta < eps ** 0.5 * 10
+        factor = torch.where(small, 1 + theta * theta / 6,
+                             theta / torch.where(small, torch.ones_like(vn), vn))
+        return factor * v
+
+    def _some_tangent(self, x):
+        """A unit tangent vector at x: the coordinate axis least aligned with x, projected."""
+        k = x.abs().argmin(-1, keepdim=True)
+        e = torch.zeros_like(x).scatter_(-1, k, 1.0)
+        e = self.proju(x, e)
+        return e / _safe_norm(e, keepdim=True).clamp_min(tol(x.dtype, "eps"))
+
+    def geodesic(self, x, y, t):
+        u = self.logmap(x, y)
+        theta = _safe_norm(u, keepdim=True)
+        tt = t.unsqueeze(-1) * theta
+        # x_t = cos(t th) x + t sinc(t th) u ;  dx_t/dt = -th sin(t th) x + cos(t th) u
+        x_t = torch.cos(tt) * x + t.unsqueeze(-1) * sinc(tt) * u
+        dx_t = -theta * torch.sin(tt) * x + torch.cos(tt) * u
+        return self.projx(x_t), dx_t
+
+    def transp(self, x, y, u):
+        return u - ((y * u).sum(-1, keepdim=True) / (1 + (x * y).sum(-1, keepdim=True))) * (x + y)
+
+    # ------------------------------------------------------------------ distributions
+    def sample_base(self, n: Shape, generator: Optional[torch.Generator] = None,
+                    dtype=torch.float32, device=None):
+        z = torch.randn(*as_shape(n), self.coord_dim, generator=generator, dtype=dtype, device=device)
+        return self.projx(z)
+
+    def base_log_prob(self, x):
+        return torch.full(x.shape[:-1], -self.log_volume, dtype=x.dtype, device=x.device)
+
+    _coord_stem = "s"
+
+    def _check_on_manifold(self, x, atol):
+        err = ((x * x).sum(-1).sqrt() - 1).abs()
+        bad = err > atol
+        if bad.any():
+            return False, (f"norm differs from 1 by up to {err.max().item():.3g} (tolerance {atol:.1g}) "
+                           f"in {_rows_message(bad)}")
+        return True, ""
+
+
+class SO3(Sphere):
+    """Rotations as unit quaternions stored ``(..., 4)`` in x, y, z, w order (roma's and SciPy's), with
+    ``q`` and ``-q`` the same point.
+
+    The metric is the one S^3 induces, so :meth:`dist` is ``arccos |<q, p>|`` (half the rotation angle)
+    and the total volume is pi^2, half of S^3's. :meth:`logmap` takes the nearer representative of ``y``.
+    Points are not forced into one hemisphere (flows must move continuously); use :meth:`canonical` for
+    output.
+    """
+
+    def __init__(self):
+        super().__init__(3)
+
+    @property
+    def spec(self) -> str:
+        return "SO3"
+
+    @property
+    def log_volume(self) -> float:
+        return log_sphere_volume(3) - math.log(2.0)
+
+    @staticmethod
+    def _align(x, y):
+        """``y`` or ``-y``, whichever is nearer ``x``."""
+        s = torch.where((x * y).sum(-1, keepdim=True) < 0, -1.0, 1.0).to(y.dtype)
+        return s * y
+
+    def dist(self, x, y):
+        return super().dist(x, self._align(x, y))
+
+    def logmap(self, x, y):
+        return super().logmap(x, self._align(x, y))
+
+    def geodesic(self, x, y, t):
+        return super().geodesic(x, self._align(x, y), t)
+
+    @staticmethod
+    def canonical(q):
+        """The representative with w >= 0 (w is the last coordinate in xyzw order)."""
+        return torch.where(q[..., 3:4] < 0, -q, q)
+
+    def coord_names(self, prefix: str = "") -> list:
+        return [f"{prefix}q{c}" for c in "xyzw"]
