@@ -1,0 +1,223 @@
+"""Validation of data points at entry: the one gate every loader (and the trainer) passes data through.
+
+``validate_points`` checks the layout against a :class:`~posegen.manifolds.Product`, refuses or drops
+non-finite rows, renormalises sphere/SO3 rows that are slightly off the unit sphere (with a warning),
+refuses those that are far off, and refuses (or wraps) torus angles outside ``[-pi, pi]``.
+
+Quaternion helpers live here too: posegen stores quaternions ``(..., 4)`` in x, y, z, w order; files may
+hold w, x, y, z, and every loader converts on entry with :func:`quat_to_xyzw`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Callable, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..manifolds import Product, Sphere, Torus, parse, tol, wrap_angle
+
+NONFINITE = ("raise", "drop")
+QUAT_ORDERS = ("xyzw", "wxyz")
+
+
+class DataWarning(UserWarning):
+    """Data were changed on entry (rows dropped, quaternions renormalised); the message gives counts."""
+
+
+# ---------------------------------------------------------------------- small helpers
+def _first_rows(bad: torch.Tensor, row_label: Optional[Callable[[int], str]] = None, limit: int = 5) -> str:
+    """``"rows [3, 7, 9] and 12 more"`` for a boolean mask ``(N,)``; labels rows with ``row_label``."""
+    idx = bad.nonzero().flatten()[: limit].tolist()
+    n = int(bad.sum())
+    shown = [row_label(i) if row_label else i for i in idx]
+    more = f" and {n - len(idx)} more" if n > len(idx) else ""
+    return f"rows {shown}{more}"
+
+
+def _factor_where(manifold: Product, i: int, labels: Optional[Sequence[str]]) -> str:
+    s = manifold.slices[i]
+    label = f" = {labels[i]}" if labels is not None else ""
+    return f"factor {i} ({manifold.factors[i].spec}, columns {s.start}:{s.stop}{label})"
+
+
+def layout(manifold: Product, labels: Optional[Sequence[str]] = None) -> str:
+    """Human-readable column layout, e.g. ``"R3 [0:3] + SO3 [3:7] (qx qy qz qw)"``."""
+    manifold = parse(manifold)
+    parts = []
+    for i, (f, s) in enumerate(zip(manifold.factors, manifold.slices)):
+        extra = f" {labels[i]}" if labels is not None else ""
+        extra += " (qx qy qz qw)" if f.spec == "SO3" else ""
+        parts.append(f"{f.spec} [{s.start}:{s.stop}]{extra}")
+    return " + ".join(parts)
+
+
+def check_nonfinite_mode(nonfinite: str) -> None:
+    if nonfinite not in NONFINITE:
+        raise ValueError(f"Invalid nonfinite={nonfinite!r}. Must be one of {NONFINITE}")
+
+
+def check_quat_order(order: str, name: str = "quat_order") -> str:
+    """Return ``order`` if it is ``"xyzw"`` or ``"wxyz"``; raise :class:`ValueError` naming ``name`` otherwise."""
+    if not isinstance(order, str) or order.lower() not in QUAT_ORDERS:
+        raise ValueError(f"Invalid {name}={order!r}. Must be one of {QUAT_ORDERS} "
+                         f"(xyzw: roma, SciPy, robosuite/robomimic; wxyz: Eigen, MuJoCo, Isaac)")
+    return order.lower()
+
+
+def quat_to_xyzw(q, order: str):
+    """Quaternions ``q (..., 4)`` stored in ``order`` -> x, y, z, w order (a permutation: exact)."""
+    order = check_quat_order(order)
+    if order == "xyzw":
+        return q
+    return q[..., [1, 2, 3, 0]]
+
+
+def quat_from_xyzw(q, order: str):
+    """Quaternions ``q (..., 4)`` in x, y, z, w order -> ``order`` (a permutation: exact)."""
+    order = check_quat_order(order)
+    if order == "xyzw":
+        return q
+    return q[..., [3, 0, 1, 2]]
+
+
+def convert_quats(manifold, x, order: str, to_xyzw: bool = True):
+    """Permute the SO3 factors' columns of ``x (..., coord_dim)`` from ``order`` to xyzw (or back).
+
+    Other factors (S3 included: it is not a rotation) are left as they are. Returns a new array/tensor
+    when anything moves, ``x`` itself when ``order`` is xyzw or there is no SO3 factor.
+    """
+    manifold = parse(manifold)
+    order = check_quat_order(order)
+    slices = [s for f, s in zip(manifold.factors, manifold.slices) if f.spec == "SO3"]
+    if order == "xyzw" or not slices:
+        return x
+    out = x.clone() if isinstance(x, torch.Tensor) else np.array(x, copy=True)
+    fn = quat_to_xyzw if to_xyzw else quat_from_xyzw
+    for s in slices:
+        out[..., s] = fn(x[..., s], order)
+    return out
+
+
+def as_float_tensor(x, name: str = "points", dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    """``x`` (tensor, array or nested list) as a floating-point tensor; integers become ``dtype`` or the
+    default dtype, booleans and other types are refused."""
+    if not isinstance(x, torch.Tensor):
+        try:
+            x = torch.as_tensor(np.asarray(x))
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{name} must be a tensor or array of numbers, got {type(x).__name__} ({e})") from None
+    if x.dtype == torch.bool or x.is_complex():
+        raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
+    if not x.is_floating_point():
+        x = x.to(dtype or torch.get_default_dtype())
+    elif dtype is not None:
+        x = x.to(dtype)
+    return x
+
+
+# ---------------------------------------------------------------------- the gate
+def validate_points(manifold, x, *, name: str = "points", nonfinite: str = "raise",
+                    renormalize_tol: float = 0.05, wrap: bool = False,
+                    labels: Optional[Sequence[str]] = None,
+                    row_label: Optional[Callable[[int], str]] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Check data points ``x (N, coord_dim)`` against ``manifold`` and return ``(x_clean, keep_mask)``.
+
+    ``manifold`` is a Product, a factor or a spec string (``"R3 x T7 x SO3"``); ``x`` a float tensor or
+    array (integers are converted to the default dtype). ``keep_mask (N,)`` is True for the rows of ``x``
+    that are in ``x_clean``. ``x_clean`` is ``x`` itself when nothing needed changing (values that pass are
+    never rewritten, so data round-trip bit for bit).
+
+    * Wrong shape or width -> :class:`ValueError` giving the expected layout.
+    * Rows with NaN or inf: ``nonfinite="raise"`` refuses them (count and first rows);
+      ``nonfinite="drop"`` drops them with a :class:`DataWarning` giving the count.
+    * Sphere and SO3 factors: rows whose norm is off 1 by at most the dtype's ``unit`` tolerance
+      (:data:`posegen.manifolds.TOLERANCES`) pass; off by at most ``renormalize_tol`` are normalised
+      with a :class:`DataWarning` (count); farther off, or zero, -> :class:`ValueError` naming the factor,
+      its columns and the rows.
+    * Torus factors: angles must be radians in ``[-pi, pi]`` (within the unit tolerance). Otherwise
+      :class:`ValueError` with a hint (degrees? unwrapped joint angles?), unless ``wrap=True``, which
+      wraps every angle outside ``[-pi, pi)`` into it (angles inside are left untouched).
+    * Euclidean factors: only finiteness is checked.
+
+    ``labels`` (one string per factor, e.g. the file keys) and ``row_label`` (row index -> string, e.g.
+    ``"demo_3[17]"``) only make the messages name things the way the caller's file does.
+    """
+    manifold = parse(manifold)
+    check_nonfinite_mode(nonfinite)
+    if labels is not None and len(labels) != len(manifold.factors):
+        raise ValueError(f"labels has {len(labels)} entries but {manifold!r} has {len(manifold.factors)} factors")
+    if not (isinstance(renormalize_tol, (int, float)) and renormalize_tol >= 0):
+        raise ValueError(f"renormalize_tol must be a number >= 0, got {renormalize_tol!r}")
+    x = as_float_tensor(x, name)
+    if x.dim() != 2 or x.shape[1] != manifold.coord_dim:
+        raise ValueError(f"{name} must have shape (N, {manifold.coord_dim}) for {manifold!r} with columns "
+                         f"{layout(manifold, labels)}; got shape {tuple(x.shape)}")
+    n = x.shape[0]
+    keep = torch.ones(n, dtype=torch.bool, device=x.device)
+    dropped = None
+
+    # 1. non-finite rows
+    bad = ~torch.isfinite(x).all(1)
+    if bad.any():
+        count = int(bad.sum())
+        if nonfinite == "raise":
+            raise ValueError(f"{name}: {count} of {n} rows contain NaN or inf ({_first_rows(bad, row_label)}); "
+                             f"clean them, or pass nonfinite='drop' to drop them")
+        dropped = f"{name}: dropped {count} of {n} rows containing NaN or inf ({_first_rows(bad, row_label)})"
+        keep = ~bad
+        x = x[keep]
+        # messages below index the kept rows; map them back to the caller's rows
+        orig, inner = keep.nonzero().flatten().tolist(), row_label or (lambda j: j)
+        row_label = lambda i: inner(orig[i])  # noqa: E731
+
+    # 2. factor by factor: refuse first, then change (so a refusal leaves no warnings behind)
+    unit = tol(x.dtype, "unit")
+    fixes = []  # (columns, rows (N,) or cells (N, k) to replace, replacement, warning or None)
+    for i, (f, s) in enumerate(zip(manifold.factors, manifold.slices)):
+        a = x[:, s]
+        if isinstance(f, Sphere):  # includes SO3
+            norm = a.norm(dim=1)
+            err = (norm - 1).abs()
+            far = (err > renormalize_tol) | (norm <= torch.finfo(x.dtype).tiny)
+            if far.any():
+                raise ValueError(
+                    f"{name}: {_factor_where(manifold, i, labels)} must hold unit vectors, but "
+                    f"{int(far.sum())} of {a.shape[0]} rows have norm off 1 by more than renormalize_tol="
+                    f"{renormalize_tol:g} (norms {_sample(norm[far])}; {_first_rows(far, row_label)})")
+            near = err > unit
+            if near.any():
+                fixes.append((s, near.unsqueeze(1), a / norm.unsqueeze(1),
+                              f"{name}: renormalised {int(near.sum())} of {a.shape[0]} rows of "
+                              f"{_factor_where(manifold, i, labels)} whose norm was off 1 by up to "
+                              f"{err.max().item():.3g} (more than the {x.dtype} tolerance {unit:g})"))
+        elif isinstance(f, Torus):
+            if wrap:
+                outside = (a < -math.pi) | (a >= math.pi)
+                if outside.any():
+                    fixes.append((s, outside, wrap_angle(a), None))
+                continue
+            outside = ((a < -math.pi - unit) | (a > math.pi + unit)).any(1)
+            if outside.any():
+                raise ValueError(
+                    f"{name}: {_factor_where(manifold, i, labels)} holds angles outside [-pi, pi] in "
+                    f"{int(outside.sum())} of {a.shape[0]} rows (max |angle| {a.abs().max().item():.4g}; "
+                    f"{_first_rows(outside, row_label)}). Torus angles are radians in [-pi, pi): are they "
+                    f"degrees (convert, or angle_unit='deg' for tables)? Unwrapped joint angles? "
+                    f"Pass wrap=True to wrap them")
+    if dropped:
+        warnings.warn(dropped, DataWarning, stacklevel=2)
+    out = x.clone() if fixes else x
+    for s, where, value, message in fixes:
+        out[:, s] = torch.where(where, value, x[:, s])
+        if message:
+            warnings.warn(message, DataWarning, stacklevel=2)
+    manifold.check_point(out)  # a last net: any factor type added later still gets its own check
+    return out, keep
+
+
+def _sample(v: torch.Tensor, limit: int = 3) -> str:
+    vals = [f"{float(a):.4g}" for a in v[:limit]]
+    return "[" + ", ".join(vals) + (", ...]" if v.numel() > limit else "]")
