@@ -8,6 +8,7 @@ velocity model, one ODE integrator and one exact likelihood; sample and score po
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import manifolds
+from .flow import PoseFlow
 from .manifolds import parse, wrap_angle
 
 try:
@@ -15,4 +16,4 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["manifolds", "parse", "wrap_angle", "__version__"]
+__all__ = ["manifolds", "parse", "wrap_angle", "PoseFlow", "__version__"]

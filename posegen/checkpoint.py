@@ -1,0 +1,78 @@
+"""Checkpoint files that are safe to open from strangers and written atomically.
+
+A checkpoint is a ``torch.save`` of plain data only: a dict of tensors, numbers, strings, lists and dicts.
+It is always read with ``torch.load(..., weights_only=True)``, which refuses pickled objects (code) before
+running any of it. Every file carries ``format``, ``format_version``, ``posegen_version``; model files carry
+the manifold spec and the model settings.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import torch
+
+FORMAT = "posegen-checkpoint"
+FORMAT_VERSION = 1
+
+
+def atomic_save(obj: Any, path) -> Path:
+    """``torch.save(obj)`` to a temporary file in the same folder, fsync, then ``os.replace``: a crash or a
+    full disk leaves either the old file or the new one, never a torn one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save_checkpoint(payload: Dict[str, Any], path, kind: str = "model") -> Path:
+    """Write ``payload`` (plain data) with the format header added."""
+    from . import __version__
+
+    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "posegen_version": __version__, "kind": kind}
+    return atomic_save({**header, **payload}, path)
+
+
+def load_checkpoint(path, map_location=None, kind: Optional[str] = None) -> Dict[str, Any]:
+    """Read a posegen checkpoint with ``weights_only=True``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a posegen checkpoint (including any file that needs arbitrary unpickling, which is
+            refused without running it), a newer format version, or a checkpoint of another ``kind``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{str(path)!r} is not a posegen checkpoint: it holds pickled objects that are not "
+                         f"plain data, and posegen refuses to unpickle them (weights_only=True): "
+                         f"{str(e).splitlines()[0]}") from None
+    except Exception as e:  # zip/tar errors, truncated files, random bytes
+        raise ValueError(f"{str(path)!r} is not a readable posegen checkpoint ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else 'unreadable'})") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise ValueError(f"{str(path)!r} is not a posegen checkpoint (no '{FORMAT}' header)")
+    version = obj.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(f"{str(path)!r} has checkpoint format version {version!r}; this posegen reads "
+                         f"versions up to {FORMAT_VERSION}: upgrade posegen")
+    if kind is not None and obj.get("kind") != kind:
+        raise ValueError(f"{str(path)!r} is a posegen '{obj.get('kind')}' checkpoint, expected '{kind}'")
+    return obj

@@ -1,0 +1,369 @@
+r"""PoseFlow: the object users train, save, sample and score.
+
+A continuous normalizing flow on a product manifold ``M``: a velocity field ``v(t, x)`` carries the base
+distribution ``p_0`` (standard normal on R^d factors, uniform on compact ones) at ``t = 0`` to the model
+density ``p_1`` at ``t = 1``. Its exact log-likelihood is
+
+.. math::  \log p_1(x) = \log p_0(x_0) - \int_0^1 \operatorname{div}_M v(t, x_t)\, dt,
+
+integrated backwards from ``x_1 = x``. Densities are w.r.t. the Riemannian volume of ``M`` as stored
+(Lebesgue on R^d, arc length on each angle, surface measure on spheres, pi^2 total on SO3).
+
+Euclidean coordinates are standardised with the training data's mean and std (``fit_standardization``):
+the flow runs on ``z = (x - loc) / scale`` so the N(0, I) base covers the data, and ``log_prob`` adds the
+change of variables ``-sum(log scale)``.
+
+A flow trained with Moser Flow (``parametrization="moser"``) has the density in closed form,
+``mu = nu - div u`` with ``u`` the (time-independent) network, and samples with the ODE
+``v_t = u / ((1 - t) nu + t mu)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+import torch
+from torch import nn
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .manifolds import SO3, Product, parse
+from .models import VelocityMLP
+from .solvers import divergence as _divergence
+from .solvers.ode import check_method, integrate
+
+PARAMETRIZATIONS = ("cnf", "moser")
+DEFAULT_SOLVER = {"method": "rk4", "steps": 32, "step": "project", "atol": 1e-5, "rtol": 1e-5}
+
+
+def _make_generator(generator, seed):
+    if generator is not None and seed is not None:
+        raise ValueError("pass either generator= or seed=, not both")
+    if seed is not None:
+        generator = torch.Generator().manual_seed(int(seed))
+    return generator
+
+
+class PoseFlow(nn.Module):
+    """A density on a product manifold, learned as a continuous normalizing flow.
+
+    Args:
+        manifold: a spec string (``"R3 x T7 x S3"``) or a :class:`~posegen.manifolds.Product`.
+        hidden, depth, activation, time_freqs: velocity MLP settings (:class:`~posegen.models.VelocityMLP`).
+        cond_dim: size of the conditioning vector for conditional densities ``p(x | c)`` (0: none).
+        conditioning: ``"concat"`` or ``"film"``.
+        parametrization: ``"cnf"`` (ODE flow; CNFM, RFM and interpolant objectives) or ``"moser"``
+            (density ``nu - div u``; compact manifolds only).
+        moser_eps: floor of the Moser density in ``log_prob`` and in the sampling ODE.
+        solver: default integrator settings for ``sample``/``log_prob`` (method, steps, step, atol, rtol).
+
+    Example::
+
+        M = pg.manifolds.parse("R3 x T7 x S3")
+        flow = pg.PoseFlow(M)
+        x = flow.sample(1000, seed=0)     # (1000, 14)
+        lp = flow.log_prob(x)             # (1000,)
+    """
+
+    def __init__(self, manifold, *, hidden: int = 256, depth: int = 4, cond_dim: int = 0,
+                 conditioning: str = "concat", activation: str = "silu", time_freqs: int = 4,
+                 parametrization: str = "cnf", moser_eps: float = 1e-5,
+                 solver: Optional[Dict[str, Any]] = None):
+        super().__init__()
+        self.manifold: Product = parse(manifold)
+        if parametrization not in PARAMETRIZATIONS:
+            raise ValueError(f'Invalid parametrization "{parametrization}". Must be one of {set(PARAMETRIZATIONS)}')
+        if parametrization == "moser" and not self.manifold.compact:
+            raise ValueError(f"Moser Flow needs a compact manifold (its density nu - div u is normalised by the "
+                             f"divergence theorem on a closed manifold); {self.manifold!r} has Euclidean "
+                             f"factors. Use objective 'cnfm', 'rfm' or 'interpolant' instead")
+        self.solver = dict(DEFAULT_SOLVER, **(solver or {}))
+        check_method(self.solver["method"], self.solver["step"])
+        self.config = dict(manifold=repr(self.manifold), hidden=int(hidden), depth=int(depth),
+                           cond_dim=int(cond_dim), conditioning=conditioning, activation=activation,
+                           time_freqs=int(time_freqs), parametrization=parametrization,
+                           moser_eps=float(moser_eps), solver=dict(self.solver))
+        self.net = VelocityMLP(self.manifold, hidden=hidden, depth=depth, cond_dim=cond_dim,
+                               conditioning=conditioning, activation=activation, time_freqs=time_freqs)
+        D = self.manifold.coord_dim
+        self.register_buffer("loc", torch.zeros(D))
+        self.register_buffer("scale", torch.ones(D))
+        self.register_buffer("cond_loc", torch.zeros(max(int(cond_dim), 0)))
+        self.register_buffer("cond_scale", torch.ones(max(int(cond_dim), 0)))
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def cond_dim(self) -> int:
+        return self.config["cond_dim"]
+
+    @property
+    def parametrization(self) -> str:
+        return self.config["parametrization"]
+
+    @property
+    def device(self) -> torch.device:
+        return self.loc.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.loc.dtype
+
+    def extra_repr(self) -> str:
+        return f"manifold={self.manifold!r}, parametrization={self.parametrization}, cond_dim={self.cond_dim}"
+
+    # ------------------------------------------------------------------ standardisation
+    @torch.no_grad()
+    def fit_standardization(self, points: torch.Tensor, conditions: Optional[torch.Tensor] = None) -> "PoseFlow":
+        """Set ``loc``/``scale`` of the Euclidean coordinates (and of the conditions) from data.
+
+        ``points (N, coord_dim)`` in user coordinates; ``conditions (N, cond_dim)``. Non-Euclidean
+        coordinates keep loc 0 and scale 1 (the map is the identity on them).
+        """
+        mask = self.manifold.euclidean_mask.to(points.device)
+        pts = points.to(self.loc)
+        loc = torch.zeros_like(self.loc)
+        scale = torch.ones_like(self.scale)
+        if mask.any():
+            e = pts[:, mask]
+            loc[mask] = e.mean(0)
+            scale[mask] = e.std(0, unbiased=False).clamp_min(1e-6) if e.shape[0] > 1 else 1.0
+        self.loc.copy_(loc)
+        self.scale.copy_(scale)
+        if conditions is not None and self.cond_dim:
+            c = self._check_condition(conditions, conditions.shape[0], standardize=False)
+            self.cond_loc.copy_(c.mean(0))
+            self.cond_scale.copy_(c.std(0, unbiased=False).clamp_min(1e-6) if c.shape[0] > 1 else 1.0)
+        return self
+
+    def to_internal(self, x: torch.Tensor) -> torch.Tensor:
+        """User coordinates -> flow coordinates ``z = (x - loc) / scale`` (identity off R^d factors)."""
+        return (x - self.loc.to(x)) / self.scale.to(x)
+
+    def from_internal(self, z: torch.Tensor) -> torch.Tensor:
+        """Flow coordinates -> user coordinates."""
+        return z * self.scale.to(z) + self.loc.to(z)
+
+    @property
+    def log_abs_det(self) -> torch.Tensor:
+        """``log |det d z / d x|^{-1} = sum(log scale)``: subtract from internal log-densities."""
+        return self.scale.log().sum()
+
+    def _check_condition(self, condition, n: int, standardize: bool = True) -> Optional[torch.Tensor]:
+        if not self.cond_dim:
+            if condition is not None:
+                raise ValueError("this flow is unconditional (cond_dim=0) but condition= was given")
+            return None
+        if condition is None:
+            raise ValueError(f"this flow is conditional (cond_dim={self.cond_dim}): pass condition= with "
+                             f"shape ({n}, {self.cond_dim}) or ({self.cond_dim},)")
+        c = torch.as_tensor(condition, dtype=self.dtype, device=self.device)
+        if c.dim() == 1:
+            c = c.unsqueeze(0)
+        if c.dim() != 2 or c.shape[-1] != self.cond_dim or c.shape[0] not in (1, n):
+            raise ValueError(f"condition must have shape ({n}, {self.cond_dim}) or ({self.cond_dim},), "
+                             f"got {tuple(torch.as_tensor(condition).shape)}")
+        if not torch.isfinite(c).all():
+            raise ValueError("condition contains NaN or inf")
+        c = c.expand(n, self.cond_dim)
+        return (c - self.cond_loc) / self.cond_scale if standardize else c
+
+    # ------------------------------------------------------------------ the field
+    def velocity(self, t: torch.Tensor, z: torch.Tensor, condition: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Velocity in flow coordinates: ``t (B,)``, ``z (B, D)``, ``condition (B, C)`` (user units) -> ``(B, D)``."""
+        return self.net(t, z, self._check_condition(condition, z.shape[0]))
+
+    def velocity_and_div(self, t: torch.Tensor, z: torch.Tensor, condition: Optional[torch.Tensor] = None,
+                         method: str = "exact", generator: Optional[torch.Generator] = None):
+        """``(v (B, D), div_M v (B,))`` at flow coordinates ``z``; differentiable w.r.t. the parameters."""
+        t = torch.as_tensor(t, dtype=z.dtype, device=z.device).expand(z.shape[0])
+        c = self._check_condition(condition, z.shape[0])
+        if c is None:
+            return _divergence(lambda x, s: self.net(s, x), z, t, method=method, generator=generator)
+        return _divergence(lambda x, s, ci: self.net(s, x, ci), z, t, c, method=method, generator=generator)
+
+    def moser_density(self, z: torch.Tensor, condition: Optional[torch.Tensor] = None,
+                      method: str = "exact", generator: Optional[torch.Generator] = None):
+        """Moser Flow's ``(mu (B,), u (B, D))`` with ``mu = nu - div u`` (may be negative before training)."""
+        u, div = self.velocity_and_div(torch.zeros((), dtype=z.dtype, device=z.device), z, condition,
+                                       method=method, generator=generator)
+        return self.manifold.base_log_prob(z).exp() - div, u
+
+    # ------------------------------------------------------------------ sampling
+    def _solver(self, method, steps, step, atol, rtol):
+        s = dict(self.solver)
+        for k, v in dict(method=method, steps=steps, step=step, atol=atol, rtol=rtol).items():
+            if v is not None:
+                s[k] = v
+        check_method(s["method"], s["step"])
+        return s
+
+    def _chunks(self, n: int, batch_size: Optional[int]):
+        bs = n if not batch_size else int(batch_size)
+        if bs < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        return [(i, min(i + bs, n)) for i in range(0, n, bs)]
+
+    @torch.no_grad()
+    def sample(self, n: int, condition=None, *, method: Optional[str] = None, steps: Optional[int] = None,
+               step: Optional[str] = None, atol: Optional[float] = None, rtol: Optional[float] = None,
+               generator: Optional[torch.Generator] = None, seed: Optional[int] = None,
+               batch_size: Optional[int] = 65536, device=None, canonical: bool = True) -> torch.Tensor:
+        """Draw ``n`` samples ``(n, coord_dim)`` in user coordinates, on the manifold.
+
+        Args:
+            n: number of samples.
+            condition: ``(n, cond_dim)`` or one row ``(cond_dim,)`` broadcast to all samples (conditional flows).
+            method, steps, step, atol, rtol: integrator settings (defaults: ``self.solver``).
+            generator / seed: reproducibility; base noise is drawn on the CPU from this generator, so the
+                same seed gives the same samples on any device (up to floating-point differences).
+            batch_size: points integrated at once (memory bound).
+            device: where to integrate (defaults to the model's device; the model is moved there).
+            canonical: return SO3 quaternions in the w >= 0 hemisphere.
+        """
+        if int(n) != n or n < 0:
+            raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        n = int(n)
+        if device is not None:
+            self.to(device)
+        s = self._solver(method, steps, step, atol, rtol)
+        generator = _make_generator(generator, seed)
+        M = self.manifold
+        c_all = self._check_condition(condition, n, standardize=False)
+        z0 = M.sample_base(n, generator=generator, dtype=self.dtype).to(self.device)
+        out = []
+        for a, b in self._chunks(n, batch_size):
+            c = None if c_all is None else c_all[a:b]
+            if self.parametrization == "moser":
+                field = self._moser_field(c)
+            else:
+                field = lambda t, z, c=c: (self.velocity(t, z, c), None)  # noqa: E731
+            out.append(integrate(field, z0[a:b], M, 0.0, 1.0, method=s["method"], steps=s["steps"],
+                                 step=s["step"], atol=s["atol"], rtol=s["rtol"]))
+        x = self.from_internal(torch.cat(out) if out else z0)
+        x = M.projx(x)
+        if canonical:
+            x = _canonical_so3(M, x)
+        return x
+
+    def _moser_field(self, c):
+        eps = self.config["moser_eps"]
+
+        def field(t, z):
+            with torch.enable_grad():
+                mu, u = self.moser_density(z, c)
+            nu = self.manifold.base_log_prob(z).exp()
+            p_t = (1 - t) * nu + t * mu.clamp_min(eps)
+            return (u / p_t.unsqueeze(-1)).detach(), None
+
+        return field
+
+    # ------------------------------------------------------------------ likelihood
+    def log_prob(self, x: torch.Tensor, condition=None, *, method: Optional[str] = None,
+                 steps: Optional[int] = None, step: Optional[str] = None, atol: Optional[float] = None,
+                 rtol: Optional[float] = None, divergence: str = "exact",
+                 generator: Optional[torch.Generator] = None, seed: Optional[int] = None,
+                 batch_size: Optional[int] = 8192, device=None) -> torch.Tensor:
+        """Natural log-density ``(N,)`` of points ``x (N, coord_dim)`` w.r.t. the Riemannian volume.
+
+        Args:
+            x: points in user coordinates; checked against the manifold (clear error if off it).
+            condition: ``(N, cond_dim)`` or ``(cond_dim,)`` for conditional flows.
+            method, steps, step, atol, rtol: integrator settings (defaults: ``self.solver``).
+            divergence: ``"exact"`` (trace of the Jacobian, torch.func) or ``"hutchinson"`` (unbiased
+                stochastic estimate; pass a generator/seed to make it reproducible).
+            batch_size: points integrated at once.
+        """
+        if device is not None:
+            self.to(device)
+        x = torch.as_tensor(x)
+        if not x.is_floating_point():
+            x = x.to(self.dtype)
+        self.manifold.check_point(x)
+        lead = x.shape[:-1]
+        x = x.reshape(-1, self.manifold.coord_dim).to(self.device, self.dtype)
+        n = x.shape[0]
+        s = self._solver(method, steps, step, atol, rtol)
+        generator = _make_generator(generator, seed)
+        c_all = self._check_condition(condition, n, standardize=False)
+        z_all = self.to_internal(x)
+        out = []
+        for a, b in self._chunks(n, batch_size):
+            z = z_all[a:b]
+            c = None if c_all is None else c_all[a:b]
+            with torch.no_grad():
+                if self.parametrization == "moser":
+                    mu, _ = self.moser_density(z, c, method=divergence, generator=generator)
+                    lp = mu.clamp_min(self.config["moser_eps"]).log()
+                else:
+                    def field(t, zz, c=c):
+                        v, div = self.velocity_and_div(t, zz, c, method=divergence, generator=generator)
+                        return v, div.unsqueeze(-1)
+
+                    z0, e0 = integrate(field, z, self.manifold, 1.0, 0.0, extra=z.new_zeros(b - a, 1),
+                                       method=s["method"], steps=s["steps"], step=s["step"],
+                                       atol=s["atol"], rtol=s["rtol"])
+                    lp = self.manifold.base_log_prob(z0) + e0.squeeze(-1)
+            out.append(lp)
+        lp = torch.cat(out) if out else z_all.new_zeros(0)
+        return (lp - self.log_abs_det).reshape(lead)
+
+    # ------------------------------------------------------------------ files
+    def save(self, path, extra: Optional[Dict[str, Any]] = None):
+        """Write a safe, atomic checkpoint (plain data: tensors, numbers, strings; no pickled objects).
+
+        It carries the format version, the manifold spec, the model settings and the posegen version;
+        ``extra`` (plain data, e.g. training metadata) is stored alongside.
+        """
+        state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
+        return save_checkpoint({"manifold": repr(self.manifold), "config": self.config, "state_dict": state,
+                                "extra": extra or {}}, path, kind="model")
+
+    @classmethod
+    def load(cls, path, map_location=None, manifold=None) -> "PoseFlow":
+        """Load a flow saved by :meth:`save` (or a trainer checkpoint's model).
+
+        Args:
+            path: the checkpoint file.
+            map_location: device to put the tensors on (like ``torch.load``).
+            manifold: if given, the checkpoint must be for this manifold (clear error otherwise).
+        """
+        ck = load_checkpoint(path, map_location="cpu", kind=None)
+        if ck.get("kind") not in ("model", "training"):
+            raise ValueError(f"{str(path)!r} is a posegen '{ck.get('kind')}' checkpoint, not a model")
+        flow = cls.from_state(ck["model"] if ck.get("kind") == "training" else ck, source=str(path))
+        if manifold is not None and parse(manifold) != flow.manifold:
+            raise ValueError(f"{str(path)!r} holds a flow on {flow.manifold!r}, not on {parse(manifold)!r}")
+        if map_location is not None:
+            flow.to(map_location)
+        return flow
+
+    @classmethod
+    def from_state(cls, ck: Dict[str, Any], source: str = "checkpoint") -> "PoseFlow":
+        """Rebuild from the plain-data dict of :meth:`state` (``config`` + ``state_dict``)."""
+        try:
+            config = dict(ck["config"])
+            state = ck["state_dict"]
+        except (KeyError, TypeError):
+            raise ValueError(f"{source} has no model config/state_dict") from None
+        spec = config.pop("manifold")
+        try:
+            flow = cls(spec, **config)
+        except TypeError as e:
+            raise ValueError(f"{source} has model settings this posegen does not know: {e}") from None
+        missing, unexpected = flow.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"{source} does not match a {spec!r} flow with these settings "
+                             f"(missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]})")
+        return flow
+
+    def state(self) -> Dict[str, Any]:
+        """Plain-data description of this flow (config and tensors) for embedding in other checkpoints."""
+        return {"manifold": repr(self.manifold), "config": self.config,
+                "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
+
+
+def _canonical_so3(M: Product, x: torch.Tensor) -> torch.Tensor:
+    if not any(isinstance(f, SO3) for f in M.factors):
+        return x
+    parts = [SO3.canonical(p) if isinstance(f, SO3) else p for f, p in zip(M.factors, M.split(x))]
+    return torch.cat(parts, -1)
+
