@@ -4,8 +4,9 @@
 non-finite rows, renormalises sphere/SO3 rows that are slightly off the unit sphere (with a warning),
 refuses those that are far off, and refuses (or wraps) torus angles outside ``[-pi, pi]``.
 
-Quaternion helpers live here too: posegen stores quaternions ``(..., 4)`` in x, y, z, w order; files may
-hold w, x, y, z, and every loader converts on entry with :func:`quat_to_xyzw`.
+posegen stores quaternions ``(..., 4)`` in x, y, z, w order; files may hold w, x, y, z, and every loader
+converts on entry with :func:`convert_quats` (a product's SO3 columns) or
+:func:`posegen.rotations.convert_quat_order`.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import numpy as np
 import torch
 
 from ..manifolds import Product, Sphere, Torus, parse, tol, wrap_angle
+from ..rotations import check_quat_order, convert_quat_order
 
 NONFINITE = ("raise", "drop")
-QUAT_ORDERS = ("xyzw", "wxyz")
 
 
 class DataWarning(UserWarning):
@@ -59,45 +60,22 @@ def check_nonfinite_mode(nonfinite: str) -> None:
         raise ValueError(f"Invalid nonfinite={nonfinite!r}. Must be one of {NONFINITE}")
 
 
-def check_quat_order(order: str, name: str = "quat_order") -> str:
-    """Return ``order`` if it is ``"xyzw"`` or ``"wxyz"``; raise :class:`ValueError` naming ``name`` otherwise."""
-    if not isinstance(order, str) or order.lower() not in QUAT_ORDERS:
-        raise ValueError(f"Invalid {name}={order!r}. Must be one of {QUAT_ORDERS} "
-                         f"(xyzw: roma, SciPy, robosuite/robomimic; wxyz: Eigen, MuJoCo, Isaac)")
-    return order.lower()
+def convert_quats(manifold, x: torch.Tensor, order: str, to_xyzw: bool = True) -> torch.Tensor:
+    """Reorder the SO3 factors' columns of ``x (..., coord_dim)`` from ``order`` to xyzw (or, with
+    ``to_xyzw=False``, from xyzw to ``order``) with :func:`posegen.rotations.convert_quat_order`.
 
-
-def quat_to_xyzw(q, order: str):
-    """Quaternions ``q (..., 4)`` stored in ``order`` -> x, y, z, w order (a permutation: exact)."""
-    order = check_quat_order(order)
-    if order == "xyzw":
-        return q
-    return q[..., [1, 2, 3, 0]]
-
-
-def quat_from_xyzw(q, order: str):
-    """Quaternions ``q (..., 4)`` in x, y, z, w order -> ``order`` (a permutation: exact)."""
-    order = check_quat_order(order)
-    if order == "xyzw":
-        return q
-    return q[..., [3, 0, 1, 2]]
-
-
-def convert_quats(manifold, x, order: str, to_xyzw: bool = True):
-    """Permute the SO3 factors' columns of ``x (..., coord_dim)`` from ``order`` to xyzw (or back).
-
-    Other factors (S3 included: it is not a rotation) are left as they are. Returns a new array/tensor
-    when anything moves, ``x`` itself when ``order`` is xyzw or there is no SO3 factor.
+    Other factors (S3 included: it is not a rotation) are left as they are. Returns ``x`` itself when
+    ``order`` is xyzw or there is no SO3 factor, else a new tensor. Exact (a permutation).
     """
     manifold = parse(manifold)
     order = check_quat_order(order)
     slices = [s for f, s in zip(manifold.factors, manifold.slices) if f.spec == "SO3"]
     if order == "xyzw" or not slices:
         return x
-    out = x.clone() if isinstance(x, torch.Tensor) else np.array(x, copy=True)
-    fn = quat_to_xyzw if to_xyzw else quat_from_xyzw
+    src, dst = (order, "xyzw") if to_xyzw else ("xyzw", order)
+    out = x.clone()
     for s in slices:
-        out[..., s] = fn(x[..., s], order)
+        out[..., s] = convert_quat_order(x[..., s], src, dst)
     return out
 
 
