@@ -1,0 +1,246 @@
+"""Load robot poses from a robomimic HDF5 file into a :class:`PoseDataset`.
+
+robomimic layout::
+
+    data/                     attrs: total (frames in all), env_args (JSON string)
+    data/demo_<n>/            attrs: num_samples; demo numbering may start at 0 or 1
+    data/demo_<n>/obs/<key>   (T, width) per observation key
+    data/demo_<n>/actions     (T, action_dim)
+    mask/<filter>             1-D array of demo names (bytes), e.g. mask/train, mask/valid
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from ..manifolds import Euclidean, Product, parse
+from ..rotations import check_quat_order
+from .dataset import PoseDataset
+from .h5io import _attr_str, open_h5
+from .validate import check_nonfinite_mode, convert_quats, validate_points
+
+DEFAULT_KEYS = {"robot0_eef_pos": "R3", "robot0_eef_quat": "SO3", "robot0_joint_pos": "T7"}
+
+_DEMO = re.compile(r"^demo_(\d+)$")
+
+
+def demo_sort_key(name: str):
+    """Numeric order for ``demo_<n>`` names (demo_10 after demo_9); other names after them, by name."""
+    m = _DEMO.match(name)
+    return (0, int(m.group(1)), "") if m else (1, 0, name)
+
+
+def _check_frames(frames):
+    if frames is None or frames in ("first", "last"):
+        return frames
+    if isinstance(frames, (int, np.integer)) and not isinstance(frames, bool) and frames >= 1:
+        return int(frames)
+    raise ValueError(f"Invalid frames={frames!r}. Must be None (all frames), an integer stride >= 1, "
+                     f"'first' or 'last'")
+
+
+def _frame_slice(n: int, frames) -> slice:
+    """The frames of a demo of length ``n`` to load (h5py reads a slice without copying the rest)."""
+    if frames is None:
+        return slice(0, n)
+    if frames == "first":
+        return slice(0, min(n, 1))
+    if frames == "last":
+        return slice(max(n - 1, 0), n)
+    return slice(0, n, frames)
+
+
+def _quat_orders(quat_order, keys: Mapping[str, str]) -> Dict[str, str]:
+    """Per-key quaternion order for the SO3 keys; ``quat_order`` is one order or a dict per key."""
+    so3 = [k for k, tok in keys.items() if any(f.spec == "SO3" for f in parse(tok).factors)]
+    if isinstance(quat_order, Mapping):
+        extra = [k for k in quat_order if k not in so3]
+        if extra:
+            raise ValueError(f"quat_order names keys {extra} that are not SO3 keys; SO3 keys: {so3}")
+        out = {}
+        for k in so3:
+            try:
+                out[k] = check_quat_order(quat_order.get(k, "xyzw"))
+            except ValueError as e:
+                raise ValueError(f"quat_order[{k!r}]: {e}") from None
+        return out
+    try:
+        order = check_quat_order(quat_order)
+    except ValueError as e:
+        raise ValueError(f"quat_order: {e}") from None
+    return {k: order for k in so3}
+
+
+def _dataset(demo, key: str, name: str, path: str):
+    """``demo/obs/<key>``, or ``demo/<key>`` for demo-level arrays such as ``actions`` (conditions only)."""
+    obs = demo.get("obs")
+    if obs is not None and key in obs:
+        return obs[key]
+    if key in demo and not hasattr(demo[key], "keys"):
+        return demo[key]
+    available = sorted(obs.keys()) if obs is not None else []
+    raise ValueError(f"{path}: {name} has no obs key {key!r}; available obs keys: {available}"
+                     + ("" if obs is not None else f" (no 'obs' group; demo members: {sorted(demo.keys())})"))
+
+
+def load_robomimic(path, keys: Mapping[str, str] = DEFAULT_KEYS, *,
+                   quat_order: Union[str, Mapping[str, str]] = "xyzw",
+                   condition_keys: Optional[Sequence[str]] = None, frames=None, mask: Optional[str] = None,
+                   nonfinite: str = "raise", renormalize_tol: float = 0.05,
+                   dtype: torch.dtype = torch.float32) -> PoseDataset:
+    """Points on ``parse(" x ".join(keys.values()))`` from the observations of a robomimic file.
+
+    Parameters
+    ----------
+    path : the ``.hdf5`` file; opened read-only, nothing on disk changes (also when loading fails).
+    keys : ordered ``{obs key: manifold token}``, tokens ``R<d>``, ``T<n>``, ``S<d>``, ``SO3`` (or any spec
+        :func:`posegen.parse` reads); the product is the tokens in key order and each key's width must be
+        that token's ``coord_dim``. Default: end-effector position (R3), orientation (SO3), joints (T7).
+    quat_order : how the file stores the quaternions of SO3 keys: ``"xyzw"`` (robosuite/robomimic) or
+        ``"wxyz"``; one order, or a dict per key (keys left out are xyzw). Converted to xyzw on entry.
+    condition_keys : keys concatenated, in order, as ``conditions (N, c)``: obs keys, or demo-level arrays
+        such as ``"actions"``.
+    frames : None (every frame), an integer stride (every k-th frame of each demo, from its first),
+        ``"first"`` or ``"last"`` (one frame per demo).
+    mask : a filter of the file's ``mask`` group (``"train"``, ``"valid"``, ...), or None for every demo.
+    nonfinite, renormalize_tol : as in :func:`~posegen.data.validate.validate_points` (``"drop"`` drops
+        rows whose points or conditions hold NaN/inf, with a warning giving the count).
+    dtype : floating dtype of points and conditions.
+
+    Joint angles (T factors) are wrapped to ``[-pi, pi)`` on entry: robots record unwrapped, continuous
+    angles (e.g. 7.1 rad after a full turn), which are the same configuration as their wrapped values.
+    Quaternions off the unit sphere by at most ``renormalize_tol`` are normalised (warning), farther ones
+    refused.
+
+    Returns a :class:`PoseDataset` whose ``groups`` hold each point's demo index into ``group_names`` (the
+    demo names in numeric order: demo_9 before demo_10), and whose ``meta`` records the source file, keys,
+    quaternion orders, mask, frames and the file's ``env_args``.
+
+    Errors (nothing is loaded): missing file (:class:`FileNotFoundError`); not HDF5 or truncated, no
+    ``data`` group, unknown mask (lists the available ones), missing key (lists the demo's obs keys), a
+    key width that does not match its token, keys of different lengths within a demo, NaN/inf rows
+    (unless dropped), quaternions far from unit norm, unknown quaternion order (all :class:`ValueError`).
+    """
+    # ---- arguments first: nothing is opened for a call that cannot succeed
+    if not isinstance(keys, Mapping) or not keys:
+        raise ValueError(f"keys must be a non-empty mapping {{obs key: manifold token}}, got {keys!r}")
+    keys = dict(keys)
+    factors, labels, columns = [], [], []
+    for key, tok in keys.items():
+        try:
+            m = parse(tok)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"keys[{key!r}] = {tok!r}: {e}") from None
+        factors += list(m.factors)
+        labels += [key] * len(m.factors)
+        columns += [f"{key}.{c}" for c in m.coord_names()]
+    manifold = Product(*factors)
+    orders = _quat_orders(quat_order, keys)
+    frames = _check_frames(frames)
+    check_nonfinite_mode(nonfinite)
+    condition_keys = [condition_keys] if isinstance(condition_keys, str) else list(condition_keys or [])
+    if not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
+    path_s = str(path)
+
+    with open_h5(path, "robomimic") as f:
+        if "data" not in f or not hasattr(f["data"], "keys"):
+            raise ValueError(f"{path_s}: no 'data' group, so not a robomimic file (top-level members: "
+                             f"{sorted(f.keys())})")
+        data = f["data"]
+        names = sorted(data.keys(), key=demo_sort_key)
+        if mask is not None:
+            available = sorted(f["mask"].keys()) if "mask" in f else []
+            if mask not in available:
+                raise ValueError(f"{path_s}: unknown mask {mask!r}; available masks: {available}")
+            wanted = [_attr_str(v) for v in np.asarray(f["mask"][mask][()]).ravel()]
+            missing = [n for n in wanted if n not in data]
+            if missing:
+                raise ValueError(f"{path_s}: mask {mask!r} lists demos that are not in data/: {missing[:5]}")
+            names = sorted(set(wanted), key=demo_sort_key)
+        if not names:
+            raise ValueError(f"{path_s}: no demos to load (data/ is empty"
+                             + (f" or mask {mask!r} lists none)" if mask else ")"))
+
+        chunks, cond_chunks, group_idx, frame_idx = [], [], [], []
+        cond_columns: List[str] = []
+        for g, name in enumerate(names):
+            demo = data[name]
+            arrays = {}
+            for key, tok in keys.items():
+                arrays[key] = (_dataset(demo, key, name, path_s), parse(tok).coord_dim)
+            for key in condition_keys:
+                arrays["cond:" + key] = (_dataset(demo, key, name, path_s), None)
+            lengths = {}
+            for k, (d, width) in arrays.items():
+                shape = d.shape
+                got = 1 if len(shape) == 1 else (shape[1] if len(shape) == 2 else None)
+                label = k[5:] if k.startswith("cond:") else k
+                if width is not None and got != width:
+                    raise ValueError(f"{path_s}: {name}/obs/{label} has shape {shape}, but its token "
+                                     f"{keys[label]!r} needs (T, {width})")
+                if got is None:
+                    raise ValueError(f"{path_s}: {name}/{label} has shape {shape}; conditions need (T,) or (T, c)")
+                lengths[label] = shape[0]
+            if len(set(lengths.values())) > 1:
+                raise ValueError(f"{path_s}: {name} has keys of different lengths (ragged): {lengths}")
+            n = next(iter(lengths.values()))
+            sel = _frame_slice(n, frames)
+            idx = np.arange(n)[sel]
+            parts = []
+            for key in keys:
+                a = torch.from_numpy(np.asarray(arrays[key][0][sel], dtype=np.float64)).reshape(len(idx), -1)
+                if key in orders:
+                    a = convert_quats(keys[key], a, orders[key])
+                parts.append(a)
+            chunks.append(torch.cat(parts, 1))
+            if condition_keys:
+                cparts = [torch.from_numpy(np.asarray(arrays["cond:" + k][0][sel], dtype=np.float64))
+                          .reshape(len(idx), -1) for k in condition_keys]
+                if g == 0:
+                    cond_columns = [c for k, p in zip(condition_keys, cparts)
+                                    for c in ([k] if p.shape[1] == 1 else [f"{k}[{j}]" for j in range(p.shape[1])])]
+                cond_chunks.append(torch.cat(cparts, 1))
+            group_idx.append(torch.full((len(idx),), g, dtype=torch.int64))
+            frame_idx.append(torch.from_numpy(idx))
+        env_args = data.attrs.get("env_args")
+        total = data.attrs.get("total")
+        meta = {"format": "robomimic", "source": str(Path(path).resolve()), "keys": keys,
+                "quat_order": orders, "condition_keys": condition_keys, "mask": mask, "frames": frames,
+                "demos": len(names), "total": None if total is None else int(total),
+                "env_args": _json_or_str(env_args)}
+
+    x = torch.cat(chunks).to(dtype)
+    groups = torch.cat(group_idx)
+    frame_of = torch.cat(frame_idx)
+    c = torch.cat(cond_chunks).to(dtype) if condition_keys else None
+    if c is not None and c.shape[1] != len(cond_columns):
+        raise ValueError(f"{path_s}: condition keys {condition_keys} change width between demos")
+    # One validation over points and conditions together: a dropped row goes from both.
+    full = manifold if c is None else Product(*manifold.factors, Euclidean(c.shape[1]))
+    both = x if c is None else torch.cat([x, c], 1)
+    both, keep = validate_points(
+        full, both, name=Path(path_s).name, nonfinite=nonfinite, renormalize_tol=renormalize_tol, wrap=True,
+        labels=labels + ([f"conditions {condition_keys}"] if c is not None else []),
+        row_label=lambda i: f"{names[int(groups[i])]}[{int(frame_of[i])}]")
+    x = both[:, :manifold.coord_dim]
+    c = None if c is None else both[:, manifold.coord_dim:]
+    meta["dropped_rows"] = int((~keep).sum())
+    return PoseDataset(x, manifold, conditions=c, groups=groups[keep], group_names=names, columns=columns,
+                       condition_columns=cond_columns if c is not None else None, meta=meta)
+
+
+def _json_or_str(v):
+    if v is None:
+        return None
+    s = _attr_str(v)
+    try:
+        return json.loads(s)
+    except json.JSONDecodeError:
+        return s
