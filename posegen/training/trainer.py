@@ -1,0 +1,386 @@
+"""The training loop shared by every objective: data gate, EMA, validation NLL, atomic checkpoints, resume.
+
+Reproducibility: all randomness of a step (batch indices, SO3 sign flips, the objective's times, noise,
+kernel samples and Hutchinson probes) comes from one generator re-seeded from ``(seed, step, rank)`` at the
+start of the step. A resumed run therefore draws exactly what the uninterrupted run would have drawn, with
+no generator state to save, and each data-parallel rank draws its own batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..data.validate import validate_points
+from ..manifolds import SO3
+from ..objectives import make_objective
+from . import distributed as ddp
+from .ema import EMA
+
+LR_SCHEDULES = ("cosine", "constant")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+@dataclass
+class TrainConfig:
+    """Settings of :func:`train` (all plain data, stored in checkpoints)."""
+
+    objective: str = "cnfm"
+    objective_options: Dict[str, Any] = field(default_factory=dict)
+    steps: int = 2000
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    lr_schedule: str = "cosine"
+    warmup: int = 100
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    seed: int = 0
+    log_every: int = 50
+    val_every: int = 500
+    val_points: int = 2048
+    val_solver: Dict[str, Any] = field(default_factory=lambda: {"method": "rk4", "steps": 16})
+    patience: int = 0
+    checkpoint_every: int = 500
+    augment_so3: bool = True
+    bf16: bool = False
+    fit_standardization: bool = True
+    device: Optional[str] = None
+    progress: bool = True
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "log_every", "val_every", "checkpoint_every", "val_points"):
+            v = getattr(self, name)
+            if int(v) != v or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f'Invalid lr_schedule "{self.lr_schedule}". Must be one of {set(LR_SCHEDULES)}')
+        if self.patience < 0 or self.warmup < 0:
+            raise ValueError("patience and warmup must be >= 0")
+
+
+@dataclass
+class TrainResult:
+    flow: Any
+    history: List[Dict[str, Any]]
+    best_val_nll: Optional[float]
+    best_step: Optional[int]
+    steps_done: int
+    stopped_early: bool
+    out_dir: Optional[Path]
+
+
+def _split_data(data, name):
+    """``(points, conditions)`` from a tensor/array or a dataset with ``.points`` (and ``.conditions``)."""
+    if data is None:
+        return None, None
+    if hasattr(data, "points"):
+        return data.points, getattr(data, "conditions", None)
+    if isinstance(data, (tuple, list)) and len(data) == 2 and hasattr(data[0], "shape"):
+        return data[0], data[1]
+    return data, None
+
+
+def _step_seed(seed: int, step: int, rank: int) -> int:
+    return (seed * 0x9E3779B1 + step * 0x85EBCA77 + rank * 0xC2B2AE3D + 0x27D4EB2F) % (2 ** 63 - 1)
+
+
+class Trainer:
+    """Trains a :class:`~posegen.PoseFlow` with one of posegen's objectives. See :func:`train`."""
+
+    def __init__(self, flow, data, val_data=None, config: Optional[TrainConfig] = None, out_dir=None,
+                 resume: bool = False, metrics_path=None):
+        self.config = config or TrainConfig()
+        self.flow = flow
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.resume = resume
+        self.metrics_path = Path(metrics_path) if metrics_path else (
+            self.out_dir / "metrics.jsonl" if self.out_dir else None)
+        cfg = self.config
+        if cfg.device is not None:
+            device = torch.device(cfg.device)
+        else:
+            device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.dist = ddp.setup(device)
+        if device.type == "cuda" and self.dist.enabled:
+            device = torch.device("cuda", self.dist.local_rank)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' was requested but no CUDA device is available")
+        self.device = device
+        self.points, self.conditions = self._gate(data, "training data")
+        self.val_points, self.val_conditions = self._gate(val_data, "validation data")
+
+    # ------------------------------------------------------------------ data gate
+    def _gate(self, data, name):
+        points, conditions = _split_data(data, name)
+        if points is None:
+            return None, None
+        flow = self.flow
+        points, keep = validate_points(flow.manifold, points, name=name)
+        points = points.to(torch.get_default_dtype() if not points.is_floating_point() else points.dtype)
+        if points.shape[0] == 0:
+            raise ValueError(f"{name} is empty")
+        if flow.cond_dim:
+            if conditions is None:
+                raise ValueError(f"the flow is conditional (cond_dim={flow.cond_dim}) but {name} has no "
+                                 f"conditions")
+            conditions = torch.as_tensor(conditions)
+            if conditions.dim() != 2 or conditions.shape[1] != flow.cond_dim:
+                raise ValueError(f"{name} conditions must have shape (N, {flow.cond_dim}), got "
+                                 f"{tuple(conditions.shape)}")
+            conditions = conditions[keep.to(conditions.device)] if keep is not None else conditions
+            if conditions.shape[0] != points.shape[0]:
+                raise ValueError(f"{name}: {points.shape[0]} points but {conditions.shape[0]} condition rows")
+            if not torch.isfinite(conditions).all():
+                raise ValueError(f"{name} conditions contain NaN or inf")
+        elif conditions is not None:
+            raise ValueError(f"{name} has conditions but the flow is unconditional (cond_dim=0); "
+                             f"build it with PoseFlow(..., cond_dim={torch.as_tensor(conditions).shape[-1]})")
+        return points, conditions
+
+    # ------------------------------------------------------------------ pieces
+    def _lr_lambda(self, step: int) -> float:
+        cfg = self.config
+        warm = min(1.0, (step + 1) / cfg.warmup) if cfg.warmup else 1.0
+        if cfg.lr_schedule == "constant":
+            return warm
+        progress = min(1.0, step / max(1, cfg.steps))
+        return warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        M = self.flow.manifold
+        if not self.config.augment_so3 or not any(isinstance(f, SO3) for f in M.factors):
+            return x
+        x = x.clone()
+        for f, s in zip(M.factors, M.slices):
+            if isinstance(f, SO3):
+                sign = torch.randint(0, 2, (x.shape[0], 1), generator=gen).to(x) * 2 - 1
+                x[:, s] = x[:, s] * sign
+        return x
+
+    def _ckpt_path(self) -> Optional[Path]:
+        return self.out_dir / "ckpt.pt" if self.out_dir else None
+
+    def _save_state(self, step, opt, sched, ema, best) -> None:
+        if not self.out_dir or not self.dist.is_main:
+            return
+        save_checkpoint({
+            "model": self.flow.state(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(), "step": int(step), "best": dict(best),
+            "train_config": asdict(self.config),
+        }, self._ckpt_path(), kind="training")
+
+    def _log(self, record: Dict[str, Any]) -> None:
+        if self.metrics_path is None or not self.dist.is_main:
+            return
+        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.metrics_path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    @torch.no_grad()
+    def _validate(self, ema: EMA) -> float:
+        flow = copy.deepcopy(self.flow)
+        ema.copy_to(flow)
+        flow.eval()
+        n = min(self.config.val_points, self.val_points.shape[0])
+        x = self.val_points[:n].to(self.device, flow.dtype)
+        c = None if self.val_conditions is None else self.val_conditions[:n].to(self.device, flow.dtype)
+        lp = flow.log_prob(x, c, **self.config.val_solver)
+        return float(-lp.mean())
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> TrainResult:
+        cfg, flow, dev = self.config, self.flow, self.device
+        flow.to(dev)
+        start, ckpt = 0, None
+        if self.resume and self._ckpt_path() and self._ckpt_path().exists():
+            ckpt = load_checkpoint(self._ckpt_path(), map_location="cpu", kind="training")
+            saved = ckpt["train_config"]
+            for key in ("objective", "objective_options", "batch_size", "seed"):
+                if saved.get(key) != getattr(cfg, key):
+                    raise ValueError(f"cannot resume {self._ckpt_path()}: it was trained with {key}="
+                                     f"{saved.get(key)!r}, this run asks for {getattr(cfg, key)!r}")
+            if ckpt["model"]["manifold"] != repr(flow.manifold):
+                raise ValueError(f"cannot resume {self._ckpt_path()}: it holds a flow on "
+                                 f"{ckpt['model']['manifold']!r}, not {flow.manifold!r}")
+            flow.load_state_dict(ckpt["model"]["state_dict"])
+            start = int(ckpt["step"])
+        elif cfg.fit_standardization:
+            flow.fit_standardization(self.points, self.conditions)
+        flow.to(dev)
+        ddp.broadcast_parameters(flow, self.dist)
+
+        z = flow.to_internal(self.points.to(dev, flow.dtype))
+        cond = None if self.conditions is None else self.conditions.to(dev, flow.dtype)
+        objective = make_objective(cfg.objective, **cfg.objective_options)
+        objective.check(flow)
+        objective.setup(flow, z, cond)
+
+        opt = torch.optim.AdamW(flow.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, self._lr_lambda)
+        ema = EMA(flow, cfg.ema_decay)
+        best = {"val_nll": None, "step": None, "bad": 0}
+        if ckpt is not None:
+            opt.load_state_dict(ckpt["optimizer"])
+            sched.load_state_dict(ckpt["scheduler"])
+            ema.load_state_dict(ckpt["ema"])
+            best = dict(ckpt["best"])
+        best_state = None  # on resume, the best model so far stays on disk until a better one replaces it
+
+        gen = torch.Generator()
+        N = z.shape[0]
+        history: List[Dict[str, Any]] = []
+        stopped_early = False
+        last_good = start if ckpt is not None else None
+        pbar = None
+        if cfg.progress and self.dist.is_main:
+            from tqdm.auto import tqdm
+
+            pbar = tqdm(total=cfg.steps, initial=start, desc=f"train {cfg.objective}", dynamic_ncols=True)
+        window, t_window = [], time.perf_counter()
+        autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16)
+        step = start
+        try:
+            while step < cfg.steps:
+                gen.manual_seed(_step_seed(cfg.seed, step, self.dist.rank))
+                idx = torch.randint(N, (cfg.batch_size,), generator=gen).to(dev)
+                x1 = self._augment(z[idx], gen)
+                c1 = None if cond is None else cond[idx]
+                with autocast:
+                    loss = objective.loss(flow, x1, c1, generator=gen)
+                bad = not bool(torch.isfinite(loss))
+                if ddp.any_flag(bad, self.dist, dev):
+                    where = (f"the last good checkpoint {self._ckpt_path()} (step {last_good}) is kept"
+                             if last_good is not None else "no checkpoint was written yet")
+                    raise TrainingDiverged(
+                        f"loss became {float(loss):.4g} at step {step} (objective {cfg.objective!r}); {where}. "
+                        f"Try a lower lr (now {cfg.lr:g}), grad_clip, or check the data")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                ddp.average_gradients(flow.parameters(), self.dist)
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(flow.parameters(), cfg.grad_clip)
+                opt.step()
+                sched.step()
+                ema.update(flow)
+                step += 1
+                window.append(float(loss.detach()))
+                if pbar is not None:
+                    pbar.update(1)
+
+                record = None
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    now = time.perf_counter()
+                    record = {"step": step, "loss": sum(window) / len(window), "lr": sched.get_last_lr()[0],
+                              "it_per_s": len(window) / max(now - t_window, 1e-9)}
+                    window, t_window = [], now
+                if self.val_points is not None and (step % cfg.val_every == 0 or step == cfg.steps):
+                    record = record or {"step": step}
+                    val = self._validate(ema) if self.dist.is_main else 0.0
+                    record["val_nll"] = val
+                    if best["val_nll"] is None or val < best["val_nll"]:
+                        best.update(val_nll=val, step=step, bad=0)
+                        best_state = {k: v.detach().clone() for k, v in ema.shadow.items()}
+                        self._save_model(best_state, step, val)
+                    else:
+                        best["bad"] += 1
+                    stop = bool(cfg.patience) and best["bad"] >= cfg.patience
+                    if ddp.broadcast_flag(stop, self.dist, dev):
+                        stopped_early = True
+                if record is not None:
+                    history.append(record)
+                    self._log(record)
+                    if pbar is not None:
+                        post = {"loss": f"{record.get('loss', float('nan')):.4g}"}
+                        if best["val_nll"] is not None:
+                            post["val_nll"] = f"{history[-1].get('val_nll', best['val_nll']):.4g}"
+                        pbar.set_postfix(post)
+                if step % cfg.checkpoint_every == 0 or step == cfg.steps or stopped_early:
+                    self._save_state(step, opt, sched, ema, best)
+                    last_good = step
+                if stopped_early:
+                    break
+        except KeyboardInterrupt:
+            # Ctrl-C: keep what was learned; resume=True continues from here.
+            self._save_state(step, opt, sched, ema, best)
+            if pbar is not None:
+                pbar.close()
+            raise
+        finally:
+            if pbar is not None:
+                pbar.close()
+
+        # Ship the EMA weights: the best validated ones if there was validation, else the final ones.
+        if best_state is not None:
+            flow.load_state_dict(best_state)
+        elif best["val_nll"] is not None and self.out_dir and (self.out_dir / "model.pt").exists():
+            flow.load_state_dict(load_checkpoint(self.out_dir / "model.pt", map_location="cpu")["state_dict"])
+        else:
+            ema.copy_to(flow)
+            self._save_model(ema.shadow, step, None)
+        flow.to(dev)
+        ddp.teardown(self.dist)
+        return TrainResult(flow=flow, history=history, best_val_nll=best["val_nll"], best_step=best["step"],
+                           steps_done=step, stopped_early=stopped_early, out_dir=self.out_dir)
+
+    def _save_model(self, state, step, val) -> None:
+        if not self.out_dir or not self.dist.is_main:
+            return
+        flow = copy.deepcopy(self.flow)
+        flow.load_state_dict(state)
+        flow.save(self.out_dir / "model.pt", extra={"step": int(step), "val_nll": val,
+                                                     "objective": self.config.objective,
+                                                     "train_config": asdict(self.config)})
+
+
+def train(flow, data, objective: str = "cnfm", *, val_data=None, out_dir=None, resume: bool = False,
+          metrics_path=None, config: Optional[TrainConfig] = None, **options) -> TrainResult:
+    """Train ``flow`` on ``data`` with one of posegen's objectives.
+
+    Args:
+        flow: a :class:`~posegen.PoseFlow` (use ``parametrization="moser"`` for ``objective="moser"``).
+        data: points ``(N, coord_dim)`` in user coordinates (tensor or array), a ``(points, conditions)``
+            pair, or a dataset with ``.points`` and ``.conditions`` (:class:`posegen.data.PoseDataset`).
+            Checked before any work starts: wrong width, NaN/inf and points off the manifold are refused;
+            quaternions slightly off unit norm are normalised with a warning.
+        objective: ``"cnfm"`` (probability path divergence), ``"rfm"``, ``"interpolant"`` or ``"moser"``.
+        val_data: held-out data for the validation NLL (EMA weights), early stopping and best-model choice.
+        out_dir: where ``ckpt.pt`` (full training state), ``model.pt`` (the shipped EMA model) and
+            ``metrics.jsonl`` go. Files are written atomically. None: nothing is written.
+        resume: continue from ``out_dir/ckpt.pt`` if it exists; the result equals an uninterrupted run.
+        metrics_path: JSON-lines metrics file (default ``out_dir/metrics.jsonl``).
+        config: a :class:`TrainConfig`; keyword ``options`` override its fields (``steps``,
+            ``batch_size``, ``lr``, ``device``, ``objective_options``, ``patience``, ``bf16``, ...).
+
+    Returns:
+        :class:`TrainResult` with the trained flow (EMA weights, the best validated ones when
+        ``val_data`` is given), the metrics history and the best validation NLL.
+    """
+    base = asdict(config) if config is not None else {}
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = set(options) - known
+    if unknown:
+        import difflib
+
+        hints = [f"{u!r} (did you mean {difflib.get_close_matches(u, known, 1)[0]!r}?)"
+                 if difflib.get_close_matches(u, known, 1) else repr(u) for u in sorted(unknown)]
+        raise TypeError(f"unknown training option(s) {', '.join(hints)}; valid: {sorted(known)}")
+    cfg = TrainConfig(**{**base, **options, "objective": objective})
+    if cfg.bf16 and (cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cpu"):
+        warnings.warn("bf16 autocast on CPU is slow and only useful for testing; it is meant for GPUs")
+    return Trainer(flow, data, val_data=val_data, config=cfg, out_dir=out_dir, resume=resume,
+                   metrics_path=metrics_path).fit()
