@@ -19,11 +19,11 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from ..manifolds import Euclidean, Product, parse
+from ..manifolds import Product, parse
 from ..rotations import check_quat_order
 from .dataset import PoseDataset
 from .h5io import _attr_str, open_h5
-from .validate import check_nonfinite_mode, convert_quats, validate_points
+from .validate import check_nonfinite_mode, convert_quats, validate_with_conditions
 
 DEFAULT_KEYS = {"robot0_eef_pos": "R3", "robot0_eef_quat": "SO3", "robot0_joint_pos": "T7"}
 
@@ -203,9 +203,12 @@ def load_robomimic(path, keys: Mapping[str, str] = DEFAULT_KEYS, *,
             if condition_keys:
                 cparts = [torch.from_numpy(np.asarray(arrays["cond:" + k][0][sel], dtype=np.float64))
                           .reshape(len(idx), -1) for k in condition_keys]
-                if g == 0:
-                    cond_columns = [c for k, p in zip(condition_keys, cparts)
-                                    for c in ([k] if p.shape[1] == 1 else [f"{k}[{j}]" for j in range(p.shape[1])])]
+                cols = [c for k, p in zip(condition_keys, cparts)
+                        for c in ([k] if p.shape[1] == 1 else [f"{k}[{j}]" for j in range(p.shape[1])])]
+                if g and cols != cond_columns:
+                    raise ValueError(f"{path_s}: condition keys {condition_keys} have widths that change between "
+                                     f"demos ({names[0]}: {len(cond_columns)} columns, {name}: {len(cols)})")
+                cond_columns = cols
                 cond_chunks.append(torch.cat(cparts, 1))
             group_idx.append(torch.full((len(idx),), g, dtype=torch.int64))
             frame_idx.append(torch.from_numpy(idx))
@@ -220,17 +223,9 @@ def load_robomimic(path, keys: Mapping[str, str] = DEFAULT_KEYS, *,
     groups = torch.cat(group_idx)
     frame_of = torch.cat(frame_idx)
     c = torch.cat(cond_chunks).to(dtype) if condition_keys else None
-    if c is not None and c.shape[1] != len(cond_columns):
-        raise ValueError(f"{path_s}: condition keys {condition_keys} change width between demos")
-    # One validation over points and conditions together: a dropped row goes from both.
-    full = manifold if c is None else Product(*manifold.factors, Euclidean(c.shape[1]))
-    both = x if c is None else torch.cat([x, c], 1)
-    both, keep = validate_points(
-        full, both, name=Path(path_s).name, nonfinite=nonfinite, renormalize_tol=renormalize_tol, wrap=True,
-        labels=labels + ([f"conditions {condition_keys}"] if c is not None else []),
-        row_label=lambda i: f"{names[int(groups[i])]}[{int(frame_of[i])}]")
-    x = both[:, :manifold.coord_dim]
-    c = None if c is None else both[:, manifold.coord_dim:]
+    x, c, keep = validate_with_conditions(
+        manifold, x, c, name=Path(path_s).name, nonfinite=nonfinite, renormalize_tol=renormalize_tol, wrap=True,
+        labels=labels, row_label=lambda i: f"{names[int(groups[i])]}[{int(frame_of[i])}]")
     meta["dropped_rows"] = int((~keep).sum())
     return PoseDataset(x, manifold, conditions=c, groups=groups[keep], group_names=names, columns=columns,
                        condition_columns=cond_columns if c is not None else None, meta=meta)

@@ -18,7 +18,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..manifolds import Product, Sphere, Torus, parse, tol, wrap_angle
+from ..manifolds import Euclidean, Product, Sphere, Torus, parse, tol, wrap_angle
 from ..rotations import check_quat_order, convert_quat_order
 
 NONFINITE = ("raise", "drop")
@@ -199,3 +199,26 @@ def validate_points(manifold, x, *, name: str = "points", nonfinite: str = "rais
 def _sample(v: torch.Tensor, limit: int = 3) -> str:
     vals = [f"{float(a):.4g}" for a in v[:limit]]
     return "[" + ", ".join(vals) + (", ...]" if v.numel() > limit else "]")
+
+
+def validate_with_conditions(manifold, x, conditions=None, *, labels: Optional[Sequence[str]] = None, **kwargs):
+    """:func:`validate_points` over points ``x (N, coord_dim)`` and ``conditions (N, c)`` (or None) together,
+    so that a row dropped for NaN/inf goes from both. Conditions are checked as an extra ``R^c`` factor
+    (finite only) and cast to ``x``'s dtype. Returns ``(x_clean, conditions_clean or None, keep_mask)``."""
+    manifold = parse(manifold)
+    if conditions is None:
+        x, keep = validate_points(manifold, x, labels=labels, **kwargs)
+        return x, None, keep
+    x = as_float_tensor(x, kwargs.get("name", "points"))
+    if x.dim() != 2 or x.shape[1] != manifold.coord_dim:
+        validate_points(manifold, x, labels=labels, **kwargs)  # raises, giving the points' own layout
+    c = as_float_tensor(conditions, "conditions", dtype=x.dtype)
+    if c.dim() == 1:
+        c = c.unsqueeze(1)
+    if c.dim() != 2 or c.shape[0] != x.shape[0]:
+        raise ValueError(f"conditions must have shape ({x.shape[0]}, c) like the points, got {tuple(c.shape)}")
+    full = Product(*manifold.factors, Euclidean(c.shape[1]))
+    labels = None if labels is None else list(labels) + ["conditions"]
+    both, keep = validate_points(full, torch.cat([x, c], 1), labels=labels, **kwargs)
+    return both[:, :manifold.coord_dim], both[:, manifold.coord_dim:], keep
+
