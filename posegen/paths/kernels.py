@@ -1,0 +1,326 @@
+r"""Kernels ``k_t(x | y)`` of the CNFM target path, one per kind of factor, and their samplers.
+
+Every kernel is a probability density w.r.t. its factor's Riemannian volume, with an exact normaliser:
+
+=========  ==========================================================================================
+R^d        Gaussian ``N(alpha_t y, sigma_t^2 I)``
+T^n        von Mises on each angle: ``exp(kappa cos(x - y)) / (2 pi I_0(kappa))``
+S^d        von Mises-Fisher, ``d <= 3``: ``C_p(kappa) exp(kappa <y, x>)``, ``p = d + 1``,
+           ``C_p = kappa^(p/2-1) / ((2 pi)^(p/2) I_(p/2-1)(kappa))``
+SO3        the antipodal vMF pair on S^3 as a density on rotations (volume pi^2):
+           ``vMF(q; y) + vMF(q; -y) = 2 C_4(kappa) cosh(kappa <y, q>)``
+=========  ==========================================================================================
+
+with ``alpha_t, sigma_t, kappa_t`` from a :class:`~posegen.paths.schedules.Schedule`. At ``t = 0``
+(``alpha = 0, sigma = 1, kappa = 0``) each kernel is the factor's base density, whatever ``y``.
+
+Numerics: compact kernels are evaluated as ``kappa (<y, x> - 1) + (log C + kappa)``, where the bracket
+``log C + kappa`` grows only like ``log kappa``; Bessel functions enter through the exponentially scaled
+``torch.special.i0e`` / ``i1e``; below a small ``kappa`` the normalisers switch to Taylor series so values
+and ``d/dkappa`` are finite and exact at ``kappa = 0``. Samplers work in float64 internally.
+
+Functions accept a single factor or a :class:`~posegen.manifolds.Product` (factors summed / concatenated).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+
+from ..manifolds import SO3, Euclidean, Manifold, Product, Sphere, Torus, tol, wrap_angle
+from .schedules import Schedule, make_schedule
+
+_LOG_2PI = math.log(2 * math.pi)
+_MAX_REJECTION_ROUNDS = 1000
+
+
+# ---------------------------------------------------------------------- normalisers
+def _small(kappa: torch.Tensor) -> torch.Tensor:
+    """Where the Taylor branches of the normalisers take over (values and slopes exact there)."""
+    return kappa < tol(kappa.dtype, "eps") ** 0.5 * 10
+
+
+def _log_vmf_norm_shifted(kappa: torch.Tensor, p: int) -> torch.Tensor:
+    """``log C_p(kappa) + kappa`` for ``p`` in {2, 3, 4}; ``O(log kappa)`` for large ``kappa``."""
+    small = _small(kappa)
+    k = torch.where(small, torch.ones_like(kappa), kappa)  # safe argument for the large branch
+    k2 = kappa * kappa
+    if p == 2:  # 1 / (2 pi I_0): log I_0(k) = k^2/4 - k^4/64 + k^6/576 + ...
+        large = -_LOG_2PI - torch.log(torch.special.i0e(k))
+        series = kappa - _LOG_2PI - k2 / 4 + k2 * k2 / 64 - k2 ** 3 / 576
+    elif p == 3:  # k / (4 pi sinh k): log(k / sinh k) = -k^2/6 + k^4/180 - k^6/2835 + ...
+        large = torch.log(k) - _LOG_2PI - torch.log(-torch.expm1(-2 * k))
+        series = kappa - math.log(4 * math.pi) - k2 / 6 + k2 * k2 / 180 - k2 ** 3 / 2835
+    elif p == 4:  # k / (4 pi^2 I_1(k)): log(2 I_1(k) / k) = k^2/8 - k^4/384 + k^6/9216 + ...
+        large = torch.log(k) - 2 * _LOG_2PI - torch.log(torch.special.i1e(k))
+        series = kappa - math.log(2 * math.pi ** 2) - k2 / 8 + k2 * k2 / 384 - k2 ** 3 / 9216
+    else:
+        raise ValueError(f"von Mises-Fisher normaliser implemented for S^1, S^2, S^3 (p = 2, 3, 4), got p = {p}")
+    return torch.where(small, series, large)
+
+
+def log_vmf_normalizer(kappa: torch.Tensor, p: int) -> torch.Tensor:
+    r"""``log C_p(kappa)`` of the von Mises-Fisher density ``C_p(kappa) exp(kappa <mu, x>)`` on
+    ``S^(p-1)``, ``p`` in {2, 3, 4}; ``kappa (...) >= 0``. At ``kappa = 0`` it is ``-log vol(S^(p-1))``."""
+    return _log_vmf_norm_shifted(kappa, p) - kappa
+
+
+def log_von_mises_normalizer(kappa: torch.Tensor) -> torch.Tensor:
+    """``log(1 / (2 pi I_0(kappa)))``, the von Mises normaliser on one angle; ``kappa (...) >= 0``."""
+    return log_vmf_normalizer(kappa, 2)
+
+
+# ---------------------------------------------------------------------- factor dispatch
+def _kind(factor: Manifold) -> str:
+    if isinstance(factor, Euclidean):
+        return "gaussian"
+    if isinstance(factor, Torus):
+        return "von_mises"
+    if isinstance(factor, SO3):
+        return "so3"
+    if isinstance(factor, Sphere):
+        if factor.dim > 3:
+            raise ValueError(f"CNFM kernels support spheres S^1, S^2, S^3, got {factor.spec}: the vMF "
+                             f"normaliser needs I_(p/2-1) with p = {factor.coord_dim}")
+        return "vmf"
+    raise TypeError(f"no CNFM kernel for manifold {factor!r} of type {type(factor).__name__}")
+
+
+def _split(manifold: Manifold, *tensors: torch.Tensor):
+    """``[(factor, *parts)]`` over a Product's factors, or ``[(manifold, *tensors)]``."""
+    if isinstance(manifold, Product):
+        return list(zip(manifold.factors, *(manifold.split(a) for a in tensors)))
+    return [(manifold, *tensors)]
+
+
+def _check_args(name: str, factor: Manifold, *named):
+    for arg, value, ndim, last in named:
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name}: {arg} must be a torch.Tensor, got {type(value).__name__}")
+        if value.dim() != ndim or (last is not None and value.shape[-1] != last):
+            want = f"({', '.join(['B'] * (ndim - 1) + [str(last)])})" if last is not None else "(B,)"
+            raise ValueError(f"{name}: {arg} must have shape {want} for {factor!r}, got {tuple(value.shape)}")
+
+
+# ---------------------------------------------------------------------- log-densities
+def pairwise_log_kernel(factor: Manifold, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor,
+                        schedule: Optional[Schedule] = None) -> torch.Tensor:
+    r"""``log k_t(x_b | y_n)`` for every pair, ``(B, N)``, by matrix products (no loop over points).
+
+    Args:
+        factor: a factor (R^d, torus, S^1..S^3, SO3) or a Product of them (log-kernels add up).
+        x: points ``(B, coord_dim)``; y: kernel centres ``(N, coord_dim)``; t: times ``(B,)``, one per row of x.
+        schedule: the path's schedule (default :class:`~posegen.paths.schedules.Schedule`).
+
+    Differentiable w.r.t. ``x``, ``y`` and ``t``. For spheres the ambient gradient w.r.t. ``x`` is the one
+    of the natural extension ``kappa <y, x>``; project it with ``proju`` for the Riemannian gradient.
+    """
+    schedule = make_schedule(schedule)
+    _check_args("pairwise_log_kernel", factor, ("x", x, 2, factor.coord_dim), ("y", y, 2, factor.coord_dim),
+                ("t", t, 1, None))
+    if t.shape[0] != x.shape[0]:
+        raise ValueError(f"pairwise_log_kernel: t must have one time per row of x, got t {tuple(t.shape)} "
+                         f"and x {tuple(x.shape)}")
+    out = 0
+    for f, xf, yf in _split(factor, x, y):
+        out = out + _pairwise_factor(f, xf, yf, t, schedule)
+    return out
+
+
+def _pairwise_factor(f, x, y, t, schedule):
+    kind = _kind(f)
+    y = y.to(x)
+    if kind == "gaussian":
+        alpha = schedule.alpha(t).unsqueeze(-1)
+        sigma = schedule.sigma(t).unsqueeze(-1)
+        # |x - alpha y|^2 = |x|^2 - 2 alpha <x, y> + alpha^2 |y|^2 (not clamped: the slope stays exact)
+        sq = (x * x).sum(-1, keepdim=True) - 2 * alpha * (x @ y.T) + alpha * alpha * (y * y).sum(-1)
+        return -0.5 * sq / (sigma * sigma) - f.dim * (torch.log(sigma) + 0.5 * _LOG_2PI)
+    kappa = schedule.kappa(t).unsqueeze(-1)
+    if kind == "von_mises":
+        cos_sum = torch.cos(x) @ torch.cos(y).T + torch.sin(x) @ torch.sin(y).T  # sum_i cos(x_i - y_i)
+        return kappa * (cos_sum - f.dim) + f.dim * _log_vmf_norm_shifted(kappa, 2)
+    dot = x @ y.T
+    shifted = _log_vmf_norm_shifted(kappa, f.coord_dim)
+    if kind == "vmf":
+        return kappa * (dot - 1) + shifted
+    # so3: log(2 C_4 cosh(kappa <y, q>)) = log C_4 + logaddexp(kappa c, -kappa c)
+    return torch.logaddexp(kappa * (dot - 1), kappa * (-dot - 1)) + shifted
+
+
+def log_kernel(factor: Manifold, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor,
+               schedule: Optional[Schedule] = None) -> torch.Tensor:
+    """``log k_t(x | y)`` row by row: ``x, y (..., coord_dim)``, ``t (...)`` -> ``(...)``.
+
+    The direct formulas (no expanded squares); :func:`pairwise_log_kernel` is the all-pairs version.
+    """
+    schedule = make_schedule(schedule)
+    out = 0
+    for f, xf, yf in _split(factor, x, y):
+        kind = _kind(f)
+        yf = yf.to(xf)
+        if kind == "gaussian":
+            alpha, sigma = schedule.alpha(t).unsqueeze(-1), schedule.sigma(t)
+            sq = ((xf - alpha * yf) ** 2).sum(-1)
+            out = out - 0.5 * sq / sigma ** 2 - f.dim * (torch.log(sigma) + 0.5 * _LOG_2PI)
+            continue
+        kappa = schedule.kappa(t)
+        if kind == "von_mises":
+            c = torch.cos(xf - yf).sum(-1)
+            out = out + kappa * (c - f.dim) + f.dim * _log_vmf_norm_shifted(kappa, 2)
+            continue
+        dot = (xf * yf).sum(-1)
+        shifted = _log_vmf_norm_shifted(kappa, f.coord_dim)
+        if kind == "vmf":
+            out = out + kappa * (dot - 1) + shifted
+        else:
+            out = out + torch.logaddexp(kappa * (dot - 1), kappa * (-dot - 1)) + shifted
+    return out
+
+
+# ---------------------------------------------------------------------- sampling
+def _uniform(shape, generator, device) -> torch.Tensor:
+    """float64 U[0, 1) drawn on the generator's device (CPU generators work for CUDA data)."""
+    dev = generator.device if generator is not None else device
+    return torch.rand(shape, generator=generator, dtype=torch.float64, device=dev).to(device)
+
+
+def _normal(shape, generator, device) -> torch.Tensor:
+    dev = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, dtype=torch.float64, device=dev).to(device)
+
+
+def sample_von_mises(kappa: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    r"""Angles ``theta ~ VonMises(0, kappa)`` in ``[-pi, pi]``, one per entry of ``kappa (...) >= 0``.
+
+    Best & Fisher's (1979) rejection sampler, batched: the Python loop runs over rejection rounds (a
+    handful; acceptance is above 65 % for every ``kappa``), never over points. ``kappa = 0`` gives exact
+    uniform angles. float64 inside, returned in ``kappa``'s dtype. Unlike ``torch.distributions.VonMises``
+    it takes a ``generator``.
+    """
+    k = kappa.detach().to(torch.float64)
+    zero = k < 1e-100  # uniform to within exp(1e-100): draw exactly uniform angles (no 1/kappa overflow)
+    ks = torch.where(zero, torch.ones_like(k), k)
+    tau = 1 + torch.sqrt(1 + 4 * ks * ks)
+    rho = (tau - torch.sqrt(2 * tau)) / (2 * ks)
+    r = torch.where(ks < 1e-5, 1 / ks + ks, (1 + rho * rho) / (2 * rho))
+    theta = torch.zeros_like(k)
+    done = torch.zeros_like(k, dtype=torch.bool)
+    for _ in range(_MAX_REJECTION_ROUNDS):
+        u = _uniform((3,) + tuple(k.shape), generator, k.device)
+        u1, u2, u3 = u.unbind(0)
+        z = torch.cos(math.pi * u1)
+        f = ((1 + r * z) / (r + z)).clamp(-1, 1)
+        c = ks * (r - f)
+        accept = (c * (2 - c) - u2 > 0) | (torch.log(c / u2) + 1 - c >= 0)
+        draw = torch.where(u3 < 0.5, -1.0, 1.0).to(k) * torch.acos(f)
+        theta = torch.where(accept & ~done, draw, theta)
+        done = done | accept
+        if bool(done.all()):
+            break
+    else:  # pragma: no cover - acceptance probability is bounded away from 0
+        raise RuntimeError("sample_von_mises: rejection sampler did not finish")
+    theta = torch.where(zero, math.pi * (2 * _uniform(k.shape, generator, k.device) - 1), theta)
+    return theta.to(kappa.dtype)
+
+
+def _vmf_cosine(kappa: torch.Tensor, p: int, generator) -> tuple:
+    """``(w, s)``: the cosine ``w = <mu, x>`` of a vMF sample on ``S^(p-1)`` and ``s = sqrt(1 - w^2)``,
+    float64, accurate near ``w = 1``."""
+    k = kappa.detach().to(torch.float64)
+    if p == 2:
+        theta = sample_von_mises(k, generator)
+        return torch.cos(theta), torch.sin(theta).abs()
+    if p == 3:  # inverse CDF: w = 1 + log(u + (1 - u) e^(-2k)) / k
+        one_minus_u = _uniform(k.shape, generator, k.device)  # 1 - u in [0, 1)
+        pos = k > 0
+        ks = torch.where(pos, k, torch.ones_like(k))
+        omw = torch.where(pos, -torch.log1p(one_minus_u * torch.expm1(-2 * ks)) / ks, 2 * one_minus_u)
+        omw = omw.clamp(0, 2)
+        return 1 - omw, torch.sqrt(omw * (2 - omw))
+    # Wood (1994), batched rejection in the stable form:
+    #   b = (p-1) / (2k + sqrt(4k^2 + (p-1)^2)), z ~ Beta((p-1)/2, (p-1)/2),
+    #   1 - w = 2 b z / (1 - (1-b) z), 1 + w = 2 (1-z) / (1 - (1-b) z),
+    #   accept iff k (w - x0) + (p-1) log((1+b) / (2 (1 - (1-b) z))) >= log u, with 1 - x0 = 2b / (1+b).
+    m = p - 1
+    b = m / (2 * k + torch.sqrt(4 * k * k + m * m))
+    w = torch.zeros_like(k)
+    s = torch.zeros_like(k)
+    done = torch.zeros_like(k, dtype=torch.bool)
+    for _ in range(_MAX_REJECTION_ROUNDS):
+        # Beta(m/2, m/2) as (1 + first coordinate of a uniform point on S^(p-1)) / 2
+        g = _normal(tuple(k.shape) + (p,), generator, k.device)
+        g2 = (g * g).sum(-1)
+        c = g[..., 0] / torch.sqrt(g2)
+        z = 0.5 * (1 + c)
+        one_minus_c2 = (g[..., 1:] ** 2).sum(-1) / g2  # 4 z (1 - z)
+        denom = 1 - (1 - b) * z
+        omw = 2 * b * z / denom
+        log_u = torch.log1p(-_uniform(k.shape, generator, k.device))
+        accept = k * (2 * b / (1 + b) - omw) + m * (torch.log1p(b) - math.log(2) - torch.log(denom)) >= log_u
+        new = accept & ~done
+        w = torch.where(new, 1 - omw, w)
+        s = torch.where(new, torch.sqrt(b * one_minus_c2) / denom, s)
+        done = done | accept
+        if bool(done.all()):
+            break
+    else:  # pragma: no cover
+        raise RuntimeError("sample_vmf: rejection sampler did not finish")
+    return w, s
+
+
+def sample_vmf(mu: torch.Tensor, kappa: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    r"""von Mises-Fisher samples on ``S^(p-1)``, ``p`` in {2, 3, 4}: ``mu (B, p)`` unit means, ``kappa (B,)``.
+
+    The cosine ``w = <mu, x>`` comes from its exact 1-D law (von Mises for p = 2, inverse CDF for p = 3,
+    Wood's rejection for p = 4); the rest is ``x = w mu + sqrt(1 - w^2) v`` with ``v`` uniform on the unit
+    sphere of the tangent space at ``mu`` (a projected Gaussian: any rotation taking the pole to ``mu``,
+    e.g. a Householder reflection, gives the same law, and this needs no frame). ``kappa = 0`` is exactly
+    uniform.
+    """
+    p = mu.shape[-1]
+    if p not in (2, 3, 4):
+        raise ValueError(f"sample_vmf: points must lie on S^1, S^2 or S^3 (p = 2, 3, 4 coordinates), got p = {p}")
+    m = mu.detach().to(torch.float64)
+    w, s = _vmf_cosine(kappa, p, generator)
+    g = _normal(tuple(m.shape), generator, m.device)
+    v = g - (g * m).sum(-1, keepdim=True) * m
+    v = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-300)
+    x = w.unsqueeze(-1) * m + s.unsqueeze(-1) * v
+    return (x / x.norm(dim=-1, keepdim=True)).to(mu.dtype)
+
+
+def sample_kernel(factor: Manifold, y: torch.Tensor, t: torch.Tensor, schedule: Optional[Schedule] = None,
+                  generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    r"""One draw ``x_b ~ k_{t_b}(. | y_b)`` per row: ``y (B, coord_dim)``, ``t (B,)`` -> ``(B, coord_dim)``.
+
+    Gaussian: ``alpha_t y + sigma_t eps``; torus: ``y + theta`` with von Mises angles (wrapped); spheres:
+    :func:`sample_vmf`; SO3: a vMF draw around ``y`` with a random sign (the antipodal mixture). No
+    gradient flows through samples. Accepts a Product (factors sampled independently).
+    """
+    schedule = make_schedule(schedule)
+    _check_args("sample_kernel", factor, ("y", y, 2, factor.coord_dim), ("t", t, 1, None))
+    if t.shape[0] != y.shape[0]:
+        raise ValueError(f"sample_kernel: t must have one time per row of y, got t {tuple(t.shape)} and "
+                         f"y {tuple(y.shape)}")
+    y = y.detach()
+    t = t.detach().to(y)
+    parts = []
+    for f, yf in _split(factor, y):
+        kind = _kind(f)
+        if kind == "gaussian":
+            eps = _normal(tuple(yf.shape), generator, yf.device).to(yf.dtype)
+            parts.append(schedule.alpha(t).unsqueeze(-1) * yf + schedule.sigma(t).unsqueeze(-1) * eps)
+            continue
+        kappa = schedule.kappa(t)
+        if kind == "von_mises":
+            theta = sample_von_mises(kappa.unsqueeze(-1).expand(yf.shape), generator)
+            parts.append(wrap_angle(yf + theta))
+        elif kind == "vmf":
+            parts.append(sample_vmf(yf, kappa, generator))
+        else:
+            sign = torch.where(_uniform(kappa.shape, generator, yf.device) < 0.5, -1.0, 1.0).to(yf)
+            parts.append(sign.unsqueeze(-1) * sample_vmf(yf, kappa, generator))
+    return torch.cat(parts, -1)
