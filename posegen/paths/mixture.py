@@ -1,0 +1,307 @@
+r"""The CNFM target path: a mixture of kernels centred on the training points.
+
+.. math::  p_t(x) = \frac{1}{N} \sum_{j=1}^N k_t(x \mid y_j),
+
+from the base (``t = 0``: every kernel is the base density) to a mixture of concentrated kernels around
+the data (``t = 1``), with the product kernel of :mod:`posegen.paths.kernels`. CNFM (Ben-Hamu et al.,
+ICML 2022) needs three things from it at points ``x ~ p_t``: ``log p_t``, ``d/dt log p_t`` and the
+Riemannian gradient ``grad_x log p_t``; :class:`MixturePath` computes them in chunks over the data, so
+memory grows with ``B x chunk_size``, not ``B x N``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple
+
+import torch
+
+from ..manifolds import Manifold, Product, parse
+from .kernels import _uniform, pairwise_log_kernel, sample_kernel
+from .schedules import Schedule, make_schedule
+
+
+class MixturePath:
+    r"""Kernel-mixture probability path ``p_t`` on a product manifold, optionally conditional.
+
+    Args:
+        manifold: a :class:`~posegen.manifolds.Product` (or one factor, or a spec string) of R^d, tori,
+            S^1..S^3 and SO3 factors.
+        data: ``(N, coord_dim)`` kernel centres ``y_j``, in posegen's internal coordinates (Euclidean
+            columns standardised); checked to lie on the manifold.
+        schedule: :class:`~posegen.paths.schedules.Schedule`, kind name, dict, or ``None`` (default).
+        conditions: ``(N, C)`` conditions ``c_j`` of the data points, for conditional paths (any units:
+            they are standardised per column here).
+        cond_bandwidth: bandwidth ``h`` of the condition weights, in units of the standardised conditions;
+            default Scott's rule ``h = N^(-1 / (C + 4))``.
+        chunk_size: data points processed at once.
+        max_components: if ``N`` exceeds it, every call to :meth:`log_prob` / :meth:`log_prob_dt_grad`
+            uses a fresh uniform random subset of this many data points (without replacement).
+
+    Conditional paths. With ``conditions``, the target is the Nadaraya-Watson mixture
+
+    .. math::  p_t(x \mid c) = \sum_j w_j(c)\, k_t(x \mid y_j), \qquad
+               w_j(c) \propto \exp(-|\tilde c - \tilde c_j|^2 / (2 h^2)),
+
+    with ``~`` the per-column standardisation of the training conditions (columns with zero spread are left
+    unscaled). ``h -> 0`` keeps only the nearest training conditions, ``h -> inf`` gives the unconditional
+    path; if all ``c_j`` are equal it *is* the unconditional path. Sampling ``x ~ p_t(. | c)`` picks ``j``
+    with these weights (exact Gumbel-max, chunked). Calls without a condition use the marginal
+    (unconditional) path.
+
+    Subsets (``max_components``). The subset mixture ``p~_t`` is an unbiased estimate of ``p_t``, but its
+    log is a biased one: ``E[log p~_t] <= log E[p~_t] = log p_t`` (Jensen), with the same bias in the
+    derived targets. The estimate is consistent: the bias vanishes as the subset grows (and it is exact
+    when the subset is all of the data). Sampling always uses all ``N`` points.
+    """
+
+    def __init__(self, manifold, data: torch.Tensor, schedule=None, conditions: Optional[torch.Tensor] = None,
+                 cond_bandwidth: Optional[float] = None, chunk_size: int = 4096,
+                 max_components: Optional[int] = None):
+        self.manifold: Product = parse(manifold) if isinstance(manifold, (str, Manifold)) else manifold
+        if not isinstance(self.manifold, Product):
+            raise TypeError(f"MixturePath: manifold must be a spec string or a Manifold, got "
+                            f"{type(manifold).__name__}")
+        self.schedule: Schedule = make_schedule(schedule)
+        D = self.manifold.coord_dim
+        if not isinstance(data, torch.Tensor) or data.dim() != 2 or data.shape[1] != D or data.shape[0] < 1:
+            got = tuple(data.shape) if isinstance(data, torch.Tensor) else type(data).__name__
+            raise ValueError(f"MixturePath: data must be a tensor of shape (N, {D}) with N >= 1 for "
+                             f"{self.manifold!r}, got {got}")
+        self.manifold.check_point(data)
+        pairwise_log_kernel(self.manifold, data[:1], data[:1], data.new_zeros(1), self.schedule)  # kernel support
+        self.data = data.detach()
+        if int(chunk_size) != chunk_size or chunk_size < 1:
+            raise ValueError(f"MixturePath: chunk_size must be a positive integer, got {chunk_size!r}")
+        self.chunk_size = int(chunk_size)
+        if max_components is not None and (int(max_components) != max_components or max_components < 1):
+            raise ValueError(f"MixturePath: max_components must be a positive integer or None, got "
+                             f"{max_components!r}")
+        self.max_components = None if max_components is None else int(max_components)
+        self.conditions = None
+        self.cond_bandwidth = None
+        if conditions is not None:
+            self._set_conditions(conditions, cond_bandwidth)
+        elif cond_bandwidth is not None:
+            raise ValueError("MixturePath: cond_bandwidth was given without conditions")
+
+    def _set_conditions(self, conditions, cond_bandwidth):
+        N = self.data.shape[0]
+        c = torch.as_tensor(conditions)
+        if c.dim() == 1:
+            c = c.unsqueeze(-1)
+        if c.dim() != 2 or c.shape[0] != N:
+            raise ValueError(f"MixturePath: conditions must have shape ({N}, C), one row per data point, "
+                             f"got {tuple(torch.as_tensor(conditions).shape)}")
+        c = c.to(device=self.data.device, dtype=self.data.dtype)
+        if not torch.isfinite(c).all():
+            raise ValueError("MixturePath: conditions contain NaN or inf")
+        self.cond_mean = c.mean(0)
+        std = c.std(0, unbiased=False)
+        self.cond_std = torch.where(std > 0, std, torch.ones_like(std))
+        self.conditions = (c - self.cond_mean) / self.cond_std
+        if cond_bandwidth is None:
+            cond_bandwidth = N ** (-1.0 / (c.shape[1] + 4))  # Scott's rule, unit-variance columns
+        if not (float(cond_bandwidth) > 0 and math.isfinite(float(cond_bandwidth))):
+            raise ValueError(f"MixturePath: cond_bandwidth must be positive and finite, got {cond_bandwidth!r}")
+        self.cond_bandwidth = float(cond_bandwidth)
+
+    # ------------------------------------------------------------------ bookkeeping
+    @property
+    def num_components(self) -> int:
+        """``N``, the number of data points (kernels)."""
+        return self.data.shape[0]
+
+    @property
+    def conditional(self) -> bool:
+        return self.conditions is not None
+
+    def to(self, device=None, dtype=None) -> "MixturePath":
+        """Move the data (and conditions) to ``device`` / ``dtype``; returns ``self``."""
+        self.data = self.data.to(device=device, dtype=dtype)
+        if self.conditional:
+            for name in ("conditions", "cond_mean", "cond_std"):
+                setattr(self, name, getattr(self, name).to(device=device, dtype=dtype))
+        return self
+
+    def __repr__(self) -> str:
+        cond = f", conditional (C={self.conditions.shape[1]}, h={self.cond_bandwidth:.3g})" if self.conditional else ""
+        return f"MixturePath({self.manifold!r}, N={self.num_components}, {self.schedule!r}{cond})"
+
+    def _check_xt(self, name: str, x: torch.Tensor, t) -> torch.Tensor:
+        D = self.manifold.coord_dim
+        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != D:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"MixturePath.{name}: x must have shape (B, {D}) for {self.manifold!r}, got {got}")
+        return self._check_t(name, t, x.shape[0], x)
+
+    def _check_t(self, name: str, t, B: int, like: torch.Tensor) -> torch.Tensor:
+        t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
+        if t.dim() == 0:
+            t = t.expand(B)
+        if t.shape != (B,):
+            raise ValueError(f"MixturePath.{name}: t must be a scalar or have shape ({B},), got {tuple(t.shape)}")
+        if bool(((t < 0) | (t > 1) | ~torch.isfinite(t)).any()):
+            raise ValueError(f"MixturePath.{name}: t must lie in [0, 1], got values in "
+                             f"[{t.min().item():.4g}, {t.max().item():.4g}]")
+        return t
+
+    def _check_condition(self, name: str, condition, B: int, like: torch.Tensor) -> Optional[torch.Tensor]:
+        """Standardised conditions ``(B, C)``, or ``None`` for the marginal path."""
+        if condition is None:
+            return None
+        if not self.conditional:
+            raise ValueError(f"MixturePath.{name}: condition= was given but the path has no conditions")
+        C = self.conditions.shape[1]
+        c = torch.as_tensor(condition, dtype=like.dtype, device=like.device)
+        if c.dim() == 1 and c.shape[0] == C:
+            c = c.unsqueeze(0)
+        if c.dim() == 1 and C == 1:
+            c = c.unsqueeze(-1)
+        if c.dim() != 2 or c.shape[1] != C or c.shape[0] not in (1, B):
+            raise ValueError(f"MixturePath.{name}: condition must have shape ({B}, {C}) or ({C},), got "
+                             f"{tuple(torch.as_tensor(condition).shape)}")
+        return ((c - self.cond_mean.to(c)) / self.cond_std.to(c)).expand(B, C)
+
+    def _components(self, generator) -> Optional[torch.Tensor]:
+        """Indices of this call's components: ``None`` (all) or a fresh uniform subset."""
+        N = self.num_components
+        if self.max_components is None or N <= self.max_components:
+            return None
+        dev = generator.device if generator is not None else self.data.device
+        return torch.randperm(N, generator=generator, device=dev)[: self.max_components].to(self.data.device)
+
+    def _chunks(self, index: Optional[torch.Tensor]):
+        """``(y (n, D), conditions (n, C) or None)`` chunk by chunk."""
+        n = self.num_components if index is None else index.shape[0]
+        for a in range(0, n, self.chunk_size):
+            sl = slice(a, min(a + self.chunk_size, n))
+            rows = sl if index is None else index[sl]
+            yield self.data[rows], (self.conditions[rows] if self.conditional else None)
+
+    def _cond_logits(self, c: torch.Tensor, c_n: torch.Tensor) -> torch.Tensor:
+        """Unnormalised log-weights ``-|c_b - c_n|^2 / (2 h^2)``, ``(B, n)``."""
+        sq = (c * c).sum(-1, keepdim=True) - 2 * c @ c_n.to(c).T + (c_n.to(c) ** 2).sum(-1)
+        return -0.5 * sq / self.cond_bandwidth ** 2
+
+    # ------------------------------------------------------------------ densities
+    def log_prob(self, x: torch.Tensor, t, condition=None,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """``log p_t(x)`` (or ``log p_t(x | c)``), shape ``(B,)``.
+
+        Args:
+            x: points ``(B, coord_dim)``; t: times ``(B,)`` or a scalar in ``[0, 1]``.
+            condition: ``(B, C)`` or ``(C,)`` in the units of the training conditions; ``None``: marginal.
+            generator: RNG of the component subset (only with ``max_components``).
+
+        A running logsumexp over data chunks; differentiable w.r.t. ``x`` and ``t`` (the graph then spans
+        every chunk: use :meth:`log_prob_dt_grad` for targets).
+        """
+        t = self._check_xt("log_prob", x, t)
+        c = self._check_condition("log_prob", condition, x.shape[0], x)
+        index = self._components(generator)
+        lse = lse_w = x.new_full((x.shape[0],), -math.inf)
+        for y, c_n in self._chunks(index):
+            logk = pairwise_log_kernel(self.manifold, x, y, t, self.schedule)
+            if c is not None:
+                logits = self._cond_logits(c, c_n)
+                logk = logk + logits
+                lse_w = torch.logaddexp(lse_w, torch.logsumexp(logits, 1))
+            lse = torch.logaddexp(lse, torch.logsumexp(logk, 1))
+        if c is None:
+            n = self.num_components if index is None else index.shape[0]
+            return lse - math.log(n)
+        return lse - lse_w
+
+    def log_prob_dt_grad(self, x: torch.Tensor, t, condition=None,
+                         generator: Optional[torch.Generator] = None
+                         ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        r"""The CNFM targets at ``x``: ``(log p_t (B,), d/dt log p_t (B,), grad_x log p_t (B, coord_dim))``.
+
+        Per chunk of data, autograd through that chunk's ``logsumexp`` gives ``d lse_c`` (a softmax-weighted
+        sum of kernel derivatives); chunks are combined with the running weights ``exp(lse_c - lse)``, so
+        ``d log p = sum_n w_n d log k_n`` over all components and no graph outlives its chunk. The
+        gradient is the ambient one projected with ``manifold.proju`` (the Riemannian gradient; for vMF
+        kernels the ambient extension ``kappa <y, x>``). Arguments as in :meth:`log_prob`; the results are
+        detached targets.
+        """
+        t = self._check_xt("log_prob_dt_grad", x, t)
+        c = self._check_condition("log_prob_dt_grad", condition, x.shape[0], x)
+        index = self._components(generator)
+        B = x.shape[0]
+        x_ = x.detach().requires_grad_(True)
+        t_ = t.detach().requires_grad_(True)
+        lse = lse_w = x.new_full((B,), -math.inf)
+        dt = x.new_zeros(B)
+        grad = torch.zeros_like(x_)
+        for y, c_n in self._chunks(index):
+            with torch.enable_grad():
+                logk = pairwise_log_kernel(self.manifold, x_, y, t_, self.schedule)
+                if c is not None:
+                    logits = self._cond_logits(c, c_n)
+                    logk = logk + logits
+                    lse_w = torch.logaddexp(lse_w, torch.logsumexp(logits, 1))
+                lse_c = torch.logsumexp(logk, 1)
+                g_x, g_t = torch.autograd.grad(lse_c.sum(), (x_, t_))
+            lse_c = lse_c.detach()
+            new = torch.logaddexp(lse, lse_c)
+            keep, add = torch.exp(lse - new), torch.exp(lse_c - new)
+            dt = keep * dt + add * g_t
+            grad = keep.unsqueeze(-1) * grad + add.unsqueeze(-1) * g_x
+            lse = new
+        if c is None:
+            n = self.num_components if index is None else index.shape[0]
+            logp = lse - math.log(n)
+        else:
+            logp = lse - lse_w
+        grad = self.manifold.proju(x.detach(), grad)
+        return logp.detach(), dt.detach(), grad.detach()
+
+    # ------------------------------------------------------------------ sampling
+    def sample_given(self, y: torch.Tensor, t, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """``x_b ~ k_{t_b}(. | y_b)``: one kernel draw per centre ``y (B, coord_dim)``, ``t (B,)`` or scalar."""
+        t = self._check_t("sample_given", t, y.shape[0], y)
+        return sample_kernel(self.manifold, y, t, self.schedule, generator)
+
+    def sample(self, t, generator: Optional[torch.Generator] = None, index: Optional[torch.Tensor] = None,
+               condition=None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Draw ``x_t ~ p_t`` (or ``p_t(. | c)``): ``t (B,)`` -> ``(x_t (B, coord_dim), index (B,))``.
+
+        Picks the centres ``y_index`` uniformly (with ``condition``: with the Nadaraya-Watson weights), or
+        uses the given ``index (B,)``, then draws from their kernels. ``index`` is returned.
+        """
+        t = torch.as_tensor(t)
+        if t.dim() != 1:
+            raise ValueError(f"MixturePath.sample: t must have shape (B,), got {tuple(t.shape)}")
+        B, N = t.shape[0], self.num_components
+        t = self._check_t("sample", t, B, self.data)
+        if index is None:
+            c = self._check_condition("sample", condition, B, self.data)
+            if c is None:
+                u = _uniform((B,), generator, self.data.device)
+                index = (u * N).long().clamp_max(N - 1)
+            else:
+                index = self._gumbel_index(c, generator)
+        else:
+            index = torch.as_tensor(index, device=self.data.device).long()
+            if index.shape != (B,) or bool(((index < 0) | (index >= N)).any()):
+                raise ValueError(f"MixturePath.sample: index must be ({B},) integers in [0, {N}), got shape "
+                                 f"{tuple(index.shape)}")
+        return self.sample_given(self.data[index], t, generator), index
+
+    def _gumbel_index(self, c: torch.Tensor, generator) -> torch.Tensor:
+        """``j ~ w(c)`` per row by chunked Gumbel-max: ``argmax_j (log w_j + G_j)`` with running maxima."""
+        B = c.shape[0]
+        best = c.new_full((B,), -math.inf)
+        index = torch.zeros(B, dtype=torch.long, device=c.device)
+        start = 0
+        for _, c_n in self._chunks(None):
+            # Gumbel noise in float64: a float32 u could round to 1 and give an infinite score
+            u = _uniform((B, c_n.shape[0]), generator, c.device)
+            score = self._cond_logits(c, c_n) - torch.log(-torch.log(u)).to(c.dtype)
+            val, arg = score.max(1)
+            better = val > best
+            index = torch.where(better, arg + start, index)
+            best = torch.where(better, val, best)
+            start += c_n.shape[0]
+        return index
