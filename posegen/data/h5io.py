@@ -158,7 +158,8 @@ def load_points(path, *, nonfinite: str = "raise") -> PoseDataset:
             raise ValueError(f"{str(path)!r} is not a posegen points file: root attribute format is "
                              f"{fmt or 'missing'!r}, expected {FORMAT!r}{hint}")
         version = f.attrs.get("format_version")
-        if version is None or int(version) != FORMAT_VERSION:
+        version = version.item() if hasattr(version, "item") else version
+        if version != FORMAT_VERSION:
             raise ValueError(f"{str(path)!r} has format_version {version!r}; this posegen "
                              f"({_posegen_version()}) reads version {FORMAT_VERSION} only")
         if "points" not in f:

@@ -202,6 +202,9 @@ def load_table(path, manifold, columns: Optional[Sequence[Column]] = None, *, an
         for s in tori:
             x[:, s] = torch.deg2rad(x[:, s])
     x = convert_quats(manifold, x, quat_order).to(dtype)
+    # the column names follow the quaternions into xyzw order
+    order = convert_quats(manifold, torch.arange(len(idx), dtype=torch.float64), quat_order).long().tolist()
+    idx = [idx[k] for k in order]
     c = torch.from_numpy(values[:, cond_idx].copy()).to(dtype) if cond_idx else None
     x, c, keep = validate_with_conditions(manifold, x, c, name=Path(path).name, nonfinite=nonfinite,
                                           renormalize_tol=renormalize_tol, wrap=wrap)
