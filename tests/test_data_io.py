@@ -8,7 +8,6 @@ import math
 import os
 import re
 import shutil
-from pathlib import Path
 
 import h5py
 import numpy as np

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
+import h5py
 import numpy as np
 import torch
 
@@ -154,7 +155,7 @@ def load_robomimic(path, keys: Mapping[str, str] = DEFAULT_KEYS, *,
             raise ValueError(f"{path_s}: no 'data' group, so not a robomimic file (top-level members: "
                              f"{sorted(f.keys())})")
         data = f["data"]
-        names = sorted(data.keys(), key=demo_sort_key)
+        names = sorted((k for k in data.keys() if isinstance(data[k], h5py.Group)), key=demo_sort_key)
         if mask is not None:
             available = sorted(f["mask"].keys()) if "mask" in f else []
             if mask not in available:

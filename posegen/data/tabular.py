@@ -77,7 +77,7 @@ def read_table(path, delimiter: Optional[str] = None) -> Tuple[Optional[List[str
             raise ValueError(f"{str(path)!r} is not a readable .npy array of numbers: {e}") from None
         if a.dtype.kind not in "iuf" or a.ndim not in (1, 2):
             raise ValueError(f"{str(path)!r}: expected a 1-D or 2-D array of numbers, got {a.dtype} {a.shape}")
-        return None, a.reshape(len(a), -1).astype(np.float64, copy=False)
+        return None, (a[:, None] if a.ndim == 1 else a).astype(np.float64, copy=False)
     if delimiter is None:
         delimiter = {".csv": ",", ".tsv": "\t", ".tab": "\t"}.get(path.suffix.lower())
     with open(path, encoding="utf-8-sig") as fh:
