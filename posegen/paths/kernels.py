@@ -192,43 +192,55 @@ def _normal(shape, generator, device) -> torch.Tensor:
     return torch.randn(shape, generator=generator, dtype=torch.float64, device=dev).to(device)
 
 
+def _rejection(n: int, width: int, propose, device, name: str) -> torch.Tensor:
+    """Batched rejection sampling of ``n`` draws, ``(n, width)`` float64.
+
+    ``propose(idx) -> (accept (m,), values (m, width))`` proposes one candidate for each still-pending
+    entry ``idx (m,)``. The Python loop runs over rounds (each redraws only the pending entries), never
+    over points.
+    """
+    out = torch.zeros(n, width, dtype=torch.float64, device=device)
+    pending = torch.arange(n, device=device)
+    for _ in range(_MAX_REJECTION_ROUNDS):
+        if pending.numel() == 0:
+            return out
+        accept, values = propose(pending)
+        out[pending[accept]] = values[accept]
+        pending = pending[~accept]
+    raise RuntimeError(f"{name}: rejection sampler did not finish")  # pragma: no cover
+
+
 def sample_von_mises(kappa: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
     r"""Angles ``theta ~ VonMises(0, kappa)`` in ``[-pi, pi]``, one per entry of ``kappa (...) >= 0``.
 
-    Best & Fisher's (1979) rejection sampler, batched: the Python loop runs over rejection rounds (a
-    handful; acceptance is above 65 % for every ``kappa``), never over points. ``kappa = 0`` gives exact
-    uniform angles. float64 inside, returned in ``kappa``'s dtype. Unlike ``torch.distributions.VonMises``
-    it takes a ``generator``.
+    Best & Fisher's (1979) rejection sampler, batched (a handful of rounds: acceptance is above 65 % for
+    every ``kappa``). ``kappa = 0`` gives exact uniform angles. float64 inside, returned in ``kappa``'s
+    dtype. Unlike ``torch.distributions.VonMises`` it takes a ``generator``.
     """
-    k = kappa.detach().to(torch.float64)
+    k = kappa.detach().to(torch.float64).reshape(-1)
     zero = k < 1e-100  # uniform to within exp(1e-100): draw exactly uniform angles (no 1/kappa overflow)
     ks = torch.where(zero, torch.ones_like(k), k)
     tau = 1 + torch.sqrt(1 + 4 * ks * ks)
     rho = (tau - torch.sqrt(2 * tau)) / (2 * ks)
     r = torch.where(ks < 1e-5, 1 / ks + ks, (1 + rho * rho) / (2 * rho))
-    theta = torch.zeros_like(k)
-    done = torch.zeros_like(k, dtype=torch.bool)
-    for _ in range(_MAX_REJECTION_ROUNDS):
-        u = _uniform((3,) + tuple(k.shape), generator, k.device)
-        u1, u2, u3 = u.unbind(0)
+
+    def propose(idx):
+        u1, u2, u3 = _uniform((3, idx.shape[0]), generator, k.device).unbind(0)
+        r_i, k_i = r[idx], ks[idx]
         z = torch.cos(math.pi * u1)
-        f = ((1 + r * z) / (r + z)).clamp(-1, 1)
-        c = ks * (r - f)
+        f = ((1 + r_i * z) / (r_i + z)).clamp(-1, 1)
+        c = k_i * (r_i - f)
         accept = (c * (2 - c) - u2 > 0) | (torch.log(c / u2) + 1 - c >= 0)
-        draw = torch.where(u3 < 0.5, -1.0, 1.0).to(k) * torch.acos(f)
-        theta = torch.where(accept & ~done, draw, theta)
-        done = done | accept
-        if bool(done.all()):
-            break
-    else:  # pragma: no cover - acceptance probability is bounded away from 0
-        raise RuntimeError("sample_von_mises: rejection sampler did not finish")
+        return accept, (torch.where(u3 < 0.5, -1.0, 1.0).to(k) * torch.acos(f)).unsqueeze(-1)
+
+    theta = _rejection(k.shape[0], 1, propose, k.device, "sample_von_mises")[:, 0]
     theta = torch.where(zero, math.pi * (2 * _uniform(k.shape, generator, k.device) - 1), theta)
-    return theta.to(kappa.dtype)
+    return theta.reshape(kappa.shape).to(kappa.dtype)
 
 
 def _vmf_cosine(kappa: torch.Tensor, p: int, generator) -> tuple:
     """``(w, s)``: the cosine ``w = <mu, x>`` of a vMF sample on ``S^(p-1)`` and ``s = sqrt(1 - w^2)``,
-    float64, accurate near ``w = 1``."""
+    float64, accurate near ``w = 1``; ``kappa (B,)``."""
     k = kappa.detach().to(torch.float64)
     if p == 2:
         theta = sample_von_mises(k, generator)
@@ -246,29 +258,23 @@ def _vmf_cosine(kappa: torch.Tensor, p: int, generator) -> tuple:
     #   accept iff k (w - x0) + (p-1) log((1+b) / (2 (1 - (1-b) z))) >= log u, with 1 - x0 = 2b / (1+b).
     m = p - 1
     b = m / (2 * k + torch.sqrt(4 * k * k + m * m))
-    w = torch.zeros_like(k)
-    s = torch.zeros_like(k)
-    done = torch.zeros_like(k, dtype=torch.bool)
-    for _ in range(_MAX_REJECTION_ROUNDS):
+
+    def propose(idx):
+        k_i, b_i = k[idx], b[idx]
         # Beta(m/2, m/2) as (1 + first coordinate of a uniform point on S^(p-1)) / 2
-        g = _normal(tuple(k.shape) + (p,), generator, k.device)
+        g = _normal((idx.shape[0], p), generator, k.device)
         g2 = (g * g).sum(-1)
-        c = g[..., 0] / torch.sqrt(g2)
-        z = 0.5 * (1 + c)
-        one_minus_c2 = (g[..., 1:] ** 2).sum(-1) / g2  # 4 z (1 - z)
-        denom = 1 - (1 - b) * z
-        omw = 2 * b * z / denom
-        log_u = torch.log1p(-_uniform(k.shape, generator, k.device))
-        accept = k * (2 * b / (1 + b) - omw) + m * (torch.log1p(b) - math.log(2) - torch.log(denom)) >= log_u
-        new = accept & ~done
-        w = torch.where(new, 1 - omw, w)
-        s = torch.where(new, torch.sqrt(b * one_minus_c2) / denom, s)
-        done = done | accept
-        if bool(done.all()):
-            break
-    else:  # pragma: no cover
-        raise RuntimeError("sample_vmf: rejection sampler did not finish")
-    return w, s
+        z = 0.5 * (1 + g[:, 0] / torch.sqrt(g2))
+        one_minus_c2 = (g[:, 1:] ** 2).sum(-1) / g2  # 4 z (1 - z)
+        denom = 1 - (1 - b_i) * z
+        omw = 2 * b_i * z / denom
+        log_u = torch.log1p(-_uniform(idx.shape, generator, k.device))
+        accept = (k_i * (2 * b_i / (1 + b_i) - omw) + m * (torch.log1p(b_i) - math.log(2) - torch.log(denom))
+                  >= log_u)
+        return accept, torch.stack([1 - omw, torch.sqrt(b_i * one_minus_c2) / denom], -1)
+
+    ws = _rejection(k.shape[0], 2, propose, k.device, "sample_vmf")
+    return ws[:, 0], ws[:, 1]
 
 
 def sample_vmf(mu: torch.Tensor, kappa: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
