@@ -1,0 +1,136 @@
+r"""CNFM: matching a CNF to a target probability path (Ben-Hamu, Cohen, Bose, Amos, Grover, Nickel, Chen &
+Lipman, "Matching Normalizing Flows and Probability Paths on Manifolds", ICML 2022).
+
+A flow with velocity ``v`` transports ``p_0`` along the path ``p_t`` exactly when the logarithmic mass
+conservation law holds:
+
+.. math::  \partial_t \log p_t + \langle \nabla_x \log p_t, v \rangle + \operatorname{div}_M v = 0 .
+
+The probability path divergence ``d_l`` measures how far a field is from that, along a target path
+``p_t`` that runs from the base to the data:
+
+.. math::  d_\ell(p_t \| q_t) = \mathbb{E}_{t, x \sim p_t}
+           \big| \partial_t \log p_t + \langle \nabla_x \log p_t, v_\theta \rangle
+           + \operatorname{div}_M v_\theta \big|^\ell ,
+
+which is ``>= 0`` and ``0`` iff the flow's path ``q_t`` equals ``p_t`` for all ``t``. Only ``v_theta`` and its
+divergence are needed: no ODE is solved during training. The target here is the kernel mixture of
+:class:`~posegen.paths.MixturePath` (Gaussian / von Mises / vMF kernels around the training points, one
+signal-to-noise schedule), whose ``d/dt log p_t`` and Riemannian gradient are computed in closed form by
+autograd, chunk by chunk over the data.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from ..paths import MixturePath, Schedule, make_schedule
+from ..solvers.divergence import METHODS
+from .base import Objective, check_batch, check_unit_interval, draw_time
+
+DEFAULT_CHUNK_SIZE = 4096
+
+
+class CNFM(Objective):
+    r"""The probability path divergence ``d_l`` to a kernel-mixture path, for ``parametrization="cnf"`` flows.
+
+    Args:
+        schedule: the path's :class:`~posegen.paths.Schedule`, kind name (``"linear"``, ``"cosine"``), dict
+            of its arguments, or ``None`` (linear, ``sigma_min = 0.01``, ``kappa_max = 1 / sigma_min^2``).
+        l: the exponent ``l`` of ``|residual|^l``, 1 or 2.
+        divergence: ``"exact"`` or ``"hutchinson"`` (how ``div v`` is computed).
+        max_components: use a fresh random subset of this many training points per step for the targets
+            (a biased but consistent estimate of ``log p_t``: see :class:`~posegen.paths.MixturePath`);
+            ``None``: all of them.
+        chunk_size: training points processed at once when computing targets (memory ``B x chunk_size``).
+        t_eps: times are drawn from ``U[t_eps, 1]`` (default 1e-3).
+        cond_bandwidth: Nadaraya-Watson bandwidth of conditional paths, in standardised condition units
+            (default: Scott's rule).
+
+    Each step, for a batch ``x_1`` of training points: ``t ~ U[t_eps, 1]``, ``x_t ~ k_t(. | x_1)`` (a draw
+    of ``p_t``, since ``x_1`` is a draw of the data); with a condition ``c``, ``x_t ~ p_t(. | c)`` (centres
+    picked with the Nadaraya-Watson weights of ``c``). The residual uses the targets
+    ``(d/dt log p_t, grad log p_t)`` at ``x_t`` and ``(v, div v) = flow.velocity_and_div(t, x_t, c)``.
+    """
+
+    name = "cnfm"
+    parametrization = "cnf"
+
+    def __init__(self, schedule=None, l: int = 2, divergence: str = "exact", max_components: Optional[int] = None,
+                 chunk_size: Optional[int] = None, t_eps: float = 1e-3, cond_bandwidth: Optional[float] = None):
+        sched = make_schedule(schedule)
+        if l not in (1, 2):
+            raise ValueError(f'objective "cnfm": l must be 1 or 2, got {l!r}')
+        if divergence not in METHODS:
+            raise ValueError(f'Invalid divergence method "{divergence}". Must be one of {set(METHODS)}')
+        if max_components is not None and (int(max_components) != max_components or max_components < 1):
+            raise ValueError(f'objective "cnfm": max_components must be a positive integer or None, '
+                             f"got {max_components!r}")
+        if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
+            raise ValueError(f'objective "cnfm": chunk_size must be a positive integer or None, got {chunk_size!r}')
+        t_eps = check_unit_interval('objective "cnfm"', t_eps, "t_eps")
+        # options are plain data, so make_objective("cnfm", **options) rebuilds this objective; only a
+        # custom Schedule subclass is kept as the object itself
+        schedule_options = schedule
+        if type(schedule) is Schedule:
+            schedule_options = dict(kind=sched.kind, sigma_min=sched.sigma_min, kappa_max=sched.kappa_max)
+        super().__init__(schedule=schedule_options, l=int(l), divergence=divergence, max_components=max_components,
+                         chunk_size=chunk_size, t_eps=t_eps, cond_bandwidth=cond_bandwidth)
+        self.schedule = sched
+        self.l = int(l)
+        self.divergence = divergence
+        self.max_components = max_components
+        self.chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
+        self.t_eps = t_eps
+        self.cond_bandwidth = cond_bandwidth
+        self.path: Optional[MixturePath] = None
+
+    def setup(self, flow, data: torch.Tensor, conditions: Optional[torch.Tensor] = None) -> None:
+        """Build the target :class:`~posegen.paths.MixturePath` on ``flow.manifold`` from ``data (N, D)``
+        (flow coordinates) and, for conditional flows, ``conditions (N, C)`` (user units, as passed to the
+        flow)."""
+        self.check(flow)
+        cond_dim = getattr(flow, "cond_dim", None)
+        if cond_dim is not None and bool(cond_dim) != (conditions is not None):
+            raise ValueError(f'objective "cnfm": the flow has cond_dim={cond_dim} but conditions were '
+                             f'{"given" if conditions is not None else "not given"} to setup; a conditional '
+                             f"flow needs one condition row per data point, an unconditional one none")
+        self.path = MixturePath(flow.manifold, data, schedule=self.schedule, conditions=conditions,
+                                cond_bandwidth=self.cond_bandwidth, chunk_size=self.chunk_size,
+                                max_components=self.max_components)
+
+    def sample(self, x_1: torch.Tensor, condition: Optional[torch.Tensor] = None,
+               generator: Optional[torch.Generator] = None):
+        """One training draw ``(t (B,), x_t (B, D))``: ``t ~ U[t_eps, 1]``, then ``x_t ~ k_t(. | x_1)``, or
+        ``x_t ~ p_t(. | condition)`` on a conditional path."""
+        B = x_1.shape[0]
+        t = draw_time(B, x_1, generator, t_max=1.0 - self.t_eps) + self.t_eps
+        if condition is not None and self.path.conditional:
+            x_t, _ = self.path.sample(t, generator=generator, condition=condition)
+        else:
+            x_t = self.path.sample_given(x_1, t, generator)
+        return t, x_t
+
+    def residual(self, flow, t: torch.Tensor, x_t: torch.Tensor, condition: Optional[torch.Tensor] = None,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """``d/dt log p_t + <grad log p_t, v> + div v`` at ``x_t (B, D)``, ``t (B,)``: shape ``(B,)``,
+        differentiable w.r.t. the flow's parameters (the targets are constants)."""
+        _, dlogp_dt, grad = self.path.log_prob_dt_grad(x_t, t, condition, generator=generator)
+        v, div = flow.velocity_and_div(t, x_t, condition, method=self.divergence, generator=generator)
+        return dlogp_dt + flow.manifold.inner(x_t, grad, v) + div
+
+    def loss(self, flow, x_1: torch.Tensor, condition: Optional[torch.Tensor] = None,
+             generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """``mean |residual|^l`` over the batch ``x_1 (B, D)`` (flow coordinates); a scalar."""
+        self.check(flow)
+        check_batch(flow, x_1, self.name)
+        if self.path is None:
+            raise RuntimeError('objective "cnfm": call setup(flow, data) before loss(): the target path is '
+                               "built from the whole training set")
+        if self.path.data.device != x_1.device or self.path.data.dtype != x_1.dtype:
+            self.path.to(device=x_1.device, dtype=x_1.dtype)
+        t, x_t = self.sample(x_1.detach(), condition, generator)
+        r = self.residual(flow, t, x_t, condition, generator)
+        return (r * r).mean() if self.l == 2 else r.abs().mean()

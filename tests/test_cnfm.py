@@ -1,0 +1,173 @@
+"""posegen.objectives.cnfm: the probability path divergence loss on a kernel-mixture path."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import posegen.manifolds as pm
+from posegen.flow import PoseFlow
+from posegen.objectives import make_objective
+from posegen.objectives.cnfm import CNFM
+from posegen.paths import Schedule, sample_vmf
+
+F64 = torch.float64
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+class GaussianPathField:
+    """The exact velocity of the Gaussian path N(alpha_t y, sigma_t^2 I) of one point y on R^d:
+    v = alpha'_t y + (sigma'_t / sigma_t)(x - alpha_t y), div v = d sigma'_t / sigma_t (a stand-in flow)."""
+
+    parametrization = "cnf"
+
+    def __init__(self, d, y, schedule):
+        self.manifold = pm.parse(f"R{d}")
+        self.y, self.schedule = y, schedule
+
+    def _rates(self, t):
+        t = t.detach().requires_grad_(True)
+        a, s = self.schedule.alpha(t), self.schedule.sigma(t)
+        da = torch.autograd.grad(a.sum(), t)[0]
+        ds = torch.autograd.grad(s.sum(), t)[0]
+        return a.detach(), s.detach(), da, ds
+
+    def velocity(self, t, z, condition=None):
+        a, s, da, ds = self._rates(t)
+        return da[:, None] * self.y + (ds / s)[:, None] * (z - a[:, None] * self.y)
+
+    def velocity_and_div(self, t, z, condition=None, method="exact", generator=None):
+        _, s, _, ds = self._rates(t)
+        return self.velocity(t, z), self.manifold.dim * ds / s
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+@pytest.mark.parametrize("d", [1, 3])
+def test_exact_gaussian_field_has_zero_residual(kind, d):
+    sigma_min = 0.05
+    y = torch.tensor([[0.7, -1.2, 0.3][:d]], dtype=F64)
+    sched = Schedule(kind, sigma_min=sigma_min)
+    field = GaussianPathField(d, y, sched)
+    obj = CNFM(schedule=sched, t_eps=1e-3)
+    obj.setup(field, y)
+    x_1 = y.expand(64, d)
+    loss = obj.loss(field, x_1, generator=gen(0))
+    assert loss.item() < 1e-16
+    t, x_t = obj.sample(x_1, generator=gen(1))
+    r = obj.residual(field, t, x_t)
+    torch.testing.assert_close(r, torch.zeros_like(r), rtol=0, atol=1e-9)
+    if kind == "linear" and d == 1:  # the OT conditional field, written out as in the paper
+        v = (y - (1 - sigma_min) * x_t) / (1 - (1 - sigma_min) * t)[:, None]
+        torch.testing.assert_close(field.velocity(t, x_t), v)
+    # a wrong field (half the speed) has a clearly positive loss
+    wrong = GaussianPathField(d, y, sched)
+    wrong.velocity_and_div = lambda t, z, c=None, method="exact", generator=None: tuple(
+        0.5 * a for a in GaussianPathField.velocity_and_div(field, t, z))
+    assert obj.loss(wrong, x_1, generator=gen(0)).item() > 1e-2
+
+
+def _s2_data(n=256, kappa=20.0, seed=3):
+    mu = torch.tensor([0.3, -0.4, 0.866], dtype=torch.float32)
+    mu = (mu / mu.norm()).expand(n, 3)
+    return sample_vmf(mu, torch.full((n,), kappa), gen(seed))
+
+
+@pytest.mark.parametrize("l", [1, 2])
+@pytest.mark.parametrize("divergence", ["exact", "hutchinson"])
+def test_loss_finite_and_differentiable(l, divergence):
+    torch.manual_seed(0)
+    M = pm.Product(pm.Euclidean(2), pm.Torus(1), pm.Sphere(2), pm.SO3())
+    data = M.sample_base(64, generator=gen(4))
+    flow = PoseFlow(M, hidden=32, depth=2)
+    obj = CNFM(l=l, divergence=divergence, schedule={"sigma_min": 0.1}, chunk_size=16)
+    obj.setup(flow, data)
+    loss = obj.loss(flow, data[:32], generator=gen(5))
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in flow.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert sum(g.abs().sum() for g in grads) > 0
+    # seeded: the same generator state gives the same loss
+    again = obj.loss(flow, data[:32], generator=gen(5))
+    assert torch.equal(loss.detach(), again.detach())
+
+
+def test_training_reduces_the_loss_on_s2():
+    torch.manual_seed(0)
+    data = _s2_data()
+    flow = PoseFlow("S2", hidden=64, depth=2)
+    obj = CNFM(schedule=Schedule(sigma_min=0.15), t_eps=1e-3)
+    obj.setup(flow, data)
+
+    def evaluate():
+        return sum(obj.loss(flow, data[i * 128:(i + 1) * 128], generator=gen(100 + i)).item()
+                   for i in range(2)) / 2
+
+    before = evaluate()
+    opt = torch.optim.Adam(flow.parameters(), lr=3e-3)
+    g = gen(7)
+    for step in range(80):
+        idx = torch.randint(0, data.shape[0], (128,), generator=g)
+        loss = obj.loss(flow, data[idx], generator=g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = evaluate()
+    assert after < 0.2 * before, (before, after)  # seeds 0-2 give 0.02-0.05
+
+
+def test_conditional_loss():
+    torch.manual_seed(0)
+    M = pm.parse("R1 x S2")
+    data = M.sample_base(40, generator=gen(8))
+    cond = torch.linspace(-1, 1, 40)[:, None] * 5
+    flow = PoseFlow(M, hidden=32, depth=2, cond_dim=1)
+    obj = CNFM(schedule={"sigma_min": 0.2})
+    obj.setup(flow, data, cond)
+    assert obj.path.conditional
+    loss = obj.loss(flow, data[:16], condition=cond[:16], generator=gen(9))
+    assert torch.isfinite(loss)
+    loss.backward()
+    with pytest.raises(ValueError, match="the flow has cond_dim=1 but conditions were not given"):
+        obj.setup(flow, data)
+
+
+def test_options_rebuild_and_errors():
+    obj = CNFM(schedule=Schedule("cosine", sigma_min=0.05, kappa_max=400.0), l=1, max_components=100)
+    again = make_objective("cnfm", **obj.options)
+    assert isinstance(again, CNFM) and again.options == obj.options
+    assert again.schedule.kind == "cosine" and again.schedule.kappa_max == 400.0 and again.l == 1
+    with pytest.raises(ValueError, match="l must be 1 or 2, got 3"):
+        CNFM(l=3)
+    with pytest.raises(ValueError, match='Invalid divergence method "trace"'):
+        CNFM(divergence="trace")
+    with pytest.raises(ValueError, match=r"t_eps must be in \[0, 1\)"):
+        CNFM(t_eps=1.0)
+    with pytest.raises(ValueError, match="max_components must be a positive integer"):
+        CNFM(max_components=0)
+    flow = PoseFlow("S2", hidden=8, depth=1)
+    with pytest.raises(RuntimeError, match=r"call setup\(flow, data\) before loss"):
+        CNFM().loss(flow, _s2_data(4))
+    with pytest.raises(ValueError, match=r"x_1 must be a floating-point tensor of shape \(B, 3\)"):
+        c = CNFM()
+        c.setup(flow, _s2_data(4))
+        c.loss(flow, torch.zeros(4, 4))
+    moser = PoseFlow("S2", hidden=8, depth=1, parametrization="moser")
+    with pytest.raises(ValueError, match='parametrization="cnf"'):
+        CNFM().setup(moser, _s2_data(4))
+
+
+def test_subset_targets_and_t_range():
+    data = _s2_data(200)
+    flow = PoseFlow("S2", hidden=8, depth=1)
+    obj = CNFM(max_components=50, t_eps=0.25, chunk_size=7)
+    obj.setup(flow, data)
+    t, x_t = obj.sample(data[:500], generator=gen(10))
+    assert t.min() >= 0.25 and t.max() <= 1.0
+    flow.manifold.check_point(x_t)
+    assert math.isfinite(obj.loss(flow, data[:64], generator=gen(11)).item())
