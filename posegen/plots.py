@@ -1,0 +1,358 @@
+"""Figures: densities and samples on each kind of factor, and training curves. PNG files, one per call.
+
+matplotlib is optional (``pip install posegen[plot]``) and imported only when a figure is drawn. Figures are
+built with :class:`matplotlib.figure.Figure` and its Agg canvas, never with ``pyplot``, so plotting
+neither needs a display nor changes the caller's matplotlib backend or global state.
+
+Conventions of the inputs: points ``(N, coord_dim)`` as posegen stores them (tensors or arrays):
+positions in R^d as is; torus angles in radians in ``[-pi, pi)``; S2 unit vectors ``(N, 3)`` (latitude
+``asin z``, longitude ``atan2(y, x)``); rotations as unit quaternions ``(N, 4)``, xyzw (q and -q the same).
+Data are drawn in grey, model samples in orange. Every function returns the path it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+DATA_COLOR = "0.35"
+SAMPLE_COLOR = "tab:orange"
+MAX_SCATTER = 4000  # points drawn per cloud: enough to show the shape, few enough to stay fast
+DPI = 110
+
+
+def _figure(figsize):
+    """A new Agg-backed Figure, or an ImportError that says how to install matplotlib."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError("plots need matplotlib, which is not installed: pip install posegen[plot] "
+                          "(or pip install matplotlib)") from None
+    fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, out) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png", bbox_inches="tight")
+    return out
+
+
+def _np(x, width: Optional[int] = None, name: str = "points") -> Optional[np.ndarray]:
+    """``x`` as a float64 array ``(N, width)``, None stays None; thinned to :data:`MAX_SCATTER` rows with a
+    fixed seed (plots of the same inputs are identical)."""
+    if x is None:
+        return None
+    a = x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2 or (width is not None and a.shape[1] != width):
+        raise ValueError(f"{name} must have shape (N, {width if width is not None else 'd'}), got {a.shape}")
+    if a.shape[0] > MAX_SCATTER:
+        idx = np.sort(np.random.default_rng(0).choice(a.shape[0], MAX_SCATTER, replace=False))
+        a = a[idx]
+    return a
+
+
+def _clouds(samples, data, width, what: str):
+    s, d = _np(samples, width, "samples"), _np(data, width, "data")
+    if s is None and d is None:
+        raise ValueError(f"{what}: give samples= or data= (or both)")
+    return s, d
+
+
+def _scatter(ax, pts, i, j, color, label):
+    if pts is not None:
+        ax.scatter(pts[:, i], pts[:, j], s=3, c=color, alpha=0.45, linewidths=0, label=label, rasterized=True)
+
+
+# ---------------------------------------------------------------------- training curves
+def read_metrics(path) -> List[Dict]:
+    """Records of a ``metrics.jsonl`` file, one per step, in step order; a step logged twice (a resumed
+    run repeats the steps after its last checkpoint) keeps its last record."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"metrics file '{path}' does not exist")
+    by_step: Dict[int, Dict] = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            raise ValueError(f"'{path}' line {n} is not JSON: {line[:60]!r}") from None
+        if isinstance(rec, dict) and "step" in rec:
+            by_step[int(rec["step"])] = {**by_step.get(int(rec["step"]), {}), **rec}
+    return [by_step[k] for k in sorted(by_step)]
+
+
+def plot_training_curves(metrics, out, title: Optional[str] = None) -> Path:
+    """Training loss and validation NLL (nats) against the step, from a ``metrics.jsonl`` path or its
+    records (dicts with ``step`` and ``loss`` and/or ``val_nll``)."""
+    recs = read_metrics(metrics) if isinstance(metrics, (str, Path)) else list(metrics)
+    loss = [(r["step"], r["loss"]) for r in recs if r.get("loss") is not None]
+    val = [(r["step"], r["val_nll"]) for r in recs if r.get("val_nll") is not None]
+    if not loss and not val:
+        raise ValueError("no training records with 'loss' or 'val_nll' to plot")
+    fig = _figure((10, 3.6))
+    ax1, ax2 = fig.subplots(1, 2)
+    if loss:
+        ax1.plot(*zip(*loss), color="tab:blue", lw=1.2)
+        # Objectives whose loss can go negative (Moser's NLL) need a linear axis; others read better in log.
+        if min(v for _, v in loss) > 0 and max(v for _, v in loss) / min(v for _, v in loss) > 20:
+            ax1.set_yscale("log")
+    else:
+        ax1.text(0.5, 0.5, "no loss records", ha="center", va="center", transform=ax1.transAxes)
+    ax1.set(xlabel="step", ylabel="training loss", title="training loss")
+    if val:
+        ax2.plot(*zip(*val), "o-", color="tab:red", lw=1.2, ms=3)
+        best = min(val, key=lambda sv: sv[1])
+        ax2.axhline(best[1], color="0.6", lw=0.8, ls="--")
+        ax2.set_title(f"validation NLL (best {best[1]:.4g} at step {best[0]})")
+    else:
+        ax2.text(0.5, 0.5, "no validation records", ha="center", va="center", transform=ax2.transAxes)
+        ax2.set_title("validation NLL")
+    ax2.set(xlabel="step", ylabel="NLL (nats)")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, out)
+
+
+# ---------------------------------------------------------------------- S2: world map
+def _latlon(x: np.ndarray):
+    lat = np.arctan2(x[:, 2], np.hypot(x[:, 0], x[:, 1]))
+    lon = np.arctan2(x[:, 1], x[:, 0])
+    return lat, lon
+
+
+def sphere_density_grid(flow, grid: int = 72, condition=None, solver: Optional[dict] = None):
+    """``(lon_edges, lat_edges, density)`` of a flow on S2 over a ``grid x 2 grid`` lat/lon grid
+    (radians; density ``(grid, 2 grid)`` w.r.t. surface measure, from ``flow.log_prob`` at cell centres)."""
+    lat_e = np.linspace(-math.pi / 2, math.pi / 2, grid + 1)
+    lon_e = np.linspace(-math.pi, math.pi, 2 * grid + 1)
+    lat_c, lon_c = (lat_e[1:] + lat_e[:-1]) / 2, (lon_e[1:] + lon_e[:-1]) / 2
+    LON, LAT = np.meshgrid(lon_c, lat_c)
+    pts = np.stack([np.cos(LAT) * np.cos(LON), np.cos(LAT) * np.sin(LON), np.sin(LAT)], -1).reshape(-1, 3)
+    x = torch.as_tensor(pts, dtype=flow.dtype)
+    lp = flow.log_prob(x, condition, **(solver or {}))
+    return lon_e, lat_e, lp.exp().reshape(grid, 2 * grid).cpu().double().numpy()
+
+
+def plot_sphere(out, samples=None, data=None, flow=None, *, grid: int = 72, condition=None,
+                solver: Optional[dict] = None, title: Optional[str] = None) -> Path:
+    """Points on S2 ``(N, 3)`` on Mollweide world maps: the model density (colour map of
+    ``flow.log_prob`` on a lat/lon grid) when ``flow`` (a PoseFlow on S2) is given, the data and the
+    samples, one map each."""
+    s, d = _np(samples, 3, "samples"), _np(data, 3, "data")
+    if s is None and d is None and flow is None:
+        raise ValueError("plot_sphere: give samples=, data= or flow=")
+    panels = []
+    if flow is not None:
+        if repr(flow.manifold) != "S2":
+            raise ValueError(f"plot_sphere draws densities of flows on S2, got a flow on {flow.manifold!r}")
+        panels.append("density")
+    panels += [p for p, v in (("data", d), ("samples", s)) if v is not None]
+    fig = _figure((6.2 * len(panels), 3.6))
+    axes = [fig.add_subplot(1, len(panels), k + 1, projection="mollweide") for k in range(len(panels))]
+    for ax, panel in zip(axes, panels):
+        if panel == "density":
+            lon_e, lat_e, dens = sphere_density_grid(flow, grid, condition, solver)
+            mesh = ax.pcolormesh(lon_e, lat_e, dens, cmap="viridis", shading="flat", rasterized=True)
+            fig.colorbar(mesh, ax=ax, orientation="horizontal", fraction=0.05, pad=0.06,
+                         label="density (per steradian)")
+            if d is not None:
+                lat, lon = _latlon(d)
+                ax.scatter(lon, lat, s=1, c="white", alpha=0.35, linewidths=0, rasterized=True)
+            ax.set_title("model density" + (" (white: data)" if d is not None else ""))
+        else:
+            pts, color = (d, DATA_COLOR) if panel == "data" else (s, SAMPLE_COLOR)
+            lat, lon = _latlon(pts)
+            ax.scatter(lon, lat, s=2, c=color, alpha=0.6, linewidths=0, rasterized=True)
+            ax.set_title(f"{panel} (n={pts.shape[0]})")
+        ax.grid(alpha=0.3)
+        ax.set_xticklabels([])
+    if title:
+        fig.suptitle(title)
+    return _save(fig, out)
+
+
+# ---------------------------------------------------------------------- tori: corner grid of angle pairs
+def plot_torus_pairs(out, samples=None, data=None, *, names: Optional[Sequence[str]] = None,
+                     max_angles: int = 8, title: Optional[str] = None) -> Path:
+    """Angles ``(N, n)`` in radians as a corner grid: histograms of each angle on the diagonal (data and
+    samples), data below the diagonal and samples above it, one panel per angle pair (a T7 gives 7 x 7).
+    Only the first ``max_angles`` angles are drawn."""
+    s, d = _np(samples, None, "samples"), _np(data, None, "data")
+    if s is None and d is None:
+        raise ValueError("plot_torus_pairs: give samples= or data= (or both)")
+    n = (s if s is not None else d).shape[1]
+    if s is not None and d is not None and s.shape[1] != d.shape[1]:
+        raise ValueError(f"samples have {s.shape[1]} angles but data have {d.shape[1]}")
+    k = min(n, max_angles)
+    names = list(names) if names is not None else [f"angle {i}" for i in range(n)]
+    size = 1.9 if k > 2 else 3.0
+    fig = _figure((size * k + 0.5, size * k + 0.5))
+    axes = np.atleast_2d(fig.subplots(k, k, squeeze=False))
+    lim = (-math.pi, math.pi)
+    bins = np.linspace(-math.pi, math.pi, 37)
+    for i in range(k):
+        for j in range(k):
+            ax = axes[i, j]
+            if i == j:
+                if d is not None:
+                    ax.hist(d[:, i], bins=bins, density=True, color=DATA_COLOR, alpha=0.5, label="data")
+                if s is not None:
+                    ax.hist(s[:, i], bins=bins, density=True, histtype="step", color=SAMPLE_COLOR, lw=1.5,
+                            label="samples")
+                ax.set_xlim(lim)
+                ax.set_yticks([])
+            else:
+                pts, color = (d, DATA_COLOR) if i > j else (s, SAMPLE_COLOR)
+                if pts is not None:
+                    ax.scatter(pts[:, j], pts[:, i], s=1.5, c=color, alpha=0.4, linewidths=0, rasterized=True)
+                ax.set_xlim(lim)
+                ax.set_ylim(lim)
+            ax.tick_params(labelsize=6)
+            if i == k - 1:
+                ax.set_xlabel(names[j], fontsize=7)
+            else:
+                ax.set_xticklabels([])
+            if j == 0 and i != j:
+                ax.set_ylabel(names[i], fontsize=7)
+            elif i != j:
+                ax.set_yticklabels([])
+    if k == 1:
+        axes[0, 0].legend(fontsize=7)
+    what = ("data below the diagonal, samples above" if s is not None and d is not None else
+            "data" if d is not None else "samples")
+    fig.suptitle((title + ": " if title else "") + f"angle pairs (rad); {what}", fontsize=10)
+    return _save(fig, out)
+
+
+# ---------------------------------------------------------------------- rotations: axis-angle
+def quat_to_rotvec_np(q: np.ndarray) -> np.ndarray:
+    """Unit quaternions ``(N, 4)``, xyzw, to rotation vectors ``(N, 3)`` of norm in [0, pi] (the shortest
+    arc: q and -q give the same vector)."""
+    from .rotations import quat_to_rotvec
+
+    q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    return quat_to_rotvec(torch.as_tensor(q), order="xyzw").numpy()
+
+
+def plot_rotations(out, samples=None, data=None, *, title: Optional[str] = None) -> Path:
+    """Rotations (unit quaternions ``(N, 4)``, xyzw) as axis-angle vectors ``theta * axis`` in the ball of
+    radius pi: three 2-D projections and a histogram of the rotation angle, data against samples."""
+    s, d = _clouds(samples, data, 4, "plot_rotations")
+    rs = None if s is None else quat_to_rotvec_np(s)
+    rd = None if d is None else quat_to_rotvec_np(d)
+    fig = _figure((15, 3.8))
+    axes = fig.subplots(1, 4)
+    lab = ("rx", "ry", "rz")
+    t = np.linspace(0, 2 * math.pi, 200)
+    for ax, (i, j) in zip(axes[:3], ((0, 1), (0, 2), (1, 2))):
+        ax.plot(math.pi * np.cos(t), math.pi * np.sin(t), color="0.8", lw=0.8)
+        _scatter(ax, rd, i, j, DATA_COLOR, "data")
+        _scatter(ax, rs, i, j, SAMPLE_COLOR, "samples")
+        ax.set(xlabel=f"{lab[i]} (rad)", ylabel=f"{lab[j]} (rad)", xlim=(-3.3, 3.3), ylim=(-3.3, 3.3))
+        ax.set_aspect("equal")
+    axes[0].legend(fontsize=7, markerscale=4, loc="upper right")
+    bins = np.linspace(0, math.pi, 37)
+    for r, color, label, kw in ((rd, DATA_COLOR, "data", {"alpha": 0.5}),
+                                (rs, SAMPLE_COLOR, "samples", {"histtype": "step", "lw": 1.5})):
+        if r is not None:
+            axes[3].hist(np.linalg.norm(r, axis=1), bins=bins, density=True, color=color, label=label, **kw)
+    axes[3].set(xlabel="rotation angle (rad)", ylabel="density", title="angle")
+    fig.suptitle((title + ": " if title else "") + "rotations as axis-angle vectors", fontsize=10)
+    return _save(fig, out)
+
+
+# ---------------------------------------------------------------------- positions: 2-D projections
+def plot_positions(out, samples=None, data=None, *, names: Optional[Sequence[str]] = None,
+                   title: Optional[str] = None) -> Path:
+    """Points in R^d ``(N, d)``: a histogram for d = 1, one scatter for d = 2, and the projections on the
+    coordinate planes (0,1), (0,2), (1,2) for d >= 3 (the first three coordinates), data against samples."""
+    s, d = _np(samples, None, "samples"), _np(data, None, "data")
+    if s is None and d is None:
+        raise ValueError("plot_positions: give samples= or data= (or both)")
+    dim = (s if s is not None else d).shape[1]
+    if s is not None and d is not None and s.shape[1] != d.shape[1]:
+        raise ValueError(f"samples have {s.shape[1]} coordinates but data have {d.shape[1]}")
+    names = list(names) if names is not None else [f"x{i}" for i in range(dim)]
+    if dim == 1:
+        fig = _figure((5, 3.8))
+        ax = fig.subplots()
+        for pts, color, label, kw in ((d, DATA_COLOR, "data", {"alpha": 0.5}),
+                                      (s, SAMPLE_COLOR, "samples", {"histtype": "step", "lw": 1.5})):
+            if pts is not None:
+                ax.hist(pts[:, 0], bins=50, density=True, color=color, label=label, **kw)
+        ax.set(xlabel=names[0], ylabel="density")
+        ax.legend(fontsize=7)
+    else:
+        pairs = [(0, 1)] if dim == 2 else [(0, 1), (0, 2), (1, 2)]
+        fig = _figure((4.6 * len(pairs), 4.2))
+        axes = np.atleast_1d(fig.subplots(1, len(pairs)))
+        for ax, (i, j) in zip(axes, pairs):
+            _scatter(ax, d, i, j, DATA_COLOR, "data")
+            _scatter(ax, s, i, j, SAMPLE_COLOR, "samples")
+            ax.set(xlabel=names[i], ylabel=names[j])
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=7, markerscale=4)
+    fig.suptitle((title + ": " if title else "") + "positions", fontsize=10)
+    return _save(fig, out)
+
+
+# ---------------------------------------------------------------------- one figure per factor
+def _safe_name(label: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
+
+
+def plot_samples_vs_data(out_dir, manifold, samples=None, data=None, flow=None, *,
+                         labels: Optional[Sequence[str]] = None, prefix: str = "samples", grid: int = 72,
+                         solver: Optional[dict] = None) -> List[Path]:
+    """One figure per factor of ``manifold`` comparing model samples with data (both ``(N, coord_dim)``):
+    R^d -> :func:`plot_positions`, T^n -> :func:`plot_torus_pairs`, SO3 and S3 -> :func:`plot_rotations`,
+    S2 -> :func:`plot_sphere` (with the model density when ``flow`` is an unconditional flow on S2 alone),
+    other spheres -> projections of their coordinates. Files are ``<prefix>_<label>.png`` in ``out_dir``;
+    ``labels`` name the factors (default ``<index>_<spec>``). Returns the paths written."""
+    from .manifolds import SO3, Euclidean, Sphere, Torus, parse
+
+    M = parse(manifold)
+    labels = list(labels) if labels is not None else [f"{i}_{f.spec}" for i, f in enumerate(M.factors)]
+    if len(labels) != len(M.factors):
+        raise ValueError(f"labels has {len(labels)} names but {M!r} has {len(M.factors)} factors")
+    s = None if samples is None else torch.as_tensor(samples)
+    d = None if data is None else torch.as_tensor(data)
+    for name, x in (("samples", s), ("data", d)):
+        if x is not None and (x.dim() != 2 or x.shape[1] != M.coord_dim):
+            raise ValueError(f"{name} must have shape (N, {M.coord_dim}) for {M!r}, got {tuple(x.shape)}")
+    s_parts = M.split(s) if s is not None else [None] * len(M.factors)
+    d_parts = M.split(d) if d is not None else [None] * len(M.factors)
+    out_dir = Path(out_dir)
+    paths = []
+    for f, label, sp, dp in zip(M.factors, labels, s_parts, d_parts):
+        out = out_dir / f"{prefix}_{_safe_name(label)}.png"
+        title = f"{label} ({f.spec})"
+        if isinstance(f, Euclidean):
+            names = [f"{label}.{c}" for c in "xyz"] if f.coord_dim == 3 else None
+            paths.append(plot_positions(out, sp, dp, names=names, title=title))
+        elif isinstance(f, Torus):
+            names = [f"q{i}" for i in range(f.coord_dim)]
+            paths.append(plot_torus_pairs(out, sp, dp, names=names, title=title))
+        elif isinstance(f, SO3) or (isinstance(f, Sphere) and f.coord_dim == 4):
+            paths.append(plot_rotations(out, sp, dp, title=title))
+        elif isinstance(f, Sphere) and f.coord_dim == 3:
+            use_flow = flow if (flow is not None and len(M.factors) == 1 and not flow.cond_dim) else None
+            paths.append(plot_sphere(out, sp, dp, use_flow, grid=grid, solver=solver, title=title))
+        else:
+            paths.append(plot_positions(out, sp, dp, title=title))
+    return paths
