@@ -1,0 +1,212 @@
+"""Datasets from a config's ``data`` section: train / valid / test splits of a :class:`PoseDataset`.
+
+Sources:
+    robomimic  ``load_robomimic`` per mask (``train_mask``, ``val_mask``, ``test_mask``); without masks the
+               demos are split whole (``split`` fractions, ``seed``), so no demo leaks across splits.
+    points     posegen's HDF5 layout (``load_points``), split at random by ``split`` and ``seed``.
+    earth      ``earth_splits(name, seed)``: the literature's 80/10/10 protocol.
+    table      CSV/TSV/NPY (``load_table``, or ``load_latlon`` with ``latlon: true``), split at random.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from ..config import ConfigError, check_manifold_spec, resolve_data_path
+
+FILE_KINDS = ("posegen-points", "robomimic", "hdf5", "table")
+
+
+def sniff(path) -> str:
+    """What ``path`` holds: ``"posegen-points"``, ``"robomimic"`` (an HDF5 file with a ``data`` group),
+    ``"hdf5"`` (any other HDF5 file) or ``"table"`` (anything else)."""
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"data file '{path}' does not exist")
+    if not h5py.is_hdf5(path):
+        return "table"
+    with h5py.File(path, "r") as f:
+        fmt = f.attrs.get("format", b"")
+        fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
+        if fmt == "posegen-points":
+            return "posegen-points"
+        return "robomimic" if "data" in f and hasattr(f["data"], "keys") else "hdf5"
+
+
+def data_path(d: Dict[str, Any], config_path: Optional[str]) -> Path:
+    """The data file of section ``d``, resolved (see :func:`posegen.config.resolve_data_path`)."""
+    p = resolve_data_path(d["path"], config_path)
+    if not p.exists():
+        raise FileNotFoundError(f"data file '{d['path']}' (data.path) does not exist")
+    return p
+
+
+def _fractions(d: Dict[str, Any]) -> List[float]:
+    sp = [float(x) for x in d["split"]]
+    return sp if len(sp) == 3 else sp + [0.0]
+
+
+def _cap(ds, d: Dict[str, Any]):
+    """Training points capped at ``max_points`` (seeded subsample, original order kept)."""
+    m = d.get("max_points")
+    if m is not None and len(ds) > m:
+        return ds.subsample(n=int(m), seed=int(d["seed"]))
+    return ds
+
+
+def _robomimic(d: Dict[str, Any], path: Path, splits) -> Dict[str, Any]:
+    from ..data import load_robomimic
+
+    kw = dict(keys=d["keys"], quat_order=d["quat_order"], condition_keys=d["condition_keys"] or None,
+              frames=d["frames"], nonfinite=d["nonfinite"])
+    masks = {"train": d["train_mask"], "valid": d["val_mask"], "test": d["test_mask"]}
+    out: Dict[str, Any] = {}
+    if masks["train"] is not None and not _has_masks(path):
+        raise ConfigError(f"data file '{path}' has no 'mask' group, so data.train_mask={masks['train']!r} cannot be "
+                          f"used; set data.train_mask: null to split the demos by data.split")
+    if masks["train"] is not None:
+        for split in splits:
+            if masks[split] is not None:
+                out[split] = load_robomimic(path, mask=masks[split], **kw)
+        return out
+    full = load_robomimic(path, **kw)
+    fr = _fractions(d)
+    parts = full.split_by_group(fr if fr[2] > 0 else fr[:2], seed=int(d["seed"]))
+    for name, part in zip(("train", "valid", "test"), parts):
+        if name in splits and len(part):
+            out[name] = part
+    return out
+
+
+def _has_masks(path: Path) -> bool:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return "mask" in f and hasattr(f["mask"], "keys") and len(f["mask"]) > 0
+
+
+def _random(full, d: Dict[str, Any], splits) -> Dict[str, Any]:
+    fr = _fractions(d)
+    parts = full.random_split(fr if fr[2] > 0 else fr[:2], seed=int(d["seed"]))
+    return {name: part for name, part in zip(("train", "valid", "test"), parts) if name in splits and len(part)}
+
+
+def load_splits(cfg: Dict[str, Any], splits=("train", "valid", "test"), path=None) -> Dict[str, Any]:
+    """``{split: PoseDataset}`` for the requested ``splits`` that the data section defines.
+
+    ``path`` replaces ``data.path`` (``posegen eval --data FILE``). A posegen points file given that way
+    is read whole (split ``"all"``) when the section's source is not ``points``. ``max_points`` caps the
+    training split only. The data's manifold must equal ``cfg["manifold"]`` when that is set.
+    """
+    d = dict(cfg["data"])
+    config_path = cfg.get("_config_path")
+    source = d["source"]
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"data file '{path}' does not exist")
+        if source != "earth":
+            d["path"] = str(path)
+        kind = sniff(path) if path.is_file() else "table"
+        if kind == "posegen-points" and source != "points":
+            from ..data import load_points
+
+            return {"all": load_points(path, nonfinite=d["nonfinite"])}
+    if source == "robomimic":
+        p = data_path(d, config_path)
+        kind = sniff(p)
+        if kind != "robomimic":
+            raise ConfigError(f"data file '{p}' is a {kind} file, not a robomimic file (no 'data' group); "
+                              f"set data.source to 'points' or 'table'")
+        out = _robomimic(d, p, splits)
+    elif source == "points":
+        from ..data import load_points
+
+        out = _random(load_points(data_path(d, config_path), nonfinite=d["nonfinite"]), d, splits)
+    elif source == "earth":
+        out = _earth(d, path, splits)
+    else:
+        out = _random(_table(cfg, d, data_path(d, config_path)), d, splits)
+    if "train" in out:
+        out["train"] = _cap(out["train"], d)
+    if cfg.get("manifold") is not None and out:
+        want = check_manifold_spec(cfg["manifold"], "config key 'manifold'")
+        got = next(iter(out.values())).manifold
+        if want != got:
+            raise ConfigError(f"config key 'manifold' is {cfg['manifold']!r} but the data section gives points "
+                              f"on {got!r}; fix the manifold or the data keys")
+    return out
+
+
+def _earth(d: Dict[str, Any], path, splits) -> Dict[str, Any]:
+    from ..data import earth_splits, load_latlon
+    from ..data.earth import EARTH_FILES
+
+    name = d["name"]
+    fr = tuple(_fractions(d))
+    if path is not None and Path(path).is_file() and Path(path).name != EARTH_FILES[name]:
+        parts = load_latlon(path).random_split(fr, seed=int(d["seed"]))
+    else:
+        root = None
+        if path is not None:
+            root = Path(path).parent if Path(path).is_file() else Path(path)
+        elif d.get("path"):
+            root = resolve_data_path(d["path"], None)
+            root = root.parent if root.is_file() else root
+        parts = earth_splits(name, int(d["seed"]), fr, root=root)
+    return {n: p for n, p in zip(("train", "valid", "test"), parts) if n in splits and len(p)}
+
+
+def _table(cfg: Dict[str, Any], d: Dict[str, Any], path: Path):
+    from ..data import load_latlon, load_table
+
+    if d["latlon"]:
+        cols = d["columns"] or [None, None]
+        if len(cols) != 2:
+            raise ConfigError(f"config key 'data.columns' must name the latitude and longitude columns "
+                              f"for data.latlon: true, got {cols!r}")
+        return load_latlon(path, degrees=(d["angle_unit"] or "deg") == "deg", lat_col=cols[0], lon_col=cols[1],
+                           delimiter=d["delimiter"], nonfinite=d["nonfinite"])
+    return load_table(path, cfg["manifold"], d["columns"], angle_unit=d["angle_unit"], delimiter=d["delimiter"],
+                      quat_order=d["quat_order"], condition_columns=d["condition_columns"],
+                      nonfinite=d["nonfinite"], wrap=d["wrap"])
+
+
+def data_manifold(cfg: Dict[str, Any]):
+    """The manifold the data section describes, without reading data where the config says it
+    (robomimic keys, earth, a table's ``manifold``); None when only the file knows (points)."""
+    from ..manifolds import Product, parse
+
+    d = cfg["data"]
+    if d["source"] == "robomimic":
+        return Product(*[f for tok in d["keys"].values() for f in parse(tok).factors])
+    if d["source"] == "earth" or (d["source"] == "table" and d["latlon"]):
+        return parse("S2")
+    if d["source"] == "table":
+        return parse(cfg["manifold"])
+    return None
+
+
+def columns_from_config(cfg: Optional[Dict[str, Any]], manifold) -> Optional[List[str]]:
+    """Column names ``key.coord`` from robomimic keys when they describe ``manifold``, else None."""
+    if not cfg or cfg["data"]["source"] != "robomimic" or not cfg["data"].get("keys"):
+        return None
+    from ..manifolds import parse
+
+    cols = [f"{k}.{c}" for k, tok in cfg["data"]["keys"].items() for c in parse(tok).coord_names()]
+    return cols if len(cols) == manifold.coord_dim else None
+
+
+def factor_labels(cfg: Optional[Dict[str, Any]], manifold) -> List[str]:
+    """One label per factor of ``manifold``: the robomimic key it came from, else ``<index>_<spec>``."""
+    default = [f"{i}_{f.spec}" for i, f in enumerate(manifold.factors)]
+    if not cfg or cfg["data"]["source"] != "robomimic" or not cfg["data"].get("keys"):
+        return ["S2" if f.spec == "S2" and len(manifold.factors) == 1 else lab
+                for f, lab in zip(manifold.factors, default)]
+    from ..manifolds import parse
+
+    labels = [k for k, tok in cfg["data"]["keys"].items() for _ in parse(tok).factors]
+    return labels if len(labels) == len(manifold.factors) else default

@@ -1,0 +1,80 @@
+"""``posegen plot CHECKPOINT|SAMPLES.h5 [--data FILE] [--config CONFIG] [--out DIR]``: PNG figures.
+
+From a checkpoint the model is sampled (``plot.n`` points; one per data condition for conditional flows)
+and, for a flow on S2, its density is drawn on a world map. From a samples file (``posegen sample``) the
+stored samples are drawn. Either way the data, when there are any (``--data`` read with the config's data
+section, or the config's own data), are drawn beside them, and the training curves are drawn when a
+``metrics.jsonl`` lies in the same folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .. import plots
+from ..data import load_points
+from .common import UsageError, config_for, load_flow, say
+from .datasets import factor_labels, load_splits, sniff
+
+
+def _reference_data(args, cfg):
+    """The data to draw beside the samples, or None."""
+    split = args.split or (cfg["plot"]["split"] if cfg else "train")
+    if args.data is not None:
+        path = Path(args.data)
+        if not path.exists():
+            raise FileNotFoundError(f"data file '{path}' does not exist")
+        if cfg is None:
+            if path.is_file() and sniff(path) == "posegen-points":
+                return load_points(path)
+            raise UsageError(f"no config to read '{path}' with: pass --config (the training config.yaml) or give a "
+                             f"posegen points file")
+        splits = load_splits(cfg, (split,), path=path)
+    elif cfg is not None:
+        splits = load_splits(cfg, (split,))
+    else:
+        return None
+    if "all" in splits:
+        return splits["all"]
+    if split not in splits:
+        raise UsageError(f"the data section defines no {split!r} split (it has: {', '.join(splits) or 'none'})")
+    return splits[split]
+
+
+def run(args) -> int:
+    src = Path(args.input)
+    if not src.exists():
+        raise FileNotFoundError(f"'{src}' does not exist (expected a checkpoint or a samples .h5 file)")
+    cfg = config_for(src, args.config)
+    out = Path(args.out) if args.out else src.parent / "plots"
+    data = _reference_data(args, cfg)
+    n = args.n if args.n is not None else (cfg["plot"]["n"] if cfg else 1000)
+    solver = dict(cfg["plot"]["solver"]) if cfg else {"steps": 16}
+    grid = cfg["plot"]["grid"] if cfg else 72
+    flow = None
+    if src.is_file() and sniff(src) == "posegen-points":
+        samples_ds = load_points(src)
+        M, samples = samples_ds.manifold, samples_ds.points
+    else:
+        flow = load_flow(src, args.device)
+        M = flow.manifold
+        cond = None
+        if flow.cond_dim:
+            if data is None or data.conditions is None:
+                raise UsageError("the flow is conditional: pass --data (and --config) so that samples can be drawn "
+                                 "for the data's conditions")
+            data = data.subsample(n=n, seed=0) if len(data) > n else data
+            n, cond = len(data), data.conditions
+        samples = flow.sample(n, cond, seed=args.seed, **solver)
+    if data is not None and data.manifold != M:
+        raise ValueError(f"the samples are points on {M!r} but the data are on {data.manifold!r}")
+    paths = plots.plot_samples_vs_data(out, M, samples, None if data is None else data.points.to(torch.float64),
+                                       flow=flow, labels=factor_labels(cfg, M), grid=grid, solver=solver)
+    metrics = src.parent / "metrics.jsonl"
+    if metrics.exists():
+        paths.insert(0, plots.plot_training_curves(metrics, out / "training.png"))
+    for p in paths:
+        say(f"wrote {p}")
+    return 0
