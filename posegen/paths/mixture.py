@@ -17,7 +17,7 @@ from typing import Optional, Tuple
 import torch
 
 from ..manifolds import Manifold, Product, parse
-from .kernels import _uniform, pairwise_log_kernel, sample_kernel
+from .kernels import _kind, _uniform, pairwise_log_kernel, sample_kernel
 from .schedules import Schedule, make_schedule
 
 
@@ -68,8 +68,9 @@ class MixturePath:
             got = tuple(data.shape) if isinstance(data, torch.Tensor) else type(data).__name__
             raise ValueError(f"MixturePath: data must be a tensor of shape (N, {D}) with N >= 1 for "
                              f"{self.manifold!r}, got {got}")
+        for f in self.manifold.factors:
+            _kind(f)  # a clear error for factors without a CNFM kernel (S^d, d > 3)
         self.manifold.check_point(data)
-        pairwise_log_kernel(self.manifold, data[:1], data[:1], data.new_zeros(1), self.schedule)  # kernel support
         self.data = data.detach()
         if int(chunk_size) != chunk_size or chunk_size < 1:
             raise ValueError(f"MixturePath: chunk_size must be a positive integer, got {chunk_size!r}")
