@@ -132,29 +132,39 @@ def pairwise_log_kernel(factor: Manifold, x: torch.Tensor, y: torch.Tensor, t: t
 def _pairwise_factor(f, x, y, t, schedule):
     kind = _kind(f)
     y = y.to(x)
+    t = t.unsqueeze(-1)  # (B, 1) against (B, N)
     if kind == "gaussian":
-        alpha = schedule.alpha(t).unsqueeze(-1)
-        sigma = schedule.sigma(t).unsqueeze(-1)
         # |x - alpha y|^2 = |x|^2 - 2 alpha <x, y> + alpha^2 |y|^2 (not clamped: the slope stays exact)
-        sq = (x * x).sum(-1, keepdim=True) - 2 * alpha * (x @ y.T) + alpha * alpha * (y * y).sum(-1)
-        return -0.5 * sq / (sigma * sigma) - f.dim * (torch.log(sigma) + 0.5 * _LOG_2PI)
-    kappa = schedule.kappa(t).unsqueeze(-1)
+        alpha = schedule.alpha(t)
+        stat = (x * x).sum(-1, keepdim=True) - 2 * alpha * (x @ y.T) + alpha * alpha * (y * y).sum(-1)
+    elif kind == "von_mises":
+        stat = torch.cos(x) @ torch.cos(y).T + torch.sin(x) @ torch.sin(y).T  # sum_i cos(x_i - y_i)
+    else:
+        stat = x @ y.T
+    return _log_kernel_from_stat(kind, f, stat, t, schedule)
+
+
+def _log_kernel_from_stat(kind: str, f: Manifold, stat: torch.Tensor, t: torch.Tensor, schedule) -> torch.Tensor:
+    """``log k_t`` from the kernel's statistic of ``(x, y)``: ``|x - alpha_t y|^2`` (Gaussian),
+    ``sum_i cos(x_i - y_i)`` (von Mises), ``<x, y>`` (vMF, SO3); ``t`` broadcasts against ``stat``."""
+    if kind == "gaussian":
+        sigma = schedule.sigma(t)
+        return -0.5 * stat / (sigma * sigma) - f.dim * (torch.log(sigma) + 0.5 * _LOG_2PI)
+    kappa = schedule.kappa(t)
     if kind == "von_mises":
-        cos_sum = torch.cos(x) @ torch.cos(y).T + torch.sin(x) @ torch.sin(y).T  # sum_i cos(x_i - y_i)
-        return kappa * (cos_sum - f.dim) + f.dim * _log_vmf_norm_shifted(kappa, 2)
-    dot = x @ y.T
+        return kappa * (stat - f.dim) + f.dim * _log_vmf_norm_shifted(kappa, 2)
     shifted = _log_vmf_norm_shifted(kappa, f.coord_dim)
     if kind == "vmf":
-        return kappa * (dot - 1) + shifted
+        return kappa * (stat - 1) + shifted
     # so3: log(2 C_4 cosh(kappa <y, q>)) = log C_4 + logaddexp(kappa c, -kappa c)
-    return torch.logaddexp(kappa * (dot - 1), kappa * (-dot - 1)) + shifted
+    return torch.logaddexp(kappa * (stat - 1), kappa * (-stat - 1)) + shifted
 
 
 def log_kernel(factor: Manifold, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor,
                schedule: Optional[Schedule] = None) -> torch.Tensor:
     """``log k_t(x | y)`` row by row: ``x, y (..., coord_dim)``, ``t (...)`` -> ``(...)``.
 
-    The direct formulas (no expanded squares); :func:`pairwise_log_kernel` is the all-pairs version.
+    The direct statistics (no expanded squares); :func:`pairwise_log_kernel` is the all-pairs version.
     """
     schedule = make_schedule(schedule)
     out = 0
@@ -162,21 +172,12 @@ def log_kernel(factor: Manifold, x: torch.Tensor, y: torch.Tensor, t: torch.Tens
         kind = _kind(f)
         yf = yf.to(xf)
         if kind == "gaussian":
-            alpha, sigma = schedule.alpha(t).unsqueeze(-1), schedule.sigma(t)
-            sq = ((xf - alpha * yf) ** 2).sum(-1)
-            out = out - 0.5 * sq / sigma ** 2 - f.dim * (torch.log(sigma) + 0.5 * _LOG_2PI)
-            continue
-        kappa = schedule.kappa(t)
-        if kind == "von_mises":
-            c = torch.cos(xf - yf).sum(-1)
-            out = out + kappa * (c - f.dim) + f.dim * _log_vmf_norm_shifted(kappa, 2)
-            continue
-        dot = (xf * yf).sum(-1)
-        shifted = _log_vmf_norm_shifted(kappa, f.coord_dim)
-        if kind == "vmf":
-            out = out + kappa * (dot - 1) + shifted
+            stat = ((xf - schedule.alpha(t).unsqueeze(-1) * yf) ** 2).sum(-1)
+        elif kind == "von_mises":
+            stat = torch.cos(xf - yf).sum(-1)
         else:
-            out = out + torch.logaddexp(kappa * (dot - 1), kappa * (-dot - 1)) + shifted
+            stat = (xf * yf).sum(-1)
+        out = out + _log_kernel_from_stat(kind, f, stat, t, schedule)
     return out
 
 
