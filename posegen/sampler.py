@@ -1,0 +1,545 @@
+r"""Planner-facing sampling: named pose parts, quaternion order, joint limits, SE(3), ranking.
+
+:class:`PoseSampler` wraps a trained :class:`~posegen.PoseFlow` for code that consumes samples (motion
+planners, grasp pipelines). Everything that enters or leaves it is in the caller's conventions:
+
+* **Named parts.** Each manifold factor becomes one entry of the result dict, named by what it is:
+  ``R3 -> "position"``, ``R<d> (d != 3) -> "euclidean"``, ``T<n> -> "joints"``, ``SO3`` / ``S3 ->
+  "quat"``, ``S<d> (d != 3) -> "sphere"``. A name used by several factors gets suffixes in factor order
+  (``"quat_0", "quat_1"``). ``names=`` overrides them.
+* **Quaternion order.** ``quat_order`` (``"xyzw"`` or ``"wxyz"``) applies to every 4-vector quaternion part
+  (SO3 and S3 factors), on output and on input to :meth:`PoseSampler.score`. posegen stores xyzw inside.
+* **Joint limits.** posegen's angles live in ``[-pi, pi)``; a robot's joint ranges need not (the Panda's
+  q6 is ``[-0.0175, 3.7525]``). With ``joint_limits`` each sampled angle is mapped to its representative
+  ``q + 2 pi k`` inside the limits (:func:`unwrap_to_limits`); samples with a joint that has no such
+  representative are rejected and redrawn, in rounds, until ``n`` are valid. The acceptance rate is
+  reported (``result["acceptance_rate"]`` and :attr:`PoseSampler.last_acceptance_rate`); a shortfall after
+  ``max_rounds`` raises :class:`SamplingShortfall` (or returns fewer rows with ``allow_fewer=True``), never
+  silently. The joint-limited samples follow the flow's density restricted to the limits, so their
+  density is ``exp(score) / acceptance`` inside the limits (in expectation; ``score`` itself is the
+  flow's density).
+
+Repeated small calls (the fast path)
+------------------------------------
+A planner asks for a few samples many times. Construct the sampler once (``from_checkpoint`` loads the file
+once) and keep it: the flow stays on its device in eval mode with gradients off, its standardisation
+(``loc``/``scale``, condition ``loc``/``scale``) is already in buffers on that device, the integrator settings
+are resolved once, joint limits are converted to the flow's dtype and device once, and recent conditions are
+kept as ready tensors (a small cache keyed by the condition's values, so passing the same object position
+again costs no conversion). No call reloads or re-prepares anything. Cost per call is then the ODE
+integration itself (``solver["steps"]`` network evaluations of the batch), so draw in batches: one call for
+256 samples costs about as much as one call for 1 (see :class:`posegen.planning.ompl.SampleBuffer`, which
+serves batched draws one state at a time). Fewer solver steps (``solver={"steps": 8}``) trade accuracy for
+speed.
+
+Example::
+
+    sampler = PoseSampler.from_checkpoint("grasp.pt", quat_order="wxyz")
+    out = sampler.sample(64, condition=object_pos, seed=0)    # {"position": (64, 3), "quat": (64, 4), ...}
+    T = sampler.sample_se3(64, condition=object_pos)           # (64, 4, 4)
+    best = sampler.top_k(256, 8, condition=object_pos)         # sorted by log-density, highest first
+
+    joints = PoseSampler.from_checkpoint("panda_joints.pt", joint_limits="panda")
+    q = joints.sample(100)["joints"]                          # (100, 7) inside the Panda's limits
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+
+from .flow import PoseFlow
+from .manifolds import SO3, Euclidean, Manifold, Sphere, Torus, wrap_angle
+from .rotations import check_quat_order, convert_quat_order, se3_from_pos_quat
+
+__all__ = ["PoseSampler", "SamplingShortfall", "Part", "manifold_parts", "unwrap_to_limits",
+           "resolve_joint_limits"]
+
+_SOLVER_KEYS = ("method", "steps", "step", "atol", "rtol")
+_RESERVED = ("points", "log_prob", "acceptance_rate", "n_drawn")
+
+
+class SamplingShortfall(RuntimeError):
+    """Fewer valid samples than requested after the allowed rejection rounds."""
+
+
+@dataclass(frozen=True)
+class Part:
+    """One named factor of the manifold: ``name``, ``kind`` (``"position"``, ``"euclidean"``, ``"joints"``,
+    ``"quat"``, ``"sphere"``), the factor, and its ``columns`` in the flat coordinates."""
+
+    name: str
+    kind: str
+    factor: Manifold
+    columns: slice
+
+
+def _kind(f: Manifold) -> str:
+    if isinstance(f, Euclidean):
+        return "position" if f.coord_dim == 3 else "euclidean"
+    if isinstance(f, Torus):
+        return "joints"
+    if isinstance(f, SO3) or (isinstance(f, Sphere) and f.dim == 3):
+        return "quat"
+    if isinstance(f, Sphere):
+        return "sphere"
+    raise TypeError(f"PoseSampler does not know how to name a {type(f).__name__} factor ({f!r})")
+
+
+def manifold_parts(manifold, names: Optional[Sequence[str]] = None) -> List[Part]:
+    """The named parts of ``manifold`` (a spec or :class:`~posegen.manifolds.Product`), in factor order.
+
+    Args:
+        manifold: e.g. ``"R3 x SO3"`` -> ``[position, quat]``; ``"R3 x T7 x SO3^2"`` -> ``[position, joints,
+            quat_0, quat_1]``.
+        names: one name per factor, to override the defaults (unique, not ``"points"``, ``"log_prob"``,
+            ``"acceptance_rate"`` or ``"n_drawn"``).
+    """
+    from .manifolds import parse
+
+    M = parse(manifold)
+    kinds = [_kind(f) for f in M.factors]
+    if names is None:
+        counts = {k: kinds.count(k) for k in kinds}
+        seen: Dict[str, int] = {}
+        names = []
+        for k in kinds:
+            if counts[k] == 1:
+                names.append(k)
+            else:
+                names.append(f"{k}_{seen.get(k, 0)}")
+                seen[k] = seen.get(k, 0) + 1
+    else:
+        names = [str(n) for n in names]
+        if len(names) != len(M.factors):
+            raise ValueError(f"names must give one name per factor of {M!r} ({len(M.factors)}), got {names}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"names must be unique, got {names}")
+        clash = [n for n in names if n in _RESERVED]
+        if clash:
+            raise ValueError(f"names {clash} are reserved for result entries {_RESERVED}")
+    return [Part(n, k, f, s) for n, k, f, s in zip(names, kinds, M.factors, M.slices)]
+
+
+def resolve_joint_limits(joint_limits, n_joints: int, dtype=torch.float64, device=None) -> Optional[torch.Tensor]:
+    """``None``, ``"panda"`` or an array-like ``(n_joints, 2)`` of ``[lower, upper]`` (rad) -> tensor or None.
+
+    ``n_joints`` is the number of angles of the manifold's torus factors (all of them, in factor order).
+    """
+    if joint_limits is None:
+        return None
+    if isinstance(joint_limits, str):
+        if joint_limits != "panda":
+            raise ValueError(f'joint_limits must be None, "panda" or a (n_joints, 2) array, got {joint_limits!r}')
+        from .data.panda import JOINT_LIMITS
+
+        lim = JOINT_LIMITS
+    else:
+        lim = torch.as_tensor(joint_limits, dtype=torch.float64)
+    if n_joints == 0:
+        raise ValueError("joint_limits were given but the manifold has no torus (T<n>) factor with joint angles")
+    if lim.shape != (n_joints, 2):
+        raise ValueError(f"joint_limits must have shape ({n_joints}, 2) for the manifold's {n_joints} joint "
+                         f"angles, got {tuple(lim.shape)}")
+    if not torch.isfinite(lim).all() or not (lim[:, 0] < lim[:, 1]).all():
+        raise ValueError(f"joint_limits must be finite with lower < upper in every row, got {lim.tolist()}")
+    return lim.to(dtype=dtype, device=device)
+
+
+def unwrap_to_limits(q: torch.Tensor, limits: torch.Tensor, atol: float = 1e-6) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Map angles known modulo 2 pi into joint ranges (generic :func:`posegen.data.panda.unwrap_to_limits`).
+
+    Args:
+        q (..., n): angles in radians, any 2 pi offset.
+        limits (n, 2): ``[lower, upper]`` per joint.
+        atol: slack at the limits for values that sit on a limit up to rounding.
+    Returns:
+        ``q_in (..., n)`` with ``q_in == q (mod 2 pi)``: the smallest representative ``>= lower - atol``
+        (for ranges shorter than 2 pi the only one inside), and ``valid (...,)`` True where every joint's
+        representative is ``<= upper + atol``. Invalid joints keep the representative just above ``lower``;
+        nothing is clipped.
+    """
+    lo, hi = limits[:, 0].to(q), limits[:, 1].to(q)
+    k = torch.ceil((lo - atol - q) / (2 * math.pi))
+    q_in = q + 2 * math.pi * k
+    return q_in, (q_in <= hi + atol).all(-1)
+
+
+class PoseSampler:
+    """Sample, score and rank poses from a :class:`~posegen.PoseFlow`, in the caller's conventions.
+
+    Args:
+        flow: a trained flow. It is put in eval mode and moved to ``device`` (the caller's object is used
+            as is, not copied).
+        quat_order: ``"xyzw"`` or ``"wxyz"``, for every quaternion part (SO3/S3 factors), out and in.
+        joint_limits: ``None``, ``"panda"`` (:data:`posegen.data.panda.JOINT_LIMITS`) or ``(n_joints, 2)``
+            ``[lower, upper]`` in radians, for all torus angles of the manifold in factor order. Enables
+            rejection of samples outside the limits (see the module docstring).
+        names: one name per manifold factor, overriding the defaults of :func:`manifold_parts`.
+        device: where the flow runs; None keeps its current device.
+        solver: integrator settings for sampling and scoring (``method``, ``steps``, ``step``, ``atol``,
+            ``rtol``); defaults are the flow's.
+        max_rounds: rejection rounds before a shortfall (joint limits only).
+        log_prob: whether :meth:`sample` adds ``"log_prob"``: None (default) only when it is cheap (Moser
+            Flow, closed-form density); True always (a likelihood ODE solve per call); False never.
+        limits_atol: slack at the joint limits (rad).
+        condition_cache: how many recent conditions to keep as ready tensors (0 disables the cache).
+
+    Attributes:
+        parts: the :class:`Part` list; ``last_acceptance_rate``: acceptance of the latest :meth:`sample`
+            (1.0 without limits); ``joint_limits``: the limits tensor or None.
+    """
+
+    def __init__(self, flow: PoseFlow, *, quat_order: str = "xyzw", joint_limits=None,
+                 names: Optional[Sequence[str]] = None, device=None, solver: Optional[Mapping[str, Any]] = None,
+                 max_rounds: int = 10, log_prob: Optional[bool] = None, limits_atol: float = 1e-6,
+                 condition_cache: int = 8):
+        if not isinstance(flow, PoseFlow):
+            raise TypeError(f"flow must be a posegen.PoseFlow, got {type(flow).__name__}")
+        self.quat_order = check_quat_order(quat_order)
+        if device is not None:
+            flow.to(device)
+        self.flow = flow.eval()
+        self.manifold = flow.manifold
+        self.parts = manifold_parts(self.manifold, names)
+        self._part = {p.name: p for p in self.parts}
+        self._joint_cols = [c for p in self.parts if p.kind == "joints"
+                            for c in range(p.columns.start, p.columns.stop)]
+        self.joint_limits = resolve_joint_limits(joint_limits, len(self._joint_cols), flow.dtype, flow.device)
+        solver = dict(solver or {})
+        unknown = set(solver) - set(_SOLVER_KEYS)
+        if unknown:
+            raise ValueError(f"unknown solver setting(s) {sorted(unknown)}; valid: {list(_SOLVER_KEYS)}")
+        self.solver = {k: solver.get(k) for k in _SOLVER_KEYS}
+        flow._solver(**self.solver)                      # validate the method/step combination now
+        if int(max_rounds) != max_rounds or max_rounds < 1:
+            raise ValueError(f"max_rounds must be a positive integer, got {max_rounds!r}")
+        self.max_rounds = int(max_rounds)
+        if log_prob not in (None, True, False):
+            raise ValueError(f"log_prob must be None (only when cheap), True or False, got {log_prob!r}")
+        self.log_prob_mode = log_prob
+        self.limits_atol = float(limits_atol)
+        self.last_acceptance_rate: Optional[float] = None
+        self._cache_size = int(condition_cache)
+        self._cond_cache: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_checkpoint(cls, path, device=None, quat_order: str = "xyzw", joint_limits=None,
+                        **kwargs) -> "PoseSampler":
+        """Load a flow saved by :meth:`PoseFlow.save` (or a trainer's ``model.pt`` / ``ckpt.pt``) once.
+
+        Args:
+            path: the checkpoint file.
+            device: where to run; None picks ``"cuda"`` when available, else ``"cpu"``.
+            quat_order, joint_limits, **kwargs: as for :class:`PoseSampler`.
+        The loaded flow's parameters get ``requires_grad=False`` (this sampler owns it).
+        """
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        flow = PoseFlow.load(path, map_location=device)
+        flow.requires_grad_(False)
+        return cls(flow, quat_order=quat_order, joint_limits=joint_limits, device=device, **kwargs)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def device(self) -> torch.device:
+        return self.flow.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.flow.dtype
+
+    @property
+    def cond_dim(self) -> int:
+        return self.flow.cond_dim
+
+    @property
+    def part_names(self) -> List[str]:
+        return [p.name for p in self.parts]
+
+    def __repr__(self) -> str:
+        lim = "none" if self.joint_limits is None else f"{tuple(self.joint_limits.shape)}"
+        return (f"PoseSampler({self.manifold!r}, parts={self.part_names}, quat_order={self.quat_order!r}, "
+                f"cond_dim={self.cond_dim}, joint_limits={lim}, device={self.device})")
+
+    # ------------------------------------------------------------------ conditions
+    def _condition(self, condition) -> Optional[torch.Tensor]:
+        """``condition`` as a ``(cond_dim,)`` or ``(m, cond_dim)`` tensor on the flow's device and dtype.
+
+        Single conditions (one row) are cached by value, so repeated calls with the same object position
+        reuse the prepared tensor.
+        """
+        if condition is None:
+            if self.cond_dim:
+                raise ValueError(f"this sampler's flow is conditional (cond_dim={self.cond_dim}): pass "
+                                 f"condition= with shape ({self.cond_dim},) or (n, {self.cond_dim})")
+            return None
+        if not self.cond_dim:
+            raise ValueError("this sampler's flow is unconditional (cond_dim=0) but condition= was given")
+        single = (isinstance(condition, (list, tuple)) and len(condition) == self.cond_dim
+                  and all(isinstance(v, (int, float)) for v in condition))
+        if isinstance(condition, torch.Tensor) and condition.numel() == self.cond_dim and condition.dim() <= 2:
+            single = True
+        key = None
+        if single and self._cache_size > 0:
+            key = tuple(float(v) for v in torch.as_tensor(condition).reshape(-1).tolist())
+            hit = self._cond_cache.get(key)
+            if hit is not None:
+                self._cond_cache.move_to_end(key)
+                return hit
+        c = torch.as_tensor(condition, dtype=self.dtype, device=self.device)
+        if c.dim() == 2 and c.shape[0] == 1:
+            c = c[0]
+        if c.dim() not in (1, 2) or c.shape[-1] != self.cond_dim:
+            raise ValueError(f"condition must have shape ({self.cond_dim},) or (n, {self.cond_dim}), got "
+                             f"{tuple(c.shape)}")
+        if not torch.isfinite(c).all():
+            raise ValueError("condition contains NaN or inf")
+        if key is not None:
+            self._cond_cache[key] = c
+            while len(self._cond_cache) > self._cache_size:
+                self._cond_cache.popitem(last=False)
+        return c
+
+    # ------------------------------------------------------------------ conversions
+    def _to_caller(self, x: torch.Tensor) -> torch.Tensor:
+        """Internal points (xyzw) -> flat points in the caller's quaternion order."""
+        if self.quat_order == "xyzw":
+            return x
+        parts = [convert_quat_order(x[..., p.columns], "xyzw", self.quat_order) if p.kind == "quat"
+                 else x[..., p.columns] for p in self.parts]
+        return torch.cat(parts, -1)
+
+    def _from_caller(self, x: torch.Tensor) -> torch.Tensor:
+        """Flat points in the caller's quaternion order (any 2 pi offset on angles) -> internal points."""
+        parts = []
+        for p in self.parts:
+            a = x[..., p.columns]
+            if p.kind == "quat" and self.quat_order != "xyzw":
+                a = convert_quat_order(a, self.quat_order, "xyzw")
+            elif p.kind == "joints":
+                a = wrap_angle(a)
+            parts.append(a)
+        return torch.cat(parts, -1)
+
+    def _split(self, x_caller: torch.Tensor, joints: Optional[torch.Tensor]) -> Dict[str, torch.Tensor]:
+        out = {}
+        for p in self.parts:
+            out[p.name] = x_caller[..., p.columns]
+        if joints is not None:
+            k = 0
+            for p in self.parts:
+                if p.kind == "joints":
+                    w = p.columns.stop - p.columns.start
+                    out[p.name] = joints[..., k:k + w]
+                    k += w
+        return out
+
+    # ------------------------------------------------------------------ drawing
+    def _draw(self, m: int, cond: Optional[torch.Tensor], generator) -> torch.Tensor:
+        return self.flow.sample(m, condition=cond, generator=generator, **self.solver)
+
+    def _limit(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        return unwrap_to_limits(x[:, self._joint_cols], self.joint_limits, self.limits_atol)
+
+    def _draw_limited(self, n: int, cond: Optional[torch.Tensor], generator):
+        """Rejection rounds: ``(x (m, D) internal, joints_in_limits (m, J), drawn, accepted)``, ``m <= n``."""
+        D, J = self.manifold.coord_dim, len(self._joint_cols)
+        per_row = cond is not None and cond.dim() == 2
+        x_out = torch.empty(n, D, dtype=self.dtype, device=self.device)
+        q_out = torch.empty(n, J, dtype=self.dtype, device=self.device)
+        filled = torch.zeros(n, dtype=torch.bool, device=self.device)
+        drawn = accepted = 0
+        rate = self.last_acceptance_rate if self.last_acceptance_rate else 0.5
+        for _ in range(self.max_rounds):
+            pending = (~filled).nonzero().squeeze(-1)
+            need = int(pending.numel())
+            if need == 0:
+                break
+            floor = max(rate, 0.02)
+            if per_row:
+                # every pending row needs its own condition: draw r candidates per row, keep the first valid
+                r = min(int(math.ceil(1.5 / floor)), 64)
+                rows = pending.repeat_interleave(r)
+                x = self._draw(rows.numel(), cond[rows], generator)
+                q, ok = self._limit(x)
+                ok2 = ok.view(need, r)
+                has = ok2.any(1)
+                first = ok2.to(torch.int8).argmax(1)
+                pick = torch.arange(need, device=self.device) * r + first
+                dst = pending[has]
+                x_out[dst], q_out[dst] = x[pick[has]], q[pick[has]]
+                filled[dst] = True
+            else:
+                m = int(math.ceil(need / floor * 1.1)) + 8
+                x = self._draw(m, cond, generator)
+                q, ok = self._limit(x)
+                idx = ok.nonzero().squeeze(-1)[:need]
+                dst = pending[: idx.numel()]
+                x_out[dst], q_out[dst] = x[idx], q[idx]
+                filled[dst] = True
+            drawn += int(x.shape[0])
+            accepted += int(ok.sum())
+            rate = accepted / drawn
+        keep = filled.nonzero().squeeze(-1)
+        return x_out[keep], q_out[keep], drawn, accepted
+
+    def _cheap_log_prob(self, want: Optional[bool]) -> bool:
+        want = self.log_prob_mode if want is None else want
+        if want is None:
+            return self.flow.parametrization == "moser"
+        return bool(want)
+
+    def _log_prob_internal(self, x: torch.Tensor, cond: Optional[torch.Tensor]) -> torch.Tensor:
+        if cond is not None and cond.dim() == 2 and cond.shape[0] != x.shape[0]:
+            raise ValueError(f"condition has {cond.shape[0]} rows but there are {x.shape[0]} points")
+        with torch.enable_grad():
+            return self.flow.log_prob(x, condition=cond, **self.solver)
+
+    # ------------------------------------------------------------------ public API
+    def sample(self, n: int, condition=None, seed: Optional[int] = None, *, allow_fewer: bool = False,
+               log_prob: Optional[bool] = None) -> Dict[str, Any]:
+        """Draw ``n`` poses.
+
+        Args:
+            n: number of samples.
+            condition: ``(cond_dim,)`` for all samples or ``(n, cond_dim)`` per sample (conditional flows).
+            seed: reproducibility (same seed, same samples on the same device and settings); None uses
+                torch's global generator.
+            allow_fewer: with joint limits, return fewer than ``n`` rows instead of raising
+                :class:`SamplingShortfall` when the rounds run out.
+            log_prob: override the sampler's ``log_prob`` setting for this call.
+        Returns:
+            dict with one entry per part (e.g. ``"position" (n, 3)``, ``"joints" (n, J)``, ``"quat" (n, 4)``
+            in ``quat_order``; joints inside the limits when limits are set, else wrapped to ``[-pi, pi)``),
+            ``"points" (n, coord_dim)`` (the flat manifold coordinates as :meth:`score` takes them:
+            quaternions in ``quat_order``, angles wrapped), ``"log_prob" (n,)`` when enabled,
+            ``"acceptance_rate"`` (float, 1.0 without limits) and ``"n_drawn"`` (int, samples integrated).
+        """
+        if isinstance(n, bool) or int(n) != n or n < 0:
+            raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        n = int(n)
+        cond = self._condition(condition)
+        if cond is not None and cond.dim() == 2 and cond.shape[0] != n:
+            raise ValueError(f"condition has {cond.shape[0]} rows but n={n}; pass ({self.cond_dim},) to use "
+                             f"one condition for all samples")
+        generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+        with torch.no_grad():
+            if self.joint_limits is None or n == 0:
+                x = self._draw(n, cond, generator)
+                q, drawn, accepted = None, n, n
+            else:
+                x, q, drawn, accepted = self._draw_limited(n, cond, generator)
+        rate = accepted / drawn if drawn else 1.0
+        self.last_acceptance_rate = rate
+        if x.shape[0] < n:
+            msg = (f"only {x.shape[0]} of {n} samples have every joint inside joint_limits after "
+                   f"{self.max_rounds} rounds ({drawn} drawn, acceptance rate {rate:.3g}); raise max_rounds, "
+                   f"pass allow_fewer=True, or check that the limits match the model's robot")
+            if not allow_fewer:
+                raise SamplingShortfall(msg)
+            if cond is not None and cond.dim() == 2:
+                raise SamplingShortfall(msg + " (allow_fewer cannot drop rows of a per-sample condition)")
+        out: Dict[str, Any] = self._split(self._to_caller(x), q)
+        out["points"] = self._to_caller(x)
+        if self._cheap_log_prob(log_prob):
+            out["log_prob"] = self._log_prob_internal(x, cond)
+        out["acceptance_rate"] = rate
+        out["n_drawn"] = drawn
+        return out
+
+    def _points_from(self, x) -> torch.Tensor:
+        """Caller's flat points or part dict -> internal points ``(N, coord_dim)`` on the flow's device."""
+        if isinstance(x, Mapping):
+            missing = [p.name for p in self.parts if p.name not in x]
+            if missing:
+                raise ValueError(f"score: the dict lacks part(s) {missing}; expected keys {self.part_names}")
+            cols = []
+            for p in self.parts:
+                a = torch.as_tensor(x[p.name], dtype=self.dtype, device=self.device)
+                w = p.columns.stop - p.columns.start
+                if a.dim() == 1 and a.shape[0] == w:
+                    a = a.unsqueeze(0)
+                if a.dim() != 2 or a.shape[-1] != w:
+                    raise ValueError(f"score: part {p.name!r} must have shape (N, {w}), got {tuple(a.shape)}")
+                cols.append(a)
+            if len({a.shape[0] for a in cols}) > 1:
+                raise ValueError(f"score: parts have different numbers of rows: "
+                                 f"{ {p.name: a.shape[0] for p, a in zip(self.parts, cols)} }")
+            flat = torch.cat(cols, -1)
+        else:
+            flat = torch.as_tensor(x, dtype=self.dtype, device=self.device)
+            if flat.dim() == 1:
+                flat = flat.unsqueeze(0)
+            if flat.dim() != 2 or flat.shape[-1] != self.manifold.coord_dim:
+                raise ValueError(f"score: x must have shape (N, {self.manifold.coord_dim}) for {self.manifold!r} "
+                                 f"(parts {self.part_names}), got {tuple(flat.shape)}")
+        return self._from_caller(flat)
+
+    def score(self, x, condition=None) -> torch.Tensor:
+        """Log-density ``(N,)`` of the flow at poses given in the caller's conventions.
+
+        Args:
+            x: flat points ``(N, coord_dim)`` (like ``sample()["points"]``) or a dict of parts (like
+                ``sample()`` returns; extra keys are ignored). Quaternions in ``quat_order``; joint angles
+                with any 2 pi offset (e.g. inside the robot's limits).
+            condition: ``(cond_dim,)`` or ``(N, cond_dim)``.
+        The density is w.r.t. the Riemannian volume (see :meth:`PoseFlow.log_prob`); with joint limits it is
+        the unrestricted flow's, not renormalised by the acceptance rate.
+        """
+        xi = self._points_from(x)
+        return self._log_prob_internal(xi, self._condition(condition))
+
+    def top_k(self, n_candidates: int, k: int, condition=None, seed: Optional[int] = None, *,
+              allow_fewer: bool = False) -> Dict[str, Any]:
+        """Draw ``n_candidates`` poses for one condition and keep the ``k`` most likely under the flow.
+
+        Returns the :meth:`sample` dict restricted to those ``k`` rows, sorted by ``"log_prob"``
+        (highest first), plus ``"acceptance_rate"`` and ``"n_drawn"`` of the draw.
+        """
+        if isinstance(k, bool) or int(k) != k or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        if int(n_candidates) != n_candidates or n_candidates < k:
+            raise ValueError(f"n_candidates must be an integer >= k={k}, got {n_candidates!r}")
+        cond = self._condition(condition)
+        if cond is not None and cond.dim() == 2:
+            raise ValueError(f"top_k ranks candidates for one condition: pass condition with shape "
+                             f"({self.cond_dim},), got {tuple(cond.shape)}")
+        res = self.sample(int(n_candidates), cond, seed, allow_fewer=allow_fewer, log_prob=False)
+        x = self._from_caller(res["points"])
+        lp = self._log_prob_internal(x, cond)
+        order = torch.argsort(lp, descending=True)[: int(k)]
+        out = {key: (v[order] if isinstance(v, torch.Tensor) else v) for key, v in res.items()}
+        out["log_prob"] = lp[order]
+        return out
+
+    def _se3_parts(self, position: Optional[str], rotation: Optional[str]) -> Tuple[Part, Part]:
+        def pick(name, kind, label):
+            if name is not None:
+                if name not in self._part or self._part[name].kind != kind:
+                    raise ValueError(f"sample_se3: {label}={name!r} is not a {kind} part; parts: "
+                                     f"{[(p.name, p.kind) for p in self.parts]}")
+                return self._part[name]
+            cands = [p for p in self.parts if p.kind == kind]
+            if len(cands) != 1:
+                what = "an R3 factor" if kind == "position" else "an SO3 (or S3) factor"
+                raise ValueError(f"sample_se3 needs {what} in the manifold; {self.manifold!r} has "
+                                 f"{len(cands)} (parts {self.part_names})"
+                                 + (f"; name one with {label}=" if cands else ""))
+            return cands[0]
+
+        return pick(position, "position", "position"), pick(rotation, "quat", "rotation")
+
+    def sample_se3(self, n: int, condition=None, seed: Optional[int] = None, *, position: Optional[str] = None,
+                   rotation: Optional[str] = None, allow_fewer: bool = False) -> torch.Tensor:
+        """Draw ``n`` poses as homogeneous matrices ``(n, 4, 4)``: rotation from the quaternion part,
+        translation from the R3 part. Needs one R3 and one SO3/S3 factor (or name them with
+        ``position=``/``rotation=``); other parts (e.g. joints) are drawn and dropped."""
+        p_pos, p_rot = self._se3_parts(position, rotation)
+        res = self.sample(n, condition, seed, allow_fewer=allow_fewer, log_prob=False)
+        return se3_from_pos_quat(res[p_pos.name], res[p_rot.name], self.quat_order)
