@@ -11,10 +11,15 @@ from .base import Manifold, Shape, _rows_message, _safe_norm, as_shape
 
 
 def wrap_angle(theta: torch.Tensor) -> torch.Tensor:
-    """Wrap angles (radians) to ``[-pi, pi)``; the gradient is 1 everywhere."""
+    """Wrap angles (radians) to ``[-pi, pi)``; the gradient is 1 everywhere.
+
+    Angles already in ``[-pi, pi)`` come back bit for bit: shifting them by pi and back would round
+    them to the grid of numbers near pi (1e-3 came back as 0.00099993 in float32, 1e-10 as 0).
+    """
     out = torch.remainder(theta + math.pi, 2 * math.pi) - math.pi
     # remainder can round up to exactly 2*pi for tiny negative inputs; fold that back.
-    return torch.where(out >= math.pi, out - 2 * math.pi, out)
+    out = torch.where(out >= math.pi, out - 2 * math.pi, out)
+    return torch.where((theta >= -math.pi) & (theta < math.pi), theta, out)
 
 
 class Torus(Manifold):
