@@ -50,9 +50,10 @@ def as_shape(n: Shape) -> Tuple[int, ...]:
 
 def _rows_message(bad: torch.Tensor, limit: int = 5) -> str:
     """Human-readable list of the first offending row indices of a boolean mask over leading dims."""
+    if bad.dim() == 0:  # an unbatched point, x (coord_dim,)
+        return "the (unbatched) point"
     idx = bad.nonzero()
-    rows = [tuple(int(i) for i in r) if r.numel() > 1 else int(r) for r in idx[:limit]]
-    rows = [r[0] if isinstance(r, tuple) and len(r) == 1 else r for r in rows]
+    rows = [int(r[0]) if bad.dim() == 1 else tuple(int(i) for i in r) for r in idx[:limit]]
     more = f" and {idx.shape[0] - limit} more" if idx.shape[0] > limit else ""
     return f"rows {rows}{more}"
 
@@ -192,7 +193,11 @@ class Manifold(abc.ABC):
 # ---------------------------------------------------------------------- numerics shared by the factors
 def _safe_norm(u: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
     """Euclidean norm over the last axis whose gradient is 0 (not NaN) at ``u = 0``."""
-    sq = (u * u).sum(-1, keepdim=keepdim)
+    return _safe_sqrt((u * u).sum(-1, keepdim=keepdim))
+
+
+def _safe_sqrt(sq: torch.Tensor) -> torch.Tensor:
+    """``sqrt`` of a non-negative tensor whose gradient is 0 (not NaN) at 0."""
     zero = sq <= 0
     return torch.where(zero, torch.zeros_like(sq), torch.sqrt(torch.where(zero, torch.ones_like(sq), sq)))
 

@@ -6,7 +6,7 @@ from typing import List, Optional, Sequence
 
 import torch
 
-from .base import Manifold, Shape, as_shape
+from .base import Manifold, Shape, _safe_sqrt, as_shape
 from .euclidean import Euclidean
 
 
@@ -102,8 +102,8 @@ class Product(Manifold):
         return self._map(lambda f, a, b, c: f.transp(a, b, c), x, y, u)
 
     def dist(self, x, y):
-        sq = self._sum(lambda f, a, b: f.dist(a, b) ** 2, x, y)
-        return torch.sqrt(sq.clamp_min(0)) if not isinstance(sq, int) else sq
+        # the safe square root keeps the gradient at x = y finite (0), like the factors' distances
+        return _safe_sqrt(self._sum(lambda f, a, b: f.dist(a, b) ** 2, x, y))
 
     def geodesic(self, x, y, t):
         pts, vel = [], []
