@@ -13,6 +13,11 @@ from .torus import Torus
 ACCEPTED = ("R<d> (Euclidean R^d)", "T<n> (n angles, a torus)", "S1 (alias of T1)",
             "S<d> (sphere S^d in R^(d+1))", "SO3 (rotations as xyzw unit quaternions, q ~ -q)")
 
+def _accepted() -> str:
+    return (f"accepted factors: {', '.join(ACCEPTED)}, joined by ' x ', with ^k to repeat "
+            f"(e.g. 'R3 x T7 x S3')")
+
+
 _TOKEN = re.compile(r"^(SO3|R(\d+)|T(\d+)|S(\d+))(?:\^(\d+))?$")
 
 
@@ -47,19 +52,16 @@ def parse(spec) -> Product:
         raise TypeError(f"manifold spec must be a string, got {type(spec).__name__}")
     tokens = [t.strip() for t in re.split(r"\s+[x×*]\s+|\s*[×*]\s*", spec.strip())]
     if not spec.strip() or any(not t for t in tokens):
-        raise ValueError(f"empty manifold spec {spec!r}; accepted factors: {', '.join(ACCEPTED)}, "
-                         f"joined by ' x ', with ^k to repeat")
+        raise ValueError(f"empty manifold spec {spec!r}; {_accepted()}")
     factors = []
     for tok in tokens:
         m = _TOKEN.match(tok)
         if m is None:
-            raise ValueError(f"unknown manifold factor {tok!r} in spec {spec!r}; accepted factors: "
-                             f"{', '.join(ACCEPTED)}, joined by ' x ', with ^k to repeat (e.g. 'R3 x T7 x S3')")
+            raise ValueError(f"unknown manifold factor {tok!r} in spec {spec!r}; {_accepted()}")
+        if any(g is not None and int(g) < 1 for g in m.group(2, 3, 4)):
+            raise ValueError(f"factor {tok!r} in spec {spec!r} has dimension 0; {_accepted()}")
         reps = int(m.group(5)) if m.group(5) else 1
         if reps < 1:
-            raise ValueError(f"repetition must be >= 1 in {tok!r}")
-        f = _factor(tok, m)
-        if f.dim < 1:
-            raise ValueError(f"factor {tok!r} has dimension 0")
-        factors += [f] + [_factor(tok, m) for _ in range(reps - 1)]
+            raise ValueError(f"repetition must be >= 1 in {tok!r} in spec {spec!r}; {_accepted()}")
+        factors += [_factor(tok, m) for _ in range(reps)]
     return Product(*factors)
