@@ -348,14 +348,19 @@ class PoseSampler:
         return unwrap_to_limits(x[:, self._joint_cols], self.joint_limits, self.limits_atol)
 
     def _draw_limited(self, n: int, cond: Optional[torch.Tensor], generator):
-        """Rejection rounds: ``(x (m, D) internal, joints_in_limits (m, J), drawn, accepted)``, ``m <= n``."""
+        """Rejection rounds: ``(x (m, D) internal, joints_in_limits (m, J), drawn, accepted)``, ``m <= n``.
+
+        Each round draws enough for the missing rows at the acceptance rate seen so far. The first round
+        uses the previous call's rate without a seed (fewer rounds for repeated calls) and a fixed guess
+        with one (so that a seed alone fixes the result, whatever was sampled before).
+        """
         D, J = self.manifold.coord_dim, len(self._joint_cols)
         per_row = cond is not None and cond.dim() == 2
         x_out = torch.empty(n, D, dtype=self.dtype, device=self.device)
         q_out = torch.empty(n, J, dtype=self.dtype, device=self.device)
         filled = torch.zeros(n, dtype=torch.bool, device=self.device)
         drawn = accepted = 0
-        rate = self.last_acceptance_rate if self.last_acceptance_rate else 0.5
+        rate = self.last_acceptance_rate if (generator is None and self.last_acceptance_rate) else 0.5
         for _ in range(self.max_rounds):
             pending = (~filled).nonzero().squeeze(-1)
             need = int(pending.numel())
