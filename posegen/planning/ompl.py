@@ -1,0 +1,515 @@
+r"""OMPL integration: posegen samplers inside OMPL's joint-space planners for the Franka Panda.
+
+Needs the Open Motion Planning Library's Python bindings (``pip install posegen[planning]``, i.e. the
+``ompl`` wheel, tested with 2.0.1); they are imported on first use, so ``import posegen.planning`` works
+without them.
+
+What is here
+------------
+* :func:`panda_space` -- the Panda's 7-D ``RealVectorStateSpace`` with its joint limits as bounds.
+* :class:`SampleBuffer` -- draws joint configurations from a :class:`~posegen.sampler.PoseSampler` in
+  batches (one ODE solve per batch, optionally pre-filtered by the collision checker in one batched call)
+  and serves them one at a time: no model call per state.
+* :class:`PosegenSamplerAllocator` -- an allocator for ``SpaceInformation.setValidStateSamplerAllocator``
+  whose valid state samplers draw from the learned distribution with probability ``1 - uniform_fraction``
+  and uniformly within the joint limits otherwise. The uniform share keeps the planner probabilistically
+  complete (every region keeps a positive sampling density); the learned share biases the roadmap toward
+  configurations the robot actually uses. ``source="uniform"`` gives the same batched machinery with a
+  uniform source, to separate the effect of the distribution from the effect of batching.
+* :func:`grasp_goal_configs` -- grasp poses from a conditional posegen model given an object position,
+  ranked by density, turned into goal configurations with :func:`posegen.data.panda.ik` and filtered by
+  the collision checker; :func:`goal_states` turns them into an OMPL ``GoalStates``.
+* :func:`plan` -- one query (start, goal configuration(s)) with a named planner and either OMPL's default
+  sampler or a posegen allocator; returns a :class:`PlanResult`.
+
+Which planners use the learned sampler
+--------------------------------------
+OMPL planners draw states from one of two sampler kinds. The roadmap planners ``PRM`` and ``PRMstar`` (and
+``BKPIECE1``, for its ``sampleNear`` calls) use the *valid state sampler*, which Python can replace through
+``setValidStateSamplerAllocator``. The tree planners ``RRT``, ``RRTConnect``, ``RRTstar`` ... use the
+state space's *state sampler*, and the ompl 2.0.1 bindings expose no ``StateSpace::setStateSamplerAllocator``
+(and a Python override of ``allocDefaultStateSampler`` is not called from C++). So with ompl 2.0.1 the
+learned sampler biases PRM-family planners; RRT-Connect can still use posegen for its *goals*
+(:func:`grasp_goal_configs`). :func:`plan` refuses a posegen sampler with a tree planner instead of
+silently ignoring it.
+
+Collision checking goes through :class:`~posegen.planning.scene.PandaCollisionChecker` (approximate; read
+its docstring): states one by one (``StateValidityChecker``) and motions in one batch per motion (a Python
+``MotionValidator`` that checks all interpolated configurations at once).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..data import panda
+from ..rotations import rotmat_to_quat
+from ..sampler import PoseSampler, unwrap_to_limits
+from .scene import PandaCollisionChecker
+
+__all__ = ["require_ompl", "panda_space", "SampleBuffer", "PosegenSamplerAllocator", "goal_states",
+           "GraspGoals", "grasp_goal_configs", "PlanResult", "plan", "PLANNERS", "VALID_SAMPLER_PLANNERS"]
+
+PLANNERS = ("PRM", "PRMstar", "BKPIECE1", "RRTConnect", "RRT", "RRTstar", "KPIECE1", "BITstar")
+VALID_SAMPLER_PLANNERS = ("PRM", "PRMstar", "BKPIECE1")
+"""Planners that draw from the valid state sampler, so a posegen allocator changes their samples."""
+
+_INSTALL_HINT = "pip install posegen[planning]  (or: pip install ompl)"
+
+
+def require_ompl():
+    """Import OMPL's ``base``, ``geometric`` and ``util`` modules, or raise an ImportError saying how to
+    install them."""
+    try:
+        from ompl import base as ob, geometric as og, util as ou
+    except ImportError as e:
+        raise ImportError(f"posegen.planning.ompl needs the OMPL Python bindings, which are not installed "
+                          f"({e}). Install them with: {_INSTALL_HINT}") from e
+    return ob, og, ou
+
+
+def _quiet_set_seed(ou, seed: int) -> None:
+    """``RNG.setSeed`` without the error OMPL logs when RNGs already exist (seeding then still applies to
+    every RNG created afterwards: planners and samplers of the next query)."""
+    level = ou.getLogLevel()
+    ou.setLogLevel(ou.LogLevel.LOG_NONE)
+    try:
+        ou.RNG.setSeed(int(seed) % (2 ** 31 - 1) + 1)
+    finally:
+        ou.setLogLevel(level)
+
+
+def _limits(joint_limits) -> torch.Tensor:
+    lim = panda.JOINT_LIMITS if joint_limits is None else torch.as_tensor(joint_limits, dtype=torch.float64)
+    if lim.dim() != 2 or lim.shape[1] != 2 or not (lim[:, 0] < lim[:, 1]).all():
+        raise ValueError(f"joint_limits must be (n, 2) with lower < upper, got {lim.tolist()}")
+    return lim.to(torch.float64)
+
+
+def panda_space(joint_limits=None):
+    """OMPL ``RealVectorStateSpace`` of dimension ``n`` with bounds ``joint_limits (n, 2)`` (default the
+    Panda's :data:`~posegen.data.panda.JOINT_LIMITS`)."""
+    ob, _, _ = require_ompl()
+    lim = _limits(joint_limits)
+    space = ob.RealVectorStateSpace(int(lim.shape[0]))
+    bounds = ob.RealVectorBounds(int(lim.shape[0]))
+    for i, (lo, hi) in enumerate(lim.tolist()):
+        bounds.setLow(i, lo)
+        bounds.setHigh(i, hi)
+    space.setBounds(bounds)
+    return space
+
+
+def _read(state, n: int) -> np.ndarray:
+    return np.fromiter((state[i] for i in range(n)), dtype=np.float64, count=n)
+
+
+def _write(state, q) -> None:
+    for i, v in enumerate(q):
+        state[i] = float(v)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Batched sample source
+# ---------------------------------------------------------------------------------------------------------
+class SampleBuffer:
+    """Joint configurations drawn in batches, served one at a time.
+
+    Args:
+        sampler: a :class:`~posegen.sampler.PoseSampler` whose manifold has one torus factor (the joints);
+            or None with ``source="uniform"``.
+        source: ``"posegen"`` (draw from ``sampler``) or ``"uniform"`` (uniform within ``joint_limits``;
+            the same batching, for fair comparisons).
+        joint_limits: ``(n, 2)`` bounds of the planning space (default the Panda's). posegen's wrapped
+            angles are mapped into them (:func:`~posegen.sampler.unwrap_to_limits`); those that do not fit
+            are dropped.
+        checker: if given, each batch is filtered with ``checker.is_valid`` in one call, so served states
+            are valid (the valid state sampler then skips its per-state check).
+        batch_size: states per refill (one ODE solve of this many samples).
+        condition: condition for conditional samplers (e.g. a task parameter), fixed for the buffer.
+        seed: seeds the refills (refill ``i`` uses ``seed + i``) and the uniform draws.
+
+    Attributes:
+        stats: ``refills``, ``drawn`` (states drawn), ``kept`` (in limits and valid), ``served``,
+        ``seconds`` (time spent refilling, model and batched checks included).
+    """
+
+    def __init__(self, sampler: Optional[PoseSampler] = None, *, source: str = "posegen", joint_limits=None,
+                 checker: Optional[PandaCollisionChecker] = None, batch_size: int = 256, condition=None,
+                 seed: Optional[int] = None):
+        if source not in ("posegen", "uniform"):
+            raise ValueError(f'Invalid source "{source}". Must be one of {{"posegen", "uniform"}}')
+        if source == "posegen":
+            if not isinstance(sampler, PoseSampler):
+                raise TypeError(f"source='posegen' needs a posegen.sampler.PoseSampler, got {type(sampler).__name__}")
+            joints = [p for p in sampler.parts if p.kind == "joints"]
+            if len(joints) != 1:
+                raise ValueError(f"the sampler's manifold {sampler.manifold!r} must have exactly one torus "
+                                 f"factor (the joint angles), it has {len(joints)}")
+            self._part = joints[0].name
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.sampler, self.source, self.checker, self.condition = sampler, source, checker, condition
+        self.limits = _limits(joint_limits)
+        self.batch_size = int(batch_size)
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._queue = np.zeros((0, self.limits.shape[0]))
+        self._pos = 0
+        self.stats = {"refills": 0, "drawn": 0, "kept": 0, "served": 0, "seconds": 0.0}
+
+    @property
+    def dim(self) -> int:
+        return int(self.limits.shape[0])
+
+    def _refill(self) -> None:
+        t0 = time.perf_counter()
+        if self.source == "uniform":
+            lo, hi = self.limits[:, 0].numpy(), self.limits[:, 1].numpy()
+            q = torch.from_numpy(lo + (hi - lo) * self._rng.random((self.batch_size, self.dim)))
+        else:
+            seed = None if self.seed is None else int(self.seed) + self.stats["refills"]
+            res = self.sampler.sample(self.batch_size, self.condition, seed=seed, allow_fewer=True, log_prob=False)
+            q = res[self._part].detach().to("cpu", torch.float64)
+            if q.shape[-1] != self.dim:
+                raise ValueError(f"the sampler gives {q.shape[-1]} joint angles but the space has {self.dim}")
+            q, ok = unwrap_to_limits(q, self.limits)
+            q = q[ok]
+        n_drawn = self.batch_size
+        if self.checker is not None and q.shape[0]:
+            q = q[self.checker.is_valid(q).cpu()]
+        self._queue = q.numpy()
+        self._pos = 0
+        self.stats["refills"] += 1
+        self.stats["drawn"] += n_drawn
+        self.stats["kept"] += int(q.shape[0])
+        self.stats["seconds"] += time.perf_counter() - t0
+
+    def next(self, max_refills: int = 8) -> Optional[np.ndarray]:
+        """The next configuration ``(n,)`` (float64 numpy), or None if ``max_refills`` refills in a row gave
+        nothing usable (e.g. a model whose samples all collide)."""
+        for _ in range(max_refills + 1):
+            if self._pos < self._queue.shape[0]:
+                q = self._queue[self._pos]
+                self._pos += 1
+                self.stats["served"] += 1
+                return q
+            self._refill()
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Valid state sampler
+# ---------------------------------------------------------------------------------------------------------
+_VSS_CLASS = None
+
+
+def _valid_state_sampler_class():
+    """The ValidStateSampler subclass, defined on first use (OMPL is imported lazily)."""
+    global _VSS_CLASS
+    if _VSS_CLASS is not None:
+        return _VSS_CLASS
+    ob, _, _ = require_ompl()
+
+    class PosegenValidStateSampler(ob.ValidStateSampler):
+        """Learned samples (from a :class:`SampleBuffer`) mixed with uniform ones; see
+        :class:`PosegenSamplerAllocator`."""
+
+        def __init__(self, si, allocator: "PosegenSamplerAllocator"):
+            super().__init__(si)
+            self.setName("posegen")
+            self._si = si
+            self._alloc = allocator
+            self._lo = allocator.buffer.limits[:, 0].numpy()
+            self._hi = allocator.buffer.limits[:, 1].numpy()
+
+        def _uniform(self, state, lo, hi) -> bool:
+            rng, stats = self._alloc.rng, self._alloc._stats
+            for _ in range(max(self.getNrAttempts(), 1)):
+                _write(state, lo + (hi - lo) * rng.random(lo.shape[0]))
+                stats["uniform"] += 1
+                if self._si.isValid(state):
+                    return True
+            stats["failed"] += 1
+            return False
+
+        def sample(self, state) -> bool:
+            a = self._alloc
+            if a.uniform_fraction >= 1.0 or (a.uniform_fraction > 0 and a.rng.random() < a.uniform_fraction):
+                return self._uniform(state, self._lo, self._hi)
+            q = a.buffer.next()
+            if q is None:                         # the source gave nothing usable: stay complete
+                return self._uniform(state, self._lo, self._hi)
+            _write(state, q)
+            a._stats["learned"] += 1
+            if a.buffer.checker is not None and a.prevalidated:
+                return True
+            return bool(self._si.isValid(state))
+
+        def sampleNear(self, state, near, distance) -> bool:
+            c = _read(near, self._lo.shape[0])
+            return self._uniform(state, np.maximum(c - distance, self._lo), np.minimum(c + distance, self._hi))
+
+    _VSS_CLASS = PosegenValidStateSampler
+    return _VSS_CLASS
+
+
+class PosegenSamplerAllocator:
+    """Valid state sampler allocator for ``si.setValidStateSamplerAllocator`` (or :func:`plan`'s
+    ``sampler=``).
+
+    Args:
+        sampler: a joint-space :class:`~posegen.sampler.PoseSampler` (e.g. trained on ``robot0_joint_pos``),
+            or None with ``source="uniform"``.
+        uniform_fraction: probability that a sample is uniform within the joint limits instead of learned
+            (0 < fraction keeps probabilistic completeness; 1 is plain uniform sampling).
+        checker: collision checker; batches are pre-filtered with it (set ``prevalidated=False`` to have
+            every learned state re-checked through OMPL's validity checker instead).
+        batch_size, condition, seed, joint_limits, source: as for :class:`SampleBuffer`.
+
+    The buffer (and its statistics) is shared by every sampler this allocator creates, so successive
+    queries reuse remaining samples. ``stats``: ``learned`` (states served from the buffer), ``uniform``
+    (uniform draws, attempts included), ``failed`` (uniform sampling gave up after its attempts), plus the
+    buffer's ``refills``, ``drawn``, ``kept``, ``seconds``.
+    """
+
+    def __init__(self, sampler: Optional[PoseSampler] = None, *, uniform_fraction: float = 0.2,
+                 checker: Optional[PandaCollisionChecker] = None, batch_size: int = 256, condition=None,
+                 seed: Optional[int] = None, joint_limits=None, source: str = "posegen", prevalidated: bool = True):
+        if not (0.0 <= float(uniform_fraction) <= 1.0):
+            raise ValueError(f"uniform_fraction must be in [0, 1], got {uniform_fraction!r}")
+        self.uniform_fraction = float(uniform_fraction)
+        self.buffer = SampleBuffer(sampler, source=source, joint_limits=joint_limits, checker=checker,
+                                   batch_size=batch_size, condition=condition, seed=seed)
+        self.prevalidated = bool(prevalidated)
+        self.rng = np.random.default_rng(None if seed is None else [int(seed), 7])
+        self._stats = {"learned": 0, "uniform": 0, "failed": 0}
+
+    @property
+    def stats(self) -> Dict[str, Any]:
+        return {**self._stats, **self.buffer.stats}
+
+    @property
+    def name(self) -> str:
+        if self.buffer.source == "uniform":
+            return "uniform (batched)"
+        return f"posegen ({1 - self.uniform_fraction:.0%} learned)"
+
+    def __call__(self, si):
+        require_ompl()
+        return _valid_state_sampler_class()(si, self)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Motion validation (batched)
+# ---------------------------------------------------------------------------------------------------------
+_MV_CLASS = None
+
+
+def _motion_validator_class():
+    global _MV_CLASS
+    if _MV_CLASS is not None:
+        return _MV_CLASS
+    ob, _, _ = require_ompl()
+
+    class BatchedMotionValidator(ob.MotionValidator):
+        """Checks every interpolated configuration of a motion in one batched call."""
+
+        def __init__(self, si, checker: PandaCollisionChecker, resolution: float, dim: int):
+            super().__init__(si)
+            self._checker, self._resolution, self._dim = checker, resolution, dim
+
+        def checkMotion(self, s1, s2, *rest) -> bool:
+            return self._checker.check_motion(_read(s1, self._dim), _read(s2, self._dim), self._resolution)
+
+    _MV_CLASS = BatchedMotionValidator
+    return _MV_CLASS
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Goals from grasp poses
+# ---------------------------------------------------------------------------------------------------------
+@dataclass
+class GraspGoals:
+    """Goal configurations from grasp poses.
+
+    ``q (m, 7)`` joint configurations (inside the limits, valid for the checker), ``T (m, 4, 4)`` their grasp
+    poses (TCP, base frame), ``log_prob (m,)`` the grasp model's log-density of each pose (sorted, highest
+    first), ``n_candidates`` grasps drawn, ``n_ik_success`` grasps with an IK solution, ``n_valid`` of those
+    that are collision-free.
+    """
+
+    q: torch.Tensor
+    T: torch.Tensor
+    log_prob: torch.Tensor
+    n_candidates: int
+    n_ik_success: int
+    n_valid: int
+
+
+def grasp_goal_configs(grasp_sampler: PoseSampler, object_pos, *, n_candidates: int = 64, k: int = 16,
+                       checker: Optional[PandaCollisionChecker] = None, ik_seeds=None, seed: Optional[int] = None,
+                       frame: str = "tcp", **ik_options) -> GraspGoals:
+    """Goal joint configurations for grasping an object at ``object_pos``.
+
+    Draws ``n_candidates`` grasp poses from ``grasp_sampler`` (a conditional model on ``R3 x SO3``, condition
+    = object position, e.g. trained on the last frames of demos), keeps the ``k`` most likely
+    (:meth:`PoseSampler.top_k`), solves IK (:func:`posegen.data.panda.ik`, batched over grasps and IK seeds)
+    and keeps, per grasp, the first seed whose solution converged and is valid for ``checker``.
+
+    Args:
+        grasp_sampler: the grasp model's sampler (its poses are in the frame ``frame`` of the Panda).
+        object_pos: ``(3,)`` (or whatever the model's condition is).
+        ik_seeds: ``(s, 7)`` initial configurations (default :data:`~posegen.data.panda.Q_READY` and three
+            perturbations of it).
+        ik_options: passed to :func:`~posegen.data.panda.ik` (``iters``, ``damping``, ``tol_pos``, ...).
+    """
+    res = grasp_sampler.top_k(int(n_candidates), int(k), condition=object_pos, seed=seed)
+    p_pos, p_rot = grasp_sampler._se3_parts(None, None)
+    from ..rotations import se3_from_pos_quat
+
+    T = se3_from_pos_quat(res[p_pos.name], res[p_rot.name], grasp_sampler.quat_order).to("cpu", torch.float64)
+    lp = res["log_prob"].detach().to("cpu", torch.float64)
+    if ik_seeds is None:
+        g = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        ik_seeds = torch.cat([panda.Q_READY[None], panda.Q_READY + 0.3 * torch.randn(3, 7, generator=g,
+                                                                                     dtype=torch.float64)])
+    seeds = torch.as_tensor(ik_seeds, dtype=torch.float64).reshape(-1, 7)
+    m, s = T.shape[0], seeds.shape[0]
+    pos = T[:, :3, 3].repeat_interleave(s, 0)
+    quat = rotmat_to_quat(T[:, :3, :3], "xyzw").repeat_interleave(s, 0)
+    q0 = seeds.repeat(m, 1)
+    opts = dict(iters=300, damping=0.02)
+    opts.update(ik_options)
+    q, ok, _, _ = panda.ik(pos, quat, q0, frame=frame, **opts)
+    valid = ok.clone()
+    if checker is not None:
+        valid &= checker.is_valid(q).cpu()
+    ok2, valid2 = ok.view(m, s), valid.view(m, s)
+    has = valid2.any(1)
+    first = valid2.to(torch.int8).argmax(1)
+    pick = (torch.arange(m) * s + first)[has]
+    return GraspGoals(q=q[pick], T=T[has], log_prob=lp[has], n_candidates=int(n_candidates),
+                      n_ik_success=int(ok2.any(1).sum()), n_valid=int(has.sum()))
+
+
+def goal_states(si, configs):
+    """An OMPL ``GoalStates`` holding the configurations ``configs (m, n)`` (any one of them is a goal)."""
+    ob, _, _ = require_ompl()
+    q = np.asarray(torch.as_tensor(configs, dtype=torch.float64).reshape(-1, si.getStateDimension()))
+    if q.shape[0] == 0:
+        raise ValueError("goal_states needs at least one goal configuration, got none")
+    goal = ob.GoalStates(si)
+    space = si.getStateSpace()
+    for row in q:
+        st = space.allocState()
+        _write(st, row)
+        goal.addState(st)
+    return goal
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One query
+# ---------------------------------------------------------------------------------------------------------
+@dataclass
+class PlanResult:
+    """Outcome of :func:`plan`.
+
+    ``solved`` (exact solution found), ``status`` (OMPL's status text), ``path (m, n)`` joint waypoints
+    (None unless solved), ``time_s`` (wall time of the solve, Python callbacks and model draws included),
+    ``checks`` (configurations the collision checker evaluated), ``planner``, ``sampler`` (a label) and
+    ``sampler_stats`` (the allocator's statistics after the query, when one was used).
+    """
+
+    solved: bool
+    status: str
+    path: Optional[np.ndarray]
+    time_s: float
+    checks: int
+    planner: str
+    sampler: str
+    sampler_stats: Dict[str, Any] = field(default_factory=dict)
+
+
+def plan(checker: PandaCollisionChecker, start, goal, *, planner: str = "PRM",
+         sampler: Optional[PosegenSamplerAllocator] = None, time_limit: float = 5.0, seed: Optional[int] = None,
+         resolution: float = 0.05, simplify: bool = False, joint_limits=None) -> PlanResult:
+    """Plan a collision-free joint-space path for the Panda with OMPL.
+
+    Args:
+        checker: the scene's collision checker (validity of states and of motions).
+        start: ``(7,)`` start configuration (inside the limits, valid).
+        goal: ``(7,)`` goal configuration, ``(m, 7)`` alternatives (any one reached solves the query; e.g.
+            :func:`grasp_goal_configs`), or an OMPL ``Goal``.
+        planner: one of :data:`PLANNERS`.
+        sampler: a :class:`PosegenSamplerAllocator`, or None for OMPL's default (uniform) valid state
+            sampler. Only planners in :data:`VALID_SAMPLER_PLANNERS` use it (ValueError otherwise).
+        time_limit: seconds before the planner gives up.
+        seed: seeds OMPL's random number generators for this query (and nothing else).
+        resolution: largest joint change (rad) between checked configurations of a motion.
+        simplify: shortcut and smooth the path (OMPL's simplifier) after solving.
+        joint_limits: ``(7, 2)`` bounds of the space (default the Panda's).
+    """
+    ob, og, ou = require_ompl()
+    if planner not in PLANNERS:
+        raise ValueError(f'Invalid planner "{planner}". Must be one of {set(PLANNERS)}')
+    if sampler is not None and planner not in VALID_SAMPLER_PLANNERS:
+        raise ValueError(f"planner {planner!r} draws from the state space's StateSampler, which the ompl Python "
+                         f"bindings cannot replace; a posegen sampler changes only {VALID_SAMPLER_PLANNERS}. "
+                         f"Use one of those, or sampler=None")
+    if sampler is not None and not isinstance(sampler, PosegenSamplerAllocator):
+        raise TypeError(f"sampler must be a PosegenSamplerAllocator or None, got {type(sampler).__name__}")
+    if not (time_limit > 0):
+        raise ValueError(f"time_limit must be > 0 seconds, got {time_limit!r}")
+    if seed is not None:
+        _quiet_set_seed(ou, seed)
+    lim = _limits(joint_limits)
+    n = int(lim.shape[0])
+    start = np.asarray(torch.as_tensor(start, dtype=torch.float64).reshape(-1))
+    if start.shape != (n,):
+        raise ValueError(f"start must have shape ({n},), got {start.shape}")
+
+    space = panda_space(lim)
+    ss = og.SimpleSetup(space)
+    si = ss.getSpaceInformation()
+    ss.setStateValidityChecker(lambda s: bool(checker.is_valid(torch.from_numpy(_read(s, n)))))
+    si.setMotionValidator(_motion_validator_class()(si, checker, float(resolution), n))
+    if sampler is not None:
+        si.setValidStateSamplerAllocator(sampler)
+    st = space.allocState()
+    _write(st, start)
+    ss.setStartState(st)
+    if isinstance(goal, ob.Goal):
+        ss.setGoal(goal)
+    else:
+        g = np.asarray(torch.as_tensor(goal, dtype=torch.float64))
+        if g.shape == (n,):
+            gs = space.allocState()
+            _write(gs, g)
+            ss.setGoalState(gs)
+        elif g.ndim == 2 and g.shape[1] == n:
+            ss.setGoal(goal_states(si, g))
+        else:
+            raise ValueError(f"goal must be ({n},), (m, {n}) or an OMPL Goal, got shape {g.shape}")
+    ss.setPlanner(getattr(og, planner)(si))
+    checks0 = checker.n_checked
+    t0 = time.perf_counter()
+    status = ss.solve(float(time_limit))
+    elapsed = time.perf_counter() - t0
+    solved = bool(ss.haveExactSolutionPath())
+    path = None
+    if solved:
+        if simplify:
+            ss.simplifySolution()
+        p = ss.getSolutionPath()
+        path = np.stack([_read(s, n) for s in p.getStates()])
+    label = "OMPL uniform" if sampler is None else sampler.name
+    return PlanResult(solved=solved, status=str(status), path=path, time_s=elapsed,
+                      checks=checker.n_checked - checks0, planner=planner, sampler=label,
+                      sampler_stats=dict(sampler.stats) if sampler is not None else {})
