@@ -13,6 +13,7 @@ from .torus import Torus
 ACCEPTED = ("R<d> (Euclidean R^d)", "T<n> (n angles, a torus)", "S1 (alias of T1)",
             "S<d> (sphere S^d in R^(d+1))", "SO3 (rotations as xyzw unit quaternions, q ~ -q)")
 
+
 def _accepted() -> str:
     return (f"accepted factors: {', '.join(ACCEPTED)}, joined by ' x ', with ^k to repeat "
             f"(e.g. 'R3 x T7 x S3')")
