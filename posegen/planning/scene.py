@@ -150,6 +150,9 @@ class PandaCollisionChecker:
         n_checked: configurations checked so far (a planner-independent cost measure); reset with
             :meth:`reset_counter`.
 
+    The fixed base (spheres on frame 0) is checked once, here, without ``margin``, and left out of the
+    per-configuration checks.
+
     Raises:
         ValueError: when an obstacle overlaps the fixed base (every configuration would be invalid).
     """
@@ -173,9 +176,13 @@ class PandaCollisionChecker:
         frames = sorted({int(s[0]) for s in spheres})
         if any(f < 0 or f >= len(panda.LINK_NAMES) for f in frames):
             raise ValueError(f"sphere frame indices must be in [0, {len(panda.LINK_NAMES)}), got {frames}")
-        self._frame_idx = torch.tensor([int(s[0]) for s in spheres], device=self.device)
-        self._local = torch.tensor([list(s[1]) + [1.0] for s in spheres], dtype=dtype, device=self.device)
-        self.radii = torch.tensor([float(s[2]) for s in spheres], dtype=dtype, device=self.device)
+        # The fixed base's spheres never move: checked once here, left out of the per-configuration checks.
+        moving = [sp for sp in spheres if int(sp[0]) != 0]
+        fixed = [sp for sp in spheres if int(sp[0]) == 0]
+        self._frame_idx = torch.tensor([int(sp[0]) for sp in moving], dtype=torch.long, device=self.device)
+        self._local = torch.tensor([list(sp[1]) + [1.0] for sp in moving], dtype=dtype,
+                                   device=self.device).reshape(-1, 4)
+        self.radii = torch.tensor([float(sp[2]) for sp in moving], dtype=dtype, device=self.device)
         boxes = [o for o in self.obstacles if isinstance(o, Box)]
         balls = [o for o in self.obstacles if isinstance(o, Ball)]
         self._box_c = torch.tensor([b.center for b in boxes], dtype=dtype, device=self.device).reshape(-1, 3)
@@ -183,11 +190,10 @@ class PandaCollisionChecker:
         self._ball_c = torch.tensor([b.center for b in balls], dtype=dtype, device=self.device).reshape(-1, 3)
         self._ball_r = torch.tensor([b.radius for b in balls], dtype=dtype, device=self.device)
         self.n_checked = 0
-        base = self._frame_idx == 0
-        if base.any() and self.obstacles:
-            c = self._local[base, :3]
-            d = self._distances(c.unsqueeze(0)) - self.radii[base].unsqueeze(0).unsqueeze(-1)
-            if bool((d < self.margin).any()):
+        if fixed and self.obstacles:
+            c = torch.tensor([list(sp[1]) for sp in fixed], dtype=dtype, device=self.device)
+            r = torch.tensor([float(sp[2]) for sp in fixed], dtype=dtype, device=self.device)
+            if bool((self._distances(c) - r.unsqueeze(-1) < 0).any()):
                 raise ValueError("an obstacle overlaps the robot's fixed base (every configuration would collide); "
                                  f"move it away from the origin: {self.obstacles}")
 
