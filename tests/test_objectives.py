@@ -243,17 +243,8 @@ def test_moser_refuses_non_compact_manifolds_and_cnf_flows():
 
 
 # ---------------------------------------------------------------------- training
-@pytest.fixture
-def one_thread():
-    """Small nets gain nothing from intra-op threads, and on busy shared cores they oversubscribe."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("name", MINE)
-def test_training_on_a_concentrated_s2_distribution(name, one_thread):
+def test_training_on_a_concentrated_s2_distribution(name):
     """250 Adam steps on vMF(north pole, kappa=50) data: held-out mean log-density far above the uniform
     -log(4 pi) = -2.53 (the data's own is 1.07; RFM and the interpolant reach ~1.0, Moser Flow, slower to
     train, ~-0.7); Moser's density also has (almost) no negative mass, so its log_prob is honest."""
