@@ -10,6 +10,7 @@ import torch
 
 import posegen.manifolds as pm
 from posegen.flow import PoseFlow
+from posegen.models.velocity import _head_dim
 from posegen.objectives import OBJECTIVES, Interpolant, Moser, RFM, make_objective
 from posegen.objectives.base import draw_base, draw_time
 from posegen.paths import sample_vmf
@@ -72,7 +73,7 @@ def test_finite_scalar_loss_with_gradients(spec, name):
     dead = torch.zeros(flow.net.out.bias.shape, dtype=torch.bool)
     start = 0
     for f in M.factors:
-        k = 16 if isinstance(f, pm.SO3) else f.coord_dim
+        k = _head_dim(f)
         dead[start:start + k] = name == "moser" and isinstance(f, pm.Torus)
         start += k
     for pname, p in flow.named_parameters():
