@@ -197,7 +197,9 @@ class PoseFlow(nn.Module):
         return s
 
     def _chunks(self, n: int, batch_size: Optional[int]):
-        bs = n if not batch_size else int(batch_size)
+        if batch_size is None:  # one chunk (none at all for n = 0, which is not an error)
+            return [(0, n)] if n else []
+        bs = int(batch_size)
         if bs < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         return [(i, min(i + bs, n)) for i in range(0, n, bs)]
@@ -349,7 +351,18 @@ class PoseFlow(nn.Module):
             flow = cls(spec, **config)
         except TypeError as e:
             raise ValueError(f"{source} has model settings this posegen does not know: {e}") from None
-        missing, unexpected = flow.load_state_dict(state, strict=False)
+        # load_state_dict copies into the new (float32) tensors; keep the saved precision instead, so a
+        # float64 flow loads as float64 and reproduces its samples and likelihoods exactly.
+        if not isinstance(state, dict):
+            raise ValueError(f"{source} has a state_dict of type {type(state).__name__}, expected a dict")
+        loc = state.get("loc")
+        if isinstance(loc, torch.Tensor) and loc.is_floating_point():
+            flow.to(loc.dtype)
+        try:
+            missing, unexpected = flow.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # strict=False still raises on shape mismatches
+            raise ValueError(f"{source} does not match a {spec!r} flow with these settings: "
+                             f"{str(e).splitlines()[-1].strip()}") from None
         if missing or unexpected:
             raise ValueError(f"{source} does not match a {spec!r} flow with these settings "
                              f"(missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]})")
