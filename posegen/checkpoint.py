@@ -20,6 +20,18 @@ FORMAT = "posegen-checkpoint"
 FORMAT_VERSION = 1
 
 
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _unpickling_reason(e: Exception) -> str:
+    """The informative line of torch's weights_only error (its first lines are generic advice)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    for ln in lines:
+        if "GLOBAL" in ln or ln.startswith("Unsupported"):
+            return ln
+    return lines[0] if lines else type(e).__name__
+
+
 def atomic_save(obj: Any, path) -> Path:
     """``torch.save(obj)`` to a temporary file in the same folder, fsync, then ``os.replace``: a crash or a
     full disk leaves either the old file or the new one, never a torn one."""
@@ -58,12 +70,21 @@ def load_checkpoint(path, map_location=None, kind: Optional[str] = None) -> Dict
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    with open(path, "rb") as fh:
+        magic = fh.read(8)
+    if magic == _HDF5_MAGIC:
+        raise ValueError(f"{str(path)!r} is not a posegen checkpoint: it is an HDF5 file (point files are "
+                         f"read with posegen.data.load_points)")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        raise ValueError(f"{str(path)!r} is not a posegen checkpoint: it holds pickled objects that are not "
-                         f"plain data, and posegen refuses to unpickle them (weights_only=True): "
-                         f"{str(e).splitlines()[0]}") from None
+        reason = _unpickling_reason(e)
+        if "GLOBAL" in reason:
+            raise ValueError(f"{str(path)!r} is not a posegen checkpoint: it holds pickled objects that are "
+                             f"not plain data, and posegen refuses to unpickle them (weights_only=True): "
+                             f"{reason}") from None
+        raise ValueError(f"{str(path)!r} is not a readable posegen checkpoint (not a torch.save file of "
+                         f"plain data: {reason})") from None
     except Exception as e:  # zip/tar errors, truncated files, random bytes
         raise ValueError(f"{str(path)!r} is not a readable posegen checkpoint ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else 'unreadable'})") from None
