@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .manifolds import SO3, Product, parse
+from .manifolds import SO3, Product, parse, tol
 from .models import VelocityMLP
 from .solvers import divergence as _divergence
 from .solvers.ode import check_method, integrate
@@ -279,7 +279,9 @@ class PoseFlow(nn.Module):
         x = torch.as_tensor(x)
         if not x.is_floating_point():
             x = x.to(self.dtype)
-        self.manifold.check_point(x)
+        # The flow computes in self.dtype: points as precise as that are on the manifold for it (a float32
+        # flow's own samples cast to float64 must not be refused for a 6e-8 norm error).
+        self.manifold.check_point(x, atol=max(tol(x.dtype, "unit"), tol(self.dtype, "unit")))
         lead = x.shape[:-1]
         x = x.reshape(-1, self.manifold.coord_dim).to(self.device, self.dtype)
         n = x.shape[0]
