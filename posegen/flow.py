@@ -76,6 +76,9 @@ class PoseFlow(nn.Module):
             raise ValueError(f"Moser Flow needs a compact manifold (its density nu - div u is normalised by the "
                              f"divergence theorem on a closed manifold); {self.manifold!r} has Euclidean "
                              f"factors. Use objective 'cnfm', 'rfm' or 'interpolant' instead")
+        unknown = set(solver or {}) - set(DEFAULT_SOLVER)
+        if unknown:  # a typo such as "step" for "steps" would otherwise be ignored silently
+            raise ValueError(f"unknown solver settings {sorted(unknown)}; valid: {list(DEFAULT_SOLVER)}")
         self.solver = dict(DEFAULT_SOLVER, **(solver or {}))
         check_method(self.solver["method"], self.solver["step"])
         self.config = dict(manifold=repr(self.manifold), hidden=int(hidden), depth=int(depth),

@@ -45,6 +45,8 @@ def divergence(fn: Callable[..., torch.Tensor], x: torch.Tensor, *args: torch.Te
         raise ValueError(f'Invalid divergence method "{method}". Must be one of {set(METHODS)}')
     if x.dim() != 2:
         raise ValueError(f"divergence expects points of shape (B, D), got {tuple(x.shape)}")
+    if int(probes) != probes or probes < 1:
+        raise ValueError(f"probes must be a positive integer, got {probes!r}")
     if method == "exact":
         def with_aux(xi, *a):
             out = fn(xi, *a)

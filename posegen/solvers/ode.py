@@ -1,7 +1,7 @@
 r"""ODE integration on product manifolds: fixed-step Euler, midpoint and RK4, and adaptive dopri5.
 
 The state is a point ``x (B, D)`` on the manifold plus optional flat extras ``e (B, K)`` (the running
-log-density of :mod:`posegen.solvers.likelihood`). Two ways to keep the point on the manifold:
+log-density of :meth:`posegen.PoseFlow.log_prob`). Two ways to keep the point on the manifold:
 
 * ``step="project"`` (default): the field is defined on all of the ambient coordinates (posegen's fields
   evaluate ``v(projx(x))``), so a classical Runge-Kutta step in coordinates followed by ``projx`` keeps the
