@@ -273,3 +273,9 @@ def test_unknown_method_lists_valid_ones():
 def test_points_must_be_a_batch():
     with pytest.raises(ValueError, match=r"\(B, D\), got \(3,\)"):
         divergence(lambda y: y, torch.zeros(3))
+
+
+@pytest.mark.parametrize("probes", [0, -1, 1.5])
+def test_probes_must_be_a_positive_integer(probes):
+    with pytest.raises(ValueError, match=f"probes must be a positive integer, got {probes}"):
+        divergence(lambda y: y, torch.zeros(2, 3), method="hutchinson", probes=probes)

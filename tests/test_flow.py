@@ -404,6 +404,8 @@ def test_unknown_solver_settings_raise(small_flow):
         PoseFlow("S2", parametrization="ot")
     with pytest.raises(ValueError, match="Moser Flow needs a compact manifold"):
         PoseFlow("R2 x S2", parametrization="moser")
+    with pytest.raises(ValueError, match=r"unknown solver settings \['step_count'\]; valid: \['method', 'steps'"):
+        PoseFlow("S2", hidden=8, depth=1, solver=dict(step_count=8))
 
 
 # ---------------------------------------------------------------------- log_prob input errors
