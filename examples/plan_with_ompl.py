@@ -25,7 +25,9 @@ Run (from the repository root)::
     python examples/plan_with_ompl.py --checkpoint joints.pt    # reuse a trained model (--save writes one)
 
 Needs ``pip install posegen[planning]`` (the ``ompl`` wheel). Times include every Python callback (the
-collision checker runs in torch) and, for posegen, the model's batched draws.
+collision checker runs in torch) and, for posegen, the model's batched draws. PRM checks for a solution in
+a second thread, so its times vary between runs even with the same seeds; compare the rows of one run, and
+look at the collision checks too (a machine-independent cost).
 """
 
 from __future__ import annotations

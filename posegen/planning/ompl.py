@@ -368,7 +368,8 @@ def grasp_goal_configs(grasp_sampler: PoseSampler, object_pos, *, n_candidates: 
         object_pos: ``(3,)`` (or whatever the model's condition is).
         ik_seeds: ``(s, 7)`` initial configurations (default :data:`~posegen.data.panda.Q_READY` and three
             perturbations of it).
-        ik_options: passed to :func:`~posegen.data.panda.ik` (``iters``, ``damping``, ``tol_pos``, ...).
+        ik_options: passed to :func:`~posegen.data.panda.ik` (default ``iters=300, damping=0.02``, no
+            nullspace pull: with it the DLS iteration often stalls just above the 0.1 mm tolerance).
     """
     res = grasp_sampler.top_k(int(n_candidates), int(k), condition=object_pos, seed=seed)
     p_pos, p_rot = grasp_sampler._se3_parts(None, None)
@@ -451,7 +452,9 @@ def plan(checker: PandaCollisionChecker, start, goal, *, planner: str = "PRM",
         sampler: a :class:`PosegenSamplerAllocator`, or None for OMPL's default (uniform) valid state
             sampler. Only planners in :data:`VALID_SAMPLER_PLANNERS` use it (ValueError otherwise).
         time_limit: seconds before the planner gives up.
-        seed: seeds OMPL's random number generators for this query (and nothing else).
+        seed: seeds OMPL's random number generators for this query (and nothing else). The samples are then
+            fixed, but PRM looks for a solution in a second thread, so when it stops (and its time and
+            roadmap size) still varies from run to run.
         resolution: largest joint change (rad) between checked configurations of a motion.
         simplify: shortcut and smooth the path (OMPL's simplifier) after solving.
         joint_limits: ``(7, 2)`` bounds of the space (default the Panda's).
