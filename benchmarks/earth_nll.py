@@ -1,0 +1,139 @@
+"""Earth-science density estimation on S^2: test NLL per posegen objective, over seeded 80/10/10 splits.
+
+Protocol (Mathieu & Nickel 2020, Chen & Lipman 2024): for each data set and seed 0-4, ``earth_splits``
+gives a random 80/10/10 train/val/test split; a model is trained on train, the best EMA weights by
+validation NLL are kept (early stopping with ``--patience``), and the mean test NLL is reported (mean
+and std over seeds). Lower is better. Each run also records a dopri5 check of the test solver and a Monte
+Carlo estimate of the integral of exp(log_prob) (must be 1 within its standard error).
+
+    python benchmarks/earth_nll.py --quick --out benchmarks/results/quick/earth_nll.json
+    python benchmarks/earth_nll.py --seeds 0,1,2,3,4 --steps 1500 --workers 2 --out .../earth_nll.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Result, csv_list, read_json, run_jobs, set_threads  # noqa: E402
+
+OBJECTIVES = ("cnfm", "rfm", "moser", "interpolant")
+DATASETS = ("volcano", "earthquake", "flood", "fire")
+
+# Published test NLL on the four earth sets (volcano, earthquake, flood, fire), mean over 5 seeds.
+PUBLISHED = {
+    "Moser Flow (Rozen et al. 2021)": {"volcano": -2.02, "earthquake": -0.09, "flood": 0.62, "fire": -1.03},
+    "CNFM (Ben-Hamu et al. 2022)": {"volcano": -2.38, "earthquake": -0.38, "flood": 0.25, "fire": -1.40},
+    "RFM (Chen & Lipman 2024)": {"volcano": -7.93, "earthquake": -0.28, "flood": 0.42, "fire": -1.86},
+}
+
+QUICK = dict(datasets="volcano", objectives=",".join(OBJECTIVES), seeds="0,1", steps=150, batch_size=256,
+             hidden=64, depth=3, val_every=50, patience=0, val_steps=4, eval_steps=8, mc_points=256,
+             check_points=16, cnfm_max_components=256)
+FULL = dict(datasets=",".join(DATASETS), objectives=",".join(OBJECTIVES), seeds="0,1,2,3,4", steps=1500,
+            batch_size=256, hidden=64, depth=3, val_every=250, patience=3, val_steps=8, eval_steps=32,
+            mc_points=2048, check_points=64, cnfm_max_components=1024)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="tiny CI setting (defaults below become QUICK's)")
+    p.add_argument("--datasets", help=f"comma list from {DATASETS}")
+    p.add_argument("--objectives", help=f"comma list from {OBJECTIVES}")
+    p.add_argument("--seeds", help="comma list of split/training seeds (literature: 0,1,2,3,4)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--hidden", type=int)
+    p.add_argument("--depth", type=int)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--val-every", type=int)
+    p.add_argument("--patience", type=int, help="validations without improvement before stopping (0: never)")
+    p.add_argument("--val-steps", type=int, help="rk4 steps of the validation NLL")
+    p.add_argument("--eval-steps", type=int, help="rk4 steps of the test NLL and MC check")
+    p.add_argument("--mc-points", type=int, help="points per Monte Carlo normalisation estimator (0: skip)")
+    p.add_argument("--check-points", type=int, help="test points re-scored with dopri5")
+    p.add_argument("--cnfm-max-components", type=int, help="CNFM mixture components per step (0: all)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    p.add_argument("--workers", type=int, default=1, help="runs in parallel (processes)")
+    p.add_argument("--resume", action="store_true", help="keep finished runs found in --out, run the rest")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/earth_nll.json"))
+    args = p.parse_args(argv)
+    for k, v in (QUICK if args.quick else FULL).items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    args.datasets = csv_list(args.datasets)
+    args.objectives = csv_list(args.objectives)
+    args.seeds = csv_list(args.seeds, int)
+    for d in args.datasets:
+        if d not in DATASETS:
+            p.error(f"--datasets: unknown data set {d!r}; valid: {', '.join(DATASETS)}")
+    for o in args.objectives:
+        if o not in OBJECTIVES:
+            p.error(f"--objectives: unknown objective {o!r}; valid: {', '.join(OBJECTIVES)}")
+    return args
+
+
+def objective_options(objective: str, args) -> dict:
+    if objective == "cnfm" and args.cnfm_max_components:
+        return {"max_components": int(args.cnfm_max_components)}
+    return {}
+
+
+def run_one(job):
+    """One (data set, objective, seed) run; executed in a worker process when --workers > 1."""
+    from posegen.data import earth_splits
+
+    from evaluate import fit_and_evaluate
+
+    dataset, objective, seed, a = job
+    set_threads(a["threads"])
+    train, val, test = earth_splits(dataset, seed)
+    row, _ = fit_and_evaluate(
+        "S2", train, val, test.points, objective, seed=seed, steps=a["steps"], batch_size=a["batch_size"],
+        hidden=a["hidden"], depth=a["depth"], lr=a["lr"], val_every=a["val_every"], patience=a["patience"],
+        val_solver={"method": "rk4", "steps": a["val_steps"]},
+        test_solver={"method": "rk4", "steps": a["eval_steps"]},
+        objective_options=a["objective_options"][objective], check_points=a["check_points"],
+        mc_points=a["mc_points"])
+    row["dataset"] = dataset
+    return row
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    set_threads(args.threads)
+    settings = {k: v for k, v in vars(args).items() if k != "out"}
+    settings["objective_options"] = {o: objective_options(o, args) for o in args.objectives}
+    res = Result("earth_nll", settings)
+    res.extra["published"] = PUBLISHED
+    done = {}
+    if args.resume and args.out.exists():
+        for row in read_json(args.out).get("results", []):
+            done[(row["dataset"], row["objective"], row["seed"])] = row
+    jobs = []
+    for d in args.datasets:
+        for o in args.objectives:
+            for s in args.seeds:
+                if (d, o, s) in done:
+                    res.add(done[(d, o, s)])
+                else:
+                    jobs.append((d, o, s, settings))
+
+    def on_result(job, row):
+        res.add(row)
+        res.write(args.out)
+        t = row["test"]
+        print(f"{row['dataset']:>10} {row['objective']:>11} seed {row['seed']}: test NLL {t['nll']:.3f} "
+              f"(best step {row['best_step']}, {row['total_seconds']:.0f} s)", flush=True)
+
+    run_jobs(run_one, jobs, workers=args.workers, threads=args.threads, on_result=on_result)
+    path = res.write(args.out)
+    print(f"wrote {path} ({res.payload()['duration_s']:.0f} s)")
+    return path
+
+
+if __name__ == "__main__":
+    main()
