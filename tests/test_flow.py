@@ -152,6 +152,25 @@ def test_normalisation_s3_and_so3_monte_carlo(spec, std, volume):
     assert abs(total - 1) < 4 * se + 5e-3, (total, se)
 
 
+def test_hopf_points_are_uniform_on_s3():
+    """The quadrature helper itself: unit norm, and the first two moments of the uniform law on S^3."""
+    X = s3_uniform_rqmc().reshape(-1, 4)
+    torch.testing.assert_close(X.norm(dim=-1), torch.ones(X.shape[0], dtype=torch.float64))
+    torch.testing.assert_close(X.mean(0), torch.zeros(4, dtype=torch.float64), atol=5e-3, rtol=0)
+    torch.testing.assert_close(X.T @ X / X.shape[0], torch.eye(4, dtype=torch.float64) / 4, atol=5e-3, rtol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec,std,volume", [("S3", 0.8, 2 * math.pi ** 2), ("SO3", 0.9, math.pi ** 2)])
+def test_normalisation_s3_and_so3_iid_monte_carlo(spec, std, volume):
+    """Plain i.i.d. Monte Carlo with the manifold's own uniform sampler (independent of the Hopf helper)."""
+    flow = make_flow(spec, std=std, seed=2)
+    x = flow.manifold.sample_base(40000, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    ratio = flow.log_prob(x).exp() * volume
+    total, se = ratio.mean().item(), (ratio.std() / math.sqrt(x.shape[0])).item()
+    assert se < 1e-2 and abs(total - 1) < 4 * se + 5e-3, (total, se)
+
+
 def test_so3_density_is_even():
     """The SO3 flow commutes with q -> -q, so both representatives get the same density."""
     flow = make_flow("R1 x SO3", std=0.5, seed=3, steps=4)
