@@ -10,10 +10,12 @@ from importlib.metadata import PackageNotFoundError, version as _version
 from . import manifolds
 from .flow import PoseFlow
 from .manifolds import parse, wrap_angle
+from .sampler import PoseSampler
+from .training import TrainConfig, train
 
 try:
     __version__ = _version("posegen")
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["manifolds", "parse", "wrap_angle", "PoseFlow", "__version__"]
+__all__ = ["manifolds", "parse", "wrap_angle", "PoseFlow", "PoseSampler", "train", "TrainConfig", "__version__"]
