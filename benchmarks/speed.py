@@ -75,7 +75,14 @@ def _flow(spec, args, param="cnf"):
     from posegen import PoseFlow
 
     torch.manual_seed(0)
-    return PoseFlow(spec, hidden=args.hidden, depth=args.depth, parametrization=param)
+    flow = PoseFlow(spec, hidden=args.hidden, depth=args.depth, parametrization=param)
+    # posegen zero-initialises output layers (an untrained field is 0): give them small random weights so
+    # that solvers move the points and the flow_matching endpoint comparison means something
+    with torch.no_grad():
+        for p in flow.parameters():
+            if p.abs().max() == 0:
+                p.normal_(0.0, 0.05)
+    return flow
 
 
 def _step_fn(flow, objective, data, B, g):
