@@ -95,7 +95,8 @@ class VelocityMLP(nn.Module):
         for f, xf in zip(self.manifold.factors, self.manifold.split(x)):
             if isinstance(f, SO3):
                 outer = xf.unsqueeze(-1) * xf.unsqueeze(-2)
-                feats.append(outer[..., _TRIU[0], _TRIU[1]])
+                idx = _TRIU.to(xf.device)
+                feats.append(outer[..., idx[0], idx[1]])
             elif isinstance(f, Torus):
                 feats += [torch.cos(xf), torch.sin(xf)]
             else:
