@@ -25,13 +25,19 @@ RUN_FILES = ("model.pt", "ckpt.pt", "metrics.jsonl")
 def build_flow(cfg: Dict[str, Any], manifold, cond_dim: int):
     """The untrained :class:`~posegen.PoseFlow` a config asks for (``moser`` objective: Moser
     parametrization; ``sample.solver`` becomes the flow's default integrator)."""
+    import torch
+
     from ..flow import PoseFlow
 
     m = cfg["model"]
-    return PoseFlow(manifold, hidden=m["hidden"], depth=m["depth"], cond_dim=cond_dim,
-                    conditioning=m["conditioning"], activation=m["activation"], time_freqs=m["time_freqs"],
-                    parametrization=objective_parametrization(cfg["objective"]["name"]),
-                    moser_eps=m["moser_eps"], solver=cfg["sample"]["solver"])
+    # The trainer seeds every step's draws; the initial weights are seeded here, so that one config and
+    # seed give one run (and a resumed run equals an uninterrupted one). The caller's RNG is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(cfg["train"]["seed"]))
+        return PoseFlow(manifold, hidden=m["hidden"], depth=m["depth"], cond_dim=cond_dim,
+                        conditioning=m["conditioning"], activation=m["activation"], time_freqs=m["time_freqs"],
+                        parametrization=objective_parametrization(cfg["objective"]["name"]),
+                        moser_eps=m["moser_eps"], solver=cfg["sample"]["solver"])
 
 
 def _prepare_out(out: Path, resume: bool) -> None:
