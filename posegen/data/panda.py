@@ -264,14 +264,16 @@ def pose_error(T: torch.Tensor, target_pos: torch.Tensor, target_rot: torch.Tens
 
 def ik(target_pos: torch.Tensor, target_quat: torch.Tensor, q_init: torch.Tensor, iters: int = 100,
        damping: float = 0.05, tol_pos: float = 1e-4, tol_rot: float = 1e-3, frame: str = "tcp",
-       q_rest: Optional[torch.Tensor] = None, nullspace_gain: float = 0.0, max_step: float = 0.2
-       ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+       q_rest: Optional[torch.Tensor] = None, nullspace_gain: float = 0.0, max_step: float = 0.2,
+       min_iters: int = 0) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Batched damped-least-squares inverse kinematics with joint-limit clamping.
 
     Each iteration solves ``dq = J^T (J J^T + damping^2 I)^-1 e`` for the 6-vector pose error ``e``
     (:func:`pose_error`), optionally adds a nullspace pull ``nullspace_gain (I - J^+ J)(q_rest - q)``, scales
     the step so that no joint moves more than ``max_step`` rad, and clamps ``q`` to :data:`JOINT_LIMITS`.
-    Rows that meet both tolerances stop moving; the loop ends when all have converged.
+    Rows that meet both tolerances stop moving after ``min_iters`` iterations (before that they keep
+    taking steps, which lets the nullspace pull move a converged row along its self-motion); the loop ends
+    when all have stopped.
 
     Args:
         target_pos (..., 3): target positions (m).
@@ -284,6 +286,7 @@ def ik(target_pos: torch.Tensor, target_quat: torch.Tensor, q_init: torch.Tensor
         q_rest (..., 7): rest posture for the nullspace pull (defaults to ``q_init``).
         nullspace_gain: gain of the nullspace pull; 0 disables it.
         max_step: largest joint change per iteration (rad).
+        min_iters: iterations every row takes even when already within tolerance.
     Returns:
         ``q (..., 7)`` inside the joint limits, ``success (...,)`` bool (both final errors within tolerance),
         ``pos_err (...,)`` (m) and ``rot_err (...,)`` (rad) of the returned ``q``.
@@ -313,10 +316,10 @@ def ik(target_pos: torch.Tensor, target_quat: torch.Tensor, q_init: torch.Tensor
         return e, e[:, :3].norm(dim=-1), e[:, 3:].norm(dim=-1)
 
     with torch.no_grad():
-        for _ in range(iters):
+        for it in range(iters):
             J, T = jacobian(q, frame)
             e, ep, er = errors(T)
-            active = (ep > tol_pos) | (er > tol_rot)
+            active = (ep > tol_pos) | (er > tol_rot) | (it < min_iters)
             if not bool(active.any()):
                 break
             JJt = J @ J.transpose(-1, -2) + (damping ** 2) * eye6
