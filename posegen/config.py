@@ -7,9 +7,9 @@ A config is a YAML mapping with these sections (every key optional; defaults bel
     objective:  name (cnfm | rfm | interpolant | moser) and options (the objective's constructor arguments)
     model:      velocity network (hidden, depth, conditioning, activation, time_freqs, moser_eps)
     train:      the fields of :class:`posegen.training.TrainConfig` (steps, batch_size, lr, ema_decay, ...)
-    sample:     sampling defaults (n, seed, batch_size, solver: {method, steps, step, atol, rtol}); the
+    sample:     sampling defaults (n, seed, chunk_size, solver: {method, steps, step, atol, rtol}); the
                 solver is stored in the model as its default integrator
-    eval:       likelihood evaluation (split, divergence, batch_size, max_points, solver)
+    eval:       likelihood evaluation (split, divergence, chunk_size, max_points, solver)
     plot:       figures written after training and by ``posegen plot`` (enabled, n, grid, split, solver)
 
 ``load_config(path, overrides)`` reads the file with ``yaml.safe_load``, applies ``--set`` overrides
@@ -80,9 +80,10 @@ def default_config() -> Dict[str, Any]:
         "model": {"hidden": 256, "depth": 4, "conditioning": "concat", "activation": "silu", "time_freqs": 4,
                   "moser_eps": 1e-5},
         "train": _train_defaults(),
-        "sample": {"n": 1000, "seed": 0, "batch_size": 65536,
+        "sample": {"n": 1000, "seed": 0, "chunk_size": 65536,  # points integrated at once (memory)
+                  
                    "solver": {"method": "rk4", "steps": 32, "step": "project", "atol": 1e-5, "rtol": 1e-5}},
-        "eval": {"split": None, "divergence": "exact", "batch_size": 4096, "max_points": None, "solver": {}},
+        "eval": {"split": None, "divergence": "exact", "chunk_size": 4096, "max_points": None, "solver": {}},
         "plot": {"enabled": True, "n": 1000, "grid": 72, "split": "train", "solver": {"method": "rk4", "steps": 16}},
     }
 
@@ -125,18 +126,24 @@ def known_keys() -> List[str]:
     return _paths(default_config())
 
 
+SECTION_ORDER = ("train", "data", "model", "objective", "manifold", "sample", "eval", "plot")
+
+
 def _nearest(key: str, candidates: Sequence[str]) -> Optional[str]:
-    """The nearest valid key path to ``key`` (compared in full and by last component)."""
-    full = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
-    if full:
-        return full[0]
+    """The nearest valid key path to ``key``: a dotted key is compared in full, a short one by its last
+    component (ties: the shallowest path, then the section most often set: train, data, model, ...)."""
+    if "." in key:
+        full = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
+        if full:
+            return full[0]
     leaf = key.rsplit(".", 1)[-1]
     leaves: Dict[str, List[str]] = {}
     for c in candidates:
         leaves.setdefault(c.rsplit(".", 1)[-1], []).append(c)
     close = difflib.get_close_matches(leaf, list(leaves), n=1, cutoff=0.6)
     if close:
-        return min(leaves[close[0]], key=lambda c: c.count("."))
+        rank = {s: i for i, s in enumerate(SECTION_ORDER)}
+        return min(leaves[close[0]], key=lambda c: (c.count("."), rank.get(c.split(".")[0], len(rank))))
     return None
 
 
@@ -433,7 +440,7 @@ def validate(cfg: Dict[str, Any], source: str = "config") -> Dict[str, Any]:
     if cfg["eval"]["split"] is not None:
         _check_choice("eval.split", cfg["eval"]["split"], SPLITS)
     _check_choice("plot.split", cfg["plot"]["split"], SPLITS)
-    for path in ("sample.n", "sample.batch_size", "eval.batch_size", "plot.n", "plot.grid"):
+    for path in ("sample.n", "sample.chunk_size", "eval.chunk_size", "plot.n", "plot.grid"):
         sec, k = path.split(".")
         if cfg[sec][k] < 1:
             raise ConfigError(f"config key '{path}' must be >= 1, got {cfg[sec][k]!r}")

@@ -49,7 +49,7 @@ def run(args) -> int:
     ds, split = eval_dataset(args, cfg)
     if ds.manifold != flow.manifold:
         raise ValueError(f"the checkpoint models {flow.manifold!r} but the data are points on {ds.manifold!r}")
-    ev = cfg["eval"] if cfg else {"max_points": None, "divergence": "exact", "batch_size": 4096, "solver": {}}
+    ev = cfg["eval"] if cfg else {"max_points": None, "divergence": "exact", "chunk_size": 4096, "solver": {}}
     cap = args.max_points if args.max_points is not None else ev["max_points"]
     if cap is not None and len(ds) > cap:
         ds = ds.subsample(n=int(cap), seed=0)
@@ -63,7 +63,7 @@ def run(args) -> int:
     solver = solver_options(ev["solver"], args.method, args.steps)
     divergence = args.divergence or ev["divergence"]
     lp = flow.log_prob(ds.points.to(flow.dtype), cond, divergence=divergence, seed=0 if divergence != "exact" else None,
-                       batch_size=ev["batch_size"], **solver)
+                       batch_size=ev["chunk_size"], **solver)
     lp = lp.double()
     n = lp.shape[0]
     nll = float(-lp.mean())

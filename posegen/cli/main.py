@@ -14,6 +14,7 @@ import warnings
 from typing import List, Optional
 
 from ..config import ConfigError
+from .common import UsageError
 
 EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPT = 1, 2, 130
 SOLVER_HELP = "ODE integrator (euler, midpoint, rk4, dopri5, ...; default: the model's, rk4)"
@@ -34,6 +35,8 @@ def _debug_flag(p) -> None:
 def _device_flag(p) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), default=None,
                    help="where to compute (default: cuda when available for train, else the checkpoint's)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads for torch (default: torch's choice; 1 is fastest on a busy shared machine)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", help=SOLVER_HELP)
     p.add_argument("--steps", type=int, help="integrator steps (default: the model's)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's sample.seed, 0)")
-    p.add_argument("--batch-size", type=int, default=None, help="samples integrated at once")
+    p.add_argument("--chunk-size", type=int, default=None, help="samples integrated at once (memory bound)")
     p.add_argument("--quat-order", choices=("xyzw", "wxyz"), default="xyzw",
                    help="how to store quaternions (default xyzw; wxyz for MuJoCo/PyTorch3D)")
     p.add_argument("--config", help="config to read defaults from (default: config.yaml beside the checkpoint)")
@@ -120,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _dispatch(args) -> int:
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        if threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
     if args.command == "train":
         from .train import run
     elif args.command == "sample":
