@@ -87,7 +87,7 @@ _SCENE = {
     "gripper_open_width": 0.08,
 }
 # IK and acceptance parameters.
-_IK = {"iters": 60, "damping": 0.02, "tol_pos": 1e-4, "tol_rot": 1e-3, "nullspace_gain": 0.1,
+_IK = {"iters": 60, "damping": 0.02, "tol_pos": 1e-4, "tol_rot": 1e-3, "nullspace_gain": 0.0,
        "max_step": 0.2}
 _ACCEPT = {"pos_err": 1e-3, "rot_err": math.radians(0.5), "max_joint_step": 0.3}
 # IK seeds for side grasps: with its hand horizontal near the table the Panda needs a twisted arm
@@ -244,8 +244,8 @@ def _track(demos: List[Dict], q_pre: List, pos: torch.Tensor, quat: torch.Tensor
 
     ``q_pre[i]`` None: Cartesian reach (IK along the TCP path from the start); a tensor: joint-space
     min-jerk reach to that pre-grasp configuration. The approach and the closing frames are Cartesian, IK
-    warm-started from the previous frame. A demo fails at the first frame whose IK misses the acceptance
-    tolerances or whose joints jump.
+    warm-started from the previous frame. A demo fails at the first Cartesian frame whose IK misses the
+    acceptance tolerances or whose joints jump by more than ``_ACCEPT["max_joint_step"]``.
     """
     N = len(demos)
     T_max = pos.shape[1]
@@ -259,7 +259,10 @@ def _track(demos: List[Dict], q_pre: List, pos: torch.Tensor, quat: torch.Tensor
             continue
         n_r = d["n_reach"]
         s = torch.tensor(_min_jerk(np.arange(n_r + 1) / n_r), dtype=dt)[:, None]
-        q_joint[i, : n_r + 1] = q_start[i] + s * (q_pre[i] - q_start[i])
+        # convex combination of in-limit configurations; the clamp only removes last-bit rounding when
+        # q_pre sits on a limit
+        lim = panda.JOINT_LIMITS
+        q_joint[i, : n_r + 1] = (q_start[i] + s * (q_pre[i] - q_start[i])).clamp(lim[:, 0], lim[:, 1])
         joint_mode[i, : n_r + 1] = True
         q_rest[i] = q_pre[i]
     lengths = torch.tensor([d["T"] for d in demos])
@@ -278,7 +281,8 @@ def _track(demos: List[Dict], q_pre: List, pos: torch.Tensor, quat: torch.Tensor
             bad = torch.zeros(N, dtype=torch.bool)
             bad[cart] = (ep > _ACCEPT["pos_err"]) | (er > _ACCEPT["rot_err"])
             alive &= ~bad
-        alive &= ~(live & ((q_new - q).abs().amax(-1) > _ACCEPT["max_joint_step"]))
+        # the jump test catches IK switching branches; planned joint-space frames are smooth by construction
+        alive &= ~(cart & ((q_new - q).abs().amax(-1) > _ACCEPT["max_joint_step"]))
         q = torch.where(live[:, None], q_new, q)
         q_traj[:, t] = q
     return q_traj, alive
@@ -330,7 +334,8 @@ def _env_args(seed: int, n_demos: int, frames: int, families: Sequence[str], kep
         "env_name": ENV_NAME,
         "type": "posegen_synthetic",
         "env_kwargs": {"robots": ["Panda"], "scene": _SCENE, "grasp_families": list(families),
-                       "object_types": list(OBJECT_TYPES), "frames": frames, "ik": _IK, "accept": _ACCEPT},
+                       "object_types": list(OBJECT_TYPES), "frames": frames, "ik": _IK, "accept": _ACCEPT,
+                       "side_seeds": [list(s) for s in _SIDE_SEEDS]},
         "generator": "posegen.data.generate.generate_panda_dataset",
         "seed": seed,
         "n_demos_requested": n_demos,

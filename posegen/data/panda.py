@@ -269,7 +269,8 @@ def ik(target_pos: torch.Tensor, target_quat: torch.Tensor, q_init: torch.Tensor
     """Batched damped-least-squares inverse kinematics with joint-limit clamping.
 
     Each iteration solves ``dq = J^T (J J^T + damping^2 I)^-1 e`` for the 6-vector pose error ``e``
-    (:func:`pose_error`), optionally adds a nullspace pull ``nullspace_gain (I - J^+ J)(q_rest - q)``, scales
+    (:func:`pose_error`), optionally adds a nullspace pull ``nullspace_gain (I - J^+ J)(q_rest - q)`` (``J^+``
+    the pseudo-inverse, regularised only against exact singularity), scales
     the step so that no joint moves more than ``max_step`` rad, and clamps ``q`` to :data:`JOINT_LIMITS`.
     Rows that meet both tolerances stop moving after ``min_iters`` iterations (before that they keep
     taking steps, which lets the nullspace pull move a converged row along its self-motion); the loop ends
@@ -310,6 +311,7 @@ def ik(target_pos: torch.Tensor, target_quat: torch.Tensor, q_init: torch.Tensor
               else _check_q(q_rest, "q_rest").to(dtype).expand(*batch, 7).reshape(-1, 7))
     eye6 = torch.eye(6, dtype=dtype, device=device)
     eye7 = torch.eye(7, dtype=dtype, device=device)
+    eps_null = 1e-10 if dtype == torch.float64 else 1e-6
 
     def errors(T):
         e = pose_error(T, p_t, R_t)
@@ -322,11 +324,14 @@ def ik(target_pos: torch.Tensor, target_quat: torch.Tensor, q_init: torch.Tensor
             active = (ep > tol_pos) | (er > tol_rot) | (it < min_iters)
             if not bool(active.any()):
                 break
-            JJt = J @ J.transpose(-1, -2) + (damping ** 2) * eye6
-            Jt_inv = J.transpose(-1, -2) @ torch.linalg.inv(JJt)       # damped pseudo-inverse (n, 7, 6)
+            JJt = J @ J.transpose(-1, -2)
+            Jt_inv = J.transpose(-1, -2) @ torch.linalg.inv(JJt + (damping ** 2) * eye6)  # damped (n, 7, 6)
             dq = (Jt_inv @ e[..., None])[..., 0]
             if nullspace_gain > 0:
-                null = eye7 - Jt_inv @ J
+                # projector with the (almost) undamped pseudo-inverse: the damped one leaks the pull into
+                # the task and slows convergence several-fold
+                J_pinv = J.transpose(-1, -2) @ torch.linalg.inv(JJt + eps_null * eye6)
+                null = eye7 - J_pinv @ J
                 dq = dq + nullspace_gain * (null @ (q_rest - q)[..., None])[..., 0]
             scale = torch.clamp(max_step / dq.abs().amax(-1, keepdim=True).clamp_min(1e-12), max=1.0)
             dq = dq * scale * active[:, None].to(dtype)
