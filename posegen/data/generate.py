@@ -59,6 +59,7 @@ import numpy as np
 import roma
 import torch
 
+from ..checkpoint import default_file_mode
 from . import panda
 
 __all__ = ["generate_panda_dataset", "sorted_demo_names", "GRASP_FAMILIES", "main"]
@@ -398,6 +399,7 @@ def generate_panda_dataset(path, n_demos: int = 300, seed: int = 0, frames: int 
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".hdf5")
     os.close(fd)
+    os.chmod(tmp, default_file_mode())  # mkstemp's 0o600 would make the shipped file private
     total = 0
     names = []
     try:
