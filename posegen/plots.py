@@ -160,6 +160,7 @@ def plot_sphere(out, samples=None, data=None, flow=None, *, grid: int = 72, cond
     """Points on S2 ``(N, 3)`` on Mollweide world maps: the model density (colour map of
     ``flow.log_prob`` on a lat/lon grid) when ``flow`` (a PoseFlow on S2) is given, the data and the
     samples, one map each."""
+    counts = {"samples": None if samples is None else len(samples), "data": None if data is None else len(data)}
     s, d = _np(samples, 3, "samples"), _np(data, 3, "data")
     if s is None and d is None and flow is None:
         raise ValueError("plot_sphere: give samples=, data= or flow=")
@@ -173,10 +174,16 @@ def plot_sphere(out, samples=None, data=None, flow=None, *, grid: int = 72, cond
     axes = [fig.add_subplot(1, len(panels), k + 1, projection="mollweide") for k in range(len(panels))]
     for ax, panel in zip(axes, panels):
         if panel == "density":
+            from matplotlib.colors import LogNorm
+
             lon_e, lat_e, dens = sphere_density_grid(flow, grid, condition, solver)
-            mesh = ax.pcolormesh(lon_e, lat_e, dens, cmap="viridis", shading="flat", rasterized=True)
+            # Learned densities are peaked (volcano chains, fault lines): a log colour scale over three
+            # decades shows the tails that a linear one paints flat.
+            top = float(dens.max())
+            norm = LogNorm(vmin=max(top * 1e-3, float(dens.min()), 1e-12), vmax=max(top, 1e-12), clip=True)
+            mesh = ax.pcolormesh(lon_e, lat_e, dens, cmap="viridis", norm=norm, shading="flat", rasterized=True)
             fig.colorbar(mesh, ax=ax, orientation="horizontal", fraction=0.05, pad=0.06,
-                         label="density (per steradian)")
+                         label="density per steradian (log scale)")
             if d is not None:
                 lat, lon = _latlon(d)
                 ax.scatter(lon, lat, s=1, c="white", alpha=0.35, linewidths=0, rasterized=True)
@@ -185,7 +192,9 @@ def plot_sphere(out, samples=None, data=None, flow=None, *, grid: int = 72, cond
             pts, color = (d, DATA_COLOR) if panel == "data" else (s, SAMPLE_COLOR)
             lat, lon = _latlon(pts)
             ax.scatter(lon, lat, s=2, c=color, alpha=0.6, linewidths=0, rasterized=True)
-            ax.set_title(f"{panel} (n={pts.shape[0]})")
+            shown = f"{pts.shape[0]} of {counts[panel]} shown" if pts.shape[0] < counts[panel] else \
+                f"n={pts.shape[0]}"
+            ax.set_title(f"{panel} ({shown})")
         ax.grid(alpha=0.3)
         ax.set_xticklabels([])
     if title:
@@ -260,30 +269,60 @@ def quat_to_rotvec_np(q: np.ndarray) -> np.ndarray:
     return quat_to_rotvec(torch.as_tensor(q), order="xyzw").numpy()
 
 
+def quat_to_axes_np(q: np.ndarray) -> np.ndarray:
+    """Unit quaternions ``(N, 4)``, xyzw, to the rotated body axes ``(N, 3, 3)``: ``[:, :, k]`` is
+    ``R e_k`` (the columns of the rotation matrix), the same for q and -q."""
+    from .rotations import quat_to_rotmat
+
+    q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    return quat_to_rotmat(torch.as_tensor(q), order="xyzw").numpy()
+
+
 def plot_rotations(out, samples=None, data=None, *, title: Optional[str] = None) -> Path:
-    """Rotations (unit quaternions ``(N, 4)``, xyzw) as axis-angle vectors ``theta * axis`` in the ball of
-    radius pi: three 2-D projections and a histogram of the rotation angle, data against samples."""
+    """Rotations (unit quaternions ``(N, 4)``, xyzw), data against samples, two ways.
+
+    Top row: axis-angle vectors ``theta * axis`` in the ball of radius pi (three 2-D projections) and a
+    histogram of the rotation angle. Axis-angle coordinates jump across the ball near ``theta = pi``
+    (antipodal boundary points are one rotation), so the bottom row also shows the rotated frame: where each
+    body axis ``R e_x, R e_y, R e_z`` points, as azimuth and elevation in degrees (for a gripper, ``R e_z``
+    is the approach direction).
+    """
     s, d = _clouds(samples, data, 4, "plot_rotations")
     rs = None if s is None else quat_to_rotvec_np(s)
     rd = None if d is None else quat_to_rotvec_np(d)
-    fig = _figure((15, 3.8))
-    axes = fig.subplots(1, 4)
+    fig = _figure((15, 7.2))
+    axes = fig.subplots(2, 4)
     lab = ("rx", "ry", "rz")
     t = np.linspace(0, 2 * math.pi, 200)
-    for ax, (i, j) in zip(axes[:3], ((0, 1), (0, 2), (1, 2))):
+    for ax, (i, j) in zip(axes[0, :3], ((0, 1), (0, 2), (1, 2))):
         ax.plot(math.pi * np.cos(t), math.pi * np.sin(t), color="0.8", lw=0.8)
         _scatter(ax, rd, i, j, DATA_COLOR, "data")
         _scatter(ax, rs, i, j, SAMPLE_COLOR, "samples")
         ax.set(xlabel=f"{lab[i]} (rad)", ylabel=f"{lab[j]} (rad)", xlim=(-3.3, 3.3), ylim=(-3.3, 3.3))
         ax.set_aspect("equal")
-    axes[0].legend(fontsize=7, markerscale=4, loc="upper right")
+    axes[0, 0].legend(fontsize=7, markerscale=3, loc="upper right")
     bins = np.linspace(0, math.pi, 37)
     for r, color, label, kw in ((rd, DATA_COLOR, "data", {"alpha": 0.5}),
                                 (rs, SAMPLE_COLOR, "samples", {"histtype": "step", "lw": 1.5})):
         if r is not None:
-            axes[3].hist(np.linalg.norm(r, axis=1), bins=bins, density=True, color=color, label=label, **kw)
-    axes[3].set(xlabel="rotation angle (rad)", ylabel="density", title="angle")
-    fig.suptitle((title + ": " if title else "") + "rotations as axis-angle vectors", fontsize=10)
+            axes[0, 3].hist(np.linalg.norm(r, axis=1), bins=bins, density=True, color=color, label=label, **kw)
+    axes[0, 3].set(xlabel="rotation angle (rad)", ylabel="density", title="rotation angle")
+    frames = [None if q is None else quat_to_axes_np(q) for q in (d, s)]
+    for k, ax in enumerate(axes[1, :3]):
+        for f, color, label in zip(frames, (DATA_COLOR, SAMPLE_COLOR), ("data", "samples")):
+            if f is not None:
+                v = f[:, :, k]
+                az = np.degrees(np.arctan2(v[:, 1], v[:, 0]))
+                el = np.degrees(np.arcsin(np.clip(v[:, 2], -1.0, 1.0)))
+                ax.scatter(az, el, s=_marker(v), c=color, alpha=0.45, linewidths=0, label=label, rasterized=True)
+        ax.set(xlabel="azimuth (deg)", ylabel="elevation (deg)", xlim=(-180, 180), ylim=(-90, 90),
+               title=f"body {'xyz'[k]} axis R e_{'xyz'[k]}")
+        ax.set_xticks([-180, -90, 0, 90, 180])
+        ax.set_yticks([-90, -45, 0, 45, 90])
+        ax.grid(alpha=0.3)
+    axes[1, 3].axis("off")
+    fig.suptitle((title + ": " if title else "") + "rotations: axis-angle vectors (top), rotated frames (bottom)",
+                 fontsize=10)
     return _save(fig, out)
 
 
@@ -331,7 +370,8 @@ def plot_samples_vs_data(out_dir, manifold, samples=None, data=None, flow=None, 
                          labels: Optional[Sequence[str]] = None, prefix: str = "samples", grid: int = 72,
                          solver: Optional[dict] = None) -> List[Path]:
     """One figure per factor of ``manifold`` comparing model samples with data (both ``(N, coord_dim)``):
-    R^d -> :func:`plot_positions`, T^n -> :func:`plot_torus_pairs`, SO3 and S3 -> :func:`plot_rotations`,
+    R^d -> :func:`plot_positions`, T^n -> :func:`plot_torus_pairs`, SO3 and S3 (as quaternions xyzw) ->
+    :func:`plot_rotations`,
     S2 -> :func:`plot_sphere` (with the model density when ``flow`` is an unconditional flow on S2 alone),
     other spheres -> projections of their coordinates. Files are ``<prefix>_<label>.png`` in ``out_dir``;
     ``labels`` name the factors (default ``<index>_<spec>``). Returns the paths written."""
@@ -350,9 +390,9 @@ def plot_samples_vs_data(out_dir, manifold, samples=None, data=None, flow=None, 
     d_parts = M.split(d) if d is not None else [None] * len(M.factors)
     out_dir = Path(out_dir)
     paths = []
-    for f, label, sp, dp in zip(M.factors, labels, s_parts, d_parts):
+    for i, (f, label, sp, dp) in enumerate(zip(M.factors, labels, s_parts, d_parts)):
         out = out_dir / f"{prefix}_{_safe_name(label)}.png"
-        title = f"{label} ({f.spec})"
+        title = label if label in (f.spec, f"{i}_{f.spec}") else f"{label} ({f.spec})"
         if isinstance(f, Euclidean):
             names = [f"{label}.{c}" for c in "xyz"] if f.coord_dim == 3 else None
             paths.append(plot_positions(out, sp, dp, names=names, title=title))

@@ -104,7 +104,8 @@ def run(args) -> int:
     say(f"config:  {out / 'config.yaml'}")
     say(f"metrics: {out / 'metrics.jsonl'}")
     if cfg["plot"]["enabled"]:
-        write_run_plots(out, cfg, result.flow, val_ds if val_ds is not None else train_ds)
+        shown = {"train": train_ds, "valid": val_ds}.get(cfg["plot"]["split"]) or train_ds
+        write_run_plots(out, cfg, result.flow, shown)
     return 0
 
 
