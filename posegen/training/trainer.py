@@ -267,7 +267,7 @@ class Trainer:
                     where = (f"the last good checkpoint {self._ckpt_path()} (step {last_good}) is kept"
                              if last_good is not None else "no checkpoint was written yet")
                     raise TrainingDiverged(
-                        f"loss became {float(loss):.4g} at step {step} (objective {cfg.objective!r}); {where}. "
+                        f"loss became {float(loss.detach()):.4g} at step {step} (objective {cfg.objective!r}); {where}. "
                         f"Try a lower lr (now {cfg.lr:g}), grad_clip, or check the data")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
