@@ -45,7 +45,7 @@ def solver_check(flow: PoseFlow, points: torch.Tensor, solver: Dict[str, Any], n
 
 
 def mc_normalisation(flow: PoseFlow, n: int, train_points: torch.Tensor, solver: Dict[str, Any], seed: int = 0,
-                     kde_sigma: float = 0.05, kde_points: int = 2048) -> Dict[str, Any]:
+                     kde_sigma=(0.1, 0.03, 0.01), kde_points: int = 2048) -> Dict[str, Any]:
     r"""Monte Carlo estimates of ``\int exp(log_prob) dvol`` (should be 1 within its standard error).
 
     Two independent estimators, each ``mean(p(x) / q(x))`` over ``x ~ q`` with ``q`` known and normalised:
@@ -53,9 +53,10 @@ def mc_normalisation(flow: PoseFlow, n: int, train_points: torch.Tensor, solver:
     * ``base``: ``q`` = the flow's base distribution mapped to user coordinates (uniform on compact
       manifolds, so on S2 this is ``4 pi * mean p(x)`` over uniform ``x``); unbiased, but with a large
       variance when the model is concentrated;
-    * ``defensive``: ``q = (base + KDE) / 2``, the KDE being posegen's kernel mixture (``MixturePath`` at
-      ``t = 1``) around up to ``kde_points`` training points with ``sigma_min = kde_sigma`` (standardised
-      units; angular width on compact factors). Covers the data's modes, so its standard error is smaller.
+    * ``defensive``: ``q = base / 2 + mean_k KDE_k / 2``, each KDE being posegen's kernel mixture
+      (``MixturePath`` at ``t = 1``) around up to ``kde_points`` training points with ``sigma_min`` one of
+      ``kde_sigma`` (standardised units; angular width on compact factors). Covers the data's modes at
+      several widths, so its standard error is smaller when the model is concentrated near the data.
 
     ``n`` points per estimator. Returns estimates, standard errors and effective sample sizes.
     """
@@ -67,12 +68,15 @@ def mc_normalisation(flow: PoseFlow, n: int, train_points: torch.Tensor, solver:
     centres = flow.to_internal(train_points.to(dtype))
     if centres.shape[0] > kde_points:
         centres = centres[torch.randperm(centres.shape[0], generator=g)[:kde_points]]
-    kde = MixturePath(M, centres, schedule={"sigma_min": kde_sigma})
-    one = torch.ones(n, dtype=dtype)
-    z_kde, _ = kde.sample(one, generator=g)
-    z_kde = M.projx(z_kde)
+    sigmas = [float(kde_sigma)] if isinstance(kde_sigma, (int, float)) else [float(x) for x in kde_sigma]
+    kdes = [MixturePath(M, centres, schedule={"sigma_min": s}) for s in sigmas]
     half = n // 2
-    z_def = torch.cat([z_base[:half], z_kde[: n - half]])
+    parts = [z_base[:half]]
+    sizes = [(n - half) // len(kdes) + (1 if k < (n - half) % len(kdes) else 0) for k in range(len(kdes))]
+    for kde, m in zip(kdes, sizes):
+        if m:
+            parts.append(M.projx(kde.sample(torch.ones(m, dtype=dtype), generator=g)[0]))
+    z_def = torch.cat(parts)
     log_abs_det = float(flow.log_abs_det)
 
     def estimate(z, log_q_internal):
@@ -87,11 +91,13 @@ def mc_normalisation(flow: PoseFlow, n: int, train_points: torch.Tensor, solver:
 
     with Timer() as t:
         out["base"] = estimate(z_base, M.base_log_prob(z_base))
-        log_q = torch.logaddexp(M.base_log_prob(z_def) + math.log(0.5),
-                                kde.log_prob(z_def, one) + math.log(0.5))
+        one = torch.ones(z_def.shape[0], dtype=dtype)
+        terms = [M.base_log_prob(z_def) + math.log(0.5)]
+        terms += [kde.log_prob(z_def, one) + math.log(0.5 / len(kdes)) for kde in kdes]
+        log_q = torch.logsumexp(torch.stack(terms), 0)
         out["defensive"] = estimate(z_def, log_q)
     out["seconds"] = t.s
-    out["kde_sigma"] = kde_sigma
+    out["kde_sigma"] = sigmas
     return out
 
 
@@ -112,7 +118,8 @@ def fit_and_evaluate(manifold: str, train_data, val_data, test_points: torch.Ten
                      seed: int, steps: int, batch_size: int, hidden: int, depth: int, lr: float,
                      val_every: int, patience: int, val_solver: Dict[str, Any], test_solver: Dict[str, Any],
                      objective_options: Optional[Dict[str, Any]] = None, check_points: int = 64,
-                     mc_points: int = 2048, kde_sigma: float = 0.05):
+                     mc_points: int = 2048, mc_solver: Optional[Dict[str, Any]] = None,
+                     kde_sigma=(0.1, 0.03, 0.01)):
     """Train a PoseFlow on ``manifold`` with ``objective`` (seeded), keep the best validated EMA model, and
     evaluate it on ``test_points``. Returns ``(row, flow)``: one JSON-ready row (settings, NLL, checks,
     timings, training curve) and the trained flow."""
@@ -142,7 +149,8 @@ def fit_and_evaluate(manifold: str, train_data, val_data, test_points: torch.Ten
     row["test"] = {**nll_stats(lp), "solver": test_solver, "seconds": t.s, "finite": bool(torch.isfinite(lp).all())}
     row["solver_check"] = solver_check(flow, test_points, test_solver, n=check_points)
     if mc_points:
-        row["normalisation"] = mc_normalisation(flow, mc_points, train_data.points, test_solver, seed=seed,
-                                                kde_sigma=kde_sigma)
+        row["normalisation"] = mc_normalisation(flow, mc_points, train_data.points, mc_solver or test_solver,
+                                                seed=seed, kde_sigma=kde_sigma)
+        row["normalisation"]["solver"] = mc_solver or test_solver
     row["total_seconds"] = time.perf_counter() - t0
     return row, flow

@@ -1,0 +1,126 @@
+"""CI smoke test of the benchmark pipeline: every script runs end to end at a toy size, writes JSON with the
+expected keys and finite numbers, and make_results renders the tables. Says nothing about quality or speed;
+the full runs are documented in benchmarks/README.md."""
+
+import importlib
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+TINY = ["--steps", "12", "--batch-size", "32", "--hidden", "16", "--depth", "2", "--val-every", "6",
+        "--val-steps", "2", "--eval-steps", "2", "--mc-points", "32", "--check-points", "4",
+        "--cnfm-max-components", "32", "--seeds", "0", "--mc-steps", "2"]
+
+
+def _module(name):
+    return importlib.import_module(name)
+
+
+def _finite(x):
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _check_row(row):
+    assert _finite(row["test"]["nll"]) and row["test"]["finite"]
+    assert row["test"]["n"] > 0
+    assert _finite(row["train_seconds"]) and row["steps_done"] == 12
+    for key in ("base", "defensive"):
+        assert _finite(row["normalisation"][key]["estimate"]) and _finite(row["normalisation"][key]["sem"])
+    assert row["curve"] and all(_finite(v) for c in row["curve"] for v in c)
+    if row["objective"] != "moser":
+        assert _finite(row["solver_check"]["max_abs_diff"])
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    import torch
+
+    out = tmp_path_factory.mktemp("bench")
+    threads = torch.get_num_threads()  # the scripts set 1 thread; give the rest of the session its own back
+    _module("earth_nll").main(TINY + ["--datasets", "volcano", "--objectives", "rfm,moser,cnfm",
+                                      "--out", str(out / "earth_nll.json")])
+    _module("robot_nll").main(TINY + ["--tasks", "R3xT8xS3^6", "--objectives", "rfm", "--synthetic-n", "200",
+                                      "--out", str(out / "robot_nll.json")])
+    _module("speed").main(["--hidden", "16", "--depth", "2", "--batch-size", "32", "--repeat", "1",
+                           "--n-sample", "16", "--nfe-steps", "1,2", "--sample-steps", "1", "--n-logp", "8",
+                           "--fit-steps", "5", "--cnfm-components", "16", "--manifolds", "R2 x S2",
+                           "--out", str(out / "speed.json")])
+    torch.set_num_threads(threads)
+    return out
+
+
+def test_earth_json(results):
+    d = json.loads((results / "earth_nll.json").read_text())
+    assert d["benchmark"] == "earth_nll" and d["machine"]["cores"] >= 1 and d["duration_s"] > 0
+    assert {"cpu", "torch", "commit", "torch_threads"} <= set(d["machine"])
+    assert {(r["dataset"], r["objective"]) for r in d["results"]} == {
+        ("volcano", "rfm"), ("volcano", "moser"), ("volcano", "cnfm")}
+    for row in d["results"]:
+        _check_row(row)
+    assert set(d["published"]["RFM (Chen & Lipman 2024)"]) == {"volcano", "earthquake", "flood", "fire"}
+
+
+def test_robot_json(results):
+    d = json.loads((results / "robot_nll.json").read_text())
+    (row,) = d["results"]
+    assert row["task"] == "R3xT8xS3^6" and row["manifold"] == "R3 x T8 x S3^6"
+    _check_row(row)
+
+
+def test_speed_json(results):
+    d = json.loads((results / "speed.json").read_text())
+    s = d["sections"]
+    assert {"train", "cnfm_breakdown", "sampling", "likelihood", "likelihood_accuracy"} <= set(s)
+    assert {r["objective"] for r in s["train"]} == {"rfm", "interpolant", "cnfm"}
+    for r in s["sampling"]:
+        assert _finite(r["poses_per_s"]) and r["poses_per_s"] > 0 and _finite(r["solver_over_network"])
+    assert all(_finite(r["points_per_s"]) for r in s["likelihood"])
+
+
+def test_make_results_renders_tables(results, tmp_path):
+    text = _module("make_results").main(["--results", str(results), "--out", str(tmp_path / "RESULTS.md")])
+    assert (tmp_path / "RESULTS.md").read_text() == text
+    assert "| **posegen RFM** |" in text and "RFM (Chen & Lipman 2024) (published) | -7.93 |" in text
+    assert "beats best published?" in text and "R3xT8xS3^6" in text and "### Sampling" in text
+    assert "nan" not in text.lower().replace("n/a", "")
+
+
+def test_make_results_reports_missing(tmp_path):
+    text = _module("make_results").render(tmp_path)
+    assert text.count(": missing") == 3
+
+
+def test_synthetic_big_is_seeded_and_on_the_manifold():
+    import posegen.manifolds as pm
+    import torch
+
+    rn = _module("robot_nll")
+    a, b = rn.synthetic_big(50, seed=0), rn.synthetic_big(50, seed=0)
+    assert torch.equal(a, b) and a.shape == (50, 35)
+    assert not torch.equal(a, rn.synthetic_big(50, seed=1))
+    ok, reason = pm.parse("R3 x T8 x S3^6").check_point(a, explain=True)
+    assert ok, reason
+
+
+def test_fk_consistency_paired_vs_shuffled():
+    import torch
+    from posegen.data import panda
+
+    rn = _module("robot_nll")
+    g = torch.Generator().manual_seed(0)
+    lo, hi = panda.JOINT_LIMITS[:, 0], panda.JOINT_LIMITS[:, 1]
+    q = (lo + (hi - lo) * torch.rand(64, 7, generator=g, dtype=torch.float64))
+    pos, quat = panda.fk(q)
+    quat = torch.where(torch.rand(64, 1, generator=g) < 0.5, quat, -quat)  # S3 sign must not matter
+    from posegen.manifolds import wrap_angle
+
+    x = torch.cat([pos, wrap_angle(q), quat], -1)
+    r = rn.fk_consistency(x)
+    assert r["paired"]["pos_cm_p95"] < 1e-6 and r["paired"]["rot_deg_p95"] < 1e-3
+    assert r["shuffled"]["pos_cm_median"] > 5 and r["within_limits"] == 1.0
