@@ -257,6 +257,13 @@ def test_sample_conditional(grasp_run, tmp_path, capsys):
     assert "conditional on 3 values, got 2" in one_error_line(capsys.readouterr().err)
 
 
+def test_eval_conditional_uses_the_data_conditions(grasp_run, tiny_h5, capsys):
+    assert main(["eval", str(grasp_run / "model.pt"), "--data", str(tiny_h5)]) == 0
+    rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rec["split"] == "valid" and rec["n"] == N_VALID * FRAMES // 2 and rec["dim"] == 6
+    assert math.isfinite(rec["nll"])
+
+
 # ---------------------------------------------------------------------- eval
 def test_eval_prints_a_table_and_a_json_line(run, tiny_h5, capsys):
     assert main(["eval", str(run / "model.pt"), "--data", str(tiny_h5), "--split", "valid"]) == 0
@@ -341,7 +348,8 @@ def _train_error(tmp_path, capsys, cfg, *extra):
 
 
 @pytest.mark.parametrize("mutate, extra, code, message", [
-    (lambda c: c["train"].update(stpes=3), (), 2, "unknown config key 'train.stpes' in '.*'; did you mean 'train.steps'"),
+    (lambda c: c["train"].update(stpes=3), (), 2,
+     "unknown config key 'train.stpes' in '.*'; did you mean 'train.steps'"),
     (lambda c: c.update(trian={}), (), 2, "unknown config key 'trian'.*did you mean 'train'"),
     (lambda c: None, ("--set", "batchsize=3"), 2, "unknown config key 'batchsize'.*did you mean 'train.batch_size'"),
     (lambda c: None, ("--set", "seed=3"), 2, "ambiguous config key 'seed'.*data.seed, train.seed, sample.seed"),
@@ -367,7 +375,7 @@ def test_train_errors_are_one_line(tiny_h5, tmp_path, capsys, mutate, extra, cod
 
 def test_missing_files_exit_2(run, tmp_path, capsys):
     assert main(["train", str(tmp_path / "nope.yaml")]) == 2
-    assert "config file" in one_error_line(capsys.readouterr().err) 
+    assert "config file" in one_error_line(capsys.readouterr().err)
     assert main(["sample", str(tmp_path / "nope.pt"), "-o", str(tmp_path / "s.h5")]) == 2
     assert "checkpoint" in one_error_line(capsys.readouterr().err, "posegen sample: error:")
     assert main(["eval", str(run / "model.pt"), "--data", str(tmp_path / "nope.h5")]) == 2
