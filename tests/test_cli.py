@@ -277,6 +277,8 @@ def test_eval_prints_a_table_and_a_json_line(run, tiny_h5, capsys):
                  "--max-points", "5"]) == 0
     rec2 = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rec2["split"] == "valid" and rec2["n"] == 5 and rec2["method"] == "euler" and rec2["steps"] == 1
+    assert main(["eval", str(run / "model.pt"), "--data", str(tiny_h5), "--split", "test"]) == 2
+    assert "defines no 'test' split (robomimic data: data.test_mask" in one_error_line(capsys.readouterr().err)
 
 
 def test_eval_of_a_points_file_needs_no_config(run, tmp_path, capsys):

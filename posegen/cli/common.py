@@ -15,6 +15,15 @@ class UsageError(ConfigError):
     """A command line that cannot be run (exit code 2); the message is one line."""
 
 
+MASK_KEYS = {"train": "data.train_mask", "valid": "data.val_mask", "test": "data.test_mask"}
+
+
+def missing_split(split: str) -> UsageError:
+    """The error for a split the data section does not define, saying which key defines it."""
+    return UsageError(f"the data section defines no {split!r} split (robomimic data: {MASK_KEYS[split]} names a "
+                      f"mask of the file; other sources: data.split with three fractions); choose another --split")
+
+
 def say(msg: str = "") -> None:
     """Progress and results for people go to stdout; errors and warnings to stderr."""
     print(msg, flush=True)

@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 
 from ..data import load_points
-from .common import UsageError, config_for, load_flow, say, solver_options
+from .common import UsageError, config_for, load_flow, missing_split, say, solver_options
 from .datasets import load_splits, sniff
 
 
@@ -39,7 +39,7 @@ def eval_dataset(args, cfg):
         if split is None:
             raise UsageError("the data section defines no test or valid split; pass --split train")
     if split not in splits:
-        raise UsageError(f"the data section defines no {split!r} split (it has: {', '.join(splits) or 'none'})")
+        raise missing_split(split)
     return splits[split], split
 
 

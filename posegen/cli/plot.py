@@ -15,7 +15,7 @@ import torch
 
 from .. import plots
 from ..data import load_points
-from .common import UsageError, config_for, load_flow, say
+from .common import UsageError, config_for, load_flow, missing_split, say
 from .datasets import factor_labels, load_splits, sniff
 
 
@@ -39,7 +39,7 @@ def _reference_data(args, cfg):
     if "all" in splits:
         return splits["all"]
     if split not in splits:
-        raise UsageError(f"the data section defines no {split!r} split (it has: {', '.join(splits) or 'none'})")
+        raise missing_split(split)
     return splits[split]
 
 
