@@ -252,6 +252,7 @@ class Trainer:
 
             pbar = tqdm(total=cfg.steps, initial=start, desc=f"train {cfg.objective}", dynamic_ncols=True)
         window, t_window = [], time.perf_counter()
+        last_loss = last_val = None  # what the progress bar shows between records
         autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16)
         step = start
         try:
@@ -305,9 +306,13 @@ class Trainer:
                     history.append(record)
                     self._log(record)
                     if pbar is not None:
-                        post = {"loss": f"{record.get('loss', float('nan')):.4g}"}
-                        if best["val_nll"] is not None:
-                            post["val_nll"] = f"{history[-1].get('val_nll', best['val_nll']):.4g}"
+                        if "loss" in record:
+                            last_loss = record["loss"]
+                        post = {} if last_loss is None else {"loss": f"{last_loss:.4g}"}
+                        if "val_nll" in record:
+                            last_val = record["val_nll"]
+                        if last_val is not None:
+                            post["val_nll"] = f"{last_val:.4g}"
                         pbar.set_postfix(post)
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps or stopped_early:
                     self._save_state(step, opt, sched, ema, best)
