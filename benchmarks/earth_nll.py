@@ -7,7 +7,7 @@ and std over seeds). Lower is better. Each run also records a dopri5 check of th
 Carlo estimate of the integral of exp(log_prob) (must be 1 within its standard error).
 
     python benchmarks/earth_nll.py --quick --out benchmarks/results/quick/earth_nll.json
-    python benchmarks/earth_nll.py --seeds 0,1,2,3,4 --steps 1500 --workers 2 --out .../earth_nll.json
+    python benchmarks/earth_nll.py --workers 2 --out benchmarks/results/full/earth_nll.json
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ QUICK = dict(datasets="volcano", objectives=",".join(OBJECTIVES), seeds="0,1", s
 # The full protocol leaves out "interpolant": on S2 it is RFM exactly (same geodesic path and draws; the
 # losses differ by |dx_t|^2, which has no parameters), as the quick run verifies to 1e-8.
 FULL = dict(datasets=",".join(DATASETS), objectives="cnfm,rfm,moser", seeds="0,1,2,3,4", steps=1500,
-            batch_size=256, hidden=64, depth=3, val_every=250, patience=3, val_steps=8, eval_steps=32,
+            batch_size=256, hidden=128, depth=4, val_every=250, patience=3, val_steps=8, eval_steps=32,
             mc_points=1024, mc_steps=16, check_points=64, cnfm_max_components=1024)
 
 

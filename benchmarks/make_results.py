@@ -139,7 +139,7 @@ def earth_section(d: Dict, name: str) -> str:
                 zs = [abs(r["normalisation"][key]["z_score"]) for r in rs
                       if r.get("normalisation") and r["normalisation"][key].get("z_score") is not None]
                 sems = [r["normalisation"][key]["sem"] for r in rs if r.get("normalisation")]
-                cells.append(f"{fmt(statistics.mean(est), 3)} (SEM ~{fmt(statistics.mean(sems), 3)}, max |z| "
+                cells.append(f"{fmt(statistics.mean(est), 3)} (SEM ~{fmt(statistics.mean(sems), 3)}, max \\|z\\| "
                              f"{fmt(max(zs) if zs else None, 1)})" if est else "n/a")
             sc = [r["solver_check"].get("max_abs_diff") for r in rs]
             sc = [x for x in sc if x is not None]
@@ -189,7 +189,7 @@ def robot_section(d: Dict, name: str) -> str:
         by.setdefault((r["objective"], r["task"]), []).append(r)
     out = ["## Robot manifolds: test NLL (lower is better)", "", provenance(d, name), "",
            settings_line(a, ["seeds", "steps", "batch_size", "hidden", "depth", "lr", "val_every", "patience",
-                             "eval_steps", "cnfm_max_components", "panda_demos", "synthetic_n", "test_max"]),
+                             "eval_steps", "cnfm_max_components", "synthetic_n", "test_max"]),
            "", f"Data: Panda reach-and-grasp demos (`{Path(a.get('panda_path', '?')).name}`, robomimic layout, "
                "test = `mask/valid` demos, validation = 10% of the training demos); R3 x T8 x S3^6 is "
                "**synthetic** (`robot_nll.synthetic_big`, seed 0), as no real data set of that shape ships. "
@@ -232,7 +232,7 @@ def robot_section(d: Dict, name: str) -> str:
             "training data (widths 0.1, 0.03, 0.01 in standardised units / rad) / 2. In 7 to 29 dimensions "
             "with a concentrated model both estimators are heavy-tailed (low ESS): an estimate far below 1 "
             "with a small ESS means the proposal missed the model's mass, not that the model is "
-            "mis-normalised; trust only rows with a large ESS. Mean estimate over seeds (max |z| over seeds).", ""]
+            "mis-normalised; trust only rows with a large ESS. Mean estimate over seeds (max \\|z\\| over seeds).", ""]
     crs = []
     for o in objectives:
         for t in tasks:
@@ -244,7 +244,7 @@ def robot_section(d: Dict, name: str) -> str:
                 est = [r["normalisation"][key]["estimate"] for r in rs]
                 zs = [abs(r["normalisation"][key]["z_score"]) for r in rs if r["normalisation"][key].get("z_score") is not None]
                 ess = [r["normalisation"][key]["ess"] for r in rs]
-                cells.append(f"{fmt(statistics.mean(est), 3)} (max |z| {fmt(max(zs) if zs else None, 1)}, "
+                cells.append(f"{fmt(statistics.mean(est), 3)} (max \\|z\\| {fmt(max(zs) if zs else None, 1)}, "
                              f"ESS {statistics.mean(ess):.0f}/{rs[0]['normalisation']['n']})")
             crs.append(cells)
     out.append(table(["objective", "task", "base", "defensive"], crs))
