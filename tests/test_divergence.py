@@ -27,16 +27,6 @@ ATOL = {torch.float64: 1e-10, torch.float32: 2e-4}
 SPECS = ("S2", "S3", "SO3", "T2", "R3", "R2 x S2 x T1", "R3 x SO3", "R3 x T7 x S3")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tests run many tiny ops; on a loaded 2-core machine OpenMP's intra-op threads make each one
-    ~100x slower (spinning on busy cores), so run this module single-threaded and restore afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _dtype_id(dtype):
     return {torch.float64: "f64", torch.float32: "f32"}[dtype]
 

@@ -42,15 +42,6 @@ DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 STEPS = 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many small ops: on a loaded 2-core machine OpenMP's intra-op threads make each ~100x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make_flow(spec, std=0.0, seed=0, hidden=16, depth=2, steps=STEPS, dtype=torch.float64, std_in=None, **kw):
     """A tiny flow whose output layer is random with scale ``std`` (0: the identity flow); ``std_in``
     rescales the first layer too (sharper features in the input, e.g. for the torus)."""

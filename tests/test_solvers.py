@@ -38,15 +38,6 @@ STEPS_N = 32
 ADAPTIVE_TOL = {torch.float64: 1e-10, torch.float32: 1e-6}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many tiny ops: on a loaded 2-core machine OpenMP's intra-op threads make each ~100x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _dtype_id(dtype):
     return {torch.float64: "f64", torch.float32: "f32"}[dtype]
 
