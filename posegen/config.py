@@ -78,7 +78,7 @@ def default_config() -> Dict[str, Any]:
         "manifold": None,
         "objective": {"name": "cnfm", "options": {}},
         "model": {"hidden": 256, "depth": 4, "conditioning": "concat", "activation": "silu", "time_freqs": 4,
-                  "moser_eps": 1e-5},
+                  "moser_eps": None},          # None: 1.58e-4 / Vol(M) (PoseFlow's default)
         "train": _train_defaults(),
         "sample": {"n": 1000, "seed": 0, "chunk_size": 65536,  # points integrated at once (memory)
                   
@@ -423,7 +423,7 @@ def validate(cfg: Dict[str, Any], source: str = "config") -> Dict[str, Any]:
     for k in ("hidden", "depth", "time_freqs"):
         if m[k] < 1:
             raise ConfigError(f"config key 'model.{k}' must be >= 1, got {m[k]!r}")
-    if not m["moser_eps"] > 0:
+    if m["moser_eps"] is not None and not m["moser_eps"] > 0:
         raise ConfigError(f"config key 'model.moser_eps' must be > 0, got {m['moser_eps']!r}")
 
     for path, keys in SOLVER_DICTS.items():

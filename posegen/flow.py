@@ -20,6 +20,8 @@ A flow trained with Moser Flow (``parametrization="moser"``) has the density in 
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, Dict, Optional
 
 import torch
@@ -32,6 +34,7 @@ from .solvers import divergence as _divergence
 from .solvers.ode import check_method, integrate
 
 PARAMETRIZATIONS = ("cnf", "moser")
+MOSER_EPS_REL = 1.58e-4  # Moser Flow's eps = 1e-5 on S^2, relative to the uniform density 1 / (4 pi)
 DEFAULT_SOLVER = {"method": "rk4", "steps": 32, "step": "project", "atol": 1e-5, "rtol": 1e-5}
 
 
@@ -53,7 +56,10 @@ class PoseFlow(nn.Module):
         conditioning: ``"concat"`` or ``"film"``.
         parametrization: ``"cnf"`` (ODE flow; CNFM, RFM and interpolant objectives) or ``"moser"``
             (density ``nu - div u``; compact manifolds only).
-        moser_eps: floor of the Moser density in ``log_prob`` and in the sampling ODE.
+        moser_eps: floor of the Moser density in ``log_prob`` and in the sampling ODE. Default (None):
+            ``MOSER_EPS_REL`` times the uniform density ``1 / Vol(M)``, i.e. 1.26e-5 on S^2 where Moser Flow's
+            paper used 1e-5; a fixed 1e-5 would exceed the uniform density of T^7 (2.6e-6) and clamp the
+            whole likelihood term from the first step.
         solver: default integrator settings for ``sample``/``log_prob`` (method, steps, step, atol, rtol).
 
     Example::
@@ -66,7 +72,7 @@ class PoseFlow(nn.Module):
 
     def __init__(self, manifold, *, hidden: int = 256, depth: int = 4, cond_dim: int = 0,
                  conditioning: str = "concat", activation: str = "silu", time_freqs: int = 4,
-                 parametrization: str = "cnf", moser_eps: float = 1e-5,
+                 parametrization: str = "cnf", moser_eps: Optional[float] = None,
                  solver: Optional[Dict[str, Any]] = None):
         super().__init__()
         self.manifold: Product = parse(manifold)
@@ -79,6 +85,10 @@ class PoseFlow(nn.Module):
         unknown = set(solver or {}) - set(DEFAULT_SOLVER)
         if unknown:  # a typo such as "step" for "steps" would otherwise be ignored silently
             raise ValueError(f"unknown solver settings {sorted(unknown)}; valid: {list(DEFAULT_SOLVER)}")
+        if moser_eps is None:
+            moser_eps = MOSER_EPS_REL * math.exp(-self.manifold.log_volume) if self.manifold.compact else 1e-5
+        if not moser_eps > 0:
+            raise ValueError(f"moser_eps must be > 0, got {moser_eps!r}")
         self.solver = dict(DEFAULT_SOLVER, **(solver or {}))
         check_method(self.solver["method"], self.solver["step"])
         self.config = dict(manifold=repr(self.manifold), hidden=int(hidden), depth=int(depth),
