@@ -76,7 +76,7 @@ def default_config() -> Dict[str, Any]:
             "nonfinite": "raise",       # "raise" or "drop" rows with NaN/inf
         },
         "manifold": None,
-        "objective": {"name": "cnfm", "options": {}},
+        "objective": {"name": "rfm", "options": {}},   # the default the benchmarks favour (see training.trainer)
         "model": {"hidden": 256, "depth": 4, "conditioning": "concat", "activation": "silu", "time_freqs": 4,
                   "moser_eps": None},          # None: 1.58e-4 / Vol(M) (PoseFlow's default)
         "train": _train_defaults(),
