@@ -27,7 +27,7 @@ from typing import Optional
 import torch
 
 from ..paths import MixturePath, Schedule, make_schedule
-from ..solvers.divergence import METHODS
+from ..solvers.divergence import check_method
 from .base import Objective, check_batch, check_unit_interval, draw_time
 
 DEFAULT_CHUNK_SIZE = 4096
@@ -77,8 +77,7 @@ class CNFM(Objective):
         sched = make_schedule(DEFAULT_SCHEDULE if schedule is None else schedule)
         if l not in (1, 2):
             raise ValueError(f'objective "cnfm": l must be 1 or 2, got {l!r}')
-        if divergence not in METHODS:
-            raise ValueError(f'Invalid divergence method "{divergence}". Must be one of {set(METHODS)}')
+        check_method(divergence)
         if max_components is not None and (int(max_components) != max_components or max_components < 1):
             raise ValueError(f'objective "cnfm": max_components must be a positive integer or None, '
                              f"got {max_components!r}")

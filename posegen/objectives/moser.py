@@ -29,7 +29,7 @@ from typing import Optional
 
 import torch
 
-from ..solvers.divergence import METHODS
+from ..solvers.divergence import check_method
 from .base import Objective, check_batch, draw_base, draw_device
 
 
@@ -55,8 +55,7 @@ class Moser(Objective):
             raise ValueError(f'objective "moser": lam must be a non-negative number, got {lam!r}')
         if n_uniform is not None and (int(n_uniform) != n_uniform or n_uniform < 1):
             raise ValueError(f'objective "moser": n_uniform must be a positive integer or None, got {n_uniform!r}')
-        if divergence not in METHODS:
-            raise ValueError(f'Invalid divergence method "{divergence}". Must be one of {set(METHODS)}')
+        check_method(divergence)
         self.eps = None if eps is None else float(eps)
         self.lam = float(lam)
         self.n_uniform = None if n_uniform is None else int(n_uniform)

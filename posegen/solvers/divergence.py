@@ -21,6 +21,12 @@ from torch.func import jacfwd, jvp, vmap
 METHODS = ("exact", "hutchinson")
 
 
+def check_method(method: str) -> None:
+    """Raise the one error message for an unknown divergence method (shared by the objectives)."""
+    if method not in METHODS:
+        raise ValueError(f'Invalid divergence method "{method}". Must be one of {set(METHODS)}')
+
+
 def divergence(fn: Callable[..., torch.Tensor], x: torch.Tensor, *args: torch.Tensor,
                method: str = "exact", generator: Optional[torch.Generator] = None,
                probes: int = 1) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -41,8 +47,7 @@ def divergence(fn: Callable[..., torch.Tensor], x: torch.Tensor, *args: torch.Te
         ``(v (B, D), div (B,))``. Both are differentiable w.r.t. the parameters ``fn`` closes over, so
         losses that contain ``div v`` (CNFM, Moser Flow) train through them.
     """
-    if method not in METHODS:
-        raise ValueError(f'Invalid divergence method "{method}". Must be one of {set(METHODS)}')
+    check_method(method)
     if x.dim() != 2:
         raise ValueError(f"divergence expects points of shape (B, D), got {tuple(x.shape)}")
     if int(probes) != probes or probes < 1:
