@@ -171,3 +171,33 @@ def test_subset_targets_and_t_range():
     assert t.min() >= 0.25 and t.max() <= 1.0
     flow.manifold.check_point(x_t)
     assert math.isfinite(obj.loss(flow, data[:64], generator=gen(11)).item())
+
+
+def test_trainer_gives_cnfm_subset_the_source_rows():
+    """The trainer passes each batch's data rows, so the subset estimate keeps every point's own kernel."""
+    import posegen.objectives as objectives
+    from posegen.training import train
+
+    flow = PoseFlow("S2", hidden=8, depth=1)
+    data = sample_vmf(torch.tensor([[0.0, 0.0, 1.0]]).expand(64, 3), torch.full((64,), 5.0), gen(60)).float()
+    seen = []
+
+    class Spy(CNFM):
+        def residual(self, flow, t, x_t, condition=None, generator=None, source_index=None):
+            seen.append(source_index)
+            return super().residual(flow, t, x_t, condition, generator, source_index)
+
+        def _draw(self, x_1, condition, generator, index):
+            seen.append((x_1.clone(), index))
+            return super()._draw(x_1, condition, generator, index)
+
+    objectives.OBJECTIVES["cnfm_spy"] = Spy
+    try:
+        train(flow, data, "cnfm_spy", steps=2, batch_size=16, progress=False,
+              objective_options={"max_components": 8})
+    finally:
+        del objectives.OBJECTIVES["cnfm_spy"]
+    assert len(seen) == 4
+    for (x_1, index), source in zip(seen[0::2], seen[1::2]):
+        assert index.shape == (16,) and source is index
+        torch.testing.assert_close(x_1, data[index])  # the rows really are the batch's

@@ -484,6 +484,70 @@ def test_max_components_subsets():
     torch.testing.assert_close(logp, a)
 
 
+def test_stratified_subset_is_unbiased_and_keeps_the_source():
+    P = _mixture(n=30, chunk_size=4)
+    t = torch.tensor([0.3, 0.6, 0.97], dtype=F64)
+    src = torch.tensor([4, 17, 29])
+    x, _ = P.sample(t, generator=gen(40), index=src)
+    full = P.log_prob(x, t)
+    sub = MixturePath(P.manifold, P.data, schedule=P.schedule, max_components=8, chunk_size=3)
+    # by hand: the source kernel plus N/M times the subset's other kernels, over N
+    g = gen(41)
+    index = sub._components(g)
+    k = torch.stack([log_kernel(P.manifold, x, P.data[j].expand_as(x), t, P.schedule) for j in range(30)], 1)
+    others = torch.where(index.unsqueeze(0) == src.unsqueeze(1), -math.inf, k[:, index] + math.log(30 / 8))
+    hand = torch.logsumexp(torch.cat([k.gather(1, src[:, None]), others], 1), 1) - math.log(30)
+    torch.testing.assert_close(sub.log_prob(x, t, generator=gen(41), source_index=src), hand)
+    # unbiased for p over fresh subsets, and far less spread than the plain subset near t = 1
+    g1, g2 = gen(42), gen(42)
+    strat = torch.stack([sub.log_prob(x, t, generator=g1, source_index=src) for _ in range(300)])
+    plain = torch.stack([sub.log_prob(x, t, generator=g2) for _ in range(300)])
+    p_hat, se = strat.exp().mean(0), strat.exp().std(0) / math.sqrt(300)
+    assert ((p_hat - full.exp()).abs() <= 5 * se + 1e-12).all()
+    err_strat, err_plain = (strat - full).abs().mean(0), (plain - full).abs().mean(0)
+    assert err_strat[2] < 0.2 * err_plain[2], (err_strat, err_plain)
+    # the targets are the derivatives of this estimate (same subset), and a source-only chunk stays finite
+    for chunk in (1, 3):
+        P1 = MixturePath(P.manifold, P.data, schedule=P.schedule, max_components=8, chunk_size=chunk)
+        logp, dt, grad = P1.log_prob_dt_grad(x, t, generator=gen(43), source_index=src)
+        torch.testing.assert_close(logp, P1.log_prob(x, t, generator=gen(43), source_index=src))
+        assert torch.isfinite(dt).all() and torch.isfinite(grad).all()
+        h = 1e-5
+        fd_t = (P1.log_prob(x, t + h, generator=gen(43), source_index=src)
+                - P1.log_prob(x, t - h, generator=gen(43), source_index=src)) / (2 * h)
+        torch.testing.assert_close(dt, fd_t, rtol=1e-6, atol=1e-6)
+        u = P.manifold.random_tangent(x, generator=gen(44))
+        M = P.manifold
+        fd_x = (P1.log_prob(M.expmap(x, h * u), t, generator=gen(43), source_index=src)
+                - P1.log_prob(M.expmap(x, -h * u), t, generator=gen(43), source_index=src)) / (2 * h)
+        torch.testing.assert_close(M.inner(x, grad, u), fd_x, rtol=1e-6, atol=1e-6)
+    # without a subset the source changes nothing; a bad source index is named
+    torch.testing.assert_close(P.log_prob(x, t, source_index=src), full, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"source_index must be \(3,\) integers in \[0, 30\)"):
+        sub.log_prob(x, t, source_index=torch.tensor([0, 1, 30]))
+
+
+def test_stratified_subset_conditional_matches_full_when_the_subset_is_everything_else():
+    M = pm.parse("R1 x S2")
+    data = M.sample_base(12, generator=gen(45), dtype=F64)
+    cond = torch.linspace(0, 3, 12, dtype=F64)[:, None]
+    full = MixturePath(M, data, schedule=Schedule(sigma_min=0.2), conditions=cond, chunk_size=5)
+    # a subset of N - 1 = 11 always holds all other rows when it misses the source: then N/M * sum over the
+    # others differs from the exact sum only by the factor N / M, the same in numerator and denominator
+    sub = MixturePath(M, data, schedule=full.schedule, conditions=cond, chunk_size=5, max_components=11)
+    t = torch.tensor([0.4, 0.9], dtype=F64)
+    c = torch.tensor([[0.5], [2.5]], dtype=F64)
+    x, src = full.sample(t, generator=gen(46), condition=c)
+    for seed in range(6):
+        idx = sub._components(gen(47 + seed))
+        got = sub.log_prob(x, t, c, generator=gen(47 + seed), source_index=src)
+        missing = set(range(12)) - set(idx.tolist())
+        if all(int(s) in missing for s in src):  # the subset is exactly the other rows for both points
+            torch.testing.assert_close(got, full.log_prob(x, t, c))
+        logp, dt, grad = sub.log_prob_dt_grad(x, t, c, generator=gen(47 + seed), source_index=src)
+        torch.testing.assert_close(logp, got)
+
+
 def test_mixture_input_errors():
     M = pm.parse("R2 x S2")
     data = M.sample_base(5, generator=gen(37), dtype=F64)

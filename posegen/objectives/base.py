@@ -86,11 +86,13 @@ class Objective(abc.ABC):
 
     @abc.abstractmethod
     def loss(self, flow, x_1: torch.Tensor, condition: Optional[torch.Tensor] = None,
-             generator: Optional[torch.Generator] = None) -> torch.Tensor:
+             generator: Optional[torch.Generator] = None, index: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Scalar loss for a batch ``x_1 (B, coord_dim)`` in flow coordinates.
 
         ``condition (B, cond_dim)`` in user units (``None`` for unconditional flows); ``generator`` makes
-        the loss's random draws reproducible. Differentiable w.r.t. the flow's parameters.
+        the loss's random draws reproducible; ``index (B,)``: the rows of the training data (as given to
+        :meth:`setup`) that ``x_1`` holds, if known (CNFM's subset estimate uses them). Differentiable
+        w.r.t. the flow's parameters.
         """
 
 
@@ -176,7 +178,7 @@ class PathObjective(Objective):
         x_t, dx_t = self.path(flow.manifold, x_0, x_1, t)
         return t, x_t, dx_t
 
-    def loss(self, flow, x_1, condition=None, generator=None):
+    def loss(self, flow, x_1, condition=None, generator=None, index=None):
         self.check(flow)
         check_batch(flow, x_1, self.name)
         t, x_t, dx_t = self.sample(flow, x_1, generator)

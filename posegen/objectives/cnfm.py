@@ -121,25 +121,38 @@ class CNFM(Objective):
                generator: Optional[torch.Generator] = None):
         """One training draw ``(t (B,), x_t (B, D))``: ``t ~ U[t_eps, 1]``, then ``x_t ~ k_t(. | x_1)``, or
         ``x_t ~ p_t(. | condition)`` on a conditional path."""
+        t, x_t, _ = self._draw(x_1, condition, generator, None)
+        return t, x_t
+
+    def _draw(self, x_1, condition, generator, index):
+        """:meth:`sample`, plus the data rows each ``x_t`` was drawn around (``index``, the rows of ``x_1``;
+        on a conditional path the centres drawn), or ``None`` if unknown."""
         B = x_1.shape[0]
         t = draw_time(B, x_1, generator, t_max=1.0 - self.t_eps) + self.t_eps
         if condition is not None and self.path.conditional:
-            x_t, _ = self.path.sample(t, generator=generator, condition=condition)
+            x_t, source = self.path.sample(t, generator=generator, condition=condition)
         else:
-            x_t = self.path.sample_given(x_1, t, generator)
-        return t, x_t
+            x_t, source = self.path.sample_given(x_1, t, generator), index
+        return t, x_t, source
 
     def residual(self, flow, t: torch.Tensor, x_t: torch.Tensor, condition: Optional[torch.Tensor] = None,
-                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+                 generator: Optional[torch.Generator] = None,
+                 source_index: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``d/dt log p_t + <grad log p_t, v> + div v`` at ``x_t (B, D)``, ``t (B,)``: shape ``(B,)``,
-        differentiable w.r.t. the flow's parameters (the targets are constants)."""
-        _, dlogp_dt, grad = self.path.log_prob_dt_grad(x_t, t, condition, generator=generator)
+        differentiable w.r.t. the flow's parameters (the targets are constants). ``source_index (B,)``: the
+        data rows ``x_t`` was drawn around, kept exactly in a subset estimate (``max_components``)."""
+        _, dlogp_dt, grad = self.path.log_prob_dt_grad(x_t, t, condition, generator=generator,
+                                                       source_index=source_index)
         v, div = flow.velocity_and_div(t, x_t, condition, method=self.divergence, generator=generator)
         return dlogp_dt + flow.manifold.inner(x_t, grad, v) + div
 
     def loss(self, flow, x_1: torch.Tensor, condition: Optional[torch.Tensor] = None,
-             generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """``mean |residual|^l`` over the batch ``x_1 (B, D)`` (flow coordinates); a scalar."""
+             generator: Optional[torch.Generator] = None, index: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``mean |residual|^l`` over the batch ``x_1 (B, D)`` (flow coordinates); a scalar.
+
+        ``index (B,)``: the training rows ``x_1`` holds (the trainer passes them). With ``max_components``
+        it keeps each point's own kernel in the subset estimate of the targets; without it the subset is
+        plain (and near ``t = 1`` usually misses the centre the point was drawn around)."""
         self.check(flow)
         check_batch(flow, x_1, self.name)
         if self.path is None:
@@ -147,8 +160,8 @@ class CNFM(Objective):
                                "built from the whole training set")
         if self.path.data.device != x_1.device or self.path.data.dtype != x_1.dtype:
             self.path.to(device=x_1.device, dtype=x_1.dtype)
-        t, x_t = self.sample(x_1.detach(), condition, generator)
-        r = self.residual(flow, t, x_t, condition, generator)
+        t, x_t, source = self._draw(x_1.detach(), condition, generator, index)
+        r = self.residual(flow, t, x_t, condition, generator, source)
         if self.weighting == "sigma":
             r = r * self.schedule.sigma(t)
         return (r * r).mean() if self.l == 2 else r.abs().mean()

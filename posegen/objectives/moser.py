@@ -74,7 +74,7 @@ class Moser(Objective):
                 f'with a parametrization="cnf" flow instead')
         super().check(flow)
 
-    def loss(self, flow, x_1, condition=None, generator=None):
+    def loss(self, flow, x_1, condition=None, generator=None, index=None):
         self.check(flow)
         check_batch(flow, x_1, self.name)
         M = flow.manifold

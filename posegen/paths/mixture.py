@@ -17,7 +17,7 @@ from typing import Optional, Tuple
 import torch
 
 from ..manifolds import Manifold, Product, parse
-from .kernels import _kind, _uniform, pairwise_log_kernel, sample_kernel
+from .kernels import _kind, _uniform, log_kernel, pairwise_log_kernel, sample_kernel
 from .schedules import Schedule, make_schedule
 
 
@@ -53,6 +53,17 @@ class MixturePath:
     log is a biased one: ``E[log p~_t] <= log E[p~_t] = log p_t`` (Jensen), with the same bias in the
     derived targets. The estimate is consistent: the bias vanishes as the subset grows (and it is exact
     when the subset is all of the data). Sampling always uses all ``N`` points.
+
+    Near ``t = 1`` the kernels are narrow and ``p_t`` at a draw ``x ~ k_t(. | y_s)`` is dominated by its
+    own centre ``y_s``; a random subset misses it with probability ``1 - M / N`` and the targets then
+    point at a far-away neighbour. Given ``source_index`` (the rows ``s_b`` the points were drawn from),
+    the estimate keeps that kernel exactly and samples only the others (stratified):
+
+    .. math::  \tilde p_t(x_b) = \frac{1}{N}\Big(k_t(x_b \mid y_{s_b})
+               + \frac{N}{M} \sum_{j \in S,\ j \ne s_b} k_t(x_b \mid y_j)\Big),
+
+    still unbiased for ``p_t(x_b)`` (``S`` a uniform ``M``-subset of all rows), with a much smaller
+    variance where it matters. Conditional paths apply the same weights to the Nadaraya-Watson terms.
     """
 
     def __init__(self, manifold, data: torch.Tensor, schedule=None, conditions: Optional[torch.Tensor] = None,
@@ -172,13 +183,45 @@ class MixturePath:
         dev = generator.device if generator is not None else self.data.device
         return torch.randperm(N, generator=generator, device=dev)[: self.max_components].to(self.data.device)
 
-    def _chunks(self, index: Optional[torch.Tensor]):
+    def _source(self, name: str, source_index, index: Optional[torch.Tensor], B: int) -> Optional[torch.Tensor]:
+        """Checked ``source_index (B,)`` if the stratified subset estimate applies (a subset is in use)."""
+        if source_index is None or index is None:
+            return None
+        s = torch.as_tensor(source_index, device=self.data.device).long()
+        N = self.num_components
+        if s.shape != (B,) or bool(((s < 0) | (s >= N)).any()):
+            raise ValueError(f"MixturePath.{name}: source_index must be ({B},) integers in [0, {N}), got "
+                             f"shape {tuple(s.shape)}")
+        return s
+
+    def _source_term(self, x, t, c, s):
+        """``(log k_t(x_b | y_{s_b}) [+ its condition logit] (B,), its condition logit (B,) or None)``."""
+        logk = log_kernel(self.manifold, x, self.data[s], t, self.schedule)
+        if c is None:
+            return logk, None
+        c_s = self.conditions[s].to(c)
+        logit = -0.5 * ((c - c_s) ** 2).sum(-1) / self.cond_bandwidth ** 2
+        return logk + logit, logit
+
+    def _stratify(self, logk, logits, rows, s):
+        """Reweight a subset chunk by ``N / M`` and drop each row's own source (``rows`` (n,), ``s`` (B,))."""
+        offset = math.log(self.num_components / self.max_components)
+        # a large finite value, not -inf: a chunk whose only component is the source must keep finite grads
+        drop = s.unsqueeze(-1) == rows.unsqueeze(0)
+        low = torch.finfo(logk.dtype).min / 4
+        logk = (logk + offset).masked_fill(drop, low)
+        if logits is not None:
+            logits = (logits + offset).masked_fill(drop, low)
+        return logk, logits
+
+    def _chunks(self, index: Optional[torch.Tensor], with_rows: bool = False):
         """``(y (n, D), conditions (n, C) or None)`` chunk by chunk."""
         n = self.num_components if index is None else index.shape[0]
         for a in range(0, n, self.chunk_size):
             sl = slice(a, min(a + self.chunk_size, n))
             rows = sl if index is None else index[sl]
-            yield self.data[rows], (self.conditions[rows] if self.conditional else None)
+            out = self.data[rows], (self.conditions[rows] if self.conditional else None)
+            yield (out + (rows,)) if with_rows else out
 
     def _cond_logits(self, c: torch.Tensor, c_n: torch.Tensor) -> torch.Tensor:
         """Unnormalised log-weights ``-|c_b - c_n|^2 / (2 h^2)``, ``(B, n)``."""
@@ -186,36 +229,47 @@ class MixturePath:
         return -0.5 * sq / self.cond_bandwidth ** 2
 
     # ------------------------------------------------------------------ densities
-    def log_prob(self, x: torch.Tensor, t, condition=None,
-                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def log_prob(self, x: torch.Tensor, t, condition=None, generator: Optional[torch.Generator] = None,
+                 source_index: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``log p_t(x)`` (or ``log p_t(x | c)``), shape ``(B,)``.
 
         Args:
             x: points ``(B, coord_dim)``; t: times ``(B,)`` or a scalar in ``[0, 1]``.
             condition: ``(B, C)`` or ``(C,)`` in the units of the training conditions; ``None``: marginal.
             generator: RNG of the component subset (only with ``max_components``).
+            source_index: ``(B,)`` rows of the data the points were drawn from; with a subset
+                (``max_components``) their kernels are kept exactly (the stratified estimate above).
 
         A running logsumexp over data chunks; differentiable w.r.t. ``x`` and ``t`` (the graph then spans
         every chunk: use :meth:`log_prob_dt_grad` for targets).
         """
         t = self._check_xt("log_prob", x, t)
-        c = self._check_condition("log_prob", condition, x.shape[0], x)
+        B = x.shape[0]
+        c = self._check_condition("log_prob", condition, B, x)
         index = self._components(generator)
-        lse = lse_w = x.new_full((x.shape[0],), -math.inf)
-        for y, c_n in self._chunks(index):
+        s = self._source("log_prob", source_index, index, B)
+        lse = lse_w = x.new_full((B,), -math.inf)
+        if s is not None:
+            lse, logit = self._source_term(x, t, c, s)
+            if logit is not None:
+                lse_w = logit
+        for y, c_n, rows in self._chunks(index, with_rows=True):
             logk = pairwise_log_kernel(self.manifold, x, y, t, self.schedule)
+            logits = self._cond_logits(c, c_n) if c is not None else None
+            if s is not None:
+                logk, logits = self._stratify(logk, logits, rows, s)
             if c is not None:
-                logits = self._cond_logits(c, c_n)
                 logk = logk + logits
                 lse_w = torch.logaddexp(lse_w, torch.logsumexp(logits, 1))
             lse = torch.logaddexp(lse, torch.logsumexp(logk, 1))
         if c is None:
-            n = self.num_components if index is None else index.shape[0]
+            n = self.num_components if (index is None or s is not None) else index.shape[0]
             return lse - math.log(n)
         return lse - lse_w
 
     def log_prob_dt_grad(self, x: torch.Tensor, t, condition=None,
-                         generator: Optional[torch.Generator] = None
+                         generator: Optional[torch.Generator] = None,
+                         source_index: Optional[torch.Tensor] = None
                          ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         r"""The CNFM targets at ``x``: ``(log p_t (B,), d/dt log p_t (B,), grad_x log p_t (B, coord_dim))``.
 
@@ -230,19 +284,30 @@ class MixturePath:
         c = self._check_condition("log_prob_dt_grad", condition, x.shape[0], x)
         index = self._components(generator)
         B = x.shape[0]
+        s = self._source("log_prob_dt_grad", source_index, index, B)
         x_ = x.detach().requires_grad_(True)
         t_ = t.detach().requires_grad_(True)
         lse = lse_w = x.new_full((B,), -math.inf)
         dt = x.new_zeros(B)
         grad = torch.zeros_like(x_)
-        for y, c_n in self._chunks(index):
+        # the source kernel (stratified estimate) goes first, as a chunk of one component per row
+        chunks = [None] if s is not None else []
+        for chunk in chunks + list(self._chunks(index, with_rows=True)):
             with torch.enable_grad():
-                logk = pairwise_log_kernel(self.manifold, x_, y, t_, self.schedule)
-                if c is not None:
-                    logits = self._cond_logits(c, c_n)
-                    logk = logk + logits
-                    lse_w = torch.logaddexp(lse_w, torch.logsumexp(logits, 1))
-                lse_c = torch.logsumexp(logk, 1)
+                if chunk is None:
+                    lse_c, logit = self._source_term(x_, t_, c, s)
+                    if logit is not None:
+                        lse_w = logit
+                else:
+                    y, c_n, rows = chunk
+                    logk = pairwise_log_kernel(self.manifold, x_, y, t_, self.schedule)
+                    logits = self._cond_logits(c, c_n) if c is not None else None
+                    if s is not None:
+                        logk, logits = self._stratify(logk, logits, rows, s)
+                    if c is not None:
+                        logk = logk + logits
+                        lse_w = torch.logaddexp(lse_w, torch.logsumexp(logits, 1))
+                    lse_c = torch.logsumexp(logk, 1)
                 g_x, g_t = torch.autograd.grad(lse_c.sum(), (x_, t_))
             lse_c = lse_c.detach()
             new = torch.logaddexp(lse, lse_c)
@@ -251,7 +316,7 @@ class MixturePath:
             grad = keep.unsqueeze(-1) * grad + add.unsqueeze(-1) * g_x
             lse = new
         if c is None:
-            n = self.num_components if index is None else index.shape[0]
+            n = self.num_components if (index is None or s is not None) else index.shape[0]
             logp = lse - math.log(n)
         else:
             logp = lse - lse_w

@@ -268,7 +268,7 @@ class Trainer:
                 x1 = self._augment(z[idx], gen)
                 c1 = None if cond is None else cond[idx]
                 with autocast:
-                    loss = objective.loss(flow, x1, c1, generator=gen)
+                    loss = objective.loss(flow, x1, c1, generator=gen, index=idx)
                 bad = not bool(torch.isfinite(loss))
                 if ddp.any_flag(bad, self.dist, dev):
                     where = (f"the last good checkpoint {self._ckpt_path()} (step {last_good}) is kept"
