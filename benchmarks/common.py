@@ -20,7 +20,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 
@@ -169,6 +169,31 @@ def read_json(path) -> Dict[str, Any]:
 def csv_list(text: str, cast=str):
     """``"a,b"`` -> ``["a", "b"]`` (argparse helper); ``cast`` applied to each item."""
     return [cast(s.strip()) for s in str(text).split(",") if s.strip()]
+
+
+def add_run_args(p, out: str) -> None:
+    """The options every NLL script shares: learning rate, parallelism, resume and output file."""
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    p.add_argument("--workers", type=int, default=1, help="runs in parallel (processes)")
+    p.add_argument("--resume", action="store_true", help="keep finished runs found in --out, run the rest")
+    p.add_argument("--out", type=Path, default=Path(out))
+
+
+def resolve_args(p, args, quick: Dict[str, Any], full: Dict[str, Any], choices: Dict[str, Sequence[str]]):
+    """Fill options left unset from ``quick`` or ``full`` (per ``--quick``), split the comma lists (``seeds``
+    as integers) and refuse unknown names in the ``choices`` lists with an argparse error."""
+    for k, v in (quick if args.quick else full).items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    args.seeds = csv_list(args.seeds, int)
+    for name, valid in choices.items():
+        values = csv_list(getattr(args, name))
+        for v in values:
+            if v not in valid:
+                p.error(f"--{name}: unknown value {v!r}; valid: {', '.join(valid)}")
+        setattr(args, name, values)
+    return args
 
 
 def run_jobs(fn, jobs, workers: int = 1, threads: int = 1, on_result=None) -> list:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Result, csv_list, read_json, run_jobs, set_threads  # noqa: E402
+from common import Result, add_run_args, read_json, resolve_args, run_jobs, set_threads  # noqa: E402
 
 OBJECTIVES = ("cnfm", "rfm", "moser", "interpolant")
 DATASETS = ("volcano", "earthquake", "flood", "fire")
@@ -50,7 +50,6 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int)
     p.add_argument("--hidden", type=int)
     p.add_argument("--depth", type=int)
-    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--val-every", type=int)
     p.add_argument("--patience", type=int, help="validations without improvement before stopping (0: never)")
     p.add_argument("--val-steps", type=int, help="rk4 steps of the validation NLL")
@@ -59,24 +58,8 @@ def parse_args(argv=None):
     p.add_argument("--mc-steps", type=int, help="rk4 steps of the Monte Carlo check's log_prob")
     p.add_argument("--check-points", type=int, help="test points re-scored with dopri5")
     p.add_argument("--cnfm-max-components", type=int, help="CNFM mixture components per step (0: all)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
-    p.add_argument("--workers", type=int, default=1, help="runs in parallel (processes)")
-    p.add_argument("--resume", action="store_true", help="keep finished runs found in --out, run the rest")
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/earth_nll.json"))
-    args = p.parse_args(argv)
-    for k, v in (QUICK if args.quick else FULL).items():
-        if getattr(args, k) is None:
-            setattr(args, k, v)
-    args.datasets = csv_list(args.datasets)
-    args.objectives = csv_list(args.objectives)
-    args.seeds = csv_list(args.seeds, int)
-    for d in args.datasets:
-        if d not in DATASETS:
-            p.error(f"--datasets: unknown data set {d!r}; valid: {', '.join(DATASETS)}")
-    for o in args.objectives:
-        if o not in OBJECTIVES:
-            p.error(f"--objectives: unknown objective {o!r}; valid: {', '.join(OBJECTIVES)}")
-    return args
+    add_run_args(p, "benchmarks/results/earth_nll.json")
+    return resolve_args(p, p.parse_args(argv), QUICK, FULL, {"datasets": DATASETS, "objectives": OBJECTIVES})
 
 
 def objective_options(objective: str, args) -> dict:

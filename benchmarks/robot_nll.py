@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, Result, Timer, csv_list, read_json, run_jobs, set_threads  # noqa: E402
+from common import REPO, Result, Timer, add_run_args, read_json, resolve_args, run_jobs, set_threads  # noqa: E402
 
 TASKS = {
     "T7": {"robot0_joint_pos": "T7"},
@@ -70,29 +70,12 @@ def parse_args(argv=None):
                       ("check-points", int), ("mc-steps", int), ("fk-samples", int), ("cnfm-max-components", int),
                       ("panda-demos", int), ("synthetic-n", int), ("test-max", int)):
         p.add_argument("--" + name, type=typ)
-    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--big-cnfm-divergence", default="hutchinson", choices=("exact", "hutchinson"),
                    help="CNFM's divergence on R3xT8xS3^6 (35 coordinates: the exact one costs ~10x per step)")
     p.add_argument("--data", type=Path, default=REPO / "data" / "panda_reach_grasp.hdf5")
     p.add_argument("--data-cache", type=Path, default=default_cache())
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/robot_nll.json"))
-    args = p.parse_args(argv)
-    for k, v in (QUICK if args.quick else FULL).items():
-        if getattr(args, k) is None:
-            setattr(args, k, v)
-    args.tasks = csv_list(args.tasks)
-    args.objectives = csv_list(args.objectives)
-    args.seeds = csv_list(args.seeds, int)
-    for t in args.tasks:
-        if t not in TASKS:
-            p.error(f"--tasks: unknown task {t!r}; valid: {', '.join(TASKS)}")
-    for o in args.objectives:
-        if o not in OBJECTIVES:
-            p.error(f"--objectives: unknown objective {o!r}; valid: {', '.join(OBJECTIVES)}")
-    return args
+    add_run_args(p, "benchmarks/results/robot_nll.json")
+    return resolve_args(p, p.parse_args(argv), QUICK, FULL, {"tasks": list(TASKS), "objectives": OBJECTIVES})
 
 
 # ------------------------------------------------------------------------------------------------ data

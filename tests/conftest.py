@@ -21,6 +21,16 @@ if os.environ.get("POSEGEN_TEST_THREADS", "1") != "0":
     torch.set_num_threads(int(os.environ.get("POSEGEN_TEST_THREADS", "1")))
 
 
+@pytest.fixture(autouse=True)
+def _keep_thread_count():
+    """Restore the torch thread count after each test: the CLI's ``--threads`` sets the global value."""
+    import torch
+
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", default=False,
                      help="also run the tests marked slow (minutes)")

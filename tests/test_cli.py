@@ -31,15 +31,6 @@ DEMOS, FRAMES, N_VALID = 6, 12, 2
 KEYS = {"robot0_eef_pos": "R3", "robot0_joint_pos": "T7", "robot0_eef_quat": "SO3"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The test machine is shared: one thread avoids oversubscription in the small flows below.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make_robomimic(path, demos=DEMOS, frames=FRAMES, seed=0, masks=True):
     """A tiny file in robomimic's layout, like the shipped Panda data: raw joint angles, xyzw quaternions."""
     rng = np.random.default_rng(seed)

@@ -24,15 +24,6 @@ def assert_png(path):
     assert len(data) > 1024, f"{path} is only {len(data)} bytes"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The test machine is shared: one thread avoids oversubscription in the small flows below.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def points(spec, n, seed):
     M = pg.parse(spec)
     g = torch.Generator().manual_seed(seed)

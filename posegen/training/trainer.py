@@ -90,7 +90,7 @@ class TrainResult:
     out_dir: Optional[Path]
 
 
-def _split_data(data, name):
+def _split_data(data):
     """``(points, conditions)`` from a tensor/array or a dataset with ``.points`` (and ``.conditions``)."""
     if data is None:
         return None, None
@@ -132,7 +132,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ data gate
     def _gate(self, data, name):
-        points, conditions = _split_data(data, name)
+        points, conditions = _split_data(data)
         if points is None:
             return None, None
         flow = self.flow
