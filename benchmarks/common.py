@@ -147,6 +147,35 @@ class Result:
     def add(self, row: Dict[str, Any]) -> None:
         self.rows.append(row)
 
+    # settings that may differ between the sessions of one resumed run (what to run, and how in parallel)
+    RESUMABLE = frozenset({"seeds", "datasets", "tasks", "objectives", "workers", "threads", "resume",
+                           "objective_options", "panda_path"})
+
+    def resume_from(self, path, key) -> Dict[Any, Dict[str, Any]]:
+        """The finished rows of an earlier session's ``path`` (``{key(row): row}``), for ``--resume``.
+
+        Refuses (ValueError) if that session used other protocol settings (steps, width, ...): mixing
+        them in one table would be silent nonsense. Records the earlier sessions (start, duration, commit,
+        rows) in ``earlier_sessions``, so the results say which rows came from which commit.
+        """
+        path = Path(path)
+        if not path.exists():
+            return {}
+        old = read_json(path)
+        diff = sorted(k for k in set(old.get("args", {})) | set(self.args)
+                      if k not in self.RESUMABLE and old.get("args", {}).get(k) != self.args.get(k))
+        if diff:
+            raise ValueError(f"--resume: {path} was written with other settings ("
+                             + ", ".join(f"{k}: {old.get('args', {}).get(k)!r} there, {self.args.get(k)!r} now"
+                                         for k in diff)
+                             + "); use another --out or the same settings")
+        m = old.get("machine", {})
+        self.extra["earlier_sessions"] = old.get("earlier_sessions", []) + [
+            {"started": old.get("started"), "duration_s": old.get("duration_s"), "commit": m.get("commit"),
+             "dirty": m.get("dirty"), "load_avg_1_5_15": m.get("load_avg_1_5_15"),
+             "rows": len(old.get("results", []))}]
+        return {key(row): row for row in old.get("results", [])}
+
     def payload(self) -> Dict[str, Any]:
         return finite({"benchmark": self.benchmark, "args": self.args, "machine": self.machine,
                        "started": self.started, "finished": now_iso(),

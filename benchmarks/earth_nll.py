@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Result, add_run_args, read_json, resolve_args, run_jobs, set_threads  # noqa: E402
+from common import Result, add_run_args, resolve_args, run_jobs, set_threads  # noqa: E402
 
 OBJECTIVES = ("cnfm", "rfm", "moser", "interpolant")
 DATASETS = ("volcano", "earthquake", "flood", "fire")
@@ -95,10 +95,7 @@ def main(argv=None):
     settings["objective_options"] = {o: objective_options(o, args) for o in args.objectives}
     res = Result("earth_nll", settings)
     res.extra["published"] = PUBLISHED
-    done = {}
-    if args.resume and args.out.exists():
-        for row in read_json(args.out).get("results", []):
-            done[(row["dataset"], row["objective"], row["seed"])] = row
+    done = res.resume_from(args.out, lambda r: (r["dataset"], r["objective"], r["seed"])) if args.resume else {}
     jobs = []
     for d in args.datasets:
         for o in args.objectives:

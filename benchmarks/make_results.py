@@ -60,7 +60,22 @@ def provenance(d: Dict, name: str) -> str:
     return (f"*Source: `{name}`; machine: {m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch "
             f"thread(s) per process, load average at start {load_s}, GPU: {cuda}; torch {m['torch']}, "
             f"python {m['python']}; commit {commit}; started {d['started']}, wall time "
-            f"{d['duration_s'] / 60:.1f} min.*")
+            f"{d['duration_s'] / 60:.1f} min.*") + resumed_note(d)
+
+
+def resumed_note(d: Dict) -> str:
+    """Which rows came from earlier sessions of a resumed run (their start, commit and wall time)."""
+    earlier = d.get("earlier_sessions") or []
+    if not earlier:
+        return ""
+    parts = []
+    for e in earlier:
+        commit = (e.get("commit") or "unknown")[:10] + (" + uncommitted changes" if e.get("dirty") else "")
+        parts.append(f"started {e.get('started')}, commit {commit}, {(e.get('duration_s') or 0) / 60:.1f} min")
+    total = d["duration_s"] + sum(e.get("duration_s") or 0 for e in earlier)
+    return (f" *Resumed run: the last session added {len(d['results']) - earlier[-1].get('rows', 0)} of "
+            f"{len(d['results'])} rows; earlier sessions: " + "; ".join(parts)
+            + f". Wall time of all sessions: {total / 60:.1f} min.*")
 
 
 def settings_line(a: Dict, keys: List[str]) -> str:
@@ -68,7 +83,7 @@ def settings_line(a: Dict, keys: List[str]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- earth
-def earth_section(d: Dict, name: str) -> str:
+def earth_section(d: Dict, name: str, title: str = "Earth data on S2: test NLL (lower is better)") -> str:
     rows = d["results"]
     a = d["args"]
     datasets = [x for x in ("volcano", "earthquake", "flood", "fire") if any(r["dataset"] == x for r in rows)]
@@ -76,7 +91,7 @@ def earth_section(d: Dict, name: str) -> str:
     by = {}
     for r in rows:
         by.setdefault((r["objective"], r["dataset"]), []).append(r)
-    out = ["## Earth data on S2: test NLL (lower is better)", "", provenance(d, name), "",
+    out = [f"## {title}", "", provenance(d, name), "",
            settings_line(a, ["seeds", "steps", "batch_size", "hidden", "depth", "lr", "val_every", "patience",
                              "eval_steps", "cnfm_max_components", "workers", "threads"])
            + " Mean ± std over seeds of the per-seed mean test NLL; test NLL from rk4 with "
@@ -334,6 +349,13 @@ def render(results: Path, title_note: Optional[str] = None) -> str:
         else:
             parts += ["", f"## {fname}: missing", "", f"`{rel(p)}` was not found: that benchmark has not "
                                                     "been run for this results set."]
+        scaled = results / fname.replace(".json", "_scaled.json")
+        if fname == "earth_nll.json" and scaled.exists():
+            d = read_json(scaled)
+            a = d["args"]
+            title = (f"Earth data on S2 at a larger budget: {', '.join(OBJ_NAMES[o] for o in a['objectives'])}, "
+                     f"width {a['hidden']} x depth {a['depth']}, {a['steps']} steps")
+            parts += ["", earth_section(d, rel(scaled), title)]
     return "\n".join(parts) + "\n"
 
 

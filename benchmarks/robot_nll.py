@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, Result, Timer, add_run_args, read_json, resolve_args, run_jobs, set_threads  # noqa: E402
+from common import REPO, Result, Timer, add_run_args, resolve_args, run_jobs, set_threads  # noqa: E402
 
 TASKS = {
     "T7": {"robot0_joint_pos": "T7"},
@@ -207,10 +207,7 @@ def main(argv=None):
     if any(t != "R3xT8xS3^6" for t in args.tasks):
         settings["panda_path"] = str(panda_file(args))
     res = Result("robot_nll", settings)
-    done = {}
-    if args.resume and args.out.exists():
-        for row in read_json(args.out).get("results", []):
-            done[(row["task"], row["objective"], row["seed"])] = row
+    done = res.resume_from(args.out, lambda r: (r["task"], r["objective"], r["seed"])) if args.resume else {}
     jobs = []
     for task in args.tasks:
         for o in args.objectives:

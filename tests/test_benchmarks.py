@@ -91,6 +91,27 @@ def test_make_results_renders_tables(results, tmp_path):
     assert "nan" not in text.lower().replace("n/a", "")
 
 
+def test_resume_keeps_rows_records_sessions_and_refuses_other_settings(results, tmp_path):
+    import shutil
+
+    out = tmp_path / "earth_nll.json"
+    shutil.copy(results / "earth_nll.json", out)
+    before = json.loads(out.read_text())
+    args = TINY + ["--datasets", "volcano", "--objectives", "rfm,moser,cnfm", "--out", str(out), "--resume"]
+    _module("earth_nll").main(args)  # every run is done: nothing is retrained
+    after = json.loads(out.read_text())
+    assert after["results"] == before["results"]
+    (session,) = after["earlier_sessions"]
+    assert session["rows"] == 3 and session["started"] == before["started"]
+    # the scaled table is rendered when its file is there, and says it was resumed
+    shutil.copy(out, tmp_path / "earth_nll_scaled.json")
+    text = _module("make_results").render(tmp_path)
+    assert "at a larger budget" in text and "Resumed run: the last session added 0 of 3 rows" in text
+    with pytest.raises(ValueError, match=r"other settings \(steps: 12 there, 13 now"):
+        _module("earth_nll").main([a if a != "12" else "13" for a in args])
+    assert json.loads(out.read_text())["results"] == before["results"]  # the refused run lost nothing
+
+
 def test_make_results_reports_missing(tmp_path):
     text = _module("make_results").render(tmp_path)
     assert text.count(": missing") == 3
