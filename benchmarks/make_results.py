@@ -93,7 +93,8 @@ def earth_section(d: Dict, name: str, title: str = "Earth data on S2: test NLL (
         by.setdefault((r["objective"], r["dataset"]), []).append(r)
     out = [f"## {title}", "", provenance(d, name), "",
            settings_line(a, ["seeds", "steps", "batch_size", "hidden", "depth", "lr", "val_every", "patience",
-                             "eval_steps", "cnfm_max_components", "workers", "threads"])
+                             "eval_steps"] + (["cnfm_max_components"] if "cnfm" in objectives else [])
+                         + ["workers", "threads"])
            + " Mean ± std over seeds of the per-seed mean test NLL; test NLL from rk4 with "
              f"{a.get('eval_steps')} steps (exact divergence), best EMA weights by validation NLL.", ""]
     trs = []
@@ -349,13 +350,15 @@ def render(results: Path, title_note: Optional[str] = None) -> str:
         else:
             parts += ["", f"## {fname}: missing", "", f"`{rel(p)}` was not found: that benchmark has not "
                                                     "been run for this results set."]
-        scaled = results / fname.replace(".json", "_scaled.json")
-        if fname == "earth_nll.json" and scaled.exists():
-            d = read_json(scaled)
-            a = d["args"]
-            title = (f"Earth data on S2 at a larger budget: {', '.join(OBJ_NAMES[o] for o in a['objectives'])}, "
-                     f"width {a['hidden']} x depth {a['depth']}, {a['steps']} steps")
-            parts += ["", earth_section(d, rel(scaled), title)]
+        if fname == "earth_nll.json":
+            # further earth runs at other budgets (earth_nll_scaled.json, ...), each its own table
+            for extra in sorted(results.glob("earth_nll_*.json")):
+                d = read_json(extra)
+                a = d["args"]
+                title = (f"Earth data on S2 at a larger budget: "
+                         f"{', '.join(OBJ_NAMES[o] for o in a['objectives'])}, width {a['hidden']} x depth "
+                         f"{a['depth']}, {a['steps']} steps")
+                parts += ["", earth_section(d, rel(extra), title)]
     return "\n".join(parts) + "\n"
 
 
