@@ -33,6 +33,8 @@ def solver_check(flow: PoseFlow, points: torch.Tensor, solver: Dict[str, Any], n
     density (no ODE), so their check is 0 by construction and skipped."""
     if flow.parametrization == "moser":
         return {"skipped": "moser density is closed form (no ODE)"}
+    if n < 1:
+        return {"skipped": "no points requested (n = 0)"}
     reference = reference or {"method": "dopri5", "atol": 1e-6, "rtol": 1e-6}
     x = points[:n]
     with Timer() as t:

@@ -194,6 +194,26 @@ def earth_section(d: Dict, name: str, title: str = "Earth data on S2: test NLL (
     return "\n".join(out)
 
 
+def mc_solver_section(d: Dict, name: str) -> str:
+    """The normalisation estimate of one trained model, on the same points, with several solvers."""
+    a = d["args"]
+    out = ["### Normalisation estimate against the solver", "", provenance(d, name), "",
+           f"One model ({a['dataset']}, seed {a['seed']}, RFM, width {a['hidden']} x depth {a['depth']}, "
+           f"{a['steps']} steps: the larger-budget setting) scored with each solver on the same "
+           f"{a['mc_points']} Monte Carlo points per estimator. A CNF's density integrates to 1 when its ODE "
+           "is solved exactly, so what changes from row to row is solver error.", ""]
+    rows = []
+    for r in d["results"]:
+        s = r["solver"]
+        label = f"{s['method']}, {s['steps']} steps" if "steps" in s else f"{s['method']}, tol {s.get('atol')}"
+        n = r["normalisation"]
+        rows.append([label] + [f"{fmt(n[k]['estimate'], 3)} (SEM {fmt(n[k]['sem'], 3)}, z "
+                               f"{fmt(n[k]['z_score'], 1)})" for k in ("base", "defensive")]
+                    + [fmt(n["seconds"], 0)])
+    out.append(table(["solver", "uniform", "defensive", "seconds"], rows))
+    return "\n".join(out)
+
+
 # ---------------------------------------------------------------------------------------------- robot
 def robot_section(d: Dict, name: str) -> str:
     rows = d["results"]
@@ -359,6 +379,9 @@ def render(results: Path, title_note: Optional[str] = None) -> str:
                          f"{', '.join(OBJ_NAMES[o] for o in a['objectives'])}, width {a['hidden']} x depth "
                          f"{a['depth']}, {a['steps']} steps")
                 parts += ["", earth_section(d, rel(extra), title)]
+            check = results / "mc_solver_check.json"
+            if check.exists():
+                parts += ["", mc_solver_section(read_json(check), rel(check))]
     return "\n".join(parts) + "\n"
 
 

@@ -112,6 +112,18 @@ def test_resume_keeps_rows_records_sessions_and_refuses_other_settings(results, 
     assert json.loads(out.read_text())["results"] == before["results"]  # the refused run lost nothing
 
 
+def test_mc_solver_check_runs_and_renders(tmp_path):
+    out = tmp_path / "mc_solver_check.json"
+    _module("mc_solver_check").main(["--steps", "4", "--hidden", "8", "--depth", "1", "--val-every", "2",
+                                     "--mc-points", "16", "--solvers", "rk4:2,euler:4", "--out", str(out)])
+    d = json.loads(out.read_text())
+    assert [r["solver"] for r in d["results"]] == [{"method": "rk4", "steps": 2}, {"method": "euler", "steps": 4}]
+    for r in d["results"]:
+        assert _finite(r["normalisation"]["defensive"]["estimate"]) and _finite(r["test_nll"])
+    text = _module("make_results").mc_solver_section(d, "x.json")
+    assert "| rk4, 2 steps |" in text and "| euler, 4 steps |" in text
+
+
 def test_make_results_reports_missing(tmp_path):
     text = _module("make_results").render(tmp_path)
     assert text.count(": missing") == 3
