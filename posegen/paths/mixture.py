@@ -229,6 +229,32 @@ class MixturePath:
         return -0.5 * sq / self.cond_bandwidth ** 2
 
     # ------------------------------------------------------------------ densities
+    def _terms(self, x, t, c, index, s):
+        """Per chunk of components: ``(logsumexp_n log(w_n k_n) (B,), logsumexp_n log w_n (B,) or None)``.
+
+        The source kernel of the stratified estimate (``s``) comes first, as a chunk of one component per
+        row; the weights ``w`` are the condition logits (``None`` for the marginal path). Differentiable
+        w.r.t. ``x`` and ``t``: :meth:`log_prob_dt_grad` differentiates each chunk as it comes.
+        """
+        if s is not None:
+            yield self._source_term(x, t, c, s)
+        for y, c_n, rows in self._chunks(index, with_rows=True):
+            logk = pairwise_log_kernel(self.manifold, x, y, t, self.schedule)
+            logits = self._cond_logits(c, c_n) if c is not None else None
+            if s is not None:
+                logk, logits = self._stratify(logk, logits, rows, s)
+            if logits is None:
+                yield torch.logsumexp(logk, 1), None
+            else:
+                yield torch.logsumexp(logk + logits, 1), torch.logsumexp(logits, 1)
+
+    def _normalise(self, lse, lse_w, c, index, s) -> torch.Tensor:
+        """``log p`` from the summed terms: over ``N`` (or the subset size) or the summed condition weights."""
+        if c is not None:
+            return lse - lse_w
+        n = self.num_components if (index is None or s is not None) else index.shape[0]
+        return lse - math.log(n)
+
     def log_prob(self, x: torch.Tensor, t, condition=None, generator: Optional[torch.Generator] = None,
                  source_index: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``log p_t(x)`` (or ``log p_t(x | c)``), shape ``(B,)``.
@@ -249,23 +275,11 @@ class MixturePath:
         index = self._components(generator)
         s = self._source("log_prob", source_index, index, B)
         lse = lse_w = x.new_full((B,), -math.inf)
-        if s is not None:
-            lse, logit = self._source_term(x, t, c, s)
-            if logit is not None:
-                lse_w = logit
-        for y, c_n, rows in self._chunks(index, with_rows=True):
-            logk = pairwise_log_kernel(self.manifold, x, y, t, self.schedule)
-            logits = self._cond_logits(c, c_n) if c is not None else None
-            if s is not None:
-                logk, logits = self._stratify(logk, logits, rows, s)
-            if c is not None:
-                logk = logk + logits
-                lse_w = torch.logaddexp(lse_w, torch.logsumexp(logits, 1))
-            lse = torch.logaddexp(lse, torch.logsumexp(logk, 1))
-        if c is None:
-            n = self.num_components if (index is None or s is not None) else index.shape[0]
-            return lse - math.log(n)
-        return lse - lse_w
+        for lse_c, lse_wc in self._terms(x, t, c, index, s):
+            lse = torch.logaddexp(lse, lse_c)
+            if lse_wc is not None:
+                lse_w = torch.logaddexp(lse_w, lse_wc)
+        return self._normalise(lse, lse_w, c, index, s)
 
     def log_prob_dt_grad(self, x: torch.Tensor, t, condition=None,
                          generator: Optional[torch.Generator] = None,
@@ -290,36 +304,18 @@ class MixturePath:
         lse = lse_w = x.new_full((B,), -math.inf)
         dt = x.new_zeros(B)
         grad = torch.zeros_like(x_)
-        # the source kernel (stratified estimate) goes first, as a chunk of one component per row
-        chunks = [None] if s is not None else []
-        for chunk in chunks + list(self._chunks(index, with_rows=True)):
-            with torch.enable_grad():
-                if chunk is None:
-                    lse_c, logit = self._source_term(x_, t_, c, s)
-                    if logit is not None:
-                        lse_w = logit
-                else:
-                    y, c_n, rows = chunk
-                    logk = pairwise_log_kernel(self.manifold, x_, y, t_, self.schedule)
-                    logits = self._cond_logits(c, c_n) if c is not None else None
-                    if s is not None:
-                        logk, logits = self._stratify(logk, logits, rows, s)
-                    if c is not None:
-                        logk = logk + logits
-                        lse_w = torch.logaddexp(lse_w, torch.logsumexp(logits, 1))
-                    lse_c = torch.logsumexp(logk, 1)
+        with torch.enable_grad():
+            for lse_c, lse_wc in self._terms(x_, t_, c, index, s):
                 g_x, g_t = torch.autograd.grad(lse_c.sum(), (x_, t_))
-            lse_c = lse_c.detach()
-            new = torch.logaddexp(lse, lse_c)
-            keep, add = torch.exp(lse - new), torch.exp(lse_c - new)
-            dt = keep * dt + add * g_t
-            grad = keep.unsqueeze(-1) * grad + add.unsqueeze(-1) * g_x
-            lse = new
-        if c is None:
-            n = self.num_components if (index is None or s is not None) else index.shape[0]
-            logp = lse - math.log(n)
-        else:
-            logp = lse - lse_w
+                lse_c = lse_c.detach()
+                if lse_wc is not None:
+                    lse_w = torch.logaddexp(lse_w, lse_wc)
+                new = torch.logaddexp(lse, lse_c)
+                keep, add = torch.exp(lse - new), torch.exp(lse_c - new)
+                dt = keep * dt + add * g_t
+                grad = keep.unsqueeze(-1) * grad + add.unsqueeze(-1) * g_x
+                lse = new
+        logp = self._normalise(lse, lse_w, c, index, s)
         grad = self.manifold.proju(x.detach(), grad)
         return logp.detach(), dt.detach(), grad.detach()
 
