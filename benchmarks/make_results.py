@@ -51,12 +51,16 @@ def table(header: List[str], rows: List[List[str]]) -> str:
     return "\n".join(out)
 
 
+def short_commit(commit: Optional[str], dirty: Optional[bool]) -> str:
+    return (commit or "unknown")[:10] + (" (+ uncommitted changes)" if dirty else "")
+
+
 def provenance(d: Dict, name: str) -> str:
     m = d["machine"]
     cuda = m["cuda"]["device"] if m.get("cuda") else "none"
     load = m.get("load_avg_1_5_15")
     load_s = "/".join(f"{x:.1f}" for x in load) if load else "n/a"
-    commit = (m.get("commit") or "unknown")[:10] + (" (+ uncommitted changes)" if m.get("dirty") else "")
+    commit = short_commit(m.get("commit"), m.get("dirty"))
     return (f"*Source: `{name}`; machine: {m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch "
             f"thread(s) per process, load average at start {load_s}, GPU: {cuda}; torch {m['torch']}, "
             f"python {m['python']}; commit {commit}; started {d['started']}, wall time "
@@ -70,7 +74,7 @@ def resumed_note(d: Dict) -> str:
         return ""
     parts = []
     for e in earlier:
-        commit = (e.get("commit") or "unknown")[:10] + (" + uncommitted changes" if e.get("dirty") else "")
+        commit = short_commit(e.get("commit"), e.get("dirty"))
         parts.append(f"started {e.get('started')}, commit {commit}, {(e.get('duration_s') or 0) / 60:.1f} min")
     total = d["duration_s"] + sum(e.get("duration_s") or 0 for e in earlier)
     return (f" *Resumed run: the last session added {len(d['results']) - earlier[-1].get('rows', 0)} of "
