@@ -8,13 +8,13 @@ the manifold spec and the model settings.
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import torch
+
+from .atomic import atomic_path
 
 FORMAT = "posegen-checkpoint"
 FORMAT_VERSION = 1
@@ -32,30 +32,13 @@ def _unpickling_reason(e: Exception) -> str:
     return lines[0] if lines else type(e).__name__
 
 
-def default_file_mode() -> int:
-    """``0o666`` less the process umask: what ``open()`` would give a new file (``mkstemp`` gives 0o600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def atomic_save(obj: Any, path) -> Path:
-    """``torch.save(obj)`` to a temporary file in the same folder, fsync, then ``os.replace``: a crash or a
-    full disk leaves either the old file or the new one, never a torn one."""
+    """``torch.save(obj)`` through :func:`posegen.atomic.atomic_path` (temporary file, fsync,
+    ``os.replace``, folder fsync): a crash or a full disk leaves either the old file or the new one, never a
+    torn one. The folder is created when missing."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, default_file_mode())
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path, mkdir=True) as tmp:
+        torch.save(obj, tmp)
     return path
 
 

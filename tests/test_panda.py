@@ -294,7 +294,7 @@ def test_generator_layout(tiny):
         assert train.dtype.kind == "S" and valid.dtype.kind == "S"
         split = [s.decode() for s in train] + [s.decode() for s in valid]
         assert sorted(split) == sorted(names) and len(set(split)) == len(split)
-    assert not [p for p in os.listdir(path.parent) if p.startswith(".tmp_")]     # atomic write cleaned up
+    assert not [p for p in os.listdir(path.parent) if ".tmp" in p]     # atomic write cleaned up
 
 
 def test_generator_recorded_poses_are_fk_of_recorded_joints(tiny):

@@ -51,7 +51,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 from typing import Dict, Iterable, List, Sequence
 
@@ -59,7 +58,7 @@ import numpy as np
 import roma
 import torch
 
-from ..checkpoint import default_file_mode
+from ..atomic import atomic_path
 from . import panda
 
 __all__ = ["generate_panda_dataset", "sorted_demo_names", "GRASP_FAMILIES", "main"]
@@ -358,7 +357,7 @@ def generate_panda_dataset(path, n_demos: int = 300, seed: int = 0, frames: int 
     """Generate reach-and-grasp demos and write them to ``path`` (HDF5, robomimic layout; atomic write).
 
     Args:
-        path: output file; written to a temporary file in the same folder, then moved into place.
+        path: output file; written atomically (:func:`posegen.atomic.atomic_path`).
         n_demos: demos to attempt (kept ones are renumbered ``demo_0 ...`` in generation order).
         seed: seed of every random choice; the same seed gives the same arrays.
         frames: nominal demo length; each demo has ``frames +- frames // 5`` frames.
@@ -395,71 +394,61 @@ def generate_panda_dataset(path, n_demos: int = 300, seed: int = 0, frames: int 
         raise RuntimeError(f"IK failed for all {N} demos; nothing to write")
 
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".hdf5")
-    os.close(fd)
-    os.chmod(tmp, default_file_mode())  # mkstemp's 0o600 would make the shipped file private
     total = 0
     names = []
-    try:
-        with h5py.File(tmp, "w") as f:
-            data = f.create_group("data")
-            for j, i in enumerate(kept):
-                d = demos[i]
-                T = d["T"]
-                q = q_traj[i, :T]
-                eef_pos, eef_quat = panda.fk(q)
-                eef_pos = eef_pos.numpy()
-                eef_quat = _continuous_quat(eef_quat.numpy())
-                Tm = panda.fk_matrices(q)
-                d_pos = np.zeros((T, 3))
-                d_rot = np.zeros((T, 3))
-                d_pos[:-1] = eef_pos[1:] - eef_pos[:-1]
-                d_rot[:-1] = roma.rotmat_to_rotvec(Tm[1:, :3, :3] @ Tm[:-1, :3, :3].transpose(-1, -2)).numpy()
-                arrive = d["n_reach"] + d["n_app"]          # frame index where the grasp pose is reached
-                grip_cmd = np.where(np.arange(T) >= arrive, 1.0, -1.0)
-                w_open = _SCENE["gripper_open_width"]
-                width = np.full(T, w_open)
-                closing = np.arange(T) > arrive
-                width[closing] = w_open + (d["width"] - w_open) * np.minimum(
-                    (np.arange(T)[closing] - arrive) / d["n_close"], 1.0)
-                gripper = np.stack([width / 2, -width / 2], -1)
-                oq = np.array([0.0, 0.0, math.sin(d["yaw"] / 2), math.cos(d["yaw"] / 2)])
+    # mkdir: the data folder may not exist yet; atomic_path gives the file open()'s usual permissions
+    with atomic_path(path, mkdir=True) as tmp, h5py.File(tmp, "w") as f:
+        data = f.create_group("data")
+        for j, i in enumerate(kept):
+            d = demos[i]
+            T = d["T"]
+            q = q_traj[i, :T]
+            eef_pos, eef_quat = panda.fk(q)
+            eef_pos = eef_pos.numpy()
+            eef_quat = _continuous_quat(eef_quat.numpy())
+            Tm = panda.fk_matrices(q)
+            d_pos = np.zeros((T, 3))
+            d_rot = np.zeros((T, 3))
+            d_pos[:-1] = eef_pos[1:] - eef_pos[:-1]
+            d_rot[:-1] = roma.rotmat_to_rotvec(Tm[1:, :3, :3] @ Tm[:-1, :3, :3].transpose(-1, -2)).numpy()
+            arrive = d["n_reach"] + d["n_app"]          # frame index where the grasp pose is reached
+            grip_cmd = np.where(np.arange(T) >= arrive, 1.0, -1.0)
+            w_open = _SCENE["gripper_open_width"]
+            width = np.full(T, w_open)
+            closing = np.arange(T) > arrive
+            width[closing] = w_open + (d["width"] - w_open) * np.minimum(
+                (np.arange(T)[closing] - arrive) / d["n_close"], 1.0)
+            gripper = np.stack([width / 2, -width / 2], -1)
+            oq = np.array([0.0, 0.0, math.sin(d["yaw"] / 2), math.cos(d["yaw"] / 2)])
 
-                name = f"demo_{j}"
-                names.append(name)
-                g = data.create_group(name)
-                obs = g.create_group("obs")
-                obs.create_dataset("robot0_joint_pos", data=q.numpy(), **_H5)
-                obs.create_dataset("robot0_eef_pos", data=eef_pos, **_H5)
-                obs.create_dataset("robot0_eef_quat", data=eef_quat, **_H5)
-                obs.create_dataset("robot0_gripper_qpos", data=gripper, **_H5)
-                obs.create_dataset("object_pos", data=np.tile(d["obj_pos"], (T, 1)), **_H5)
-                obs.create_dataset("object_quat", data=np.tile(oq, (T, 1)), **_H5)
-                g.create_dataset("actions", data=np.concatenate([d_pos, d_rot, grip_cmd[:, None]], -1), **_H5)
-                g.attrs["num_samples"] = T
-                g.attrs["grasp_family"] = d["family"]
-                g.attrs["reach_mode"] = "joint" if d["family"] == "side" else "cartesian"
-                g.attrs["object_type"] = d["obj_type"]
-                g.attrs["object_size"] = d["size"]
-                g.attrs["grasp_width"] = d["width"]
-                g.attrs["source_index"] = i
-                total += T
-            data.attrs["total"] = total
-            data.attrs["env_args"] = _env_args(seed, N, int(frames), families, len(kept), discarded)
-            split = np.random.default_rng([seed, 1]).permutation(len(names))
-            n_valid = int(round(0.1 * len(names))) if len(names) >= 2 else 0
-            valid = sorted_demo_names([names[k] for k in split[:n_valid]])
-            train = sorted_demo_names([names[k] for k in split[n_valid:]])
-            mask = f.create_group("mask")
-            mask.create_dataset("train", data=np.array(train, dtype="S"))
-            mask.create_dataset("valid", data=np.array(valid, dtype="S"))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+            name = f"demo_{j}"
+            names.append(name)
+            g = data.create_group(name)
+            obs = g.create_group("obs")
+            obs.create_dataset("robot0_joint_pos", data=q.numpy(), **_H5)
+            obs.create_dataset("robot0_eef_pos", data=eef_pos, **_H5)
+            obs.create_dataset("robot0_eef_quat", data=eef_quat, **_H5)
+            obs.create_dataset("robot0_gripper_qpos", data=gripper, **_H5)
+            obs.create_dataset("object_pos", data=np.tile(d["obj_pos"], (T, 1)), **_H5)
+            obs.create_dataset("object_quat", data=np.tile(oq, (T, 1)), **_H5)
+            g.create_dataset("actions", data=np.concatenate([d_pos, d_rot, grip_cmd[:, None]], -1), **_H5)
+            g.attrs["num_samples"] = T
+            g.attrs["grasp_family"] = d["family"]
+            g.attrs["reach_mode"] = "joint" if d["family"] == "side" else "cartesian"
+            g.attrs["object_type"] = d["obj_type"]
+            g.attrs["object_size"] = d["size"]
+            g.attrs["grasp_width"] = d["width"]
+            g.attrs["source_index"] = i
+            total += T
+        data.attrs["total"] = total
+        data.attrs["env_args"] = _env_args(seed, N, int(frames), families, len(kept), discarded)
+        split = np.random.default_rng([seed, 1]).permutation(len(names))
+        n_valid = int(round(0.1 * len(names))) if len(names) >= 2 else 0
+        valid = sorted_demo_names([names[k] for k in split[:n_valid]])
+        train = sorted_demo_names([names[k] for k in split[n_valid:]])
+        mask = f.create_group("mask")
+        mask.create_dataset("train", data=np.array(train, dtype="S"))
+        mask.create_dataset("valid", data=np.array(valid, dtype="S"))
     stats = {"n_requested": N, "n_kept": len(kept), "n_discarded": discarded, "total_frames": total,
              "seconds": time.perf_counter() - t0, "path": path}
     if verbose:

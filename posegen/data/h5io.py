@@ -9,17 +9,15 @@ Layout::
     /conditions        optional (N, c); attrs: condition_columns (JSON)
     /groups            optional (N,) int64; attrs: group_names (JSON)
 
-Files are written atomically (a temporary file in the same folder, then ``os.replace``), so a crash while
-writing leaves any earlier file intact and no partial file under the final name. Values round-trip
-exactly, in their dtype.
+Files are written atomically (:func:`posegen.atomic.atomic_path`: a temporary file in the same folder,
+fsync, then ``os.replace``), so a crash while writing leaves any earlier file intact and no partial file
+under the final name. Values round-trip exactly, in their dtype.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional, Sequence
@@ -28,6 +26,7 @@ import h5py
 import numpy as np
 import torch
 
+from ..atomic import atomic_path
 from ..manifolds import parse
 from ..rotations import check_quat_order
 from .dataset import PoseDataset
@@ -114,32 +113,23 @@ def save_points(path, points, manifold=None, *, columns: Optional[Sequence[str]]
         raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
     if not path.parent.exists():
         raise FileNotFoundError(f"folder {str(path.parent)!r} does not exist")
-    # The temporary file sits beside the target (same filesystem, so os.replace is atomic) and is created
-    # by h5py with the usual permissions; "x" refuses to reuse a name.
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with h5py.File(tmp, "x") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["posegen_version"] = _posegen_version()
-            f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            f.attrs["provenance"] = prov
-            stored = convert_quats(manifold, x, quat_order, to_xyzw=False)
-            d = f.create_dataset("points", data=stored.cpu().numpy(), compression=compression)
-            d.attrs["manifold"] = manifold.spec
-            d.attrs["quat_order"] = quat_order
-            d.attrs["columns"] = json.dumps(ds.columns)
-            if ds.conditions is not None:
-                c = f.create_dataset("conditions", data=ds.conditions.cpu().numpy(), compression=compression)
-                c.attrs["condition_columns"] = json.dumps(ds.condition_columns)
-            if ds.groups is not None:
-                g = f.create_dataset("groups", data=ds.groups.cpu().numpy(), compression=compression)
-                g.attrs["group_names"] = json.dumps(ds.group_names)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["posegen_version"] = _posegen_version()
+        f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        f.attrs["provenance"] = prov
+        stored = convert_quats(manifold, x, quat_order, to_xyzw=False)
+        d = f.create_dataset("points", data=stored.cpu().numpy(), compression=compression)
+        d.attrs["manifold"] = manifold.spec
+        d.attrs["quat_order"] = quat_order
+        d.attrs["columns"] = json.dumps(ds.columns)
+        if ds.conditions is not None:
+            c = f.create_dataset("conditions", data=ds.conditions.cpu().numpy(), compression=compression)
+            c.attrs["condition_columns"] = json.dumps(ds.condition_columns)
+        if ds.groups is not None:
+            g = f.create_dataset("groups", data=ds.groups.cpu().numpy(), compression=compression)
+            g.attrs["group_names"] = json.dumps(ds.group_names)
     return path
 
 
