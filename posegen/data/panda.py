@@ -96,7 +96,7 @@ def _check_q(q: torch.Tensor, name: str = "q") -> torch.Tensor:
 
 def _check_frame(frame: str) -> str:
     if frame not in FRAMES:
-        raise ValueError(f'Invalid frame "{frame}". Must be one of {set(FRAMES)}')
+        raise ValueError(f'Invalid frame "{frame}". Must be one of {sorted(FRAMES)}')
     return frame
 
 

@@ -22,16 +22,10 @@ import inspect
 from typing import Any, Dict
 
 from .base import Objective, PathObjective
+from .cnfm import CNFM
 from .interpolant import Interpolant
 from .moser import Moser
 from .rfm import RFM
-
-try:
-    from .cnfm import CNFM
-except ModuleNotFoundError as e:  # only while posegen/objectives/cnfm.py itself is absent
-    if e.name != f"{__name__}.cnfm":
-        raise
-    CNFM = None
 
 OBJECTIVES: Dict[str, Any] = {"cnfm": CNFM, "moser": Moser, "rfm": RFM, "interpolant": Interpolant}
 
@@ -43,11 +37,8 @@ def make_objective(name: str, **options: Any) -> Objective:
     ``make_objective(obj.name, **obj.options)`` rebuilds ``obj``.
     """
     if name not in OBJECTIVES:
-        raise ValueError(f'Invalid objective "{name}". Must be one of {set(OBJECTIVES)}')
+        raise ValueError(f'Invalid objective "{name}". Must be one of {sorted(OBJECTIVES)}')
     cls = OBJECTIVES[name]
-    if cls is None:
-        raise ValueError(f'objective "{name}" is not available in this installation '
-                         f"(posegen/objectives/{name}.py is missing)")
     params = inspect.signature(cls.__init__).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         valid = [k for k in params if k != "self"]

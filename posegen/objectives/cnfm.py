@@ -85,7 +85,7 @@ class CNFM(Objective):
             raise ValueError(f'objective "cnfm": chunk_size must be a positive integer or None, got {chunk_size!r}')
         t_eps = check_unit_interval('objective "cnfm"', t_eps, "t_eps")
         if weighting not in WEIGHTINGS:
-            raise ValueError(f'objective "cnfm": Invalid weighting "{weighting}". Must be one of {set(WEIGHTINGS)}')
+            raise ValueError(f'objective "cnfm": Invalid weighting "{weighting}". Must be one of {sorted(WEIGHTINGS)}')
         # options are plain data, so make_objective("cnfm", **options) rebuilds this objective; only a
         # custom Schedule subclass is kept as the object itself
         schedule_options = schedule

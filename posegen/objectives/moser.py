@@ -16,10 +16,11 @@ the data NLL plus a Monte-Carlo estimate of ``lambda * integral of (eps - mu)_+`
 ``flow.moser_density`` returns ``(mu, u)``; the flow samples with ``v_t = u / ((1 - t) nu + t mu)``.
 
 Defaults follow the authors' code (github.com/noamroze/moser_flow): ``lam = 100`` is ``lambda_minus`` of
-``configs/earth.yml`` (the earth experiments); ``eps = 1e-5`` is their ``eps``, which is also
-``PoseFlow``'s ``moser_eps`` (the floor ``log_prob`` applies); their runner draws as many uniform samples
-as the batch size (``mc_batch_size_scale`` defaults to 1; the ``mc_batch_scale: 10`` in earth.yml is a
-key the runner never reads), hence ``n_uniform = B``.
+``configs/earth.yml`` (the earth experiments). Their ``eps`` is 1e-5 on S^2; here ``eps`` defaults to the
+flow's ``moser_eps`` (the floor ``log_prob`` applies), which unless set is ``posegen.flow.MOSER_EPS_REL /
+Vol(M)`` = 1.58e-4 / Vol(M): 1.26e-5 on S^2, scaled with the uniform density on other manifolds. Their runner
+draws as many uniform samples as the batch size (``mc_batch_size_scale`` defaults to 1; the
+``mc_batch_scale: 10`` in earth.yml is a key the runner never reads), hence ``n_uniform = B``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ class Moser(Objective):
 
     Args:
         eps: density floor in the NLL and threshold of the positivity penalty (default: the flow's
-            ``moser_eps``: by default 1.58e-4 / Vol(M), i.e. about 1e-5 on S^2).
+            ``moser_eps``: by default ``posegen.flow.MOSER_EPS_REL`` / Vol(M) = 1.58e-4 / Vol(M), i.e.
+            1.26e-5 on S^2).
         lam: weight ``lambda`` of the negative-part penalty (default 100, the paper's earth setting).
         n_uniform: uniform samples per step for the penalty (default: the batch size).
         divergence: ``"exact"`` or ``"hutchinson"`` (how ``div u`` is computed).

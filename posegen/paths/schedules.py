@@ -67,7 +67,7 @@ class Schedule:
 
     def __init__(self, kind: str = "linear", sigma_min: float = 1e-2, kappa_max: Optional[float] = None):
         if kind not in SHAPES:
-            raise ValueError(f'Invalid schedule kind "{kind}". Must be one of {set(SHAPES)}')
+            raise ValueError(f'Invalid schedule kind "{kind}". Must be one of {sorted(SHAPES)}')
         sigma_min = float(sigma_min)
         if not 0 < sigma_min < 1:
             raise ValueError(f"Schedule: sigma_min must lie in (0, 1), got {sigma_min}")

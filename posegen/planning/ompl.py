@@ -463,7 +463,7 @@ def plan(checker: PandaCollisionChecker, start, goal, *, planner: str = "PRM",
     """
     ob, og, ou = require_ompl()
     if planner not in PLANNERS:
-        raise ValueError(f'Invalid planner "{planner}". Must be one of {set(PLANNERS)}')
+        raise ValueError(f'Invalid planner "{planner}". Must be one of {sorted(PLANNERS)}')
     if sampler is not None and planner not in VALID_SAMPLER_PLANNERS:
         raise ValueError(f"planner {planner!r} draws from the state space's StateSampler, which the ompl Python "
                          f"bindings cannot replace; a posegen sampler changes only {VALID_SAMPLER_PLANNERS}. "

@@ -24,7 +24,7 @@ METHODS = ("exact", "hutchinson")
 def check_method(method: str) -> None:
     """Raise the one error message for an unknown divergence method (shared by the objectives)."""
     if method not in METHODS:
-        raise ValueError(f'Invalid divergence method "{method}". Must be one of {set(METHODS)}')
+        raise ValueError(f'Invalid divergence method "{method}". Must be one of {sorted(METHODS)}')
 
 
 def divergence(fn: Callable[..., torch.Tensor], x: torch.Tensor, *args: torch.Tensor,

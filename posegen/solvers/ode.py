@@ -25,6 +25,7 @@ from typing import Callable, Optional, Tuple
 import torch
 
 from ..manifolds import Manifold
+from .defaults import DEFAULT_SOLVER
 
 # Butcher tableaus: (a rows, b, c).
 _TABLEAUS = {
@@ -42,14 +43,15 @@ Field = Callable[[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, Optional[torc
 
 def check_method(method: str, step: str = "project") -> None:
     if method not in METHODS:
-        raise ValueError(f'Invalid method "{method}". Must be one of {set(METHODS)}')
+        raise ValueError(f'Invalid method "{method}". Must be one of {sorted(METHODS)}')
     if step not in STEPS:
-        raise ValueError(f'Invalid step "{step}". Must be one of {set(STEPS)}')
+        raise ValueError(f'Invalid step "{step}". Must be one of {sorted(STEPS)}')
 
 
 def integrate(field: Field, x: torch.Tensor, manifold: Manifold, t0: float = 0.0, t1: float = 1.0, *,
-              extra: Optional[torch.Tensor] = None, method: str = "rk4", steps: int = 32,
-              step: str = "project", atol: float = 1e-5, rtol: float = 1e-5):
+              extra: Optional[torch.Tensor] = None, method: str = DEFAULT_SOLVER["method"],
+              steps: int = DEFAULT_SOLVER["steps"], step: str = DEFAULT_SOLVER["step"],
+              atol: float = DEFAULT_SOLVER["atol"], rtol: float = DEFAULT_SOLVER["rtol"]):
     """Integrate ``dx/dt = v(t, x)`` (and ``de/dt = g(t, x)``) from ``t0`` to ``t1``.
 
     Args:
