@@ -204,10 +204,11 @@ def plot_sphere(out, samples=None, data=None, flow=None, *, grid: int = 72, cond
 
 # ---------------------------------------------------------------------- tori: corner grid of angle pairs
 def plot_torus_pairs(out, samples=None, data=None, *, names: Optional[Sequence[str]] = None,
-                     max_angles: int = 8, title: Optional[str] = None) -> Path:
+                     max_angles: int = 8, title: Optional[str] = None, bounds=None) -> Path:
     """Angles ``(N, n)`` in radians as a corner grid: histograms of each angle on the diagonal (data and
     samples), data below the diagonal and samples above it, one panel per angle pair (a T7 gives 7 x 7).
-    Only the first ``max_angles`` angles are drawn."""
+    Only the first ``max_angles`` angles are drawn. ``bounds (n, 2)`` sets each angle's axis range (joint
+    limits); the default is ``[-pi, pi]`` for every angle."""
     s, d = _np(samples, None, "samples"), _np(data, None, "data")
     if s is None and d is None:
         raise ValueError("plot_torus_pairs: give samples= or data= (or both)")
@@ -222,12 +223,17 @@ def plot_torus_pairs(out, samples=None, data=None, *, names: Optional[Sequence[s
     fig = _figure((size * k + 0.8, size * k + 0.8), layout=None)
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.08, top=0.94, wspace=0.06, hspace=0.06)
     axes = np.atleast_2d(fig.subplots(k, k, squeeze=False))
-    lim = (-math.pi, math.pi)
-    ticks, tick_labels = [-math.pi, 0.0, math.pi], ["-π", "0", "π"]
-    bins = np.linspace(-math.pi, math.pi, 37)
+    box = None if bounds is None else np.asarray(torch.as_tensor(bounds, dtype=torch.float64))
+    lims = [(-math.pi, math.pi) if box is None else (float(box[i, 0]), float(box[i, 1])) for i in range(k)]
     for i in range(k):
         for j in range(k):
             ax = axes[i, j]
+            lim = lims[j]
+            bins = np.linspace(lim[0], lim[1], 37)
+            if box is None:
+                ticks, tick_labels = [-math.pi, 0.0, math.pi], ["-π", "0", "π"]
+            else:
+                ticks, tick_labels = list(lim), [f"{v:.2f}" for v in lim]
             if i == j:
                 if d is not None:
                     ax.hist(d[:, i], bins=bins, density=True, color=DATA_COLOR, alpha=0.5, label="data")
@@ -239,7 +245,7 @@ def plot_torus_pairs(out, samples=None, data=None, *, names: Optional[Sequence[s
                 if pts is not None:
                     ax.scatter(pts[:, j], pts[:, i], s=_marker(pts), c=color, alpha=0.5, linewidths=0,
                                rasterized=True)
-                ax.set_ylim(lim)
+                ax.set_ylim(lims[i])
             ax.set_xlim(lim)
             if i == k - 1:
                 ax.set_xticks(ticks, tick_labels, fontsize=7)
@@ -247,7 +253,8 @@ def plot_torus_pairs(out, samples=None, data=None, *, names: Optional[Sequence[s
             else:
                 ax.set_xticks([])
             if j == 0 and i != j:
-                ax.set_yticks(ticks, tick_labels, fontsize=7)
+                yt = lims[i] if box is not None else ticks
+                ax.set_yticks(yt, tick_labels if box is None else [f"{v:.2f}" for v in yt], fontsize=7)
                 ax.set_ylabel(names[i], fontsize=8)
             else:
                 ax.set_yticks([])
@@ -375,7 +382,7 @@ def plot_samples_vs_data(out_dir, manifold, samples=None, data=None, flow=None, 
     S2 -> :func:`plot_sphere` (with the model density when ``flow`` is an unconditional flow on S2 alone),
     other spheres -> projections of their coordinates. Files are ``<prefix>_<label>.png`` in ``out_dir``;
     ``labels`` name the factors (default ``<index>_<spec>``). Returns the paths written."""
-    from .manifolds import SO3, Euclidean, Sphere, Torus, parse
+    from .manifolds import parse
 
     M = parse(manifold)
     labels = list(labels) if labels is not None else [f"{i}_{f.spec}" for i, f in enumerate(M.factors)]
@@ -393,15 +400,16 @@ def plot_samples_vs_data(out_dir, manifold, samples=None, data=None, flow=None, 
     for i, (f, label, sp, dp) in enumerate(zip(M.factors, labels, s_parts, d_parts)):
         out = out_dir / f"{prefix}_{_safe_name(label)}.png"
         title = label if label in (f.spec, f"{i}_{f.spec}") else f"{label} ({f.spec})"
-        if isinstance(f, Euclidean):
-            names = [f"{label}.{c}" for c in "xyz"] if f.coord_dim == 3 else None
+        kind = f.plot_kind  # each factor says how it is drawn
+        if kind == "positions" and f.coord_dim == 3:
+            names = [f"{label}.{c}" for c in "xyz"]
             paths.append(plot_positions(out, sp, dp, names=names, title=title))
-        elif isinstance(f, Torus):
+        elif kind == "angles":
             names = [f"q{i}" for i in range(f.coord_dim)]
-            paths.append(plot_torus_pairs(out, sp, dp, names=names, title=title))
-        elif isinstance(f, SO3) or (isinstance(f, Sphere) and f.coord_dim == 4):
+            paths.append(plot_torus_pairs(out, sp, dp, names=names, title=title, bounds=f.bounds))
+        elif kind == "rotations":
             paths.append(plot_rotations(out, sp, dp, title=title))
-        elif isinstance(f, Sphere) and f.coord_dim == 3:
+        elif kind == "sphere":
             use_flow = flow if (flow is not None and len(M.factors) == 1 and not flow.cond_dim) else None
             paths.append(plot_sphere(out, sp, dp, use_flow, grid=grid, solver=solver, title=title))
         else:

@@ -53,7 +53,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 
 from .flow import PoseFlow
-from .manifolds import SO3, Euclidean, Manifold, Sphere, Torus, wrap_angle
+from .manifolds import Manifold, wrap_angle
 from .rotations import check_quat_order, convert_quat_order, se3_from_pos_quat
 
 __all__ = ["PoseSampler", "SamplingShortfall", "Part", "manifold_parts", "unwrap_to_limits",
@@ -79,15 +79,7 @@ class Part:
 
 
 def _kind(f: Manifold) -> str:
-    if isinstance(f, Euclidean):
-        return "position" if f.coord_dim == 3 else "euclidean"
-    if isinstance(f, Torus):
-        return "joints"
-    if isinstance(f, SO3) or (isinstance(f, Sphere) and f.dim == 3):
-        return "quat"
-    if isinstance(f, Sphere):
-        return "sphere"
-    raise TypeError(f"PoseSampler does not know how to name a {type(f).__name__} factor ({f!r})")
+    return f.part_name
 
 
 def manifold_parts(manifold, names: Optional[Sequence[str]] = None) -> List[Part]:

@@ -11,14 +11,13 @@ converts on entry with :func:`convert_quats` (a product's SO3 columns) or
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from ..manifolds import Euclidean, Product, Sphere, Torus, parse, tol, wrap_angle
+from ..manifolds import Euclidean, Product, parse, tol
 from ..rotations import check_quat_order, convert_quat_order
 
 NONFINITE = ("raise", "drop")
@@ -50,7 +49,7 @@ def layout(manifold: Product, labels: Optional[Sequence[str]] = None) -> str:
     parts = []
     for i, (f, s) in enumerate(zip(manifold.factors, manifold.slices)):
         extra = f" {labels[i]}" if labels is not None else ""
-        extra += " (qx qy qz qw)" if f.spec == "SO3" else ""
+        extra += " (qx qy qz qw)" if f.holds_quaternion else ""
         parts.append(f"{f.spec} [{s.start}:{s.stop}]{extra}")
     return " + ".join(parts)
 
@@ -69,7 +68,7 @@ def convert_quats(manifold, x: torch.Tensor, order: str, to_xyzw: bool = True) -
     """
     manifold = parse(manifold)
     order = check_quat_order(order)
-    slices = [s for f, s in zip(manifold.factors, manifold.slices) if f.spec == "SO3"]
+    slices = [s for f, s in zip(manifold.factors, manifold.slices) if f.holds_quaternion]
     if order == "xyzw" or not slices:
         return x
     src, dst = (order, "xyzw") if to_xyzw else ("xyzw", order)
@@ -111,6 +110,8 @@ def validate_points(manifold, x, *, name: str = "points", nonfinite: str = "rais
     * Wrong shape or width -> :class:`ValueError` giving the expected layout.
     * Rows with NaN or inf: ``nonfinite="raise"`` refuses them (count and first rows);
       ``nonfinite="drop"`` drops them with a :class:`DataWarning` giving the count.
+    Each factor checks its own columns (``Manifold.data_check``):
+
     * Sphere and SO3 factors: rows whose norm is off 1 by at most the dtype's ``unit`` tolerance
       (:data:`posegen.manifolds.TOLERANCES`) pass; off by at most ``renormalize_tol`` are normalised
       with a :class:`DataWarning` (count); farther off, or zero, -> :class:`ValueError` naming the factor,
@@ -155,36 +156,13 @@ def validate_points(manifold, x, *, name: str = "points", nonfinite: str = "rais
     unit = tol(x.dtype, "unit")
     fixes = []  # (columns, rows (N,) or cells (N, k) to replace, replacement, warning or None)
     for i, (f, s) in enumerate(zip(manifold.factors, manifold.slices)):
-        a = x[:, s]
-        if isinstance(f, Sphere):  # includes SO3
-            norm = a.norm(dim=1)
-            err = (norm - 1).abs()
-            far = (err > renormalize_tol) | (norm <= torch.finfo(x.dtype).tiny)
-            if far.any():
-                raise ValueError(
-                    f"{name}: {_factor_where(manifold, i, labels)} must hold unit vectors, but "
-                    f"{int(far.sum())} of {a.shape[0]} rows have norm off 1 by more than renormalize_tol="
-                    f"{renormalize_tol:g} (norms {_sample(norm[far])}; {_first_rows(far, row_label)})")
-            near = err > unit
-            if near.any():
-                fixes.append((s, near.unsqueeze(1), a / norm.unsqueeze(1),
-                              f"{name}: renormalised {int(near.sum())} of {a.shape[0]} rows of "
-                              f"{_factor_where(manifold, i, labels)} whose norm was off 1 by up to "
-                              f"{err.max().item():.3g} (more than the {x.dtype} tolerance {unit:g})"))
-        elif isinstance(f, Torus):
-            if wrap:
-                outside = (a < -math.pi) | (a >= math.pi)
-                if outside.any():
-                    fixes.append((s, outside, wrap_angle(a), None))
-                continue
-            outside = ((a < -math.pi - unit) | (a > math.pi + unit)).any(1)
-            if outside.any():
-                raise ValueError(
-                    f"{name}: {_factor_where(manifold, i, labels)} holds angles outside [-pi, pi] in "
-                    f"{int(outside.sum())} of {a.shape[0]} rows (max |angle| {a.abs().max().item():.4g}; "
-                    f"{_first_rows(outside, row_label)}). Torus angles are radians in [-pi, pi): are they "
-                    f"degrees (convert, or angle_unit='deg' for tables)? Unwrapped joint angles? "
-                    f"Pass wrap=True to wrap them")
+        found = f.data_check(x[:, s], unit=unit, renormalize_tol=renormalize_tol, wrap=wrap)
+        if found.refuse is not None:
+            raise ValueError(f"{name}: {_factor_where(manifold, i, labels)} {found.reason} "
+                             f"({_first_rows(found.refuse, row_label)})")
+        if found.fix is not None:
+            note = found.note and f"{name}: " + found.note.format(where=_factor_where(manifold, i, labels))
+            fixes.append((s, found.fix, found.value, note))
     if dropped:
         warnings.warn(dropped, DataWarning, stacklevel=2)
     out = x.clone() if fixes else x
@@ -194,11 +172,6 @@ def validate_points(manifold, x, *, name: str = "points", nonfinite: str = "rais
             warnings.warn(message, DataWarning, stacklevel=2)
     manifold.check_point(out)  # a last net: any factor type added later still gets its own check
     return out, keep
-
-
-def _sample(v: torch.Tensor, limit: int = 3) -> str:
-    vals = [f"{float(a):.4g}" for a in v[:limit]]
-    return "[" + ", ".join(vals) + (", ...]" if v.numel() > limit else "]")
 
 
 def validate_with_conditions(manifold, x, conditions=None, *, labels: Optional[Sequence[str]] = None, **kwargs):

@@ -58,6 +58,21 @@ def _rows_message(bad: torch.Tensor, limit: int = 5) -> str:
     return f"rows {rows}{more}"
 
 
+class DataCheck:
+    """What :meth:`Manifold.data_check` found in data rows ``(N, coord_dim)``.
+
+    ``refuse (N,)``: rows that cannot be used, with ``reason`` (a phrase completing "... but <reason>");
+    ``fix (N,) or (N, coord_dim)``: entries to replace by ``value (N, coord_dim)``, with ``note`` (a warning
+    to give, where ``{where}`` is replaced by the factor's place in the caller's layout, or None for a
+    silent fix such as wrapping on request).
+    """
+
+    __slots__ = ("refuse", "reason", "fix", "value", "note")
+
+    def __init__(self, refuse=None, reason: str = "", fix=None, value=None, note: Optional[str] = None):
+        self.refuse, self.reason, self.fix, self.value, self.note = refuse, reason, fix, value, note
+
+
 class Manifold(abc.ABC):
     """Abstract Riemannian manifold with points stored as ``coord_dim`` numbers.
 
@@ -167,6 +182,97 @@ class Manifold(abc.ABC):
 
     def _check_on_manifold(self, x: torch.Tensor, atol: float) -> Tuple[bool, str]:
         return True, ""
+
+    # ------------------------------------------------------------------ what the factor contributes
+    # Everything the rest of posegen needs to know about a kind of factor lives here, so that a new factor
+    # is one class (plus its tests): the network's features and output head, the CNFM kernel family, the
+    # chart the ODE solver integrates in, the symmetries of the stored representation, data checks, and
+    # how samples are named and plotted. The defaults suit a factor embedded in its coordinates.
+
+    #: CNFM kernel family, a key of :data:`posegen.paths.kernels.KERNELS` (None: no kernel)
+    kernel: Optional[str] = None
+    #: default name of this factor's entry in a sampler's result (``"position"``, ``"joints"``, ...)
+    part_name: str = "coords"
+    #: how :func:`posegen.plots.plot_factors` draws it: ``"positions"``, ``"angles"``, ``"rotations"``,
+    #: ``"sphere"`` or ``"box"``
+    plot_kind: str = "positions"
+    #: whether the factor stores a quaternion (its columns follow the caller's quaternion order)
+    holds_quaternion: bool = False
+    #: whether the data's coordinates are standardised (mean/std) before the network sees them
+    standardize: bool = False
+    #: whether the factor is a vector space (nonlinear interpolants such as the trigonometric one apply)
+    vector_space: bool = False
+    #: ``(coord_dim, 2)`` float64 ``[lower, upper]`` of each coordinate where the factor is a box
+    #: (tori, intervals); None where it is not
+    bounds: Optional[torch.Tensor] = None
+
+    @property
+    def feature_dim(self) -> int:
+        """Width of :meth:`features`."""
+        return self.coord_dim
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the velocity network sees of a point: ``x (..., coord_dim) -> (..., feature_dim)``."""
+        return x
+
+    @property
+    def head_dim(self) -> int:
+        """Number of network outputs :meth:`head` turns into a tangent vector."""
+        return self.coord_dim
+
+    def head(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Tangent vector at ``x (..., coord_dim)`` from the network's raw outputs ``out (..., head_dim)``."""
+        return self.proju(x, out)
+
+    def kernel_coords(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(y, log|det dy/dx|)``: the coordinates the CNFM kernel is a standard kernel in, and the
+        log-Jacobian of the change of variables, ``(...)`` (so that the kernel is a density in ``x``)."""
+        return x, torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
+
+    def from_kernel_coords(self, y: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`kernel_coords` (first output)."""
+        return y
+
+    def to_chart(self, x: torch.Tensor) -> torch.Tensor:
+        """Coordinates the ODE solver integrates in, ``(..., coord_dim)``. The identity, except for factors
+        whose stored coordinates are not complete (an interval: its chart is R^d, so no step can leave it)."""
+        return x
+
+    def from_chart(self, y: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`to_chart`."""
+        return y
+
+    def chart_velocity(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """A tangent vector ``v`` at ``x`` in chart coordinates (the chart map's differential)."""
+        return v
+
+    @property
+    def has_chart(self) -> bool:
+        """Whether :meth:`to_chart` is anything but the identity."""
+        return False
+
+    def chart_manifold(self) -> "Manifold":
+        """The manifold the chart coordinates live on (itself, for the identity chart)."""
+        return self
+
+    def canonical(self, x: torch.Tensor) -> torch.Tensor:
+        """The representative to hand to users, where several coordinates name one point (SO3: ``w >= 0``)."""
+        return x
+
+    def augment(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Other coordinates of the same points, drawn at random (SO3: a random sign); ``x (B, coord_dim)``."""
+        return x
+
+    def data_check(self, x: torch.Tensor, *, unit: float, renormalize_tol: float = 0.05,
+                   wrap: bool = False) -> "DataCheck":
+        """Check data rows ``x (N, coord_dim)`` (finite already): rows to refuse and cells to fix.
+
+        The default only refuses what :meth:`check_point` refuses.
+        """
+        ok, reason = self._check_on_manifold(x, unit)
+        if ok:
+            return DataCheck()
+        return DataCheck(refuse=torch.ones(x.shape[0], dtype=torch.bool, device=x.device), reason=reason)
 
     # ------------------------------------------------------------------ naming
     @property

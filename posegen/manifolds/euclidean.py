@@ -14,6 +14,10 @@ class Euclidean(Manifold):
     """R^d with the standard metric. Points and tangent vectors are ``(..., d)``."""
 
     compact = False
+    kernel = "gaussian"
+    plot_kind = "positions"
+    standardize = True  # positions come in metres or millimetres; the network sees standardised values
+    vector_space = True
 
     def __init__(self, d: int):
         if int(d) != d or d < 1:
@@ -23,6 +27,10 @@ class Euclidean(Manifold):
     @property
     def spec(self) -> str:
         return f"R{self.dim}"
+
+    @property
+    def part_name(self) -> str:
+        return "position" if self.dim == 3 else "euclidean"
 
     def projx(self, x):
         return x

@@ -7,7 +7,6 @@ from typing import List, Optional, Sequence
 import torch
 
 from .base import Manifold, Shape, _safe_sqrt, as_shape
-from .euclidean import Euclidean
 
 
 class Product(Manifold):
@@ -69,13 +68,71 @@ class Product(Manifold):
         return hash(("Product", self.spec))
 
     @property
-    def euclidean_mask(self) -> torch.Tensor:
-        """Boolean ``(coord_dim,)``: which coordinates belong to Euclidean factors."""
+    def standardize_mask(self) -> torch.Tensor:
+        """Boolean ``(coord_dim,)``: which coordinates are standardised before the network (R^d factors)."""
         m = torch.zeros(self.coord_dim, dtype=torch.bool)
         for f, s in zip(self.factors, self.slices):
-            if isinstance(f, Euclidean):
+            if f.standardize:
                 m[s] = True
         return m
+
+    euclidean_mask = standardize_mask  # the older name
+
+    # ------------------------------------------------------------------ what the factors contribute
+    @property
+    def feature_dim(self) -> int:
+        return sum(f.feature_dim for f in self.factors)
+
+    def features(self, x):
+        return self._map(lambda f, a: f.features(a), x)
+
+    @property
+    def head_dim(self) -> int:
+        return sum(f.head_dim for f in self.factors)
+
+    def head(self, x, out):
+        heads, start = [], 0
+        for f, xf in zip(self.factors, self.split(x)):
+            heads.append(f.head(xf, out[..., start:start + f.head_dim]))
+            start += f.head_dim
+        return torch.cat(heads, -1)
+
+    def kernel_coords(self, x):
+        ys, logdet = [], 0
+        for f, xf in zip(self.factors, self.split(x)):
+            y, ld = f.kernel_coords(xf)
+            ys.append(y)
+            logdet = logdet + ld
+        return torch.cat(ys, -1), logdet
+
+    def from_kernel_coords(self, y):
+        return self._map(lambda f, a: f.from_kernel_coords(a), y)
+
+    @property
+    def has_chart(self) -> bool:
+        return any(f.has_chart for f in self.factors)
+
+    def chart_manifold(self):
+        return Product(*(f.chart_manifold() for f in self.factors)) if self.has_chart else self
+
+    def to_chart(self, x):
+        return self._map(lambda f, a: f.to_chart(a), x) if self.has_chart else x
+
+    def from_chart(self, y):
+        return self._map(lambda f, a: f.from_chart(a), y) if self.has_chart else y
+
+    def chart_velocity(self, x, v):
+        return self._map(lambda f, a, b: f.chart_velocity(a, b), x, v) if self.has_chart else v
+
+    @property
+    def holds_quaternion(self) -> bool:
+        return any(f.holds_quaternion for f in self.factors)
+
+    def canonical(self, x):
+        return self._map(lambda f, a: f.canonical(a), x)
+
+    def augment(self, x, generator=None):
+        return self._map(lambda f, a: f.augment(a, generator), x)
 
     def coord_names(self, prefix: str = "") -> list:
         """Factor coordinate names; prefixed with ``f<i>.`` (factor index) only where they would clash."""
@@ -100,6 +157,13 @@ class Product(Manifold):
 
     def transp(self, x, y, u):
         return self._map(lambda f, a, b, c: f.transp(a, b, c), x, y, u)
+
+    def inner(self, x, u, v=None):
+        v = u if v is None else v
+        return self._sum(lambda f, a, b, c: f.inner(a, b, c), x, u, v)
+
+    def norm(self, x, u):
+        return _safe_sqrt(self.inner(x, u))
 
     def dist(self, x, y):
         # the safe square root keeps the gradient at x = y finite (0), like the factors' distances

@@ -7,7 +7,9 @@ from typing import Optional
 
 import torch
 
-from .base import Manifold, Shape, _rows_message, _safe_norm, as_shape, log_sphere_volume, sinc, tol
+from .base import DataCheck, Manifold, Shape, _rows_message, _safe_norm, as_shape, log_sphere_volume, sinc, tol
+
+_TRIU = tuple(torch.triu_indices(4, 4).tolist())  # plain ints: no tensor copied to the device per call
 
 
 class Sphere(Manifold):
@@ -18,12 +20,42 @@ class Sphere(Manifold):
     """
 
     compact = True
+    kernel = "vmf"
 
     def __init__(self, d: int):
         if int(d) != d or d < 1:
             raise ValueError(f"Sphere dimension must be a positive integer, got {d!r}")
         self.dim = int(d)
         self.coord_dim = self.dim + 1
+
+    # S^3 factors hold quaternions (the CNFM paper's robot manifold R3 x T8 x S3^6); S^2 is drawn as a globe
+    @property
+    def holds_quaternion(self) -> bool:
+        return self.dim == 3
+
+    @property
+    def part_name(self) -> str:
+        return "quat" if self.dim == 3 else "sphere"
+
+    @property
+    def plot_kind(self) -> str:
+        return {2: "sphere", 3: "rotations"}.get(self.dim, "positions")
+
+    def data_check(self, x, *, unit, renormalize_tol=0.05, wrap=False):
+        norm = x.norm(dim=1)
+        err = (norm - 1).abs()
+        far = (err > renormalize_tol) | (norm <= torch.finfo(x.dtype).tiny)
+        if far.any():
+            shown = ", ".join(f"{float(a):.4g}" for a in norm[far][:3]) + (", ..." if int(far.sum()) > 3 else "")
+            return DataCheck(refuse=far, reason=(
+                f"must hold unit vectors, but {int(far.sum())} of {x.shape[0]} rows have norm off 1 by more "
+                f"than renormalize_tol={renormalize_tol:g} (norms [{shown}])"))
+        near = err > unit
+        if not near.any():
+            return DataCheck()
+        return DataCheck(fix=near.unsqueeze(1), value=x / norm.unsqueeze(1), note=(
+            f"renormalised {int(near.sum())} of {x.shape[0]} rows of {{where}} whose norm was off 1 by up to "
+            f"{err.max().item():.3g} (more than the {x.dtype} tolerance {unit:g})"))
 
     @property
     def spec(self) -> str:
@@ -131,12 +163,43 @@ class SO3(Sphere):
     output.
     """
 
+    kernel = "so3"
+    holds_quaternion = True
+    part_name = "quat"
+    plot_kind = "rotations"
+
     def __init__(self):
         super().__init__(3)
 
     @property
     def spec(self) -> str:
         return "SO3"
+
+    # The network sees the 10 entries of q q^T on and above the diagonal, invariant under q -> -q, and its
+    # head is a 4x4 matrix A with v = proju(q, A q): an odd field (v(-q) = -v(q)), so the flow commutes with
+    # q -> -q and descends to rotations exactly (the density on SO3 is twice the one on S^3, which
+    # base_log_prob accounts for).
+    @property
+    def feature_dim(self) -> int:
+        return 10
+
+    def features(self, x):
+        outer = x.unsqueeze(-1) * x.unsqueeze(-2)
+        return outer[..., _TRIU[0], _TRIU[1]]
+
+    @property
+    def head_dim(self) -> int:
+        return 16
+
+    def head(self, x, out):
+        A = out.unflatten(-1, (4, 4))
+        return self.proju(x, (A @ x.unsqueeze(-1)).squeeze(-1))
+
+    def augment(self, x, generator=None):
+        # q and -q are the same rotation: a random sign teaches the field nothing false
+        dev = generator.device if generator is not None else x.device
+        sign = torch.randint(0, 2, (*x.shape[:-1], 1), generator=generator, device=dev).to(x) * 2 - 1
+        return x * sign
 
     @property
     def log_volume(self) -> float:
@@ -168,7 +231,7 @@ class SO3(Sphere):
         return s * super().transp(x, s * y, u)
 
     @staticmethod
-    def canonical(q):
+    def canonical(q):  # static, so that SO3.canonical(q) works too
         """The representative with w >= 0 (w is the last coordinate in xyzw order)."""
         return torch.where(q[..., 3:4] < 0, -q, q)
 

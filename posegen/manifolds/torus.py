@@ -7,7 +7,7 @@ from typing import Optional
 
 import torch
 
-from .base import Manifold, Shape, _rows_message, _safe_norm, as_shape
+from .base import DataCheck, Manifold, Shape, _rows_message, _safe_norm, as_shape
 
 
 def wrap_angle(theta: torch.Tensor) -> torch.Tensor:
@@ -29,11 +29,38 @@ class Torus(Manifold):
     """
 
     compact = True
+    kernel = "von_mises"
+    part_name = "joints"
+    plot_kind = "angles"
 
     def __init__(self, n: int):
         if int(n) != n or n < 1:
             raise ValueError(f"Torus dimension must be a positive integer, got {n!r}")
         self.dim = self.coord_dim = int(n)
+
+    @property
+    def bounds(self) -> torch.Tensor:
+        return torch.tensor([[-math.pi, math.pi]] * self.dim, dtype=torch.float64)
+
+    @property
+    def feature_dim(self) -> int:
+        return 2 * self.dim
+
+    def features(self, x):
+        # (cos, sin) of every angle: the field is periodic in each angle by construction
+        return torch.cat([torch.cos(x), torch.sin(x)], -1)
+
+    def data_check(self, x, *, unit, renormalize_tol=0.05, wrap=False):
+        if wrap:
+            outside = (x < -math.pi) | (x >= math.pi)
+            return DataCheck(fix=outside, value=wrap_angle(x)) if outside.any() else DataCheck()
+        outside = ((x < -math.pi - unit) | (x > math.pi + unit)).any(1)
+        if not outside.any():
+            return DataCheck()
+        return DataCheck(refuse=outside, reason=(
+            f"holds angles outside [-pi, pi] in {int(outside.sum())} of {x.shape[0]} rows (max |angle| "
+            f"{x.abs().max().item():.4g}). Torus angles are radians in [-pi, pi): are they degrees (convert, "
+            f"or angle_unit='deg' for tables)? Unwrapped joint angles? Pass wrap=True to wrap them"))
 
     @property
     def spec(self) -> str:

@@ -8,41 +8,20 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..manifolds import SO3, Euclidean, Product, Sphere, Torus
+from ..manifolds import Product
 
 ACTIVATIONS = {"silu": nn.SiLU, "gelu": nn.GELU, "tanh": nn.Tanh, "softplus": nn.Softplus}
 CONDITIONING = ("concat", "film")
 
 
-def _feature_dim(f) -> int:
-    if isinstance(f, SO3):
-        return 10
-    if isinstance(f, Torus):
-        return 2 * f.dim
-    return f.coord_dim
-
-
-def _head_dim(f) -> int:
-    return 16 if isinstance(f, SO3) else f.coord_dim
-
-
-_TRIU = torch.triu_indices(4, 4)
-
-
 class VelocityMLP(nn.Module):
     r"""Time-dependent tangent field ``v(t, x) (..., coord_dim)`` on a :class:`Product`.
 
-    Features, per factor:
-
-    * R^d: the coordinates (posegen standardises them with the data's mean/std before they get here);
-    * torus: ``(cos theta, sin theta)``, so the field is periodic in every angle;
-    * S^d: the unit vector ``x / |x|``;
-    * SO3: the 10 entries of ``q q^T`` on and above the diagonal, invariant under ``q -> -q``.
-
-    Heads, per factor: R^d and torus outputs are used as they are; sphere outputs are projected to the
-    tangent space, ``v = proju(x, h)``; an SO3 head outputs a 4x4 matrix ``A`` and ``v = proju(q, A q)``, an
-    odd field (``v(-q) = -v(q)``), so the flow commutes with ``q -> -q`` and descends to rotations exactly:
-    the density on SO3 is twice the one on S^3, which is what ``SO3.base_log_prob`` already accounts for.
+    Each factor says what the network sees of it and how raw outputs become a tangent vector
+    (``Manifold.features`` / ``Manifold.head``): R^d its (standardised) coordinates; a torus ``(cos, sin)``
+    of every angle, so the field is periodic; S^d the unit vector and a projected head; SO3 the entries of
+    ``q q^T`` (invariant under ``q -> -q``) and an odd head ``proju(q, A q)``, so the flow descends to
+    rotations; an interval its unconstrained coordinate and a head that is a velocity there.
 
     Because the field sees ``projx(x)`` and is tangent, the trace of its coordinate Jacobian equals the
     Riemannian divergence (see :mod:`posegen.solvers.divergence`).
@@ -73,7 +52,7 @@ class VelocityMLP(nn.Module):
         self.time_freqs = int(time_freqs)
         self.register_buffer("freqs", math.pi * 2.0 ** torch.arange(self.time_freqs, dtype=torch.float32),
                              persistent=False)
-        in_dim = sum(_feature_dim(f) for f in manifold.factors) + 1 + 2 * self.time_freqs
+        in_dim = manifold.feature_dim + 1 + 2 * self.time_freqs
         if conditioning == "concat":
             in_dim += self.cond_dim
         act = ACTIVATIONS[activation]
@@ -85,23 +64,13 @@ class VelocityMLP(nn.Module):
         if self.film is not None:
             nn.init.zeros_(self.film.weight)
             nn.init.zeros_(self.film.bias)
-        self.out = nn.Linear(hidden, sum(_head_dim(f) for f in manifold.factors))
+        self.out = nn.Linear(hidden, manifold.head_dim)
         # A zero output layer starts the flow at the identity map: the model density is the base density.
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
     def features(self, x: torch.Tensor):
-        feats = []
-        for f, xf in zip(self.manifold.factors, self.manifold.split(x)):
-            if isinstance(f, SO3):
-                outer = xf.unsqueeze(-1) * xf.unsqueeze(-2)
-                idx = _TRIU.to(xf.device)
-                feats.append(outer[..., idx[0], idx[1]])
-            elif isinstance(f, Torus):
-                feats += [torch.cos(xf), torch.sin(xf)]
-            else:
-                feats.append(xf)
-        return torch.cat(feats, -1)
+        return self.manifold.features(x)
 
     def forward(self, t: torch.Tensor, x: torch.Tensor, condition: Optional[torch.Tensor] = None):
         """``t (...)`` or scalar, ``x (..., coord_dim)``, ``condition (..., cond_dim)`` -> ``v (..., coord_dim)``."""
@@ -125,16 +94,4 @@ class VelocityMLP(nn.Module):
             if film is not None:
                 h = h * (1 + film[2 * i]) + film[2 * i + 1]
             h = self.act(h)
-        out = self.out(h)
-        heads, start = [], 0
-        for f, xf in zip(M.factors, M.split(x)):
-            k = _head_dim(f)
-            o = out[..., start:start + k]
-            start += k
-            if isinstance(f, SO3):
-                A = o.unflatten(-1, (4, 4))
-                o = (A @ xf.unsqueeze(-1)).squeeze(-1)
-            if isinstance(f, Sphere):
-                o = f.proju(xf, o)
-            heads.append(o)
-        return torch.cat(heads, -1)
+        return M.head(x, self.out(h))

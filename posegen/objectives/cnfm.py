@@ -144,7 +144,10 @@ class CNFM(Objective):
         _, dlogp_dt, grad = self.path.log_prob_dt_grad(x_t, t, condition, generator=generator,
                                                        source_index=source_index)
         v, div = flow.velocity_and_div(t, x_t, condition, method=self.divergence, generator=generator)
-        return dlogp_dt + flow.manifold.inner(x_t, grad, v) + div
+        # d log p_t applied to v: the coordinate pairing of the (ambient) gradient with the tangent v. It is
+        # <grad, v> in every factor's induced metric, and metric-free, so it also holds for factors (joint
+        # intervals) whose metric is not the coordinate one.
+        return dlogp_dt + (grad * v).sum(-1) + div
 
     def loss(self, flow, x_1: torch.Tensor, condition: Optional[torch.Tensor] = None,
              generator: Optional[torch.Generator] = None, index: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -28,7 +28,6 @@ import math
 
 import torch
 
-from ..manifolds import Euclidean
 from .base import PathObjective
 
 INTERPOLANTS = ("linear", "trig")
@@ -65,7 +64,7 @@ class Interpolant(PathObjective):
             return manifold.geodesic(x_0, x_1, t)
         pts, vel = [], []
         for f, s in zip(manifold.factors, manifold.slices):
-            make = trig_interpolant if isinstance(f, Euclidean) else f.geodesic
+            make = trig_interpolant if f.vector_space else f.geodesic
             p, v = make(x_0[..., s], x_1[..., s], t)
             pts.append(p)
             vel.append(v)

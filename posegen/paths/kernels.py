@@ -29,7 +29,7 @@ from typing import Optional
 
 import torch
 
-from ..manifolds import SO3, Euclidean, Manifold, Product, Sphere, Torus, tol, wrap_angle
+from ..manifolds import Manifold, Product, tol, wrap_angle
 from .schedules import Schedule, make_schedule
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -73,19 +73,20 @@ def log_von_mises_normalizer(kappa: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------- factor dispatch
+#: kernel families, keyed by ``Manifold.kernel``; each is a standard kernel in the factor's
+#: ``kernel_coords`` (the identity but for factors such as intervals, whose kernel is a pushed-forward one)
+KERNELS = ("gaussian", "von_mises", "vmf", "so3")
+
+
 def _kind(factor: Manifold) -> str:
-    if isinstance(factor, Euclidean):
-        return "gaussian"
-    if isinstance(factor, Torus):
-        return "von_mises"
-    if isinstance(factor, SO3):
-        return "so3"
-    if isinstance(factor, Sphere):
-        if factor.dim > 3:
-            raise ValueError(f"CNFM kernels support spheres S^1, S^2, S^3, got {factor.spec}: the vMF "
-                             f"normaliser needs I_(p/2-1) with p = {factor.coord_dim}")
-        return "vmf"
-    raise TypeError(f"no CNFM kernel for manifold {factor!r} of type {type(factor).__name__}")
+    kind = getattr(factor, "kernel", None)
+    if kind not in KERNELS:
+        raise TypeError(f"no CNFM kernel for manifold {factor!r} of type {type(factor).__name__} "
+                        f"(its kernel is {kind!r}; known kernels: {', '.join(KERNELS)})")
+    if kind in ("vmf", "so3") and factor.coord_dim > 4:
+        raise ValueError(f"CNFM kernels support spheres S^1, S^2, S^3, got {factor.spec}: the vMF "
+                         f"normaliser needs I_(p/2-1) with p = {factor.coord_dim}")
+    return kind
 
 
 def _split(manifold: Manifold, *tensors: torch.Tensor):
@@ -131,7 +132,8 @@ def pairwise_log_kernel(factor: Manifold, x: torch.Tensor, y: torch.Tensor, t: t
 
 def _pairwise_factor(f, x, y, t, schedule):
     kind = _kind(f)
-    y = y.to(x)
+    x, logdet = f.kernel_coords(x)
+    y = f.kernel_coords(y.to(x))[0]
     t = t.unsqueeze(-1)  # (B, 1) against (B, N)
     if kind == "gaussian":
         # |x - alpha y|^2 = |x|^2 - 2 alpha <x, y> + alpha^2 |y|^2 (not clamped: the slope stays exact)
@@ -141,7 +143,7 @@ def _pairwise_factor(f, x, y, t, schedule):
         stat = torch.cos(x) @ torch.cos(y).T + torch.sin(x) @ torch.sin(y).T  # sum_i cos(x_i - y_i)
     else:
         stat = x @ y.T
-    return _log_kernel_from_stat(kind, f, stat, t, schedule)
+    return _log_kernel_from_stat(kind, f, stat, t, schedule) + logdet.unsqueeze(-1)
 
 
 def _log_kernel_from_stat(kind: str, f: Manifold, stat: torch.Tensor, t: torch.Tensor, schedule) -> torch.Tensor:
@@ -170,14 +172,15 @@ def log_kernel(factor: Manifold, x: torch.Tensor, y: torch.Tensor, t: torch.Tens
     out = 0
     for f, xf, yf in _split(factor, x, y):
         kind = _kind(f)
-        yf = yf.to(xf)
+        xf, logdet = f.kernel_coords(xf)
+        yf = f.kernel_coords(yf.to(xf))[0]
         if kind == "gaussian":
             stat = ((xf - schedule.alpha(t).unsqueeze(-1) * yf) ** 2).sum(-1)
         elif kind == "von_mises":
             stat = torch.cos(xf - yf).sum(-1)
         else:
             stat = (xf * yf).sum(-1)
-        out = out + _log_kernel_from_stat(kind, f, stat, t, schedule)
+        out = out + _log_kernel_from_stat(kind, f, stat, t, schedule) + logdet
     return out
 
 
@@ -318,8 +321,10 @@ def sample_kernel(factor: Manifold, y: torch.Tensor, t: torch.Tensor, schedule: 
     for f, yf in _split(factor, y):
         kind = _kind(f)
         if kind == "gaussian":
-            eps = _normal(tuple(yf.shape), generator, yf.device).to(yf.dtype)
-            parts.append(schedule.alpha(t).unsqueeze(-1) * yf + schedule.sigma(t).unsqueeze(-1) * eps)
+            yk = f.kernel_coords(yf)[0]
+            eps = _normal(tuple(yk.shape), generator, yf.device).to(yf.dtype)
+            xk = schedule.alpha(t).unsqueeze(-1) * yk + schedule.sigma(t).unsqueeze(-1) * eps
+            parts.append(f.from_kernel_coords(xk))
             continue
         kappa = schedule.kappa(t)
         if kind == "von_mises":

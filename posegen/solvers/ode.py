@@ -13,6 +13,11 @@ log-density of :meth:`posegen.PoseFlow.log_prob`). Two ways to keep the point on
 
 On R^d and tori both are the same (``projx`` wraps angles).
 
+Factors whose stored coordinates are not complete (a joint interval, whose points must stay inside its
+limits) are integrated in their chart (``Manifold.to_chart``: R^d for an interval), where no step of any
+size can leave them; the field is evaluated at ``from_chart(y)`` and mapped with ``chart_velocity``. The
+running log-density is a scalar along the trajectory, so it does not depend on the chart.
+
 Adaptive integration (``method="dopri5"`` and torchdiffeq's other adaptive solvers) runs torchdiffeq on
 the flat coordinates and projects at the end; the field sees ``projx(x)`` at every stage. Prefer dopri5:
 torchdiffeq 0.2.5's dopri8 was measured to miss its tolerance by 100-1000x (``tests/test_solvers.py``).
@@ -69,6 +74,11 @@ def integrate(field: Field, x: torch.Tensor, manifold: Manifold, t0: float = 0.0
         ``x_t1 (B, D)`` if ``extra`` is None, else ``(x_t1, e_t1)``.
     """
     check_method(method, step)
+    if getattr(manifold, "has_chart", False):
+        field_c, y, chart, back = _in_chart(field, x, manifold)
+        out = integrate(field_c, y, chart, t0, t1, extra=extra, method=method, steps=steps, step=step,
+                        atol=atol, rtol=rtol)
+        return back(out) if extra is None else (back(out[0]), out[1])
     if method in ADAPTIVE:
         out = _adaptive(field, x, manifold, t0, t1, extra, method, atol, rtol)
     else:
@@ -76,6 +86,18 @@ def integrate(field: Field, x: torch.Tensor, manifold: Manifold, t0: float = 0.0
             raise ValueError(f"steps must be >= 1, got {steps}")
         out = _fixed(field, x, manifold, t0, t1, extra, method, int(steps), step)
     return out if extra is not None else out[0]
+
+
+def _in_chart(field, x, manifold):
+    """The problem restated in ``manifold``'s chart: ``(field_in_chart, y, chart_manifold, back)``."""
+    chart = manifold.chart_manifold()
+
+    def field_in_chart(t, y):
+        p = manifold.from_chart(y)
+        v, g = field(t, p)
+        return manifold.chart_velocity(p, v), g
+
+    return field_in_chart, manifold.to_chart(x), chart, manifold.from_chart
 
 
 def _advance(manifold, x, dx, h, step):
