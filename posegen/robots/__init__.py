@@ -1,0 +1,19 @@
+"""Robots from their URDF (or MJCF) descriptions, with batched kinematics through pytorch_kinematics.
+
+>>> from posegen import robots
+>>> panda = robots.load("panda")              # built-ins: panda, ur5e, iiwa14; or a file path
+>>> T = panda.fk(q)                           # (..., 7) -> (..., 4, 4), end effector in the base frame
+>>> J = panda.jacobian(q)                     # (..., 6, 7): linear rows first, base frame
+>>> panda.manifold                            # Interval factor(s) for limited joints, Torus for continuous
+
+pytorch_kinematics is an optional dependency (``pip install "posegen[robots]"``); it is imported only when a
+robot is loaded, so ``import posegen.robots`` works without it.
+"""
+
+from .description import Description, JointSpec, parse_urdf
+from .descriptions import BUILTIN_ROBOTS, builtin_names
+from .loader import DescriptionFileNotFoundError, default_ee_link, load, parse_description
+from .robot import Robot
+
+__all__ = ["load", "Robot", "builtin_names", "BUILTIN_ROBOTS", "Description", "JointSpec", "parse_urdf",
+           "parse_description", "default_ee_link", "DescriptionFileNotFoundError"]
