@@ -291,6 +291,43 @@ def test_user_urdf_loads_through_the_same_api(user_urdf):
     assert robots.load(user_urdf, ee_link="slider").ee_link == "slider"  # a pathlib.Path works too
 
 
+USER_MJCF = """<mujoco model="spinner">
+  <compiler angle="radian"/>
+  <worldbody>
+    <body name="turntable" pos="0 0 0.5">
+      <joint name="spin" type="hinge" axis="0 0 1"/>
+      <geom type="sphere" size="0.05"/>
+      <body name="slider" pos="0.2 0 0">
+        <joint name="slide" type="slide" axis="1 0 0" range="-0.1 0.3"/>
+        <geom type="sphere" size="0.05"/>
+        <site name="tip" pos="0 0 0.1"/>
+      </body>
+    </body>
+  </worldbody>
+</mujoco>
+"""
+
+
+def test_user_mjcf_matches_the_same_urdf(tmp_path, user_urdf):
+    pytest.importorskip("mujoco")
+    path = tmp_path / "spinner.xml"
+    path.write_text(USER_MJCF)
+    robot = robots.load(path)
+    assert robot.name == "spinner" and robot.ee_link == "tip" and robot.base_link == "world"
+    assert robot.joint_names == ("spin", "slide") and robot.joint_types == ("continuous", "prismatic")
+    assert torch.allclose(robot.joint_limits, robots.load(user_urdf).joint_limits)
+    q = random_q(robot, 20, seed=13)
+    assert torch.allclose(robot.fk(q), robots.load(user_urdf).fk(q), atol=1e-15)
+    assert torch.allclose(robot.jacobian(q), fd_jacobian(robot, q), atol=1e-8)
+    bad = tmp_path / "ball.xml"
+    bad.write_text(USER_MJCF.replace('type="hinge"', 'type="ball"'))
+    with pytest.raises(ValueError, match="only hinge and slide joints"):
+        robots.load(bad)
+    bad.write_text(USER_MJCF.replace("<worldbody>", "<worldbody><body>"))
+    with pytest.raises(ValueError, match="malformed XML|could not compile"):
+        robots.load(bad)
+
+
 def _interval():
     try:
         from posegen.manifolds import Interval

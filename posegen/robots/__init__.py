@@ -6,8 +6,12 @@
 >>> J = panda.jacobian(q)                     # (..., 6, 7): linear rows first, base frame
 >>> panda.manifold                            # Interval factor(s) for limited joints, Torus for continuous
 
-pytorch_kinematics is an optional dependency (``pip install "posegen[robots]"``); it is imported only when a
-robot is loaded, so ``import posegen.robots`` works without it.
+pytorch_kinematics (and mujoco, for MJCF files) are optional dependencies (``pip install "posegen[robots]"``);
+they are imported only when a robot is loaded, so ``import posegen.robots`` works without them.
+
+Modules: ``descriptions`` (built-in URDF files and their registry), ``description`` (URDF -> joints and
+links), ``mjcf`` (MJCF -> the same), ``chain`` (pytorch_kinematics chains per dtype/device), ``robot``
+(:class:`Robot`), ``loader`` (:func:`load`).
 """
 
 from .description import Description, JointSpec, parse_urdf

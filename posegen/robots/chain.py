@@ -23,9 +23,13 @@ _PK_TYPE = {"revolute": "revolute", "continuous": "revolute", "prismatic": "pris
 
 
 def _origin(pk, j: JointSpec):
-    # a fresh tensor each time: pk.quaternion_from_euler halves its input in place
-    rpy = torch.tensor(j.rpy, dtype=torch.float64)
-    return pk.Transform3d(rot=pk.quaternion_from_euler(rpy, "sxyz"), pos=list(j.xyz), dtype=torch.float64)
+    if j.quat is not None:
+        rot = torch.tensor(j.quat, dtype=torch.float64)
+    else:
+        # URDF rpy: R = Rz(yaw) Ry(pitch) Rx(roll), pytorch_kinematics' "sxyz"; a fresh tensor each time
+        # because pk.quaternion_from_euler halves its input in place
+        rot = pk.quaternion_from_euler(torch.tensor(j.rpy, dtype=torch.float64), "sxyz")
+    return pk.Transform3d(rot=rot, pos=list(j.xyz), dtype=torch.float64)
 
 
 def build_chain(desc: Description):

@@ -1,4 +1,4 @@
-"""Robot descriptions read from URDF text: links, joints, origins, axes and limits as plain Python data.
+"""Robot descriptions read from URDF text (MJCF: :mod:`posegen.robots.mjcf`): links, joints, origins, axes and limits as plain Python data.
 
 The parser is deliberately small and strict (``xml.etree`` only, no pytorch_kinematics needed): every
 problem that would otherwise surface later as a wrong pose (an unknown joint type, a missing limit, a
@@ -37,6 +37,7 @@ class JointSpec:
     lower: Optional[float] = None
     upper: Optional[float] = None
     mimic: Optional[str] = None   # name of the joint this one mimics, if any
+    quat: Optional[Tuple[float, float, float, float]] = None  # origin rotation, wxyz; overrides rpy (MJCF)
 
     @property
     def movable(self) -> bool:
