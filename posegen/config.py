@@ -25,17 +25,22 @@ import copy
 import difflib
 import inspect
 import math
+import warnings
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 
+from .atomic import atomic_open
+from .solvers.defaults import LOG_PROB_CHUNK_SIZE, SAMPLE_CHUNK_SIZE, SOLVER_KEYS, default_solver, preview_solver
+
 SOURCES = ("robomimic", "points", "earth", "table")
 SPLITS = ("train", "valid", "test")
-SOLVER_KEYS = ("method", "steps", "step", "atol", "rtol")
 # The training loop's validation passes val_solver to PoseFlow.log_prob, which also takes these.
-VAL_SOLVER_KEYS = SOLVER_KEYS + ("divergence", "batch_size")
+VAL_SOLVER_KEYS = SOLVER_KEYS + ("divergence", "chunk_size")
+# Keys that were renamed: old path -> new path (read with a DeprecationWarning).
+RENAMED = {"train.val_solver.batch_size": "train.val_solver.chunk_size"}
 
 # Trainer fields that the config sets elsewhere (objective section) or that the CLI owns (--device).
 _TRAIN_EXCLUDED = ("objective", "objective_options")
@@ -44,10 +49,8 @@ _TRAIN_EXCLUDED = ("objective", "objective_options")
 def _train_defaults() -> Dict[str, Any]:
     from .training import TrainConfig  # late: keeps `posegen --help` and config checks light
 
-    d = {f.name: copy.deepcopy(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)
-         if f.name not in _TRAIN_EXCLUDED}
-    # A finished run should leave a model to read, and the CLI shows its own summary lines.
-    return d
+    return {f.name: copy.deepcopy(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)
+            if f.name not in _TRAIN_EXCLUDED}
 
 
 def default_config() -> Dict[str, Any]:
@@ -80,11 +83,11 @@ def default_config() -> Dict[str, Any]:
         "model": {"hidden": 256, "depth": 4, "conditioning": "concat", "activation": "silu", "time_freqs": 4,
                   "moser_eps": None},          # None: 1.58e-4 / Vol(M) (PoseFlow's default)
         "train": _train_defaults(),
-        "sample": {"n": 1000, "seed": 0, "chunk_size": 65536,  # points integrated at once (memory)
-                  
-                   "solver": {"method": "rk4", "steps": 32, "step": "project", "atol": 1e-5, "rtol": 1e-5}},
-        "eval": {"split": None, "divergence": "exact", "chunk_size": 4096, "max_points": None, "solver": {}},
-        "plot": {"enabled": True, "n": 1000, "grid": 72, "split": "train", "solver": {"method": "rk4", "steps": 16}},
+        # chunk_size: points integrated at once (a memory bound; results do not depend on it)
+        "sample": {"n": 1000, "seed": 0, "chunk_size": SAMPLE_CHUNK_SIZE, "solver": default_solver()},
+        "eval": {"split": None, "divergence": "exact", "chunk_size": LOG_PROB_CHUNK_SIZE, "max_points": None,
+                 "solver": {}},
+        "plot": {"enabled": True, "n": 1000, "grid": 72, "split": "train", "solver": preview_solver()},
     }
 
 
@@ -282,6 +285,10 @@ def _merge(defaults: Dict[str, Any], user: Any, prefix: str, source: str) -> Dic
             raise ConfigError(f"config key {k!r} under '{where}' in {source} must be a string")
         p = f"{prefix}{k}"
         v = _yaml_float(v)
+        if p in RENAMED and RENAMED[p].startswith(prefix) and RENAMED[p][len(prefix):] not in user:
+            warnings.warn(f"config key '{p}' in {source} is deprecated; it is now '{RENAMED[p]}'",
+                          DeprecationWarning, stacklevel=2)
+            p, k = RENAMED[p], RENAMED[p][len(prefix):]
         if k not in defaults:
             if prefix.rstrip(".") in SOLVER_DICTS:
                 allowed = SOLVER_DICTS[prefix.rstrip(".")]
@@ -303,7 +310,7 @@ def _merge(defaults: Dict[str, Any], user: Any, prefix: str, source: str) -> Dic
 
 
 def _solver_types(path: str, solver: Dict[str, Any]) -> None:
-    ints, floats = ("steps", "batch_size"), ("atol", "rtol")
+    ints, floats = ("steps", "chunk_size"), ("atol", "rtol")
     for k, v in solver.items():
         if k in ints:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v or v < 1:
@@ -338,8 +345,7 @@ def objective_parametrization(name: str) -> str:
     """``"cnf"`` or ``"moser"``: the PoseFlow parametrization objective ``name`` trains."""
     from .objectives import OBJECTIVES
 
-    cls = OBJECTIVES.get(name)
-    return getattr(cls, "parametrization", "cnf") if cls is not None else "cnf"
+    return OBJECTIVES[name].parametrization
 
 
 def validate(cfg: Dict[str, Any], source: str = "config") -> Dict[str, Any]:
@@ -402,20 +408,19 @@ def validate(cfg: Dict[str, Any], source: str = "config") -> Dict[str, Any]:
     o = cfg["objective"]
     _check_choice("objective.name", o["name"], list(OBJECTIVES))
     cls = OBJECTIVES[o["name"]]
-    if cls is not None:
-        params = inspect.signature(cls.__init__).parameters
-        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            valid = [n for n in params if n != "self"]
-            for k in o["options"]:
-                if k not in valid:
-                    near = difflib.get_close_matches(k, valid, n=1)
-                    hint = f"; did you mean 'objective.options.{near[0]}'?" if near else ""
-                    raise ConfigError(f"unknown config key 'objective.options.{k}' for objective "
-                                      f"{o['name']!r} (options: {', '.join(valid) or 'none'}){hint}")
-        try:
-            cls(**o["options"])
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"config key 'objective.options': {e}") from None
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        valid = [n for n in params if n != "self"]
+        for k in o["options"]:
+            if k not in valid:
+                near = difflib.get_close_matches(k, valid, n=1)
+                hint = f"; did you mean 'objective.options.{near[0]}'?" if near else ""
+                raise ConfigError(f"unknown config key 'objective.options.{k}' for objective "
+                                  f"{o['name']!r} (options: {', '.join(valid) or 'none'}){hint}")
+    try:
+        cls(**o["options"])
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"config key 'objective.options': {e}") from None
 
     m = cfg["model"]
     _check_choice("model.activation", m["activation"], list(ACTIVATIONS))
@@ -509,7 +514,9 @@ def resolve_data_path(path, config_path: Optional[str] = None) -> Path:
 
 
 def dump_config(cfg: Dict[str, Any], path) -> Path:
-    """Write the resolved config (private ``_`` keys left out) as YAML, sections in schema order."""
+    """Write the resolved config (private ``_`` keys left out) as YAML, sections in schema order
+    (atomically: :func:`posegen.atomic.atomic_open`)."""
     clean = {k: v for k, v in cfg.items() if not k.startswith("_")}
-    Path(path).write_text(yaml.safe_dump(clean, sort_keys=False, default_flow_style=None), encoding="utf-8")
+    with atomic_open(path, "w") as fh:
+        yaml.safe_dump(clean, fh, sort_keys=False, default_flow_style=None)
     return Path(path)

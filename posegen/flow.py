@@ -21,7 +21,7 @@ A flow trained with Moser Flow (``parametrization="moser"``) has the density in 
 from __future__ import annotations
 
 import math
-
+import warnings
 from typing import Any, Dict, Optional
 
 import torch
@@ -31,11 +31,24 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .manifolds import SO3, Product, parse, tol
 from .models import VelocityMLP
 from .solvers import divergence as _divergence
+from .solvers.defaults import DEFAULT_SOLVER, LOG_PROB_CHUNK_SIZE, SAMPLE_CHUNK_SIZE, SOLVER_KEYS
 from .solvers.ode import check_method, integrate
 
 PARAMETRIZATIONS = ("cnf", "moser")
-MOSER_EPS_REL = 1.58e-4  # Moser Flow's eps = 1e-5 on S^2, relative to the uniform density 1 / (4 pi)
-DEFAULT_SOLVER = {"method": "rk4", "steps": 32, "step": "project", "atol": 1e-5, "rtol": 1e-5}
+# Moser floor relative to the uniform density 1 / Vol(M): 1.26e-5 on S^2, near Moser Flow's eps = 1e-5 there.
+MOSER_EPS_REL = 1.58e-4
+_UNSET: Any = object()  # "not given" for the deprecated batch_size= of sample/log_prob (None means one chunk)
+
+
+def _chunk_size(chunk_size, batch_size, default, where: str):
+    """``chunk_size``, or the deprecated ``batch_size`` alias (with a :class:`DeprecationWarning`)."""
+    if batch_size is _UNSET:
+        return chunk_size
+    warnings.warn(f"PoseFlow.{where}(batch_size=...) is deprecated: use chunk_size= (points integrated at once; "
+                  f"batch_size is the training batch elsewhere in posegen)", DeprecationWarning, stacklevel=3)
+    if chunk_size != default:
+        raise TypeError(f"PoseFlow.{where}() got both chunk_size= and its deprecated alias batch_size=")
+    return batch_size
 
 
 def _make_generator(generator, seed):
@@ -77,14 +90,14 @@ class PoseFlow(nn.Module):
         super().__init__()
         self.manifold: Product = parse(manifold)
         if parametrization not in PARAMETRIZATIONS:
-            raise ValueError(f'Invalid parametrization "{parametrization}". Must be one of {set(PARAMETRIZATIONS)}')
+            raise ValueError(f'Invalid parametrization "{parametrization}". Must be one of {sorted(PARAMETRIZATIONS)}')
         if parametrization == "moser" and not self.manifold.compact:
             raise ValueError(f"Moser Flow needs a compact manifold (its density nu - div u is normalised by the "
                              f"divergence theorem on a closed manifold); {self.manifold!r} has Euclidean "
                              f"factors. Use objective 'cnfm', 'rfm' or 'interpolant' instead")
-        unknown = set(solver or {}) - set(DEFAULT_SOLVER)
+        unknown = set(solver or {}) - set(SOLVER_KEYS)
         if unknown:  # a typo such as "step" for "steps" would otherwise be ignored silently
-            raise ValueError(f"unknown solver settings {sorted(unknown)}; valid: {list(DEFAULT_SOLVER)}")
+            raise ValueError(f"unknown solver settings {sorted(unknown)}; valid: {list(SOLVER_KEYS)}")
         if moser_eps is None:
             moser_eps = MOSER_EPS_REL * math.exp(-self.manifold.log_volume) if self.manifold.compact else 1e-5
         if not moser_eps > 0:
@@ -209,19 +222,20 @@ class PoseFlow(nn.Module):
         check_method(s["method"], s["step"])
         return s
 
-    def _chunks(self, n: int, batch_size: Optional[int]):
-        if batch_size is None:  # one chunk (none at all for n = 0, which is not an error)
+    def _chunks(self, n: int, chunk_size: Optional[int]):
+        if chunk_size is None:  # one chunk (none at all for n = 0, which is not an error)
             return [(0, n)] if n else []
-        bs = int(batch_size)
-        if bs < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        return [(i, min(i + bs, n)) for i in range(0, n, bs)]
+        cs = int(chunk_size)
+        if cs < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        return [(i, min(i + cs, n)) for i in range(0, n, cs)]
 
     @torch.no_grad()
     def sample(self, n: int, condition=None, *, method: Optional[str] = None, steps: Optional[int] = None,
                step: Optional[str] = None, atol: Optional[float] = None, rtol: Optional[float] = None,
                generator: Optional[torch.Generator] = None, seed: Optional[int] = None,
-               batch_size: Optional[int] = 65536, device=None, canonical: bool = True) -> torch.Tensor:
+               chunk_size: Optional[int] = SAMPLE_CHUNK_SIZE, device=None, canonical: bool = True,
+               batch_size: Optional[int] = _UNSET) -> torch.Tensor:
         """Draw ``n`` samples ``(n, coord_dim)`` in user coordinates, on the manifold.
 
         Args:
@@ -230,10 +244,12 @@ class PoseFlow(nn.Module):
             method, steps, step, atol, rtol: integrator settings (defaults: ``self.solver``).
             generator / seed: reproducibility; base noise is drawn on the CPU from this generator, so the
                 same seed gives the same samples on any device (up to floating-point differences).
-            batch_size: points integrated at once (memory bound).
+            chunk_size: points integrated at once (a memory bound; results do not depend on it); None: all.
             device: where to integrate (defaults to the model's device; the model is moved there).
             canonical: return SO3 quaternions in the w >= 0 hemisphere.
+            batch_size: deprecated alias of ``chunk_size``.
         """
+        chunk_size = _chunk_size(chunk_size, batch_size, SAMPLE_CHUNK_SIZE, "sample")
         if int(n) != n or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
         n = int(n)
@@ -245,7 +261,7 @@ class PoseFlow(nn.Module):
         c_all = self._check_condition(condition, n, standardize=False)
         z0 = M.sample_base(n, generator=generator, dtype=self.dtype).to(self.device)
         out = []
-        for a, b in self._chunks(n, batch_size):
+        for a, b in self._chunks(n, chunk_size):
             c = None if c_all is None else c_all[a:b]
             if self.parametrization == "moser":
                 field = self._moser_field(c)
@@ -276,7 +292,8 @@ class PoseFlow(nn.Module):
                  steps: Optional[int] = None, step: Optional[str] = None, atol: Optional[float] = None,
                  rtol: Optional[float] = None, divergence: str = "exact",
                  generator: Optional[torch.Generator] = None, seed: Optional[int] = None,
-                 batch_size: Optional[int] = 8192, device=None) -> torch.Tensor:
+                 chunk_size: Optional[int] = LOG_PROB_CHUNK_SIZE, device=None,
+                 batch_size: Optional[int] = _UNSET) -> torch.Tensor:
         """Natural log-density ``(N,)`` of points ``x (N, coord_dim)`` w.r.t. the Riemannian volume.
 
         Args:
@@ -285,8 +302,10 @@ class PoseFlow(nn.Module):
             method, steps, step, atol, rtol: integrator settings (defaults: ``self.solver``).
             divergence: ``"exact"`` (trace of the Jacobian, torch.func) or ``"hutchinson"`` (unbiased
                 stochastic estimate; pass a generator/seed to make it reproducible).
-            batch_size: points integrated at once.
+            chunk_size: points integrated at once (a memory bound); None: all.
+            batch_size: deprecated alias of ``chunk_size``.
         """
+        chunk_size = _chunk_size(chunk_size, batch_size, LOG_PROB_CHUNK_SIZE, "log_prob")
         if device is not None:
             self.to(device)
         x = torch.as_tensor(x)
@@ -303,7 +322,7 @@ class PoseFlow(nn.Module):
         c_all = self._check_condition(condition, n, standardize=False)
         z_all = self.to_internal(x)
         out = []
-        for a, b in self._chunks(n, batch_size):
+        for a, b in self._chunks(n, chunk_size):
             z = z_all[a:b]
             c = None if c_all is None else c_all[a:b]
             with torch.no_grad():

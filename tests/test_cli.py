@@ -434,6 +434,23 @@ def test_override_values_are_yaml():
         resolve({}, ["steps"])
 
 
+def test_solver_and_chunk_defaults_come_from_one_place():
+    from posegen.solvers import defaults
+
+    earth = {"data": {"source": "earth", "name": "volcano"}}
+    cfg = resolve(earth)
+    assert cfg["sample"]["solver"] == defaults.DEFAULT_SOLVER == pg.PoseFlow("S2").solver
+    assert cfg["sample"]["chunk_size"] == defaults.SAMPLE_CHUNK_SIZE
+    assert cfg["eval"]["chunk_size"] == defaults.LOG_PROB_CHUNK_SIZE
+    assert cfg["plot"]["solver"] == cfg["train"]["val_solver"] == defaults.PREVIEW_SOLVER
+    # the validation log_prob's chunk is chunk_size, like everywhere else; an old config's key is read with a
+    # warning (and --set names the new one)
+    assert resolve(earth, ["train.val_solver.chunk_size=64"])["train"]["val_solver"]["chunk_size"] == 64
+    with pytest.warns(DeprecationWarning, match="'train.val_solver.batch_size'.*now 'train.val_solver.chunk_size'"):
+        old = resolve({**earth, "train": {"val_solver": {"batch_size": 64}}})
+    assert old["train"]["val_solver"] == {**defaults.PREVIEW_SOLVER, "chunk_size": 64}
+
+
 # ---------------------------------------------------------------------- the shipped configs
 EXPECTED_MANIFOLD = {"default": "R3 x T7 x SO3", "panda_joints": "T7", "panda_eef": "R3 x SO3",
                      "panda_grasp": "R3 x SO3", "panda_full": "R3 x T7 x S3", "earth_volcano": "S2",

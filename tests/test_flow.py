@@ -359,22 +359,36 @@ def test_same_seed_same_samples(small_flow):
         small_flow.sample(3, seed=1, generator=torch.Generator())
 
 
-@pytest.mark.parametrize("batch_size", [7, None])
-def test_batch_size_does_not_change_results(small_flow, batch_size):
-    a = small_flow.sample(30, seed=0, batch_size=1000)
-    b = small_flow.sample(30, seed=0, batch_size=batch_size)
+@pytest.mark.parametrize("chunk_size", [7, None])
+def test_chunk_size_does_not_change_results(small_flow, chunk_size):
+    a = small_flow.sample(30, seed=0, chunk_size=1000)
+    b = small_flow.sample(30, seed=0, chunk_size=chunk_size)
     torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
-    torch.testing.assert_close(small_flow.log_prob(a, batch_size=batch_size),
-                               small_flow.log_prob(a, batch_size=1000), atol=1e-12, rtol=0)
+    torch.testing.assert_close(small_flow.log_prob(a, chunk_size=chunk_size),
+                               small_flow.log_prob(a, chunk_size=1000), atol=1e-12, rtol=0)
+
+
+def test_batch_size_is_a_deprecated_alias_of_chunk_size(small_flow):
+    a = small_flow.sample(30, seed=0, chunk_size=7)
+    with pytest.warns(DeprecationWarning, match=r"sample\(batch_size=\.\.\.\) is deprecated: use chunk_size="):
+        b = small_flow.sample(30, seed=0, batch_size=7)
+    torch.testing.assert_close(a, b, atol=0, rtol=0)
+    with pytest.warns(DeprecationWarning, match=r"log_prob\(batch_size=\.\.\.\) is deprecated"):
+        lp = small_flow.log_prob(a, batch_size=None)
+    torch.testing.assert_close(lp, small_flow.log_prob(a, chunk_size=7), atol=1e-12, rtol=0)
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="chunk_size must be >= 1, got 0"):
+        small_flow.sample(3, batch_size=0)
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="both chunk_size= and"):
+        small_flow.sample(3, chunk_size=5, batch_size=7)
 
 
 def test_empty_inputs(small_flow):
     assert small_flow.sample(0, seed=0).shape == (0, 6)
-    assert small_flow.sample(0, seed=0, batch_size=None).shape == (0, 6)
+    assert small_flow.sample(0, seed=0, chunk_size=None).shape == (0, 6)
     assert small_flow.log_prob(torch.zeros(0, 6, dtype=torch.float64)).shape == (0,)
-    assert small_flow.log_prob(torch.zeros(0, 6, dtype=torch.float64), batch_size=None).shape == (0,)
-    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
-        small_flow.sample(3, batch_size=0)
+    assert small_flow.log_prob(torch.zeros(0, 6, dtype=torch.float64), chunk_size=None).shape == (0,)
+    with pytest.raises(ValueError, match="chunk_size must be >= 1, got 0"):
+        small_flow.sample(3, chunk_size=0)
     with pytest.raises(ValueError, match="n must be a non-negative integer, got -1"):
         small_flow.sample(-1)
 

@@ -3,8 +3,10 @@ good checkpoint kept, bad data is refused before any work, and two-process DDP t
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -109,9 +111,81 @@ def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tmp_path, monkeypatch):
     resumed = train(pg.PoseFlow("S2", **SMALL), data, "cnfm", out_dir=tmp_path / "cut", resume=True, **opts).flow
     for (k, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), k
-    # and the metrics file was appended to, not overwritten
-    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) >= 6
+    # and the metrics file was appended to, not overwritten: one row per logged step of the one run
+    steps = [json.loads(ln)["step"] for ln in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [5, 10, 15, 20, 25, 30]
+
+
+# The training process is blocked inside the loss of step 16 (after steps 1..15 were logged and step 10
+# was checkpointed) and killed there with SIGKILL: no handler, no finally block runs.
+_BLOCK_IN_LOSS = textwrap.dedent("""
+    import pathlib, sys, time
+    from posegen.cli.main import main
+    from posegen.objectives import OBJECTIVES
+
+    ready, after = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+    cls, calls = OBJECTIVES["rfm"], [0]
+    original = cls.loss
+
+    def loss(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] > after:
+            ready.write_text("blocked")
+            time.sleep(600)  # until the test kills this process
+        return original(self, *args, **kwargs)
+
+    cls.loss = loss
+    sys.exit(main(sys.argv[3:]))
+""")
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
+def test_resume_after_sigkill_leaves_the_log_of_one_run(tmp_path):
+    import yaml
+
+    from posegen.cli.main import main
+    from posegen.data import save_points
+
+    save_points(tmp_path / "s2.h5", _vmf_mixture_s2(200, 0), "S2")
+    cfg = {"data": {"source": "points", "path": str(tmp_path / "s2.h5"), "split": [0.9, 0.1]},
+           "objective": {"name": "rfm"}, "model": {"hidden": 16, "depth": 2},
+           "train": {"steps": 30, "batch_size": 32, "log_every": 1, "checkpoint_every": 10, "val_every": 10,
+                     "val_points": 16, "val_solver": {"method": "euler", "steps": 2}, "progress": False,
+                     "device": "cpu"},
+           "plot": {"enabled": False}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    out, ready = tmp_path / "run", tmp_path / "blocked"
+    args = ["train", str(tmp_path / "c.yaml"), "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-c", _BLOCK_IN_LOSS, str(ready), "15", *args],
+                            env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        while not ready.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            try:
+                proc.wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                pass
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+    def logged_steps():
+        return [json.loads(ln)["step"] for ln in (out / "metrics.jsonl").read_text().splitlines()]
+
+    # the situation of the bug: the log holds steps past the checkpoint, which the resumed run replays
+    assert load_checkpoint(out / "ckpt.pt", kind="training")["step"] == 10
+    assert logged_steps() == list(range(1, 16))
+
+    assert main([*args, "--resume"]) == 0
+    steps = logged_steps()
+    assert steps == list(range(1, 31))  # strictly increasing, no step twice, ending at the final step
+    assert load_checkpoint(out / "ckpt.pt", kind="training")["step"] == 30
+    assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
 
 
 def test_resume_refuses_another_objective(tmp_path):

@@ -14,6 +14,7 @@ import json
 import math
 from pathlib import Path
 
+from ..config import default_config
 from ..data import load_points
 from .common import UsageError, config_for, load_flow, missing_split, say, solver_options
 from .datasets import load_splits, sniff
@@ -49,7 +50,7 @@ def run(args) -> int:
     ds, split = eval_dataset(args, cfg)
     if ds.manifold != flow.manifold:
         raise ValueError(f"the checkpoint models {flow.manifold!r} but the data are points on {ds.manifold!r}")
-    ev = cfg["eval"] if cfg else {"max_points": None, "divergence": "exact", "chunk_size": 4096, "solver": {}}
+    ev = cfg["eval"] if cfg else default_config()["eval"]
     cap = args.max_points if args.max_points is not None else ev["max_points"]
     if cap is not None and len(ds) > cap:
         ds = ds.subsample(n=int(cap), seed=0)
@@ -63,7 +64,7 @@ def run(args) -> int:
     solver = solver_options(ev["solver"], args.method, args.steps)
     divergence = args.divergence or ev["divergence"]
     lp = flow.log_prob(ds.points.to(flow.dtype), cond, divergence=divergence, seed=0 if divergence != "exact" else None,
-                       batch_size=ev["chunk_size"], **solver)
+                       chunk_size=ev["chunk_size"], **solver)
     lp = lp.double()
     n = lp.shape[0]
     nll = float(-lp.mean())

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .. import plots
+from ..config import default_config
 from ..data import load_points
 from .common import UsageError, config_for, load_flow, missing_split, say
 from .datasets import factor_labels, load_splits, sniff
@@ -21,7 +22,7 @@ from .datasets import factor_labels, load_splits, sniff
 
 def _reference_data(args, cfg):
     """The data to draw beside the samples, or None."""
-    split = args.split or (cfg["plot"]["split"] if cfg else "train")
+    split = args.split or (cfg or default_config())["plot"]["split"]
     if args.data is not None:
         path = Path(args.data)
         if not path.exists():
@@ -50,9 +51,10 @@ def run(args) -> int:
     cfg = config_for(src, args.config)
     out = Path(args.out) if args.out else src.parent / "plots"
     data = _reference_data(args, cfg)
-    n = args.n if args.n is not None else (cfg["plot"]["n"] if cfg else 1000)
-    solver = dict(cfg["plot"]["solver"]) if cfg else {"steps": 16}
-    grid = cfg["plot"]["grid"] if cfg else 72
+    plot_cfg = (cfg or default_config())["plot"]
+    n = args.n if args.n is not None else plot_cfg["n"]
+    solver = dict(plot_cfg["solver"])
+    grid = plot_cfg["grid"]
     flow = None
     if src.is_file() and sniff(src) == "posegen-points":
         samples_ds = load_points(src)

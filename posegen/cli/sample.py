@@ -10,11 +10,12 @@ from .datasets import columns_from_config
 
 
 def run(args) -> int:
+    from ..config import default_config
     from ..data import save_points
 
     flow = load_flow(args.checkpoint, args.device)
     cfg = config_for(args.checkpoint, args.config)
-    sample_cfg = cfg["sample"] if cfg else {"n": 1000, "seed": 0, "chunk_size": 65536, "solver": {}}
+    sample_cfg = cfg["sample"] if cfg else default_config()["sample"]  # its solver is used with --config only
     n = args.n if args.n is not None else sample_cfg["n"]
     if n < 1:
         raise UsageError(f"-n must be >= 1, got {n}")
@@ -48,7 +49,7 @@ def run(args) -> int:
 
     # The flow's own default integrator is the training config's sample.solver; an explicit --config wins.
     solver = solver_options(sample_cfg["solver"] if args.config else {}, args.method, args.steps)
-    x = flow.sample(n, cond, seed=seed, batch_size=args.chunk_size or sample_cfg["chunk_size"], **solver)
+    x = flow.sample(n, cond, seed=seed, chunk_size=args.chunk_size or sample_cfg["chunk_size"], **solver)
     used = {**flow.solver, **solver}
     c = None if cond is None else cond.to(x.dtype).cpu()
     provenance = {"kind": "samples", "checkpoint": str(Path(args.checkpoint).resolve()), "seed": int(seed),

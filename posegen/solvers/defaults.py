@@ -5,7 +5,8 @@ default ``solver``, the chunk sizes of ``sample``/``log_prob``), :func:`posegen.
 training loop's validation, the run config (``sample``, ``eval``, ``plot`` sections) and the CLI.
 
 Two words, two meanings: a *chunk* (``chunk_size``) is how many points are integrated at once, a memory
-bound that leaves results unchanged; a *batch* (``batch_size``) is the training batch of one optimiser step.
+bound (samples and exact likelihoods do not depend on it); a *batch* (``batch_size``) is the training batch
+of one optimiser step.
 """
 
 from __future__ import annotations

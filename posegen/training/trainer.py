@@ -19,10 +19,12 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from ..atomic import atomic_open
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data.validate import validate_points
 from ..manifolds import SO3
 from ..objectives import make_objective
+from ..solvers.defaults import preview_solver
 from . import distributed as ddp
 from .ema import EMA
 
@@ -57,7 +59,7 @@ class TrainConfig:
     log_every: int = 50
     val_every: int = 500
     val_points: int = 2048
-    val_solver: Dict[str, Any] = field(default_factory=lambda: {"method": "rk4", "steps": 16})
+    val_solver: Dict[str, Any] = field(default_factory=preview_solver)
     patience: int = 0
     checkpoint_every: int = 500
     augment_so3: bool = True
@@ -74,7 +76,7 @@ class TrainConfig:
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f'Invalid lr_schedule "{self.lr_schedule}". Must be one of {set(LR_SCHEDULES)}')
+            raise ValueError(f'Invalid lr_schedule "{self.lr_schedule}". Must be one of {sorted(LR_SCHEDULES)}')
         if self.patience < 0 or self.warmup < 0:
             raise ValueError("patience and warmup must be >= 0")
 
@@ -190,6 +192,27 @@ class Trainer:
             "train_config": asdict(self.config),
         }, self._ckpt_path(), kind="training")
 
+    def _truncate_log(self, step: int) -> None:
+        """Keep only the metrics rows of steps ``<= step``, where this run starts: a run resumed from a
+        checkpoint replays the steps after it (e.g. after ``kill -9``), so their old rows go, and the log stays
+        the log of one run (a fresh run, step 0, starts an empty log). Lines torn by a crash are dropped. The
+        file is rewritten atomically."""
+        path = self.metrics_path
+        if path is None or not self.dist.is_main or not path.exists():
+            return
+        lines = path.read_text(encoding="utf-8").splitlines()
+        keep = []
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("step"), int) and rec["step"] <= step:
+                keep.append(line)
+        if keep != lines:
+            with atomic_open(path, "w") as fh:
+                fh.writelines(line + "\n" for line in keep)
+
     def _log(self, record: Dict[str, Any]) -> None:
         if self.metrics_path is None or not self.dist.is_main:
             return
@@ -227,6 +250,7 @@ class Trainer:
             start = int(ckpt["step"])
         elif cfg.fit_standardization:
             flow.fit_standardization(self.points, self.conditions)
+        self._truncate_log(start)
         flow.to(dev)
         ddp.broadcast_parameters(flow, self.dist)
 
@@ -328,8 +352,6 @@ class Trainer:
         except KeyboardInterrupt:
             # Ctrl-C: keep what was learned; resume=True continues from here.
             self._save_state(step, opt, sched, ema, best)
-            if pbar is not None:
-                pbar.close()
             raise
         finally:
             if pbar is not None:
@@ -372,9 +394,12 @@ def train(flow, data, objective: str = DEFAULT_OBJECTIVE, *, val_data=None, out_
             ``"moser"``. See :data:`DEFAULT_OBJECTIVE` for why RFM is the default.
         val_data: held-out data for the validation NLL (EMA weights), early stopping and best-model choice.
         out_dir: where ``ckpt.pt`` (full training state), ``model.pt`` (the shipped EMA model) and
-            ``metrics.jsonl`` go. Files are written atomically. None: nothing is written.
-        resume: continue from ``out_dir/ckpt.pt`` if it exists; the result equals an uninterrupted run.
-        metrics_path: JSON-lines metrics file (default ``out_dir/metrics.jsonl``).
+            ``metrics.jsonl`` go. Checkpoints are written atomically (:mod:`posegen.atomic`); metrics rows are
+            appended. None: nothing is written.
+        resume: continue from ``out_dir/ckpt.pt`` if it exists; the result equals an uninterrupted run, and
+            the metrics file keeps the rows up to the checkpoint's step (the steps after it are run again).
+        metrics_path: JSON-lines metrics file (default ``out_dir/metrics.jsonl``); a run starting at step 0
+            empties it.
         config: a :class:`TrainConfig`; keyword ``options`` override its fields (``steps``,
             ``batch_size``, ``lr``, ``device``, ``objective_options``, ``patience``, ``bf16``, ...).
 
