@@ -24,6 +24,8 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
+from posegen.atomic import atomic_open
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -182,12 +184,10 @@ class Result:
                        "duration_s": time.perf_counter() - self.t0, **self.extra, "results": self.rows})
 
     def write(self, path) -> Path:
-        """Write the JSON (atomically: temp file then rename) and return its path."""
+        """Write the JSON (atomically, :func:`posegen.atomic.atomic_open`) and return its path."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.payload(), indent=1) + "\n")
-        os.replace(tmp, path)
+        with atomic_open(path, "w", mkdir=True) as fh:
+            fh.write(json.dumps(self.payload(), indent=1) + "\n")
         return path
 
 

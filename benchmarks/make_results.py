@@ -19,6 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import REPO, read_json  # noqa: E402
 
+from posegen.atomic import atomic_open  # noqa: E402
+
 
 def rel(p: Path) -> str:
     """``p`` relative to the repository when inside it (no machine-specific absolute paths in RESULTS.md)."""
@@ -396,8 +398,8 @@ def main(argv=None):
     p.add_argument("--note", help="a line placed under the title (e.g. 'QUICK MODE: pipeline check only')")
     args = p.parse_args(argv)
     text = render(args.results, args.note)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    with atomic_open(args.out, "w", mkdir=True) as fh:
+        fh.write(text)
     print(f"wrote {args.out}")
     return text
 
