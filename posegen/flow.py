@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .manifolds import SO3, Product, parse, tol
+from .manifolds import Product, parse, tol
 from .models import VelocityMLP
 from .solvers import divergence as _divergence
 from .solvers.defaults import DEFAULT_SOLVER, LOG_PROB_CHUNK_SIZE, SAMPLE_CHUNK_SIZE, SOLVER_KEYS
@@ -272,7 +272,7 @@ class PoseFlow(nn.Module):
         x = self.from_internal(torch.cat(out) if out else z0)
         x = M.projx(x)
         if canonical:
-            x = _canonical_so3(M, x)
+            x = M.canonical(x)
         return x
 
     def _moser_field(self, c):
@@ -406,11 +406,3 @@ class PoseFlow(nn.Module):
         """Plain-data description of this flow (config and tensors) for embedding in other checkpoints."""
         return {"manifold": repr(self.manifold), "config": self.config,
                 "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
-
-
-def _canonical_so3(M: Product, x: torch.Tensor) -> torch.Tensor:
-    if not any(isinstance(f, SO3) for f in M.factors):
-        return x
-    parts = [SO3.canonical(p) if isinstance(f, SO3) else p for f, p in zip(M.factors, M.split(x))]
-    return torch.cat(parts, -1)
-

@@ -22,7 +22,6 @@ import torch
 from ..atomic import atomic_open
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data.validate import validate_points
-from ..manifolds import SO3
 from ..objectives import make_objective
 from ..solvers.defaults import preview_solver
 from . import distributed as ddp
@@ -170,15 +169,10 @@ class Trainer:
         return warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
     def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        M = self.flow.manifold
-        if not self.config.augment_so3 or not any(isinstance(f, SO3) for f in M.factors):
+        # other coordinates of the same points (SO3: q or -q); a no-op for factors without such symmetry
+        if not self.config.augment_so3:
             return x
-        x = x.clone()
-        for f, s in zip(M.factors, M.slices):
-            if isinstance(f, SO3):
-                sign = torch.randint(0, 2, (x.shape[0], 1), generator=gen).to(x) * 2 - 1
-                x[:, s] = x[:, s] * sign
-        return x
+        return self.flow.manifold.augment(x, gen)
 
     def _ckpt_path(self) -> Optional[Path]:
         return self.out_dir / "ckpt.pt" if self.out_dir else None
