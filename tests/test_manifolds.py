@@ -20,7 +20,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posegen.manifolds import SO3, Euclidean, Product, Sphere, Torus, parse, tol, wrap_angle
+from posegen.manifolds import SO3, Euclidean, Interval, Product, Sphere, Torus, parse, tol, wrap_angle
+
+# the Panda's joint limits (rad): q4's range is all negative, q6's crosses pi
+PANDA_LIMITS = [[-2.8973, 2.8973], [-1.7628, 1.7628], [-2.8973, 2.8973], [-3.0718, -0.0698],
+                [-2.8973, 2.8973], [-0.0175, 3.7525], [-2.8973, 2.8973]]
 
 MANIFOLDS = {
     "R3": Euclidean(3),
@@ -33,6 +37,10 @@ MANIFOLDS = {
     "R1 x S1": parse("R1 x S1"),
     "R3 x SO3": parse("R3 x SO3"),
     "R3 x T8 x S3^6": parse("R3 x T8 x S3^6"),
+    "I1": Interval(-0.5, 2.0),
+    "I2": Interval([-1.0, 0.1], [1.0, 0.3]),
+    "R1 x I1": parse("R1 x I1", limits=[[-3.0718, -0.0698]]),
+    "R3 x I7 x SO3": parse("R3 x I7 x SO3", limits=PANDA_LIMITS),
 }
 SEEDS = (0, 1, 2)
 DTYPES = (torch.float64, torch.float32)
@@ -102,6 +110,18 @@ def _sphere_case(f, shape, g):
     return dict(x=x, y=f.projx(_randn(s, g)), u=u, v=f.proju(x, _randn(s, g)), raw=3 * _randn(s, g))
 
 
+def _interval_case(f, shape, g):
+    s = shape + (f.coord_dim,)
+    lo, hi = f.lo, f.hi
+    # points with |z| <= 2 (2.3 % of the box at each end is left to the boundary tests below); tangent
+    # vectors are velocities g'(z) w with |w| <= 1 in z, so that expmap moves |z| by at most one
+    x = f.from_chart(_uniform(s, g, -1.5, 1.5))
+    y = f.from_chart(_uniform(s, g, -2.0, 2.0))
+    dg = f.logmap(x, f.from_chart(f.to_chart(x) + 1.0))  # g'(z) per coordinate (z moved by exactly 1)
+    return dict(x=x, y=y, u=dg * _uniform(s, g, -1.0, 1.0), v=dg * _randn(s, g),
+                raw=_uniform(s, g, 0.0, 1.0) * 3 * (hi - lo) + lo - (hi - lo))
+
+
 def _unit_tangent(S, x, g):
     """Random unit tangent vectors of the sphere ``S`` at ``x``."""
     w = S.proju(x, torch.randn(x.shape, generator=g, dtype=x.dtype))
@@ -115,6 +135,8 @@ def _factor_case(f, shape, g):
         return _torus_case(f, shape, g)
     if isinstance(f, Sphere):  # SO3 included
         return _sphere_case(f, shape, g)
+    if isinstance(f, Interval):
+        return _interval_case(f, shape, g)
     raise TypeError(f"no case generator for {f!r}")
 
 
@@ -404,6 +426,10 @@ def antipode(M, x):
         elif isinstance(f, Torus):
             out[..., s] = wrap_angle(a + math.pi)
             sq = sq + f.dim * math.pi ** 2
+        elif isinstance(f, Interval):  # complete, no antipode: one unit along the first chart coordinate
+            z = f.to_chart(a)
+            out[..., s] = f.from_chart(z + torch.nn.functional.one_hot(torch.tensor(0), f.dim).to(x.dtype))
+            sq = sq + 1.0
         else:
             out[..., s] = a + torch.nn.functional.one_hot(torch.tensor(0), f.dim).to(x.dtype)
             sq = sq + 1.0
@@ -594,9 +620,10 @@ def test_sample_base_moments(name):
         if isinstance(f, Euclidean):
             _within_sigmas(a.mean(0), torch.zeros(k, dtype=a.dtype), math.sqrt(1 / n), what=f"{f} mean")
             _within_sigmas(a.T @ a / n, torch.eye(k, dtype=a.dtype), math.sqrt(2 / n), what=f"{f} cov")
-        elif isinstance(f, Torus):
+        elif f.bounds is not None:  # tori and intervals: uniform on their box
             bins = 16
-            counts = torch.stack([torch.histc(a[:, i], bins, -math.pi, math.pi) for i in range(k)])
+            box = f.bounds
+            counts = torch.stack([torch.histc(a[:, i], bins, box[i, 0].item(), box[i, 1].item()) for i in range(k)])
             p = 1 / bins
             _within_sigmas(counts / n, torch.full_like(counts, p), math.sqrt(p * (1 - p) / n),
                            what=f"{f} angle histogram")
