@@ -1,0 +1,233 @@
+r"""Batched numerical inverse kinematics: damped least squares (Levenberg-Marquardt) that stays in the limits.
+
+:func:`solve_ik` refines joint vectors towards end-effector targets; the IK sampler (its initial guesses), the
+planner and reachability checks share it. Everything is torch, batched, on any device and dtype.
+
+Targets are ``(T, 7)`` rows ``x, y, z, qx, qy, qz, qw`` (``quat_order="xyzw"``; ``"wxyz"`` puts ``w`` first):
+the position (m) and orientation of the end-effector link in the robot's base frame.
+
+Method
+------
+The error of ``q`` against a target ``(p*, R*)`` is the 6-vector ``e = [p* - p(q); log(R* R(q)^T)]`` (position in
+m, rotation vector in rad, both in the base frame, which is the frame of :meth:`Robot.jacobian`). One step is
+
+.. math::  \delta = J^T (J J^T + \lambda I_6)^{-1} e, \qquad q' = \Pi(q + \delta),
+
+with :math:`\Pi` the projection onto the joint limits (continuous joints are wrapped to ``[-pi, pi)``), and
+Levenberg-Marquardt control of :math:`\lambda` per row: a step that lowers ``|e|`` is taken and
+:math:`\lambda` shrinks, one that does not is refused and :math:`\lambda` grows. A joint at a limit whose step
+points outwards is *active*: its Jacobian column is dropped and the step recomputed, so the other joints do
+the work instead of the step being cut away by the projection (projected Gauss-Newton on a box).
+
+Why projection and not clamping at the end: every iterate is inside the limits, and the errors and the
+``success`` flag are those of the returned joints, measured after the projection. Nothing is moved into the
+limits after the errors were computed.
+
+Success is ``position_error < pos_tol and rotation_error < rot_tol`` (defaults 1 mm and 0.01 rad, IKFlow's
+"exact" solutions). A target that cannot be reached gives ``success = False`` on its rows; no exception is
+raised for it and its rows are returned like the others (the closest joints found).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import roma
+import torch
+
+from ..rotations import check_quat_order, convert_quat_order
+
+__all__ = ["IKResult", "solve_ik", "parse_targets", "pose_errors", "rotation_angle_atan2", "UNIT_TOL"]
+
+#: how far a target quaternion's norm may be from 1 (files rounded to 4-6 digits pass; a typo does not)
+UNIT_TOL = 1e-3
+
+
+@dataclass
+class IKResult:
+    """What :func:`solve_ik` returns; every field has the batch shape of ``q_init`` (``(T, n)`` or ``(T,)``).
+
+    Attributes:
+        joints: ``(..., dof)`` inside the joint limits.
+        position_error: ``(...)`` m, ``|p* - p(joints)|``.
+        rotation_error: ``(...)`` rad, the angle of ``R* R(joints)^T`` (atan2 form, accurate near 0 and pi).
+        success: ``(...)`` bool, both errors below their tolerances.
+        iterations: ``(...)`` int, Jacobian evaluations spent on the row.
+    """
+
+    joints: torch.Tensor
+    position_error: torch.Tensor
+    rotation_error: torch.Tensor
+    success: torch.Tensor
+    iterations: torch.Tensor
+
+
+# --------------------------------------------------------------------------------------- targets
+def parse_targets(targets, quat_order: str = "xyzw", *, dtype=None, device=None,
+                  name: str = "targets") -> Tuple[torch.Tensor, torch.Tensor]:
+    """Check pose rows and return ``(position (T, 3), rotation matrix (T, 3, 3))``.
+
+    Args:
+        targets: ``(T, 7)`` (or one pose ``(7,)``): ``x, y, z`` and a unit quaternion in ``quat_order``.
+        quat_order: ``"xyzw"`` or ``"wxyz"``.
+
+    Raises:
+        ValueError: unknown ``quat_order``, wrong width, NaN/inf, or a quaternion whose norm is off 1 by more
+            than :data:`UNIT_TOL` (named by row). Slightly non-unit quaternions are normalised.
+    """
+    check_quat_order(quat_order)
+    t = targets if isinstance(targets, torch.Tensor) else torch.as_tensor(targets)
+    if not t.is_floating_point():
+        t = t.to(torch.get_default_dtype())
+    t = t.to(dtype=dtype or t.dtype, device=device)
+    if t.dim() == 1:
+        t = t.unsqueeze(0)
+    if t.dim() != 2 or t.shape[-1] != 7:
+        raise ValueError(f"{name} must have shape (T, 7) (x, y, z and a quaternion in {quat_order} order), "
+                         f"got shape {tuple(t.shape)}")
+    bad = ~torch.isfinite(t).all(-1)
+    if bool(bad.any()):
+        raise ValueError(f"{name} has NaN or infinite values in row(s) {bad.nonzero().flatten()[:5].tolist()}")
+    quat = convert_quat_order(t[:, 3:], quat_order, "xyzw")
+    norm = quat.norm(dim=-1)
+    off = (norm - 1).abs() > UNIT_TOL
+    if bool(off.any()):
+        r = int(off.nonzero()[0])
+        raise ValueError(f"{name} must hold unit quaternions (|q| = 1 within {UNIT_TOL:g}); row {r} has norm "
+                         f"{norm[r].item():.6g} ({int(off.sum())} of {t.shape[0]} rows are off)")
+    R = roma.unitquat_to_rotmat(quat / norm.unsqueeze(-1))
+    return t[:, :3], R
+
+
+def rotation_angle_atan2(R: torch.Tensor) -> torch.Tensor:
+    """Angle (rad) of rotation matrices ``(..., 3, 3)`` as ``atan2(|vee(R - R^T)| / 2, (tr R - 1) / 2)``:
+    accurate everywhere in ``[0, pi]``, unlike ``acos`` near 0."""
+    s = torch.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1)
+    tr = R[..., 0, 0] + R[..., 1, 1] + R[..., 2, 2]
+    return torch.atan2(s.norm(dim=-1) / 2, (tr - 1) / 2)
+
+
+def pose_errors(T: torch.Tensor, pos: torch.Tensor, R: torch.Tensor):
+    """Errors of poses ``T (..., 4, 4)`` against targets ``pos (..., 3)``, ``R (..., 3, 3)``.
+
+    Returns ``(e (..., 6), position_error (...), rotation_error (...))``: ``e`` is the DLS residual
+    ``[p* - p; rotvec(R* R^T)]`` in the base frame.
+    """
+    dp = pos - T[..., :3, 3]
+    R_err = R @ T[..., :3, :3].transpose(-1, -2)
+    e = torch.cat([dp, roma.rotmat_to_rotvec(R_err)], -1)
+    return e, dp.norm(dim=-1), rotation_angle_atan2(R_err)
+
+
+# --------------------------------------------------------------------------------------- the solver
+class _Box:
+    """Projection onto the joint limits of ``robot`` (wrapping for continuous joints), in one dtype/device."""
+
+    def __init__(self, robot, like: torch.Tensor):
+        lim = robot.joint_limits.to(like)
+        self.free = torch.tensor([t == "continuous" for t in robot.joint_types], device=like.device)
+        self.lo, self.hi = lim[:, 0], lim[:, 1]
+
+    def project(self, q: torch.Tensor) -> torch.Tensor:
+        wrapped = torch.remainder(q + torch.pi, 2 * torch.pi) - torch.pi
+        return torch.where(self.free, wrapped, torch.minimum(torch.maximum(q, self.lo), self.hi))
+
+    def active(self, q: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+        """Limited joints at a limit with the step pointing outwards, ``(B, dof)`` bool."""
+        return ~self.free & (((q <= self.lo) & (step < 0)) | ((q >= self.hi) & (step > 0)))
+
+
+def _dls_step(J: torch.Tensor, e: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """``J^T (J J^T + lam I)^-1 e`` for ``J (B, 6, dof)``, ``e (B, 6)``, ``lam (B,)`` -> ``(B, dof)``."""
+    A = J @ J.transpose(-1, -2) + lam[:, None, None] * torch.eye(6, dtype=J.dtype, device=J.device)
+    y, _ = torch.linalg.solve_ex(A, e.unsqueeze(-1))
+    step = (J.transpose(-1, -2) @ y).squeeze(-1)
+    # a numerically singular system (tiny lambda in float32) gives a zero step: refused, so lambda grows
+    return torch.where(torch.isfinite(step).all(-1, keepdim=True), step, torch.zeros_like(step))
+
+
+def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float = 1e-3,
+             rot_tol: float = 1e-2, max_iters: int = 60, damping: float = 1e-3, max_step: float = 0.5,
+             rot_weight: float = 1.0) -> IKResult:
+    """Refine ``q_init`` towards ``targets`` with projected damped least squares (see the module docstring).
+
+    Args:
+        robot: a :class:`~posegen.robots.Robot` (or a built-in name).
+        targets: ``(T, 7)`` poses (position, quaternion in ``quat_order``) of the end effector, base frame.
+        q_init: ``(T, dof)`` one start per target, or ``(T, n, dof)`` ``n`` starts per target; must be inside
+            the joint limits (continuous joints: any angle). Its dtype and device are used throughout
+            (float64 for tolerances much below 1e-5 m).
+        quat_order: ``"xyzw"`` (default) or ``"wxyz"``.
+        pos_tol, rot_tol: success tolerances, m and rad (defaults 1 mm, 0.01 rad). Rows stop once they meet
+            them.
+        max_iters: Jacobian evaluations per row at most.
+        damping: initial ``lambda`` (m^2 units of ``J J^T``); adapted per row by the LM rule.
+        max_step: largest joint change of one step (rad or m, infinity norm); longer steps are scaled down.
+        rot_weight: weight of the rotation rows of the residual against the position rows (m per rad).
+
+    Returns:
+        :class:`IKResult` with the batch shape of ``q_init``. Unreachable targets give ``success`` False.
+
+    Raises:
+        ValueError: malformed targets (see :func:`parse_targets`), ``q_init`` of the wrong shape, outside the
+            limits or not finite, or non-positive tolerances.
+    """
+    if isinstance(robot, str):
+        from .loader import load
+
+        robot = load(robot)
+    for name, v in (("pos_tol", pos_tol), ("rot_tol", rot_tol), ("max_step", max_step), ("rot_weight", rot_weight)):
+        if not v > 0:
+            raise ValueError(f"solve_ik: {name} must be > 0, got {v!r}")
+    if int(max_iters) != max_iters or max_iters < 0:
+        raise ValueError(f"solve_ik: max_iters must be a non-negative integer, got {max_iters!r}")
+    q0 = robot.check_joints(q_init)  # shape, finiteness and limits, one ValueError naming rows and joints
+    if q0.dim() not in (2, 3):
+        raise ValueError(f"solve_ik: q_init must have shape (T, {robot.dof}) or (T, n, {robot.dof}), got "
+                         f"{tuple(q0.shape)}")
+    pos, R = parse_targets(targets, quat_order, dtype=q0.dtype, device=q0.device)
+    if pos.shape[0] != q0.shape[0]:
+        raise ValueError(f"solve_ik: {pos.shape[0]} targets but q_init has {q0.shape[0]} rows (shape "
+                         f"{tuple(q0.shape)}); give one start or one set of starts per target")
+    batch = q0.shape[:-1]
+    per = 1 if q0.dim() == 2 else q0.shape[1]
+    q = q0.reshape(-1, robot.dof).clone()
+    pos = pos.repeat_interleave(per, 0)
+    R = R.repeat_interleave(per, 0)
+    B = q.shape[0]
+    box = _Box(robot, q)
+    w = torch.tensor([1.0, 1.0, 1.0, rot_weight, rot_weight, rot_weight], dtype=q.dtype, device=q.device)
+
+    e, perr, rerr = pose_errors(robot.fk(q), pos, R)
+    cost = ((w * e) ** 2).sum(-1)
+    lam = torch.full((B,), float(damping), dtype=q.dtype, device=q.device)
+    # smallest lambda: J J^T stays well conditioned in the dtype (its entries are ~1)
+    lam_min = 1e4 * torch.finfo(q.dtype).eps
+    iters = torch.zeros(B, dtype=torch.long, device=q.device)
+    done = (perr < pos_tol) & (rerr < rot_tol)
+    for _ in range(int(max_iters)):
+        idx = (~done).nonzero().flatten()
+        if idx.numel() == 0:
+            break
+        qa, ea, la = q[idx], e[idx] * w, lam[idx]
+        J = robot.jacobian(qa) * w[:, None]
+        step = _dls_step(J, ea, la)
+        # joints held at a limit: drop their columns and solve again, so the free joints take over
+        act = box.active(qa, step)
+        if bool(act.any()):
+            step = torch.where(act, torch.zeros_like(step), _dls_step(J * (~act).unsqueeze(-2), ea, la))
+        big = step.abs().amax(-1, keepdim=True)
+        step = step * (max_step / big.clamp_min(max_step))
+        qc = box.project(qa + step)
+        ec, pc, rc = pose_errors(robot.fk(qc), pos[idx], R[idx])
+        cc = ((w * ec) ** 2).sum(-1)
+        ok = cc < cost[idx]
+        # LM: trust the linear model more after a good step, less after a bad one
+        lam[idx] = torch.where(ok, (la / 3).clamp_min(lam_min), (la * 4).clamp_max(1e4))
+        iters[idx] += 1
+        keep = idx[ok]
+        q[keep], e[keep], perr[keep], rerr[keep], cost[keep] = qc[ok], ec[ok], pc[ok], rc[ok], cc[ok]
+        done = (perr < pos_tol) & (rerr < rot_tol)
+    return IKResult(joints=q.reshape(*batch, robot.dof), position_error=perr.reshape(batch),
+                    rotation_error=rerr.reshape(batch), success=done.reshape(batch), iterations=iters.reshape(batch))
