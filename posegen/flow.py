@@ -74,6 +74,9 @@ class PoseFlow(nn.Module):
             paper used 1e-5; a fixed 1e-5 would exceed the uniform density of T^7 (2.6e-6) and clamp the
             whole likelihood term from the first step.
         solver: default integrator settings for ``sample``/``log_prob`` (method, steps, step, atol, rtol).
+        robot: the :class:`posegen.robots.Robot` whose joints the manifold holds (or its ``.spec``), saved
+            with the model so that :class:`~posegen.PoseSampler` adds the forward-kinematics pose of every
+            sampled configuration; None for models that are not a robot's joints.
 
     Example::
 
@@ -86,9 +89,16 @@ class PoseFlow(nn.Module):
     def __init__(self, manifold, *, hidden: int = 256, depth: int = 4, cond_dim: int = 0,
                  conditioning: str = "concat", activation: str = "silu", time_freqs: int = 4,
                  parametrization: str = "cnf", moser_eps: Optional[float] = None,
-                 solver: Optional[Dict[str, Any]] = None):
+                 solver: Optional[Dict[str, Any]] = None, robot=None):
         super().__init__()
         self.manifold: Product = parse(manifold)
+        # which robot the joints belong to, as plain data saved with the model (the flow never uses it;
+        # PoseSampler does, to compute the end-effector pose of sampled joints by forward kinematics)
+        if robot is not None and not isinstance(robot, dict):
+            robot = getattr(robot, "spec", None)
+            if not isinstance(robot, dict):
+                raise TypeError("robot must be a posegen.robots.Robot, its .spec dict, or None")
+        self.robot_spec: Optional[Dict[str, Any]] = None if robot is None else dict(robot)
         if parametrization not in PARAMETRIZATIONS:
             raise ValueError(f'Invalid parametrization "{parametrization}". Must be one of {sorted(PARAMETRIZATIONS)}')
         if parametrization == "moser" and not self.manifold.compact:
@@ -108,6 +118,8 @@ class PoseFlow(nn.Module):
                            cond_dim=int(cond_dim), conditioning=conditioning, activation=activation,
                            time_freqs=int(time_freqs), parametrization=parametrization,
                            moser_eps=float(moser_eps), solver=dict(self.solver))
+        if self.robot_spec is not None:
+            self.config["robot"] = dict(self.robot_spec)
         self.net = VelocityMLP(self.manifold, hidden=hidden, depth=depth, cond_dim=cond_dim,
                                conditioning=conditioning, activation=activation, time_freqs=time_freqs)
         D = self.manifold.coord_dim

@@ -9,8 +9,14 @@ planners, grasp pipelines). Everything that enters or leaves it is in the caller
   (``"quat_0", "quat_1"``). ``names=`` overrides them.
 * **Quaternion order.** ``quat_order`` (``"xyzw"`` or ``"wxyz"``) applies to every 4-vector quaternion part
   (SO3 and S3 factors), on output and on input to :meth:`PoseSampler.score`. posegen stores xyzw inside.
-* **Joint limits.** posegen's angles live in ``[-pi, pi)``; a robot's joint ranges need not (the Panda's
-  q6 is ``[-0.0175, 3.7525]``). With ``joint_limits`` each sampled angle is mapped to its representative
+* **Robots.** A model of a robot's joints (``PoseFlow(robot.manifold, robot=robot)``, what ``make demo``
+  trains) samples joints inside the limits by construction (interval factors), and the sampler adds the
+  end-effector pose computed by the robot's forward kinematics, ``"position" (n, 3)`` and ``"quat" (n, 4)``
+  in ``quat_order`` (``"fk_position"``/``"fk_quat"`` when the manifold has position/quaternion parts of its
+  own): every sample is a robot state, consistent to round-off. The robot comes from the checkpoint or
+  ``robot=``; :attr:`PoseSampler.joint_names` names the joint columns.
+* **Joint limits on tori (older models).** Angles on a torus live in ``[-pi, pi)``; a robot's joint ranges
+  need not (the Panda's q6 is ``[-0.0175, 3.7525]``). With ``joint_limits`` each sampled angle is mapped to its representative
   ``q + 2 pi k`` inside the limits (:func:`unwrap_to_limits`); samples with a joint that has no such
   representative are rejected and redrawn, in rounds, until ``n`` are valid. The acceptance rate is
   reported (``result["acceptance_rate"]`` and :attr:`PoseSampler.last_acceptance_rate`); a shortfall after
@@ -39,8 +45,8 @@ Example::
     T = sampler.sample_se3(64, condition=object_pos)           # (64, 4, 4)
     best = sampler.top_k(256, 8, condition=object_pos)         # sorted by log-density, highest first
 
-    joints = PoseSampler.from_checkpoint("panda_joints.pt", joint_limits="panda")
-    q = joints.sample(100)["joints"]                          # (100, 7) inside the Panda's limits
+    robot = PoseSampler.from_checkpoint("runs/default/model.pt")   # a joint model of the Panda (make demo)
+    out = robot.sample(100)          # {"joints": (100, 7) inside the limits, "position": (100, 3), "quat": ...}
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
@@ -60,7 +66,7 @@ __all__ = ["PoseSampler", "SamplingShortfall", "Part", "manifold_parts", "unwrap
            "resolve_joint_limits"]
 
 _SOLVER_KEYS = ("method", "steps", "step", "atol", "rtol")
-_RESERVED = ("points", "log_prob", "acceptance_rate", "n_drawn")
+_RESERVED = ("points", "log_prob", "acceptance_rate", "n_drawn", "fk_position", "fk_quat")
 
 
 class SamplingShortfall(RuntimeError):
@@ -117,19 +123,31 @@ def manifold_parts(manifold, names: Optional[Sequence[str]] = None) -> List[Part
     return [Part(n, k, f, s) for n, k, f, s in zip(names, kinds, M.factors, M.slices)]
 
 
+def _load_robot(robot):
+    """A Robot from a Robot, a built-in name or path, or a ``Robot.spec`` dict; None stays None."""
+    if robot is None or hasattr(robot, "fk"):
+        return robot
+    from .robots import load
+
+    if isinstance(robot, Mapping):
+        return load(robot["robot"], ee_link=robot.get("ee_link"))
+    return load(robot)
+
+
 def resolve_joint_limits(joint_limits, n_joints: int, dtype=torch.float64, device=None) -> Optional[torch.Tensor]:
-    """``None``, ``"panda"`` or an array-like ``(n_joints, 2)`` of ``[lower, upper]`` (rad) -> tensor or None.
+    """``None``, a robot (a :class:`posegen.robots.Robot` or a built-in name such as ``"panda"``) or an
+    array-like ``(n_joints, 2)`` of ``[lower, upper]`` (rad) -> tensor or None.
 
     ``n_joints`` is the number of angles of the manifold's torus factors (all of them, in factor order).
     """
     if joint_limits is None:
         return None
-    if isinstance(joint_limits, str):
-        if joint_limits != "panda":
-            raise ValueError(f'joint_limits must be None, "panda" or a (n_joints, 2) array, got {joint_limits!r}')
-        from .data.panda import JOINT_LIMITS
-
-        lim = JOINT_LIMITS
+    if isinstance(joint_limits, str) or hasattr(joint_limits, "joint_limits"):
+        try:
+            lim = _load_robot(joint_limits).joint_limits
+        except ValueError as e:
+            raise ValueError(f"joint_limits must be None, a robot (e.g. \"panda\") or a (n_joints, 2) array: "
+                             f"{e}") from None
     else:
         lim = torch.as_tensor(joint_limits, dtype=torch.float64)
     if n_joints == 0:
@@ -168,9 +186,13 @@ class PoseSampler:
         flow: a trained flow. It is put in eval mode and moved to ``device`` (the caller's object is used
             as is, not copied).
         quat_order: ``"xyzw"`` or ``"wxyz"``, for every quaternion part (SO3/S3 factors), out and in.
-        joint_limits: ``None``, ``"panda"`` (:data:`posegen.data.panda.JOINT_LIMITS`) or ``(n_joints, 2)``
-            ``[lower, upper]`` in radians, for all torus angles of the manifold in factor order. Enables
-            rejection of samples outside the limits (see the module docstring).
+        robot: the robot whose joints the flow models (a :class:`posegen.robots.Robot`, a built-in name or
+            a description path); default the one saved with the flow, if any. Adds the end-effector pose
+            of every sample by forward kinematics (see the module docstring).
+        joint_limits: for models whose joints are angles on a torus (older models): ``None``, a robot (e.g.
+            ``"panda"``) or ``(n_joints, 2)`` ``[lower, upper]`` in radians, for all torus angles of the
+            manifold in factor order. Enables rejection of samples outside the limits (see the module
+            docstring). Default: the robot's limits when a robot is known. Interval joints need none.
         names: one name per manifold factor, overriding the defaults of :func:`manifold_parts`.
         device: where the flow runs; None keeps its current device.
         solver: integrator settings for sampling and scoring (``method``, ``steps``, ``step``, ``atol``,
@@ -186,7 +208,7 @@ class PoseSampler:
             (1.0 without limits); ``joint_limits``: the limits tensor or None.
     """
 
-    def __init__(self, flow: PoseFlow, *, quat_order: str = "xyzw", joint_limits=None,
+    def __init__(self, flow: PoseFlow, *, quat_order: str = "xyzw", joint_limits=None, robot=None,
                  names: Optional[Sequence[str]] = None, device=None, solver: Optional[Mapping[str, Any]] = None,
                  max_rounds: int = 10, log_prob: Optional[bool] = None, limits_atol: float = 1e-6,
                  condition_cache: int = 8):
@@ -199,8 +221,22 @@ class PoseSampler:
         self.manifold = flow.manifold
         self.parts = manifold_parts(self.manifold, names)
         self._part = {p.name: p for p in self.parts}
-        self._joint_cols = [c for p in self.parts if p.kind == "joints"
+        # angle columns (tori) for the rejection path of older models; all joint columns for kinematics
+        self._joint_cols = [c for p in self.parts if p.kind == "joints" and p.factor.periodic
                             for c in range(p.columns.start, p.columns.stop)]
+        self._robot_cols = [c for p in self.parts if p.kind == "joints"
+                            for c in range(p.columns.start, p.columns.stop)]
+        self.robot = _load_robot(robot if robot is not None else flow.robot_spec)
+        self._fk_names = None
+        if self.robot is not None:
+            if len(self._robot_cols) != self.robot.dof:
+                raise ValueError(f"the robot {self.robot.name!r} has {self.robot.dof} joints but {self.manifold!r} "
+                                 f"has {len(self._robot_cols)} joint coordinates")
+            kinds = {p.kind for p in self.parts}
+            self._fk_names = (("fk_position", "fk_quat") if kinds & {"position", "quat"}
+                              else ("position", "quat"))
+            if joint_limits is None and self._joint_cols:
+                joint_limits = self.robot.joint_limits[[self._robot_cols.index(c) for c in self._joint_cols]]
         self.joint_limits = resolve_joint_limits(joint_limits, len(self._joint_cols), flow.dtype, flow.device)
         solver = dict(solver or {})
         unknown = set(solver) - set(_SOLVER_KEYS)
@@ -254,10 +290,24 @@ class PoseSampler:
     def part_names(self) -> List[str]:
         return [p.name for p in self.parts]
 
+    @property
+    def joint_names(self) -> Optional[Tuple[str, ...]]:
+        """Names of the joint columns (the robot's joint names), or None without a robot."""
+        return None if self.robot is None else self.robot.joint_names
+
+    def forward_kinematics(self, joints: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """End-effector pose of joint configurations ``(..., dof)``: ``{"position": (..., 3), "quat": (..., 4)}``
+        (quaternion in ``quat_order``), by the robot's forward kinematics (needs a robot)."""
+        if self.robot is None:
+            raise ValueError("forward_kinematics needs a robot: pass robot= or load a model saved with one")
+        pos, quat = self.robot.pose(joints, quat_order=self.quat_order)
+        return {"position": pos, "quat": quat}
+
     def __repr__(self) -> str:
         lim = "none" if self.joint_limits is None else f"{tuple(self.joint_limits.shape)}"
+        rob = "" if self.robot is None else f", robot={self.robot.name!r}"
         return (f"PoseSampler({self.manifold!r}, parts={self.part_names}, quat_order={self.quat_order!r}, "
-                f"cond_dim={self.cond_dim}, joint_limits={lim}, device={self.device})")
+                f"cond_dim={self.cond_dim}, joint_limits={lim}{rob}, device={self.device})")
 
     # ------------------------------------------------------------------ conditions
     def _condition(self, condition) -> Optional[torch.Tensor]:
@@ -314,7 +364,7 @@ class PoseSampler:
             a = x[..., p.columns]
             if p.kind == "quat" and self.quat_order != "xyzw":
                 a = convert_quat_order(a, self.quat_order, "xyzw")
-            elif p.kind == "joints":
+            elif p.factor.periodic:
                 a = wrap_angle(a)
             parts.append(a)
         return torch.cat(parts, -1)
@@ -444,6 +494,11 @@ class PoseSampler:
                 raise SamplingShortfall(msg + " (allow_fewer cannot drop rows of a per-sample condition)")
         out: Dict[str, Any] = self._split(self._to_caller(x), q)
         out["points"] = self._to_caller(x)
+        if self.robot is not None:
+            # the end-effector pose of each sampled configuration: a robot state, consistent by construction
+            joints = torch.cat([out[p.name] for p in self.parts if p.kind == "joints"], -1)
+            fk = self.forward_kinematics(joints)
+            out[self._fk_names[0]], out[self._fk_names[1]] = fk["position"], fk["quat"]
         if self._cheap_log_prob(log_prob):
             out["log_prob"] = self._log_prob_internal(x, cond)
         out["acceptance_rate"] = rate
@@ -535,8 +590,13 @@ class PoseSampler:
     def sample_se3(self, n: int, condition=None, seed: Optional[int] = None, *, position: Optional[str] = None,
                    rotation: Optional[str] = None, allow_fewer: bool = False) -> torch.Tensor:
         """Draw ``n`` poses as homogeneous matrices ``(n, 4, 4)``: rotation from the quaternion part,
-        translation from the R3 part. Needs one R3 and one SO3/S3 factor (or name them with
+        translation from the R3 part (for a robot's joint model: the forward kinematics of the joints). Needs one R3 and one SO3/S3 factor (or name them with
         ``position=``/``rotation=``); other parts (e.g. joints) are drawn and dropped."""
+        if self._fk_names == ("position", "quat") and position is None and rotation is None:
+            # a robot's joint model: the end-effector pose by forward kinematics
+            res = self.sample(n, condition, seed, allow_fewer=allow_fewer, log_prob=False)
+            joints = torch.cat([res[p.name] for p in self.parts if p.kind == "joints"], -1)
+            return self.robot.fk(joints)
         p_pos, p_rot = self._se3_parts(position, rotation)
         res = self.sample(n, condition, seed, allow_fewer=allow_fewer, log_prob=False)
         return se3_from_pos_quat(res[p_pos.name], res[p_rot.name], self.quat_order)

@@ -202,6 +202,8 @@ class Manifold(abc.ABC):
     standardize: bool = False
     #: whether the factor is a vector space (nonlinear interpolants such as the trigonometric one apply)
     vector_space: bool = False
+    #: whether coordinates are angles known modulo 2 pi (tori): callers' values are wrapped on entry
+    periodic: bool = False
     #: ``(coord_dim, 2)`` float64 ``[lower, upper]`` of each coordinate where the factor is a box
     #: (tori, intervals); None where it is not
     bounds: Optional[torch.Tensor] = None

@@ -31,6 +31,7 @@ class Torus(Manifold):
     compact = True
     kernel = "von_mises"
     part_name = "joints"
+    periodic = True
     plot_kind = "angles"
 
     def __init__(self, n: int):

@@ -10,6 +10,7 @@ transforms of a link in the base (root link) frame.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
@@ -130,6 +131,15 @@ class Robot:
             run.append(j)
         flush()
         return Product(*factors)
+
+    @property
+    def spec(self) -> dict:
+        """Plain data that :func:`posegen.robots.load` turns back into this robot, for checkpoints:
+        ``{"robot": built-in name or absolute file path, "ee_link": name}``."""
+        src = self._desc.source
+        builtin = src.startswith("<built-in ")
+        ref = src[len("<built-in "):-1] if builtin else str(Path(src).resolve())
+        return {"robot": ref, "ee_link": self.ee_link}
 
     def __repr__(self) -> str:
         return (f"Robot(name={self.name!r}, dof={self.dof}, ee_link={self.ee_link!r}, "
