@@ -29,6 +29,90 @@ from .validate import check_nonfinite_mode, convert_quats, validate_with_conditi
 DEFAULT_KEYS = {"robot0_eef_pos": "R3", "robot0_eef_quat": "SO3", "robot0_joint_pos": "T7"}
 
 _DEMO = re.compile(r"^demo_(\d+)$")
+# a factor token ``I<d>`` or ``I<d>^k`` without ``[lo:hi,...]``: its limits come from limits= or robot=
+_BARE_INTERVAL = re.compile(r"^I(\d+)(?:\^(\d+))?$")
+_FACTOR_SEP = re.compile(r"\s+[x×*]\s+|\s*[×*]\s*")
+
+
+def bare_interval_dims(token) -> int:
+    """Coordinates of ``token`` (a key's manifold token) in bare ``I<d>`` factors, whose limits are not written
+    in the token: ``"I6"`` -> 6, ``"R3 x I2^2"`` -> 4, ``"I2[0:1,0:1]"`` or ``"T7"`` -> 0."""
+    if not isinstance(token, str):
+        return 0
+    n = 0
+    for t in _FACTOR_SEP.split(token.strip()):
+        m = _BARE_INTERVAL.match(t.strip())
+        if m:
+            n += int(m.group(1)) * int(m.group(2) or 1)
+    return n
+
+
+def _as_robot(robot):
+    if isinstance(robot, (str, bytes)) or hasattr(robot, "__fspath__"):
+        from ..robots import load
+
+        return load(robot)
+    if not hasattr(robot, "joint_limits") or not hasattr(robot, "manifold"):
+        raise ValueError(f"robot must be a posegen.robots.Robot (or a built-in name or description path), got "
+                         f"{type(robot).__name__}")
+    return robot
+
+
+def joint_keys(keys: Mapping[str, str], robot=None, limits=None) -> Dict[str, str]:
+    """``keys`` with every bare ``I<d>`` token given its joint limits (the others unchanged), as a new dict.
+
+    ``limits``: a ``(k, 2)`` array of ``[lo, hi]`` rows, used in key order by the bare ``I<d>`` coordinates
+    (as in ``parse(spec, limits=)``); they must use every row. ``robot``: a :class:`posegen.robots.Robot`,
+    a built-in name or a description path; a single key whose token is ``I<robot.dof>`` becomes
+    ``repr(robot.manifold)`` (its joint space: intervals for limited joints, a torus for continuous ones),
+    otherwise the bare tokens take the rows of ``robot.joint_limits`` in joint order and must cover every
+    joint. Tokens become explicit specs such as ``"I2[-1.5:1.5,0.0:3.75]"``, which parse alone. Raises
+    :class:`ValueError` when the counts do not match, when both or neither of robot/limits are given while a
+    bare token needs limits, and for a robot that no key uses.
+    """
+    keys = dict(keys)
+    need = {k: bare_interval_dims(tok) for k, tok in keys.items()}
+    total = sum(need.values())
+    if robot is not None and limits is not None:
+        raise ValueError("pass robot= or limits=, not both (the robot's limits are robot.joint_limits)")
+    if robot is None and limits is None:
+        return keys
+    if robot is not None:
+        robot = _as_robot(robot)
+        dof = int(robot.joint_limits.shape[0])
+        if total == 0:
+            raise ValueError(f"robot= ({robot_name(robot)}, {dof} joints) maps no key: it gives the limits of bare "
+                             f"'I<d>' tokens, e.g. keys={{'robot0_joint_pos': 'I{dof}'}}; got keys {keys}")
+        if total != dof:
+            raise ValueError(f"robot= ({robot_name(robot)}) has {dof} joints but the bare 'I<d>' tokens of keys "
+                             f"{keys} have {total} coordinates; they must cover every joint, in joint order")
+        users = [k for k, n in need.items() if n]
+        if len(users) == 1 and keys[users[0]].strip() == f"I{dof}":
+            keys[users[0]] = repr(robot.manifold)
+            return keys
+        limits = robot.joint_limits
+    import torch as _torch
+
+    rows = _torch.as_tensor(limits, dtype=_torch.float64)
+    if rows.dim() != 2 or rows.shape[1] != 2:
+        raise ValueError(f"limits must have shape (k, 2), one [lo, hi] row per interval coordinate, got "
+                         f"{tuple(rows.shape)}")
+    if rows.shape[0] != total:
+        raise ValueError(f"limits has {rows.shape[0]} rows but the bare 'I<d>' tokens of keys {keys} have {total} "
+                         f"coordinates")
+    at = 0
+    for k, n in need.items():
+        if n:
+            try:
+                keys[k] = repr(parse(keys[k], limits=rows[at: at + n]))
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"keys[{k!r}] = {keys[k]!r}: {e}") from None
+            at += n
+    return keys
+
+
+def robot_name(robot) -> str:
+    return str(getattr(robot, "name", type(robot).__name__))
 
 
 def demo_sort_key(name: str):
@@ -94,15 +178,18 @@ def load_robomimic(path, keys: Mapping[str, str] = DEFAULT_KEYS, *,
                    quat_order: Union[str, Mapping[str, str]] = "xyzw",
                    condition_keys: Optional[Sequence[str]] = None, frames=None, mask: Optional[str] = None,
                    nonfinite: str = "raise", renormalize_tol: float = 0.05,
-                   dtype: torch.dtype = torch.float32) -> PoseDataset:
+                   dtype: torch.dtype = torch.float32, robot=None, limits=None) -> PoseDataset:
     """Points on ``parse(" x ".join(keys.values()))`` from the observations of a robomimic file.
 
     Parameters
     ----------
     path : the ``.hdf5`` file; opened read-only, nothing on disk changes (also when loading fails).
-    keys : ordered ``{obs key: manifold token}``, tokens ``R<d>``, ``T<n>``, ``S<d>``, ``SO3`` (or any spec
-        :func:`posegen.parse` reads); the product is the tokens in key order and each key's width must be
-        that token's ``coord_dim``. Default: end-effector position (R3), orientation (SO3), joints (T7).
+    keys : ordered ``{obs key: manifold token}``, tokens ``R<d>``, ``T<n>``, ``S<d>``, ``SO3``, ``I<d>`` (or any
+        spec :func:`posegen.parse` reads); the product is the tokens in key order and each key's width must be
+        that token's ``coord_dim``. Default: end-effector position (R3), orientation (SO3), joints (T7;
+        ``I<dof>`` with the robot's limits when ``robot`` is given). A bare ``I<d>`` token (joints with
+        limits, stored as they are, not wrapped) takes its limits from ``robot`` or ``limits``, or writes
+        them, ``I2[-1.5:1.5,0:3.75]``.
     quat_order : how the file stores the quaternions of SO3 keys: ``"xyzw"`` (robosuite/robomimic) or
         ``"wxyz"``; one order, or a dict per key (keys left out are xyzw). Converted to xyzw on entry.
     condition_keys : keys concatenated, in order, as ``conditions (N, c)``: obs keys, or demo-level arrays
@@ -113,6 +200,10 @@ def load_robomimic(path, keys: Mapping[str, str] = DEFAULT_KEYS, *,
     nonfinite, renormalize_tol : as in :func:`~posegen.data.validate.validate_points` (``"drop"`` drops
         rows whose points or conditions hold NaN/inf, with a warning giving the count).
     dtype : floating dtype of points and conditions.
+    robot : a :class:`posegen.robots.Robot`, a built-in name (``"ur5e"``) or a description path: the bare
+        ``I<d>`` tokens get its joint limits (a key ``I<dof>`` becomes ``robot.manifold``); see
+        :func:`joint_keys`.
+    limits : ``(k, 2)`` ``[lo, hi]`` rows for the bare ``I<d>`` coordinates, in key order (instead of robot).
 
     Joint angles (T factors) are wrapped to ``[-pi, pi)`` on entry: robots record unwrapped, continuous
     angles (e.g. 7.1 rad after a full turn), which are the same configuration as their wrapped values.
@@ -131,7 +222,15 @@ def load_robomimic(path, keys: Mapping[str, str] = DEFAULT_KEYS, *,
     # ---- arguments first: nothing is opened for a call that cannot succeed
     if not isinstance(keys, Mapping) or not keys:
         raise ValueError(f"keys must be a non-empty mapping {{obs key: manifold token}}, got {keys!r}")
-    keys = dict(keys)
+    if robot is not None:
+        robot = _as_robot(robot)
+    if robot is not None and keys is DEFAULT_KEYS:
+        keys = {**DEFAULT_KEYS, "robot0_joint_pos": f"I{int(robot.joint_limits.shape[0])}"}
+    keys = joint_keys(keys, robot=robot, limits=limits)
+    if any(bare_interval_dims(tok) for tok in keys.values()):
+        bare = {k: tok for k, tok in keys.items() if bare_interval_dims(tok)}
+        raise ValueError(f"keys {bare}: a bare 'I<d>' token needs joint limits: pass robot= (a Robot, a built-in "
+                         f"name or a description path) or limits=, or write them, I<d>[lo:hi,...]")
     factors, labels, columns = [], [], []
     for key, tok in keys.items():
         try:
@@ -218,6 +317,7 @@ def load_robomimic(path, keys: Mapping[str, str] = DEFAULT_KEYS, *,
         meta = {"format": "robomimic", "source": str(Path(path).resolve()), "keys": keys,
                 "quat_order": orders, "condition_keys": condition_keys, "mask": mask, "frames": frames,
                 "demos": len(names), "total": None if total is None else int(total),
+                "robot": None if robot is None else robot_name(robot),
                 "env_args": _json_or_str(env_args)}
 
     x = torch.cat(chunks).to(dtype)
