@@ -228,7 +228,7 @@ class PoseSampler:
                             for c in range(p.columns.start, p.columns.stop)]
         self.robot = _load_robot(robot if robot is not None else flow.robot_spec)
         self._fk_names = None
-        if self.robot is not None:
+        if self.robot is not None and self._robot_cols:  # a model of the robot's joints (else: poses only)
             if len(self._robot_cols) != self.robot.dof:
                 raise ValueError(f"the robot {self.robot.name!r} has {self.robot.dof} joints but {self.manifold!r} "
                                  f"has {len(self._robot_cols)} joint coordinates")
@@ -291,9 +291,55 @@ class PoseSampler:
         return [p.name for p in self.parts]
 
     @property
+    def fk_keys(self) -> Optional[Tuple[str, str]]:
+        """Result keys of the forward-kinematics pose (``("position", "quat")`` for a joint model), or None."""
+        return self._fk_names
+
+    @property
+    def joint_columns(self) -> List[int]:
+        """Columns of the flat points that hold the robot's joints, in the robot's order."""
+        return list(self._robot_cols)
+
+    @property
     def joint_names(self) -> Optional[Tuple[str, ...]]:
         """Names of the joint columns (the robot's joint names), or None without a robot."""
         return None if self.robot is None else self.robot.joint_names
+
+    def reachable(self, position, quat, *, n_starts: int = 8, seed: int = 0, pos_tol: float = 1e-3,
+                  rot_tol: float = 1e-2) -> Dict[str, torch.Tensor]:
+        """Whether the robot can put its end effector at each pose: inverse kinematics (projected damped
+        least squares, :func:`posegen.robots.ik.solve_ik`) from ``n_starts`` uniform configurations inside the
+        limits converges within ``pos_tol`` (m) and ``rot_tol`` (rad) for at least one of them.
+
+        For grasp and end-effector pose models (``R3 x SO3``), whose poses are not redundant with joints.
+        Args:
+            position ``(T, 3)`` and quat ``(T, 4)`` in ``quat_order``: poses in the robot's base frame (e.g.
+            ``sample()["position"], sample()["quat"]``).
+        Returns:
+            ``{"reachable": (T,) bool, "joints": (T, dof) a solution inside the limits (the best start where
+            none succeeded), "position_error": (T,), "rotation_error": (T,)}`` (float64).
+        A pose that fails is reported as unreachable, never an exception; a finite number of starts can
+        miss a reachable pose near the workspace boundary (more starts, fewer misses).
+        """
+        if self.robot is None:
+            raise ValueError("reachable needs a robot: pass robot= (e.g. 'panda') to PoseSampler")
+        from .robots.ik import solve_ik
+
+        pos = torch.as_tensor(position, dtype=torch.float64).reshape(-1, 3)
+        q = torch.as_tensor(quat, dtype=torch.float64).reshape(-1, 4)
+        if pos.shape[0] != q.shape[0]:
+            raise ValueError(f"reachable: position has {pos.shape[0]} rows but quat has {q.shape[0]}")
+        lim = self.robot.joint_limits
+        g = torch.Generator().manual_seed(int(seed))
+        u = torch.rand(pos.shape[0], int(n_starts), self.robot.dof, generator=g, dtype=torch.float64)
+        res = solve_ik(self.robot, torch.cat([pos, q], -1), lim[:, 0] + (lim[:, 1] - lim[:, 0]) * u,
+                       quat_order=self.quat_order, pos_tol=pos_tol, rot_tol=rot_tol)
+        # per pose, a successful start if there is one, else the one closest to the target
+        score = res.position_error + res.rotation_error * 0.1 - 1e3 * res.success.double()
+        best = score.argmin(-1)
+        rows = torch.arange(pos.shape[0])
+        return {"reachable": res.success.any(-1), "joints": res.joints[rows, best],
+                "position_error": res.position_error[rows, best], "rotation_error": res.rotation_error[rows, best]}
 
     def forward_kinematics(self, joints: torch.Tensor) -> Dict[str, torch.Tensor]:
         """End-effector pose of joint configurations ``(..., dof)``: ``{"position": (..., 3), "quat": (..., 4)}``
@@ -494,7 +540,7 @@ class PoseSampler:
                 raise SamplingShortfall(msg + " (allow_fewer cannot drop rows of a per-sample condition)")
         out: Dict[str, Any] = self._split(self._to_caller(x), q)
         out["points"] = self._to_caller(x)
-        if self.robot is not None:
+        if self._fk_names is not None:
             # the end-effector pose of each sampled configuration: a robot state, consistent by construction
             joints = torch.cat([out[p.name] for p in self.parts if p.kind == "joints"], -1)
             fk = self.forward_kinematics(joints)

@@ -101,3 +101,23 @@ def test_a_robot_that_does_not_match_the_manifold_is_refused():
         pg.PoseSampler(flow, robot="panda")
     with pytest.raises(TypeError, match="robot must be"):
         pg.PoseFlow("T2", robot=42)
+
+
+def test_reachability_of_sampled_grasp_poses():
+    """A pose model (R3 x SO3) with a robot: reachable poses come from FK of joints inside the limits; a pose
+    2 m away is not reachable; the answer is per pose, never an exception."""
+    robot = robots.load("panda")
+    sampler = pg.PoseSampler(pg.PoseFlow("R3 x SO3", hidden=8, depth=1), robot="panda")
+    g = torch.Generator().manual_seed(0)
+    lim = robot.joint_limits
+    q = lim[:, 0] + (lim[:, 1] - lim[:, 0]) * torch.rand(6, 7, generator=g, dtype=torch.float64)
+    pos, quat = robot.pose(q)
+    pos[-1] = torch.tensor([2.0, 0.0, 0.5], dtype=torch.float64)
+    res = sampler.reachable(pos, quat, n_starts=16)
+    assert res["reachable"][:-1].sum() >= 4 and not res["reachable"][-1]
+    ok = res["reachable"]
+    assert robot.within_limits(res["joints"]).all()
+    fk_pos, _ = robot.pose(res["joints"][ok])
+    assert (fk_pos - pos[ok]).norm(dim=-1).max() <= 1e-3
+    with pytest.raises(ValueError, match="needs a robot"):
+        pg.PoseSampler(pg.PoseFlow("R3 x SO3", hidden=8, depth=1)).reachable(pos, quat)

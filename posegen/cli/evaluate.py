@@ -44,6 +44,28 @@ def eval_dataset(args, cfg):
     return splits[split], split
 
 
+def robot_check(flow, solver, n: int = 2000, cond=None):
+    """Sample ``n`` configurations of a robot's joint model and check them as robot states: the share
+    inside the joint limits, and how far the pose the sampler reports (FK in the model's dtype) is from
+    float64 FK of the same joints (round-off: the pose is computed, not sampled)."""
+    import torch
+
+    from ..sampler import PoseSampler
+
+    sampler = PoseSampler(flow, solver={k: v for k, v in solver.items() if k in ("method", "steps")})
+    out = sampler.sample(n, condition=cond, seed=0)
+    q = out["joints"] if "joints" in out else out["points"][:, sampler.joint_columns]
+    pos_key, quat_key = sampler.fk_keys
+    pos64, quat64 = sampler.robot.pose(q.double())
+    quat = out[quat_key].double()
+    quat = torch.where((quat * quat64).sum(-1, keepdim=True) < 0, -quat, quat)
+    angle = 4 * torch.atan2((quat - quat64).norm(dim=-1), (quat + quat64).norm(dim=-1))
+    return {"robot": sampler.robot.name, "robot_check_n": n, "fk_dtype": str(q.dtype).replace("torch.", ""),
+            "inside_limits": float(sampler.robot.within_limits(q.double()).float().mean()),
+            "fk_position_error_m": float((out[pos_key].double() - pos64).norm(dim=-1).max()),
+            "fk_rotation_error_deg": float(torch.rad2deg(angle).max())}
+
+
 def run(args) -> int:
     flow = load_flow(args.checkpoint, args.device)
     cfg = config_for(args.checkpoint, args.config)
@@ -79,6 +101,12 @@ def run(args) -> int:
             ("manifold", f"{flow.manifold!r} (dim {dim})"), ("solver", f"{used['method']}, {used['steps']} steps, "
                                                                        f"{divergence} divergence"),
             ("NLL", f"{nll:.4f} +- {se:.4f} nats"), ("bits/dim", f"{bpd:.4f}")]
+    if flow.robot_spec is not None:
+        rec.update(robot_check(flow, ev["solver"], cond=None if cond is None else cond[:1]))
+        rows += [("robot", f"{rec['robot']} ({rec['robot_check_n']} samples, seed 0)"),
+                 ("inside limits", f"{100 * rec['inside_limits']:.2f} % of the sampled joints (no rejection)"),
+                 ("FK check", f"max {rec['fk_position_error_m']:.2e} m, {rec['fk_rotation_error_deg']:.2e} deg "
+                              f"({rec['fk_dtype']} pose vs float64 FK of the same joints)")]
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         say(f"{k:<{width}}  {v}")

@@ -55,10 +55,23 @@ def run(args) -> int:
     provenance = {"kind": "samples", "checkpoint": str(Path(args.checkpoint).resolve()), "seed": int(seed),
                   "n": int(n), "solver": {k: used[k] for k in ("method", "steps", "step", "atol", "rtol")},
                   "conditional": bool(flow.cond_dim)}
-    save_points(out, x.cpu(), flow.manifold, columns=columns_from_config(cfg, flow.manifold), conditions=c,
+    extras, columns, fk_note = None, columns_from_config(cfg, flow.manifold), ""
+    if flow.robot_spec is not None:
+        # a robot's joint model: store the end-effector pose of every sample (forward kinematics) beside it
+        from ..sampler import PoseSampler
+
+        sampler = PoseSampler(flow, quat_order=args.quat_order)
+        fk = sampler.forward_kinematics(x[:, sampler.joint_columns])
+        extras = {"fk_position": fk["position"], "fk_quat": fk["quat"]}
+        provenance["robot"] = dict(flow.robot_spec, joint_names=list(sampler.joint_names))
+        provenance["fk_quat_order"] = args.quat_order
+        inside = float(sampler.robot.within_limits(x[:, sampler.joint_columns].double()).float().mean())
+        fk_note = (f"; with the {sampler.robot.name} end-effector pose (extras/fk_position, extras/fk_quat, "
+                   f"{args.quat_order}); {100 * inside:.1f} % of the joints inside the limits")
+    save_points(out, x.cpu(), flow.manifold, columns=columns, conditions=c,
                 condition_columns=condition_columns(cfg, flow.cond_dim) if c is not None else None,
-                quat_order=args.quat_order, provenance=provenance, overwrite=True)
+                quat_order=args.quat_order, provenance=provenance, overwrite=True, extras=extras)
     quat = f", quaternions stored {args.quat_order}" if any(f.spec == "SO3" for f in flow.manifold.factors) else ""
     say(f"wrote {n} samples on {flow.manifold!r} to {out} (seed {seed}, {used['method']} {used['steps']} steps"
-        f"{quat})")
+        f"{quat}){fk_note}")
     return 0

@@ -37,7 +37,17 @@ def build_flow(cfg: Dict[str, Any], manifold, cond_dim: int):
         return PoseFlow(manifold, hidden=m["hidden"], depth=m["depth"], cond_dim=cond_dim,
                         conditioning=m["conditioning"], activation=m["activation"], time_freqs=m["time_freqs"],
                         parametrization=objective_parametrization(cfg["objective"]["name"]),
-                        moser_eps=m["moser_eps"], solver=cfg["sample"]["solver"])
+                        moser_eps=m["moser_eps"], solver=cfg["sample"]["solver"], robot=_robot_spec(cfg))
+
+
+def _robot_spec(cfg: Dict[str, Any]):
+    """``data.robot`` as the plain data saved with the model (None without a robot)."""
+    name = cfg["data"].get("robot")
+    if not name:
+        return None
+    from ..robots import load
+
+    return load(name, ee_link=cfg["data"].get("ee_link")).spec
 
 
 def _prepare_out(out: Path, resume: bool) -> None:

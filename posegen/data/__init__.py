@@ -7,7 +7,7 @@ and unit, angles in radians in ``[-pi, pi)``, no NaN/inf.
 
 from .dataset import PoseDataset, split_sizes
 from .earth import EARTH_DATASETS, data_root, earth_path, earth_splits, load_earth
-from .h5io import load_points, save_points
+from .h5io import load_extras, load_points, save_points
 from .lerobot import load_lerobot
 from .robomimic import load_robomimic
 from .tabular import latlon_to_sphere, load_latlon, load_table, read_table, sphere_to_latlon
@@ -17,7 +17,7 @@ __all__ = [
     "PoseDataset", "split_sizes",
     "validate_points", "validate_with_conditions", "convert_quats", "DataWarning",
     "load_robomimic", "load_lerobot",
-    "save_points", "load_points",
+    "save_points", "load_points", "load_extras",
     "load_latlon", "load_table", "read_table", "latlon_to_sphere", "sphere_to_latlon",
     "EARTH_DATASETS", "load_earth", "earth_splits", "earth_path", "data_root",
 ]

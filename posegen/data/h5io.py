@@ -20,7 +20,7 @@ import contextlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import h5py
 import numpy as np
@@ -72,7 +72,7 @@ def save_points(path, points, manifold=None, *, columns: Optional[Sequence[str]]
                 condition_columns: Optional[Sequence[str]] = None, groups=None,
                 group_names: Optional[Sequence[str]] = None, quat_order: str = "xyzw",
                 provenance: Optional[dict] = None, overwrite: bool = False,
-                compression: Optional[str] = None) -> Path:
+                compression: Optional[str] = None, extras: Optional[Mapping[str, Any]] = None) -> Path:
     """Write points ``(N, coord_dim)`` on ``manifold`` (and optional conditions/groups) to ``path``.
 
     ``points`` may be a :class:`PoseDataset`; its manifold, columns, conditions, groups and meta (as
@@ -80,6 +80,8 @@ def save_points(path, points, manifold=None, *, columns: Optional[Sequence[str]]
     nothing is renormalised, so what is written is what was passed). ``quat_order="wxyz"`` stores the
     SO3 columns as w, x, y, z and records it; :func:`load_points` converts back. An existing file is
     refused unless ``overwrite=True``. ``compression`` (e.g. ``"gzip"``) is passed to h5py (lossless).
+    ``extras`` maps names to arrays ``(N, ...)`` stored row by row beside the points under ``extras/<name>``
+    (e.g. the forward-kinematics pose of sampled joints); :func:`load_extras` reads them back.
     Returns the path written.
     """
     if isinstance(points, PoseDataset):
@@ -108,6 +110,11 @@ def save_points(path, points, manifold=None, *, columns: Optional[Sequence[str]]
     except (TypeError, ValueError) as e:
         raise ValueError(f"provenance must be JSON-serialisable: {e}") from None
 
+    extras = {str(k): np.asarray(torch.as_tensor(v).detach().cpu()) for k, v in (extras or {}).items()}
+    bad = [k for k, v in extras.items() if v.ndim < 1 or v.shape[0] != x.shape[0] or not k.isidentifier()]
+    if bad:
+        raise ValueError(f"extras {bad} must be arrays with one row per point ({x.shape[0]}) and names that "
+                         f"are identifiers")
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
@@ -130,7 +137,17 @@ def save_points(path, points, manifold=None, *, columns: Optional[Sequence[str]]
         if ds.groups is not None:
             g = f.create_dataset("groups", data=ds.groups.cpu().numpy(), compression=compression)
             g.attrs["group_names"] = json.dumps(ds.group_names)
+        for name, value in (extras or {}).items():
+            f.create_dataset(f"extras/{name}", data=value, compression=compression)
     return path
+
+
+def load_extras(path) -> Dict[str, torch.Tensor]:
+    """The ``extras`` arrays of a points file written by :func:`save_points` (empty if it has none)."""
+    with open_h5(path, "posegen points") as f:
+        if "extras" not in f:
+            return {}
+        return {k: torch.from_numpy(np.asarray(v[()])) for k, v in f["extras"].items()}
 
 
 def load_points(path, *, nonfinite: str = "raise") -> PoseDataset:
