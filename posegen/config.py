@@ -2,7 +2,9 @@
 
 A config is a YAML mapping with these sections (every key optional; defaults below)::
 
-    data:       where the points come from and how they are read (source robomimic | points | earth | table)
+    data:       where the points come from and how they are read (source robomimic | lerobot | points | earth |
+                table); ``robot`` (a built-in name or a URDF/MJCF path) gives the bare ``I<d>`` joint tokens of
+                ``keys`` the robot's joint space ``robot.manifold`` (its limits)
     manifold:   optional spec string ("R3 x T7 x SO3"); must equal the data's manifold when given
     objective:  name (cnfm | rfm | interpolant | moser) and options (the objective's constructor arguments)
     model:      velocity network (hidden, depth, conditioning, activation, time_freqs, moser_eps)
@@ -35,7 +37,9 @@ import yaml
 from .atomic import atomic_open
 from .solvers.defaults import LOG_PROB_CHUNK_SIZE, SAMPLE_CHUNK_SIZE, SOLVER_KEYS, default_solver, preview_solver
 
-SOURCES = ("robomimic", "points", "earth", "table")
+SOURCES = ("robomimic", "lerobot", "points", "earth", "table")
+# sources whose points come from data.keys (ordered {key: manifold token}); data.robot applies to them
+KEYED_SOURCES = ("robomimic", "lerobot")
 SPLITS = ("train", "valid", "test")
 # The training loop's validation passes val_solver to PoseFlow.log_prob, which also takes these.
 VAL_SOLVER_KEYS = SOLVER_KEYS + ("divergence", "chunk_size")
@@ -59,9 +63,11 @@ def default_config() -> Dict[str, Any]:
         "data": {
             "source": "robomimic",
             "path": None,
-            "keys": None,               # robomimic: ordered {obs key: manifold token}
+            "keys": None,               # robomimic / lerobot: ordered {key: manifold token}
+            "robot": None,              # built-in name or URDF path: limits of the bare I<d> tokens in keys
+            "ee_link": None,            # end-effector link of that robot (default: the robot's own)
             "quat_order": "xyzw",       # how the file stores SO3 quaternions (converted to xyzw)
-            "condition_keys": [],       # robomimic: keys concatenated as the condition vector
+            "condition_keys": [],       # robomimic / lerobot: keys concatenated as the condition vector
             "frames": None,             # robomimic: null (all), stride k, "first" or "last"
             "train_mask": "train",      # robomimic masks; null: split the demos by `split`
             "val_mask": "valid",
@@ -101,7 +107,7 @@ NULLABLE_TYPES = {
     "data.path": (str,), "data.keys": (dict,), "data.frames": (int, str), "data.train_mask": (str,),
     "data.val_mask": (str,), "data.test_mask": (str,), "data.name": (str,), "data.max_points": (int,),
     "data.columns": (list,), "data.condition_columns": (list,), "data.angle_unit": (str,),
-    "data.delimiter": (str,), "manifold": (str,), "eval.split": (str,), "eval.max_points": (int,),
+    "data.delimiter": (str,), "data.robot": (str,), "data.ee_link": (str,), "manifold": (str,), "eval.split": (str,), "eval.max_points": (int,),
     "train.device": (str,),
 }
 
@@ -331,6 +337,38 @@ def _check_choice(path: str, value: Any, choices: Sequence[str]) -> None:
         raise ConfigError(f"config key '{path}' is {value!r}; must be one of {', '.join(map(str, choices))}{hint}")
 
 
+def _check_keys(d: Dict[str, Any]) -> None:
+    """The tokens of ``data.keys`` parse; bare ``I<d>`` tokens (joints whose limits are not written) need
+    ``data.robot``, which needs at least one of them (checked without loading the robot)."""
+    from .data.robomimic import bare_interval_dims
+
+    bare = {}
+    for k, tok in d["keys"].items():
+        n = bare_interval_dims(tok)
+        if n:
+            bare[k] = tok
+            if d["robot"] is None:
+                raise ConfigError(f"config key 'data.keys.{k}' is {tok!r}, joints with limits, but nothing gives the "
+                                  f"limits: set data.robot (a built-in robot name such as 'ur5e', or a URDF path), "
+                                  f"or write them in the token, I<d>[lo:hi,...]")
+            check_manifold_spec_limits(tok, n, f"config key 'data.keys.{k}'")
+        else:
+            check_manifold_spec(tok, f"config key 'data.keys.{k}'")
+    if d["robot"] is not None and not bare:
+        raise ConfigError(f"config key 'data.robot' ({d['robot']!r}) gives the limits of bare 'I<d>' joint tokens in "
+                          f"data.keys, but there is none: map the joint key to I<dof>, e.g. robot0_joint_pos: I6")
+
+
+def check_manifold_spec_limits(spec: str, rows: int, what: str):
+    """:func:`check_manifold_spec` for a spec whose bare ``I<d>`` tokens take ``rows`` limits from elsewhere."""
+    from .manifolds import parse
+
+    try:
+        return parse(spec, limits=[[0.0, 1.0]] * rows)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{what}: bad manifold spec {spec!r}: {e}") from None
+
+
 def check_manifold_spec(spec: Any, what: str):
     """``parse(spec)`` with a one-line :class:`ConfigError` naming ``what`` when it does not parse."""
     from .manifolds import parse
@@ -360,14 +398,21 @@ def validate(cfg: Dict[str, Any], source: str = "config") -> Dict[str, Any]:
 
     d = cfg["data"]
     _check_choice("data.source", d["source"], SOURCES)
-    if d["source"] in ("robomimic", "points", "table") and not d["path"]:
+    if d["source"] in ("robomimic", "lerobot", "points", "table") and not d["path"]:
         raise ConfigError(f"config key 'data.path' is needed for data.source={d['source']!r} ({source})")
-    if d["source"] == "robomimic":
+    if d["robot"] is not None and (not d["robot"].strip() or d["source"] not in KEYED_SOURCES):
+        raise ConfigError(f"config key 'data.robot' ({d['robot']!r}) must be a built-in robot name or a URDF/MJCF "
+                          f"path and applies to data.source {' or '.join(map(repr, KEYED_SOURCES))}, whose keys "
+                          f"it gives joint limits; got data.source={d['source']!r}")
+    if d["ee_link"] is not None and d["robot"] is None:
+        raise ConfigError(f"config key 'data.ee_link' ({d['ee_link']!r}) names a link of data.robot, which is not set")
+    if d["source"] in KEYED_SOURCES:
+        example = ("{robot0_eef_pos: R3, robot0_eef_quat: SO3}" if d["source"] == "robomimic"
+                   else "{'observation.state[0:7]': T7}")
         if not d["keys"]:
-            raise ConfigError(f"config key 'data.keys' is needed for data.source='robomimic': a mapping "
-                              f"{{obs key: manifold token}}, e.g. {{robot0_eef_pos: R3, robot0_eef_quat: SO3}}")
-        for k, tok in d["keys"].items():
-            check_manifold_spec(tok, f"config key 'data.keys.{k}'")
+            raise ConfigError(f"config key 'data.keys' is needed for data.source={d['source']!r}: a mapping "
+                              f"{{key: manifold token}}, e.g. {example}")
+        _check_keys(d)
         if isinstance(d["quat_order"], dict):
             for k, order in d["quat_order"].items():
                 try:

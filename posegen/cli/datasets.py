@@ -3,13 +3,21 @@
 Sources:
     robomimic  ``load_robomimic`` per mask (``train_mask``, ``val_mask``, ``test_mask``); without masks the
                demos are split whole (``split`` fractions, ``seed``), so no demo leaks across splits.
+    lerobot    ``load_lerobot`` of the folder ``path`` with ``keys`` (``feature[selection]: token``), split by
+               whole episodes (``split``, ``seed``).
     points     posegen's HDF5 layout (``load_points``), split at random by ``split`` and ``seed``.
     earth      ``earth_splits(name, seed)``: the literature's 80/10/10 protocol.
     table      CSV/TSV/NPY (``load_table``, or ``load_latlon`` with ``latlon: true``), split at random.
+
+``data.robot`` (robomimic and lerobot): a built-in robot name or a URDF/MJCF path (absolute, or relative to
+the current folder or the config's folder or its parent). The bare ``I<d>`` tokens of ``keys`` get the robot's
+joint limits; a key ``I<dof>`` becomes the robot's joint space ``robot.manifold`` (see
+:func:`posegen.data.robomimic.joint_keys`). :func:`config_keys` gives the keys with those tokens filled in.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -44,6 +52,70 @@ def data_path(d: Dict[str, Any], config_path: Optional[str]) -> Path:
     return p
 
 
+@functools.lru_cache(maxsize=8)
+def _load_robot(spec: str, ee_link: Optional[str]):
+    from ..robots import load
+
+    return load(spec, ee_link=ee_link)
+
+
+def config_robot(cfg: Dict[str, Any]):
+    """The :class:`posegen.robots.Robot` that ``data.robot`` names, with ``data.ee_link`` (None when unset);
+    loaded once per name.
+
+    A built-in name loads as such; anything else is a description path, resolved like ``data.path``."""
+    name = cfg["data"].get("robot")
+    if name is None:
+        return None
+    from ..robots import builtin_names
+
+    if name not in builtin_names():
+        p = resolve_data_path(name, cfg.get("_config_path"))
+        name = str(p) if p.exists() else name   # else load() says what is wrong (unknown name, no file)
+    try:
+        return _load_robot(name, cfg["data"].get("ee_link"))
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"config key 'data.robot': {e}") from None
+    except ValueError as e:
+        raise ConfigError(f"config key 'data.robot': {e}") from None
+
+
+def config_keys(cfg: Dict[str, Any]) -> Optional[Dict[str, str]]:
+    """``data.keys`` with the bare ``I<d>`` tokens given ``data.robot``'s limits (a new dict; None without keys)."""
+    keys = cfg["data"].get("keys")
+    if not keys:
+        return None
+    robot = config_robot(cfg)
+    if robot is None:
+        return dict(keys)
+    from ..data.robomimic import joint_keys
+
+    try:
+        return joint_keys(keys, robot=robot)
+    except ValueError as e:
+        raise ConfigError(f"config keys 'data.keys' and 'data.robot': {e}") from None
+
+
+def run_generate_robot(args) -> int:
+    """``posegen data generate --robot NAME|PATH --out FILE``: reach demos of any robot (robomimic layout)."""
+    from ..data.generate_robot import generate_robot_dataset
+    from ..robots import builtin_names
+    from .common import UsageError
+
+    robot = args.robot
+    if robot not in builtin_names() and not Path(robot).is_file():
+        raise UsageError(f"--robot {robot!r} is neither a built-in robot ({', '.join(builtin_names())}) nor a "
+                         f"description file")
+    kw: Dict[str, Any] = {"n_demos": args.demos, "seed": args.seed, "verbose": True, "ee_link": args.ee_link}
+    if args.frames is not None:
+        kw["frames"] = args.frames
+    try:
+        generate_robot_dataset(Path(args.out), robot, **kw)
+    except ValueError as e:   # bad counts, unknown ee_link, a malformed description
+        raise UsageError(str(e)) from None
+    return 0
+
+
 def _fractions(d: Dict[str, Any]) -> List[float]:
     sp = [float(x) for x in d["split"]]
     return sp if len(sp) == 3 else sp + [0.0]
@@ -57,10 +129,10 @@ def _cap(ds, d: Dict[str, Any]):
     return ds
 
 
-def _robomimic(d: Dict[str, Any], path: Path, splits) -> Dict[str, Any]:
+def _robomimic(d: Dict[str, Any], path: Path, splits, keys) -> Dict[str, Any]:
     from ..data import load_robomimic
 
-    kw = dict(keys=d["keys"], quat_order=d["quat_order"], condition_keys=d["condition_keys"] or None,
+    kw = dict(keys=keys, quat_order=d["quat_order"], condition_keys=d["condition_keys"] or None,
               frames=d["frames"], nonfinite=d["nonfinite"])
     masks = {"train": d["train_mask"], "valid": d["val_mask"], "test": d["test_mask"]}
     out: Dict[str, Any] = {}
@@ -72,13 +144,25 @@ def _robomimic(d: Dict[str, Any], path: Path, splits) -> Dict[str, Any]:
             if masks[split] is not None:
                 out[split] = load_robomimic(path, mask=masks[split], **kw)
         return out
-    full = load_robomimic(path, **kw)
+    return _by_group(load_robomimic(path, **kw), d, splits)
+
+
+def _lerobot(d: Dict[str, Any], path: Path, splits, keys) -> Dict[str, Any]:
+    from ..data import load_lerobot
+
+    if not path.is_dir():
+        raise ConfigError(f"data path '{path}' is a file; data.source 'lerobot' reads a LeRobot dataset folder "
+                          f"(the one holding meta/info.json)")
+    full = load_lerobot(path, keys=keys, condition_keys=d["condition_keys"] or None, quat_order=d["quat_order"],
+                        frames=d["frames"], nonfinite=d["nonfinite"])
+    return _by_group(full, d, splits)
+
+
+def _by_group(full, d: Dict[str, Any], splits) -> Dict[str, Any]:
+    """Whole groups (demos, episodes) split by ``data.split`` and ``data.seed``."""
     fr = _fractions(d)
     parts = full.split_by_group(fr if fr[2] > 0 else fr[:2], seed=int(d["seed"]))
-    for name, part in zip(("train", "valid", "test"), parts):
-        if name in splits and len(part):
-            out[name] = part
-    return out
+    return {name: part for name, part in zip(("train", "valid", "test"), parts) if name in splits and len(part)}
 
 
 def _has_masks(path: Path) -> bool:
@@ -121,7 +205,9 @@ def load_splits(cfg: Dict[str, Any], splits=("train", "valid", "test"), path=Non
         if kind != "robomimic":
             raise ConfigError(f"data file '{p}' is a {kind} file, not a robomimic file (no 'data' group); "
                               f"set data.source to 'points' or 'table'")
-        out = _robomimic(d, p, splits)
+        out = _robomimic(d, p, splits, config_keys(cfg))
+    elif source == "lerobot":
+        out = _lerobot(d, data_path(d, config_path), splits, config_keys(cfg))
     elif source == "points":
         from ..data import load_points
 
@@ -181,8 +267,8 @@ def data_manifold(cfg: Dict[str, Any]):
     from ..manifolds import Product, parse
 
     d = cfg["data"]
-    if d["source"] == "robomimic":
-        return Product(*[f for tok in d["keys"].values() for f in parse(tok).factors])
+    if d["source"] in ("robomimic", "lerobot"):
+        return Product(*[f for tok in config_keys(cfg).values() for f in parse(tok).factors])
     if d["source"] == "earth" or (d["source"] == "table" and d["latlon"]):
         return parse("S2")
     if d["source"] == "table":
@@ -191,22 +277,22 @@ def data_manifold(cfg: Dict[str, Any]):
 
 
 def columns_from_config(cfg: Optional[Dict[str, Any]], manifold) -> Optional[List[str]]:
-    """Column names ``key.coord`` from robomimic keys when they describe ``manifold``, else None."""
-    if not cfg or cfg["data"]["source"] != "robomimic" or not cfg["data"].get("keys"):
+    """Column names ``key.coord`` from robomimic / lerobot keys when they describe ``manifold``, else None."""
+    if not cfg or cfg["data"]["source"] not in ("robomimic", "lerobot") or not cfg["data"].get("keys"):
         return None
     from ..manifolds import parse
 
-    cols = [f"{k}.{c}" for k, tok in cfg["data"]["keys"].items() for c in parse(tok).coord_names()]
+    cols = [f"{k}.{c}" for k, tok in config_keys(cfg).items() for c in parse(tok).coord_names()]
     return cols if len(cols) == manifold.coord_dim else None
 
 
 def factor_labels(cfg: Optional[Dict[str, Any]], manifold) -> List[str]:
     """One label per factor of ``manifold``: the robomimic key it came from, else ``<index>_<spec>``."""
     default = [f"{i}_{f.spec}" for i, f in enumerate(manifold.factors)]
-    if not cfg or cfg["data"]["source"] != "robomimic" or not cfg["data"].get("keys"):
+    if not cfg or cfg["data"]["source"] not in ("robomimic", "lerobot") or not cfg["data"].get("keys"):
         return ["S2" if f.spec == "S2" and len(manifold.factors) == 1 else lab
                 for f, lab in zip(manifold.factors, default)]
     from ..manifolds import parse
 
-    labels = [k for k, tok in cfg["data"]["keys"].items() for _ in parse(tok).factors]
+    labels = [k for k, tok in config_keys(cfg).items() for _ in parse(tok).factors]
     return labels if len(labels) == len(manifold.factors) else default
