@@ -119,6 +119,21 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     q.add_argument("--frames", type=int, default=None, help="nominal frames per demo (default: the generator's)")
     _debug_flag(q)
+    q = dsub.add_parser("generate", help="generate reach demos of any robot (robomimic layout)",
+                        description="Seeded reach demos of a robot: min-jerk joint paths between configurations "
+                        "inside the joint limits, with the end-effector pose from the robot's kinematics.")
+    q.add_argument("--robot", required=True, metavar="NAME|PATH", help="built-in robot (panda, ur5e, iiwa14) or a "
+                   "URDF/MJCF file")
+    q.add_argument("--out", required=True, help="output .hdf5 file")
+    q.add_argument("--demos", type=int, default=300, help="episodes (default 300)")
+    q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    q.add_argument("--frames", type=int, default=None, help="nominal frames per episode (default 50)")
+    q.add_argument("--ee-link", default=None, help="end-effector link (default: the robot's)")
+    _debug_flag(q)
+
+    from .ik import add_parser as add_ik_parser  # posegen ik train / sample
+
+    add_ik_parser(sub, _Parser, _debug_flag, _device_flag)
     return parser
 
 
@@ -138,8 +153,12 @@ def _dispatch(args) -> int:
         from .evaluate import run
     elif args.command == "plot":
         from .plot import run
+    elif args.command == "ik":
+        from .ik import run
     elif args.data_command == "inspect":
         from .inspect import run_inspect as run
+    elif args.data_command == "generate":
+        from .datasets import run_generate_robot as run
     else:
         from .inspect import run_generate as run
     return run(args)
