@@ -371,3 +371,26 @@ def test_missing_pyarrow_names_the_extra(folder, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     with pytest.raises(ImportError, match=r"posegen\[lerobot\]"):
         load_lerobot(root, keys={"observation.state[0:7]": "T7"})
+
+
+# ---------------------------------------------------------------------- the config source
+def test_config_source_lerobot_with_robot_limits(tmp_path):
+    """``data.source: lerobot`` reads the folder with ``data.keys``; ``data.robot`` gives a bare ``I6`` the robot's
+    joint space; the splits keep episodes whole."""
+    pytest.importorskip("pytorch_kinematics")
+    from posegen.cli.datasets import data_manifold, load_splits
+    from posegen.config import resolve
+    from posegen.robots import load
+
+    truth = make_lerobot(tmp_path / "r", "v2.1")
+    cfg = resolve({"data": {"source": "lerobot", "path": str(tmp_path / "r"), "robot": "ur5e", "split": [0.5, 0.5],
+                            "keys": {"observation.state[0:6]": "I6", "observation.eef[0:3]": "R3"}}})
+    sp = load_splits(cfg, ("train", "valid"))
+    robot = load("ur5e")
+    want = pg.parse(repr(robot.manifold) + " x R3")
+    assert sp["train"].manifold == want == data_manifold(cfg)
+    groups = [{p.group_names[int(g)] for g in p.groups} for p in (sp["train"], sp["valid"])]
+    assert groups[0] and groups[1] and not groups[0] & groups[1]
+    got = torch.cat([sp["train"].points, sp["valid"].points])[:, :6]
+    want_rows = torch.from_numpy(_rows(truth, "observation.state", list(range(6))))
+    assert sorted(map(tuple, got.tolist())) == sorted(map(tuple, want_rows.tolist()))   # as stored, not wrapped
