@@ -107,7 +107,8 @@ NULLABLE_TYPES = {
     "data.path": (str,), "data.keys": (dict,), "data.frames": (int, str), "data.train_mask": (str,),
     "data.val_mask": (str,), "data.test_mask": (str,), "data.name": (str,), "data.max_points": (int,),
     "data.columns": (list,), "data.condition_columns": (list,), "data.angle_unit": (str,),
-    "data.delimiter": (str,), "data.robot": (str,), "data.ee_link": (str,), "manifold": (str,), "eval.split": (str,), "eval.max_points": (int,),
+    "data.delimiter": (str,), "data.robot": (str,), "data.ee_link": (str,), "manifold": (str,),
+    "eval.split": (str,), "eval.max_points": (int,),
     "train.device": (str,),
 }
 

@@ -37,7 +37,6 @@ CLI::
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from typing import Dict, Optional, Union
