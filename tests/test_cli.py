@@ -452,7 +452,10 @@ def test_solver_and_chunk_defaults_come_from_one_place():
 
 
 # ---------------------------------------------------------------------- the shipped configs
-EXPECTED_MANIFOLD = {"default": "R3 x T7 x SO3", "panda_joints": "T7", "panda_eef": "R3 x SO3",
+# the default config learns the Panda's joints inside their limits (I7 with the URDF's limits)
+PANDA_I7 = ("I7[-2.8973:2.8973,-1.7628:1.7628,-2.8973:2.8973,-3.0718:-0.0698,-2.8973:2.8973,-0.0175:3.7525,"
+            "-2.8973:2.8973]")
+EXPECTED_MANIFOLD = {"default": PANDA_I7, "panda_joints": "T7", "panda_eef": "R3 x SO3",
                      "panda_grasp": "R3 x SO3", "panda_full": "R3 x T7 x S3", "earth_volcano": "S2",
                      "earth_earthquake": "S2", "earth_flood": "S2", "earth_fire": "S2"}
 

@@ -194,9 +194,9 @@ def test_bad_specs_and_limits_are_refused(call, match):
         call()
 
 
-def test_data_outside_the_limits_is_refused_and_rounding_is_put_on_the_limit():
+def test_data_outside_the_limits_is_refused_and_values_on_a_limit_are_moved_inside():
     M = parse("R1 x I2", limits=[[-1.0, 1.0], [0.0, 3.75]])
-    good = torch.tensor([[0.0, 0.5, 3.0], [1.0, -1.0, 3.75]], dtype=torch.float64)
+    good = torch.tensor([[0.0, 0.5, 3.0], [1.0, -0.9, 3.7]], dtype=torch.float64)
     out, keep = validate_points(M, good)
     assert out is good and keep.all()
     bad = good.clone()
@@ -204,9 +204,15 @@ def test_data_outside_the_limits_is_refused_and_rounding_is_put_on_the_limit():
     with pytest.raises(ValueError, match=r"factor 1 \(I2.*inside the joint limits.*1 of 2 rows.*coordinate 1 "
                                          r"in \[0, 3.75\] \(got 4.2\)"):
         validate_points(M, bad)
-    near = good.clone()
-    near[0, 1] = -1.0 - 1e-12
-    out, _ = validate_points(M, near)
-    assert out[0, 1].item() == -1.0
     with pytest.raises(ValueError, match="outside the limits"):
         M.check_point(bad)
+    # on a limit (a hard stop, a clamped log) or off it by rounding: moved 1e-4 of the range inside, with a
+    # warning, so that the density is finite there
+    on = good.clone()
+    on[0, 1] = -1.0 - 1e-12
+    on[1, 2] = 3.75
+    with pytest.warns(pg.data.DataWarning, match=r"moved 2 values in 2 of 2 rows of factor 1 \(I2.*on a joint limit"):
+        out, _ = validate_points(M, on)
+    assert out[0, 1].item() == pytest.approx(-1.0 + 2e-4, abs=1e-15)
+    assert out[1, 2].item() == pytest.approx(3.75 - 3.75e-4, abs=1e-15)
+    assert torch.equal(out[:, 0], on[:, 0])
