@@ -11,13 +11,17 @@ they are imported only when a robot is loaded, so ``import posegen.robots`` work
 
 Modules: ``descriptions`` (built-in URDF files and their registry), ``description`` (URDF -> joints and
 links), ``mjcf`` (MJCF -> the same), ``chain`` (pytorch_kinematics chains per dtype/device), ``robot``
-(:class:`Robot`), ``loader`` (:func:`load`).
+(:class:`Robot`), ``loader`` (:func:`load`), ``ik`` (:func:`solve_ik`, batched DLS inside the limits),
+``ik_sampler`` (:class:`IKSampler`, learned IK distributions).
 """
 
 from .description import Description, JointSpec, parse_urdf
+from .ik import IKResult, solve_ik
+from .ik_sampler import IKSampler
 from .descriptions import BUILTIN_ROBOTS, builtin_names
 from .loader import DescriptionFileNotFoundError, default_ee_link, load, parse_description
 from .robot import Robot
 
 __all__ = ["load", "Robot", "builtin_names", "BUILTIN_ROBOTS", "Description", "JointSpec", "parse_urdf",
-           "parse_description", "default_ee_link", "DescriptionFileNotFoundError"]
+           "parse_description", "default_ee_link", "DescriptionFileNotFoundError", "IKSampler", "solve_ik",
+           "IKResult"]

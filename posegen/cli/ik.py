@@ -1,0 +1,157 @@
+"""``posegen ik train`` / ``posegen ik sample``: learned IK distributions (:class:`posegen.robots.IKSampler`).
+
+    posegen ik train --robot panda --out runs/ik_panda --minutes 10
+    posegen ik sample runs/ik_panda/ik.pt --pose 0.4,0,0.5,1,0,0,0 -n 5 --refine
+
+``train`` writes ``DIR/ik.pt``; ``sample`` prints one CSV row per solution (target index, the joints and, with
+``--refine``, the errors and success) or writes them with ``--out`` (``.csv`` or ``.npy``).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from .common import UsageError, check_device, say
+
+CHECKPOINT_NAME = "ik.pt"
+
+
+def add_parser(sub, parser_class, debug_flag, device_flag) -> None:
+    """Register ``ik`` and its actions on the subparsers ``sub`` of ``posegen`` (``parser_class``,
+    ``debug_flag`` and ``device_flag`` are main's, so errors and flags read like the other commands')."""
+    p = sub.add_parser("ik", help="learned inverse-kinematics distributions: train, sample",
+                       description="Train p(joints | end-effector pose) on forward-kinematics samples and draw IK "
+                       "solutions from it, optionally refined by damped least squares.")
+    isub = p.add_subparsers(dest="ik_command", metavar="ACTION", parser_class=parser_class)
+    isub.required = True
+
+    q = isub.add_parser("train", help="train an IK sampler for a robot",
+                        description="Train an IK sampler on FK samples of uniform joints; writes DIR/ik.pt.")
+    q.add_argument("--robot", required=True, help="panda, ur5e, iiwa14 or a .urdf/.xml path")
+    q.add_argument("--ee-link", default=None, help="end-effector link (default: the robot's)")
+    q.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    q.add_argument("--steps", type=int, default=None, help="optimiser steps (at most)")
+    q.add_argument("--minutes", type=float, default=None,
+                   help="wall-clock budget in minutes (default 10 when --steps is not given)")
+    q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    q.add_argument("--batch-size", type=int, default=1024, help="training batch (default 1024)")
+    q.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    q.add_argument("--hidden", type=int, default=512, help="network width (default 512)")
+    q.add_argument("--depth", type=int, default=5, help="hidden layers (default 5)")
+    q.add_argument("--conditioning", choices=("concat", "film"), default="concat", help="how the pose enters")
+    q.add_argument("--verbose", action="store_true", help="print the loss every 100 steps")
+    device_flag(q)
+    debug_flag(q)
+
+    q = isub.add_parser("sample", help="draw IK solutions for end-effector poses",
+                        description="Draw joint configurations reaching the given poses (base frame).")
+    q.add_argument("checkpoint", metavar="CHECKPOINT", help="ik.pt written by posegen ik train")
+    q.add_argument("--pose", action="append", required=True, metavar="X,Y,Z,QX,QY,QZ,QW",
+                   help="target position (m) and unit quaternion in --quat-order; repeatable")
+    q.add_argument("-n", type=int, default=1, help="solutions per pose (default 1)")
+    q.add_argument("--refine", action="store_true", help="polish with damped least squares (1 mm, 0.01 rad)")
+    q.add_argument("--quat-order", default="xyzw", help="xyzw (default) or wxyz")
+    q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    q.add_argument("--out", metavar="FILE", help="write .csv or .npy instead of printing")
+    device_flag(q)
+    debug_flag(q)
+
+
+def _parse_pose(text: str):
+    try:
+        vals = [float(v) for v in text.replace(" ", "").split(",") if v != ""]
+    except ValueError:
+        raise UsageError(f"--pose {text!r}: expected 7 comma-separated numbers x,y,z,qx,qy,qz,qw") from None
+    if len(vals) != 7:
+        raise UsageError(f"--pose {text!r}: expected 7 numbers (position and quaternion), got {len(vals)}")
+    return vals
+
+
+def run_train(args) -> int:
+    from ..robots import IKSampler, load
+
+    device = check_device(args.device)
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps must be >= 1, got {args.steps}")
+    if args.minutes is not None and not args.minutes > 0:
+        raise UsageError(f"--minutes must be > 0, got {args.minutes}")
+    minutes = args.minutes if (args.minutes is not None or args.steps is not None) else 10.0
+    robot = load(args.robot, ee_link=args.ee_link)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ik = IKSampler(robot, hidden=args.hidden, depth=args.depth, conditioning=args.conditioning)
+    say(f"training an IK sampler for {robot.name} ({robot.dof} joints) "
+        f"{'for ' + str(args.steps) + ' steps' if args.steps else ''}"
+        f"{' within ' + format(minutes, 'g') + ' min' if minutes else ''}")
+    ik.fit(steps=args.steps, max_minutes=minutes, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
+           device=device, verbose=args.verbose)
+    path = ik.save(out / CHECKPOINT_NAME)
+    tr = ik.training
+    say(f"{tr['steps']} steps in {tr['seconds']:.0f} s ({tr['samples_seen']} FK samples), final loss "
+        f"{tr['final_loss']:.4g}; wrote {path}")
+    return 0
+
+
+def run_sample(args) -> int:
+    import numpy as np
+    import torch
+
+    from ..robots import IKSampler
+    from ..rotations import check_quat_order
+
+    try:
+        check_quat_order(args.quat_order)
+    except ValueError as e:
+        raise UsageError(f"--quat-order: {e}") from None
+    if args.n < 1:
+        raise UsageError(f"-n must be >= 1, got {args.n}")
+    targets = torch.tensor([_parse_pose(p) for p in args.pose], dtype=torch.float64)
+    ik = IKSampler.load(args.checkpoint, map_location=check_device(args.device))
+    try:
+        ik.conditions(targets, args.quat_order)  # bad quaternions are a usage error, before any work
+    except ValueError as e:
+        raise UsageError(f"--pose: {e}") from None
+    out = ik.sample(targets, args.n, seed=args.seed, refine=args.refine, quat_order=args.quat_order)
+    q = out["joints"].double().cpu()
+    T, n, dof = q.shape
+    cols = ["target"] + list(ik.robot.joint_names)
+    rows = torch.cat([torch.arange(T, dtype=torch.float64).repeat_interleave(n)[:, None], q.reshape(-1, dof)], 1)
+    if args.refine:
+        cols += ["position_error_m", "rotation_error_rad", "success"]
+        extra = torch.stack([out["position_error"].double().cpu().reshape(-1),
+                             out["rotation_error"].double().cpu().reshape(-1),
+                             out["success"].double().cpu().reshape(-1)], 1)
+        rows = torch.cat([rows, extra], 1)
+    arr = rows.numpy()
+    if args.out:
+        from ..atomic import atomic_open, atomic_path
+
+        path = Path(args.out)
+        if path.suffix == ".npy":
+            with atomic_path(path) as tmp:
+                np.save(tmp, arr)
+        elif path.suffix == ".csv":
+            with atomic_open(path, "w") as fh:
+                fh.write(_csv(cols, arr))
+        else:
+            raise UsageError(f"--out {args.out!r}: use a .csv or .npy file")
+        say(f"wrote {T * n} solutions to {path}")
+    else:
+        print(_csv(cols, arr), end="", flush=True)
+    if args.refine:
+        ok = out["success"]
+        say(f"# {int(ok.sum())} of {ok.numel()} solutions within 1 mm and 0.01 rad")
+    return 0
+
+
+def _csv(cols, arr) -> str:
+    buf = io.StringIO()
+    buf.write(",".join(cols) + "\n")
+    for r in arr:
+        buf.write(",".join([str(int(r[0]))] + [f"{v:.9g}" for v in r[1:]]) + "\n")
+    return buf.getvalue()
+
+
+def run(args) -> int:
+    return run_train(args) if args.ik_command == "train" else run_sample(args)

@@ -1,0 +1,248 @@
+"""IK: the projected DLS solver (posegen.robots.ik), the learned sampler (IKSampler) and ``posegen ik``.
+
+Targets come from FK of seeded joints inside the limits, so they are reachable; solver tests run in float64.
+The sampler is trained for a few steps only (its accuracy is measured by benchmarks/ik.py, not here): the
+tests check shapes, limits, seeding, errors, refinement and files.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+pytest.importorskip("pytorch_kinematics")
+pytest.importorskip("roma")
+
+from posegen import robots  # noqa: E402
+from posegen.robots import IKSampler, solve_ik  # noqa: E402
+from posegen.robots.ik import parse_targets, pose_errors, rotation_angle_atan2  # noqa: E402
+from posegen.robots.ik_sampler import pose_features  # noqa: E402
+from posegen.rotations import convert_quat_order  # noqa: E402
+
+ROBOTS = ("panda", "ur5e", "iiwa14")
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return {name: robots.load(name) for name in ROBOTS}
+
+
+def _targets(robot, n, seed, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    q = robot.manifold.sample_base(n, generator=g, dtype=dtype)
+    pos, quat = robot.pose(q)
+    return q, torch.cat([pos, quat], -1)
+
+
+@pytest.fixture(scope="module")
+def tiny_sampler(loaded):
+    ik = IKSampler(loaded["panda"], hidden=32, depth=2)
+    return ik.fit(steps=20, batch_size=64, seed=0, device="cpu")
+
+
+# ------------------------------------------------------------------------------------------- solver
+@pytest.mark.parametrize("name", ROBOTS)
+def test_solve_ik_converges_from_nearby_starts_inside_limits(loaded, name):
+    robot = loaded[name]
+    q_true, targets = _targets(robot, 32, seed=1)
+    g = torch.Generator().manual_seed(2)
+    lim = robot.joint_limits
+    start = (q_true + 0.1 * torch.randn(q_true.shape, generator=g, dtype=torch.float64)).clamp(lim[:, 0], lim[:, 1])
+    res = solve_ik(robot, targets, start, pos_tol=1e-4, rot_tol=1e-3)
+    assert res.joints.shape == q_true.shape and res.success.shape == (32,)
+    assert bool(robot.within_limits(res.joints).all())
+    assert res.success.double().mean() >= 0.95
+    # the reported errors are those of the returned joints
+    pos, R = parse_targets(targets)
+    _, pe, re = pose_errors(robot.fk(res.joints), pos, R)
+    torch.testing.assert_close(pe, res.position_error, rtol=0, atol=1e-12)
+    torch.testing.assert_close(re, res.rotation_error, rtol=0, atol=1e-12)
+    assert bool((pe[res.success] < 1e-4).all()) and bool((re[res.success] < 1e-3).all())
+
+
+@pytest.mark.parametrize("name", ROBOTS)
+def test_solve_ik_from_random_starts_finds_many_and_stays_inside(loaded, name):
+    robot = loaded[name]
+    _, targets = _targets(robot, 20, seed=3)
+    g = torch.Generator().manual_seed(4)
+    starts = robot.manifold.sample_base((20, 8), generator=g, dtype=torch.float64)
+    res = solve_ik(robot, targets, starts)
+    assert res.joints.shape == (20, 8, robot.dof) and res.success.shape == (20, 8)
+    assert bool(robot.within_limits(res.joints).all())
+    # measured 49-67 % of random starts per robot at 60 iterations; at least one per target nearly always
+    assert res.success.double().mean() > 0.3
+    assert res.success.any(1).double().mean() >= 0.9
+
+
+def test_solve_ik_joint_at_limit_stays_inside(loaded):
+    # targets whose solution has joints exactly at their limits: the projection keeps every iterate inside
+    robot = loaded["panda"]
+    lim = robot.joint_limits
+    q_true, _ = _targets(robot, 8, seed=5)
+    q_true[:, 3] = lim[3, 1]
+    q_true[:, 5] = lim[5, 0]
+    pos, quat = robot.pose(q_true)
+    start = (q_true + 0.05).clamp(lim[:, 0], lim[:, 1])
+    res = solve_ik(robot, torch.cat([pos, quat], -1), start)
+    assert bool(robot.within_limits(res.joints).all())
+    assert res.success.double().mean() >= 0.75
+
+
+def test_unreachable_target_is_reported_not_raised(loaded):
+    robot = loaded["panda"]
+    _, targets = _targets(robot, 3, seed=6)
+    targets[1, :3] = torch.tensor([5.0, 0.0, 0.0])  # 5 m away: far outside the workspace
+    starts = robot.manifold.sample_base((3, 4), generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    res = solve_ik(robot, targets, starts, max_iters=30)
+    assert not bool(res.success[1].any())
+    assert bool(res.success[0].any()) or bool(res.success[2].any())
+    assert res.joints.shape == (3, 4, 7) and bool(torch.isfinite(res.joints).all())
+    assert bool(robot.within_limits(res.joints).all())
+    assert bool((res.position_error[1] > 3.0).all())
+
+
+def test_wxyz_order_gives_the_same_solution(loaded):
+    robot = loaded["ur5e"]
+    q_true, targets = _targets(robot, 4, seed=8)
+    wxyz = torch.cat([targets[:, :3], convert_quat_order(targets[:, 3:], "xyzw", "wxyz")], -1)
+    a = solve_ik(robot, targets, q_true.clamp(-6, 6) * 0.99)
+    b = solve_ik(robot, wxyz, q_true.clamp(-6, 6) * 0.99, quat_order="wxyz")
+    torch.testing.assert_close(a.joints, b.joints)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (torch.zeros(2, 6), r"shape \(T, 7\)"),
+    (torch.tensor([[0.4, 0.0, 0.5, 0.0, 0.0, 0.0, 2.0]]), "unit quaternions"),
+    (torch.tensor([[0.4, 0.0, 0.5, 0.0, 0.0, 0.0, float("nan")]]), "NaN"),
+])
+def test_bad_targets_raise_one_clear_value_error(loaded, bad, match):
+    with pytest.raises(ValueError, match=match):
+        robot = loaded["panda"]
+        solve_ik(robot, bad, robot.joint_limits.mean(1).expand(bad.shape[0], 7))
+
+
+def test_bad_quat_order_and_q_init(loaded):
+    robot = loaded["panda"]
+    q_true, targets = _targets(robot, 2, seed=9)
+    with pytest.raises(ValueError, match="quaternion order"):
+        solve_ik(robot, targets, q_true, quat_order="XYZW")
+    with pytest.raises(ValueError, match="outside the limits"):
+        solve_ik(robot, targets, q_true + 10.0)
+    with pytest.raises(ValueError, match="2 targets but q_init has 3"):
+        solve_ik(robot, targets, torch.cat([q_true, q_true[:1]]))
+
+
+def test_rotation_angle_atan2_is_accurate_near_zero_and_pi():
+    import roma
+
+    for angle in (1e-7, 0.3, math.pi - 1e-6):
+        R = roma.rotvec_to_rotmat(torch.tensor([0.0, angle, 0.0], dtype=torch.float64))
+        assert abs(rotation_angle_atan2(R).item() - angle) < 1e-9
+
+
+# ------------------------------------------------------------------------------------------- sampler
+def test_pose_features_do_not_depend_on_the_quaternion_sign():
+    pos = torch.tensor([[0.3, 0.1, 0.5]], dtype=torch.float64)
+    quat = torch.nn.functional.normalize(torch.tensor([[0.1, -0.4, 0.2, 0.8]], dtype=torch.float64), dim=-1)
+    a = pose_features(*parse_targets(torch.cat([pos, quat], -1)))
+    b = pose_features(*parse_targets(torch.cat([pos, -quat], -1)))
+    torch.testing.assert_close(a, b)
+    assert a.shape == (1, 12)
+
+
+def test_sampler_shapes_limits_seeding(loaded, tiny_sampler):
+    robot = loaded["panda"]
+    _, targets = _targets(robot, 3, seed=10)
+    out = tiny_sampler.sample(targets, 5, seed=0)
+    assert set(out) == {"joints"} and out["joints"].shape == (3, 5, 7)
+    assert bool(robot.within_limits(out["joints"]).all())
+    torch.testing.assert_close(out["joints"], tiny_sampler.sample(targets, 5, seed=0)["joints"])
+    assert not torch.equal(out["joints"], tiny_sampler.sample(targets, 5, seed=1)["joints"])
+    assert tiny_sampler.sample(targets[0], 2, seed=0)["joints"].shape == (1, 2, 7)
+
+
+def test_sampler_refine_reports_errors_and_success(loaded, tiny_sampler):
+    robot = loaded["panda"]
+    _, targets = _targets(robot, 4, seed=11)
+    targets[2, :3] = torch.tensor([0.0, 0.0, 3.0])  # unreachable: reported, not raised
+    out = tiny_sampler.sample(targets, 6, seed=0, refine=True, max_iters=60)
+    for key in ("joints", "position_error", "rotation_error", "success"):
+        assert key in out
+    assert out["joints"].shape == (4, 6, 7) and out["success"].shape == (4, 6)
+    assert bool(robot.within_limits(out["joints"]).all())
+    assert not bool(out["success"][2].any())
+    ok = out["success"]
+    assert ok.any()  # an untrained sampler's draws are random starts: DLS still solves some
+    assert bool((out["position_error"][ok] < 1e-3).all()) and bool((out["rotation_error"][ok] < 1e-2).all())
+
+
+def test_sampler_bad_input(tiny_sampler):
+    with pytest.raises(ValueError, match=r"shape \(T, 7\)"):
+        tiny_sampler.sample(torch.zeros(2, 3), 2)
+    with pytest.raises(ValueError, match="unit quaternions"):
+        tiny_sampler.sample(torch.tensor([[0.3, 0.0, 0.5, 0.0, 0.0, 0.0, 0.5]]), 2)
+    with pytest.raises(ValueError, match="quaternion order"):
+        tiny_sampler.sample(torch.tensor([[0.3, 0.0, 0.5, 0.0, 0.0, 0.0, 1.0]]), 2, quat_order="zyxw")
+    with pytest.raises(ValueError, match="n_per_target"):
+        tiny_sampler.sample(torch.tensor([[0.3, 0.0, 0.5, 0.0, 0.0, 0.0, 1.0]]), 0)
+
+
+def test_sampler_log_prob_and_save_load(loaded, tiny_sampler, tmp_path):
+    robot = loaded["panda"]
+    q_true, targets = _targets(robot, 3, seed=12)
+    lp = tiny_sampler.log_prob(q_true, targets)
+    assert lp.shape == (3,) and bool(torch.isfinite(lp).all())
+    assert tiny_sampler.log_prob(q_true[:, None].expand(3, 2, 7), targets).shape == (3, 2)
+    path = tiny_sampler.save(tmp_path / "ik.pt")
+    again = IKSampler.load(path)
+    assert again.robot.name == "panda" and again.training["steps"] == 20
+    torch.testing.assert_close(again.sample(targets, 4, seed=3)["joints"],
+                               tiny_sampler.sample(targets, 4, seed=3)["joints"])
+    torch.testing.assert_close(again.log_prob(q_true, targets), lp)
+
+
+def test_fit_takes_a_robot_name_and_a_time_budget():
+    ik = IKSampler("iiwa14", hidden=16, depth=1)
+    ik.fit(max_minutes=0.02, batch_size=32, seed=1, n_samples=256, log_every=1)
+    assert ik.training["steps"] >= 1 and ik.training["seconds"] < 30
+    with pytest.raises(ValueError, match="steps= or max_minutes="):
+        ik.fit()
+
+
+def test_fit_learns_something(loaded):
+    # 150 steps of a small net: the loss falls below the untrained level (2 x dof: |z1 - z0|^2 for z ~ N(0, I))
+    ik = IKSampler(loaded["ur5e"], hidden=64, depth=2)
+    ik.fit(steps=150, batch_size=256, lr=3e-3, seed=0, log_every=50)
+    hist = ik.training["history"]
+    assert hist[-1]["loss"] < hist[0]["loss"] and hist[-1]["loss"] < 2 * 6
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def test_cli_train_and_sample(tmp_path, capsys):
+    from posegen.cli.main import main
+
+    out = tmp_path / "run"
+    assert main(["ik", "train", "--robot", "panda", "--out", str(out), "--steps", "5", "--hidden", "16",
+                 "--depth", "1", "--batch-size", "32"]) == 0
+    ck = out / "ik.pt"
+    assert ck.is_file()
+    capsys.readouterr()
+    assert main(["ik", "sample", str(ck), "--pose", "0.4,0,0.5,1,0,0,0", "-n", "3", "--refine"]) == 0
+    text = capsys.readouterr().out
+    lines = [ln for ln in text.splitlines() if not ln.startswith("#")]
+    assert lines[0].startswith("target,panda_joint1") and lines[0].endswith("success")
+    assert len(lines) == 4
+    # wxyz and a file
+    assert main(["ik", "sample", str(ck), "--pose", "0.4,0,0.5,0,1,0,0", "--quat-order", "wxyz", "-n", "2",
+                 "--out", str(tmp_path / "q.npy")]) == 0
+    import numpy as np
+
+    assert np.load(tmp_path / "q.npy").shape == (2, 8)
+    # bad input: one line, usage exit code
+    assert main(["ik", "sample", str(ck), "--pose", "0.4,0,0.5,1,0,0"]) == 2
+    assert main(["ik", "sample", str(ck), "--pose", "0.4,0,0.5,2,0,0,0"]) == 2
+    assert main(["ik", "sample", str(ck), "--pose", "0.4,0,0.5,1,0,0,0", "--quat-order", "abcd"]) == 2
+    err = capsys.readouterr().err
+    assert "unit quaternions" in err and "7 numbers" in err and "quaternion order" in err
