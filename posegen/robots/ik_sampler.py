@@ -69,11 +69,13 @@ class IKSampler:
     Args:
         robot: a :class:`~posegen.robots.Robot` or anything :func:`posegen.robots.load` takes (``"panda"``).
         hidden, depth, conditioning, activation, time_freqs: settings of the velocity network
-            (:class:`~posegen.PoseFlow`).
+            (:class:`~posegen.PoseFlow`). The defaults (256 x 4, concat) and fit's (batch 512, lr 3e-3) won a
+            2-minute comparison on Panda on one CPU core (benchmarks/RESULTS.md, "IK distributions"): steps
+            count more than width there; 512 x 5 with batch 1024 gets a tenth of the steps and is far worse.
         solver: default sampling integrator (default :data:`DEFAULT_SAMPLE_SOLVER`).
     """
 
-    def __init__(self, robot, *, hidden: int = 512, depth: int = 5, conditioning: str = "concat",
+    def __init__(self, robot, *, hidden: int = 256, depth: int = 4, conditioning: str = "concat",
                  activation: str = "silu", time_freqs: int = 4, solver: Optional[Dict[str, Any]] = None,
                  _flow=None):
         from ..flow import PoseFlow
@@ -108,8 +110,8 @@ class IKSampler:
         return pose_features(pos, R)
 
     # ------------------------------------------------------------------------------ training
-    def fit(self, steps: Optional[int] = None, *, max_minutes: Optional[float] = None, batch_size: int = 1024,
-            lr: float = 1e-3, weight_decay: float = 0.0, warmup: int = 200, grad_clip: float = 1.0,
+    def fit(self, steps: Optional[int] = None, *, max_minutes: Optional[float] = None, batch_size: int = 512,
+            lr: float = 3e-3, weight_decay: float = 0.0, warmup: int = 200, grad_clip: float = 1.0,
             ema_decay: float = 0.999, seed: int = 0, n_samples: Optional[int] = None, device=None,
             log_every: int = 100, callback: Optional[Callable[[Dict[str, Any]], None]] = None,
             verbose: bool = False) -> "IKSampler":

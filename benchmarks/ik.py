@@ -1,0 +1,349 @@
+"""IK distributions on IKFlow's protocol: posegen's IKSampler (raw and DLS-refined) against DLS from random seeds.
+
+    # train (one core), saving snapshots for the error-vs-time curve
+    OMP_NUM_THREADS=1 python benchmarks/ik.py train --robot panda --minutes 20 --snapshots 2,5,10,20 \\
+        --run runs/ik_bench
+    # evaluate the last snapshot fully, the others for the curve; JSON to benchmarks/results/full/ik_panda.json
+    OMP_NUM_THREADS=1 python benchmarks/ik.py eval --robot panda --run runs/ik_bench
+    # the markdown section for RESULTS.md / README (printed; --append adds it to RESULTS.md)
+    python benchmarks/ik.py markdown --robots panda
+
+Protocol (IKFlow, Ames et al. 2022): ``--targets`` (500) end-effector poses from joints drawn uniformly inside
+the limits with a seed of their own (``--target-seed``; training draws from the stream of ``--seed``, so the
+targets are not training samples), ``--per-target`` (50) solutions each.
+
+* raw samples: position error (mm) and rotation error (deg, ``atan2`` form) mean / median / p95; share inside
+  the limits (the joint manifold's Interval chart puts every sample inside by construction; measured, not
+  assumed); wall time for 100 and 1000 solutions of one target (median of repeats, one thread).
+* refined (``solve_ik``, projected DLS): success rate at 1 mm / 0.01 rad and 0.1 mm / 0.001 rad; time to 1000
+  successful solutions (sampling + refinement, divided by the successes, times 1000).
+* diversity per target among successful solutions: mean pairwise joint distance (rad, L2) and the number of
+  clusters (connected components at ``--cluster-eps`` rad).
+* baseline: the same ``solve_ik`` from uniform random starts, same targets, same iteration cap.
+* curve: raw errors of the snapshots against training time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import Result, machine_info, read_json, set_threads  # noqa: E402
+
+from posegen.robots import IKSampler, load, solve_ik  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "full"
+DEG = 180.0 / torch.pi
+
+# published rows (not measured here; hardware as reported by the papers, GPU)
+PUBLISHED = {
+    "panda": [
+        {"model": "IKFlow full (Ames et al. 2022)", "pos_mm": 6.83, "rot_deg": 2.28, "ms_100": 10.05},
+        {"model": "IKFlow lite (Ames et al. 2022)", "pos_mm": 14.2, "rot_deg": 6.32, "ms_100": None},
+    ],
+}
+PUBLISHED_REFINED = "IKFlow + LM (Ames et al. 2022): 99.9-100 % exact (1 mm, 0.01 rad), ~0.19 s per 1000 solutions"
+
+
+def targets_for(robot, n: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    q = robot.manifold.sample_base(n, generator=g, dtype=torch.float64)
+    pos, quat = robot.pose(q)
+    return torch.cat([pos, quat], -1)
+
+
+def stats(x: torch.Tensor, scale: float):
+    x = x.double().flatten() * scale
+    return {"mean": float(x.mean()), "median": float(x.median()), "p95": float(x.quantile(0.95))}
+
+
+def diversity(joints: torch.Tensor, success: torch.Tensor, eps: float):
+    """Per target: mean pairwise L2 distance of successful solutions and connected components at ``eps``."""
+    dists, clusters = [], []
+    for q, ok in zip(joints, success):
+        s = q[ok].double()
+        if s.shape[0] < 2:
+            clusters.append(int(s.shape[0]))
+            continue
+        d = torch.cdist(s, s)
+        iu = torch.triu_indices(s.shape[0], s.shape[0], 1)
+        dists.append(float(d[iu[0], iu[1]].mean()))
+        adj = d < eps
+        label = torch.arange(s.shape[0])
+        for _ in range(s.shape[0]):  # label propagation to the smallest index in the component
+            new = torch.where(adj, label[None, :], s.shape[0]).amin(1)
+            new = torch.minimum(new, label)
+            if torch.equal(new, label):
+                break
+            label = new
+        clusters.append(int(label.unique().numel()))
+    return {"mean_pairwise_rad": sum(dists) / len(dists) if dists else None,
+            "clusters_mean": sum(clusters) / len(clusters), "targets": len(clusters)}
+
+
+def timed(fn, repeat=3):
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+# ------------------------------------------------------------------------------------------- train
+def cmd_train(args):
+    set_threads(args.threads)
+    robot = load(args.robot)
+    run = Path(args.run)
+    run.mkdir(parents=True, exist_ok=True)
+    marks = sorted(float(m) for m in args.snapshots.split(",")) if args.snapshots else []
+    saved = []
+
+    def callback(info):
+        while marks and info["elapsed_s"] >= 60 * marks[0] and marks[0] < args.minutes:
+            m = marks.pop(0)
+            snap = info["snapshot"]()
+            snap.training.update(steps=info["step"], seconds=info["elapsed_s"],
+                                 samples_seen=info["step"] * args.batch_size)
+            path = snap.save(run / f"{args.robot}_{m:g}min.pt")
+            saved.append(str(path))
+            print(f"snapshot {path} at step {info['step']} ({info['elapsed_s']:.0f} s)", flush=True)
+
+    ik = IKSampler(robot, hidden=args.hidden, depth=args.depth, conditioning=args.conditioning)
+    ik.fit(max_minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+           device="cpu", log_every=50, callback=callback, verbose=args.verbose)
+    path = ik.save(run / f"{args.robot}_{args.minutes:g}min.pt")
+    print(f"final {path}: {ik.training['steps']} steps, {ik.training['seconds']:.0f} s", flush=True)
+
+
+# ------------------------------------------------------------------------------------------- eval
+def raw_eval(ik, targets, per, steps=None, seed=0):
+    out = ik.sample(targets, per, seed=seed, steps=steps)
+    pe, re = ik.errors(out["joints"].double(), targets)
+    inside = ik.robot.within_limits(out["joints"].double())
+    return out["joints"], {"pos_mm": stats(pe, 1e3), "rot_deg": stats(re, DEG),
+                           "inside_limits": float(inside.double().mean())}
+
+
+def refine_eval(robot, targets, starts, tol, max_iters):
+    res = solve_ik(robot, targets, starts.double(), pos_tol=tol[0], rot_tol=tol[1], max_iters=max_iters)
+    return res
+
+
+def time_to_1000(make_starts, robot, targets, max_iters, chunk_targets=20, per=50):
+    """Sampling + refinement of ``chunk_targets x per`` starts, scaled to 1000 successes (s)."""
+    t0 = time.perf_counter()
+    starts = make_starts(targets[:chunk_targets], per)
+    res = solve_ik(robot, targets[:chunk_targets], starts.double(), max_iters=max_iters)
+    dt = time.perf_counter() - t0
+    ok = int(res.success.sum())
+    return {"seconds": dt, "solutions": chunk_targets * per, "successes": ok,
+            "s_per_1000_successes": dt * 1000 / ok if ok else None}
+
+
+def cmd_eval(args):
+    set_threads(args.threads)
+    robot = load(args.robot)
+    run = Path(args.run)
+    snaps = sorted(run.glob(f"{args.robot}_*min.pt"), key=lambda p: float(p.stem.split("_")[-1][:-3]))
+    if not snaps:
+        raise SystemExit(f"no {args.robot}_*min.pt in {run}: run the train step first")
+    res = Result("ik", vars(args))
+    targets = targets_for(robot, args.targets, args.target_seed)
+    final = IKSampler.load(snaps[-1])
+    tr = {k: v for k, v in final.training.items() if k != "history"}
+    res.extra["training"] = {**tr, "checkpoint": str(snaps[-1].name), "config": final.flow.config}
+    row = {"robot": args.robot, "model": "posegen IKSampler", "train_seconds": tr.get("seconds"),
+           "train_steps": tr.get("steps"), "samples_seen": tr.get("samples_seen")}
+
+    # raw samples
+    t0 = time.perf_counter()
+    joints, raw = raw_eval(final, targets, args.per_target, seed=1)
+    row["raw"] = raw
+    row["raw_sample_seconds_all"] = time.perf_counter() - t0
+    one = targets[:1]
+    final.sample(one, 10, seed=0)  # warm-up
+    row["ms_100"] = 1e3 * timed(lambda: final.sample(one, 100, seed=0))
+    row["ms_1000"] = 1e3 * timed(lambda: final.sample(one, 1000, seed=0))
+    print("raw", json.dumps(row["raw"]), f"100: {row['ms_100']:.1f} ms", flush=True)
+
+    # ODE steps at sampling (first 100 targets)
+    row["ode_steps"] = []
+    for steps in args.ode_steps:
+        _, r = raw_eval(final, targets[:100], args.per_target, steps=steps, seed=1)
+        ms = 1e3 * timed(lambda: final.sample(one, 100, seed=0, steps=steps))
+        row["ode_steps"].append({"method": "rk4", "steps": steps, **r, "ms_100": ms})
+        print("steps", steps, json.dumps(r), f"{ms:.1f} ms", flush=True)
+
+    # refined
+    row["refined"] = {}
+    for name, tol in (("1mm_0.01rad", (1e-3, 1e-2)), ("0.1mm_0.001rad", (1e-4, 1e-3))):
+        r = refine_eval(robot, targets, joints, tol, args.max_iters)
+        row["refined"][name] = {"success": float(r.success.double().mean()),
+                                "targets_with_any": float(r.success.any(1).double().mean()),
+                                "inside_limits": float(robot.within_limits(r.joints).double().mean()),
+                                "mean_iterations": float(r.iterations.double().mean())}
+        if name == "1mm_0.01rad":
+            row["diversity"] = diversity(r.joints, r.success, args.cluster_eps)
+        print("refined", name, json.dumps(row["refined"][name]), flush=True)
+    row["time_to_1000"] = time_to_1000(lambda t, n: final.sample(t, n, seed=2)["joints"], robot, targets,
+                                       args.max_iters)
+    print("time to 1000", json.dumps(row["time_to_1000"]), flush=True)
+    res.add(row)
+
+    # baseline: DLS from uniform random starts
+    g = torch.Generator().manual_seed(args.target_seed + 1)
+    starts = robot.manifold.sample_base((args.targets, args.per_target), generator=g, dtype=torch.float64)
+    base = {"robot": args.robot, "model": "DLS from uniform random starts", "refined": {}}
+    for name, tol in (("1mm_0.01rad", (1e-3, 1e-2)), ("0.1mm_0.001rad", (1e-4, 1e-3))):
+        r = refine_eval(robot, targets, starts, tol, args.max_iters)
+        base["refined"][name] = {"success": float(r.success.double().mean()),
+                                 "targets_with_any": float(r.success.any(1).double().mean()),
+                                 "inside_limits": float(robot.within_limits(r.joints).double().mean()),
+                                 "mean_iterations": float(r.iterations.double().mean())}
+        if name == "1mm_0.01rad":
+            base["diversity"] = diversity(r.joints, r.success, args.cluster_eps)
+        print("baseline", name, json.dumps(base["refined"][name]), flush=True)
+    gb = torch.Generator().manual_seed(args.target_seed + 2)
+    base["time_to_1000"] = time_to_1000(
+        lambda t, n: robot.manifold.sample_base((t.shape[0], n), generator=gb, dtype=torch.float64), robot,
+        targets, args.max_iters)
+    print("baseline time to 1000", json.dumps(base["time_to_1000"]), flush=True)
+    res.add(base)
+
+    # curve: raw error against training time
+    curve = []
+    for p in snaps:
+        ik = IKSampler.load(p)
+        _, r = raw_eval(ik, targets[:100], args.per_target, seed=1)
+        curve.append({"checkpoint": p.name, "train_seconds": ik.training.get("seconds"),
+                      "train_steps": ik.training.get("steps"), **r})
+        print("curve", p.name, json.dumps(r), flush=True)
+    res.extra["curve"] = curve
+    out = res.write(Path(args.out) / f"ik_{args.robot}.json")
+    print(f"wrote {out}")
+
+
+# ------------------------------------------------------------------------------------------- markdown
+def _f(x, fmt="{:.1f}"):
+    return "—" if x is None else fmt.format(x)
+
+
+def section(d) -> str:
+    m, a, tr = d["machine"], d["args"], d["training"]
+    flow, base = d["results"][0], d["results"][1]
+    robot = flow["robot"]
+    cfg = tr["config"]
+    lines = [f"### {robot}", "",
+             f"*Source: `benchmarks/results/full/ik_{robot}.json`; machine: {m['cpu']}, {m['cores']} cores (2-core CPU, "
+             f"no GPU), {m['torch_threads']} torch thread, load average at start "
+             f"{'/'.join(f'{v:.1f}' for v in m['load_avg_1_5_15'] or [])}; torch {m['torch']}; commit "
+             f"{(m['commit'] or '?')[:10]}{' (+ uncommitted changes)' if m.get('dirty') else ''}; evaluation "
+             f"{d['duration_s'] / 60:.1f} min.*", "",
+             f"Model: conditional RFM flow on the joint box (Interval chart), width {cfg['hidden']} x depth "
+             f"{cfg['depth']}, {cfg['conditioning']} conditioning on position + rotation matrix; trained "
+             f"{tr['seconds'] / 60:.1f} min on one CPU thread, {tr['steps']} steps of batch {tr['batch_size']} "
+             f"({tr['samples_seen'] / 1e6:.2f} M fresh FK samples of uniform joints), lr {tr['lr']:g} cosine, "
+             f"EMA {tr['ema_decay']}. Sampling: {cfg['solver']['method']} x {cfg['solver']['steps']} steps. "
+             f"{a['targets']} targets (seed {a['target_seed']}) x {a['per_target']} solutions; refinement "
+             f"`solve_ik` with at most {a['max_iters']} iterations, float64.", "",
+             "| model | pos. error mean / median / p95 (mm) | rot. error mean / median / p95 (deg) | inside limits "
+             "| 100 solutions (ms) | 1000 solutions (ms) |", "|---|---|---|---|---|---|"]
+    r = flow["raw"]
+    lines.append(f"| **posegen IKSampler (raw)** | {r['pos_mm']['mean']:.1f} / {r['pos_mm']['median']:.1f} / "
+                 f"{r['pos_mm']['p95']:.1f} | {r['rot_deg']['mean']:.1f} / {r['rot_deg']['median']:.1f} / "
+                 f"{r['rot_deg']['p95']:.1f} | {100 * r['inside_limits']:.1f} % | {flow['ms_100']:.0f} | "
+                 f"{flow['ms_1000']:.0f} |")
+    for p in PUBLISHED.get(robot, []):
+        lines.append(f"| {p['model']} (published, GPU) | {p['pos_mm']} / — / — | {p['rot_deg']} / — / — | — | "
+                     f"{_f(p['ms_100'], '{:.2f}')} | — |")
+    lines += ["", "| refined with `solve_ik` | success 1 mm / 0.01 rad | success 0.1 mm / 0.001 rad | targets with "
+              "≥1 success | time to 1000 successes (s) | mean pairwise joint distance (rad) | clusters per target "
+              f"(eps {a['cluster_eps']} rad) |", "|---|---|---|---|---|---|---|"]
+    for row, name in ((flow, "**posegen IKSampler + DLS**"), (base, "DLS from uniform random starts")):
+        s1, s2 = row["refined"]["1mm_0.01rad"], row["refined"]["0.1mm_0.001rad"]
+        lines.append(f"| {name} | {100 * s1['success']:.1f} % | {100 * s2['success']:.1f} % | "
+                     f"{100 * s1['targets_with_any']:.1f} % | {_f(row['time_to_1000']['s_per_1000_successes'], '{:.2f}')} | "
+                     f"{_f(row['diversity']['mean_pairwise_rad'], '{:.2f}')} | {row['diversity']['clusters_mean']:.1f} |")
+    lines.append(f"| {PUBLISHED_REFINED} (published) | | | | | | |")
+    if flow.get("ode_steps"):
+        lines += ["", "Sampling integrator (first 100 targets): "
+                  + "; ".join(f"rk4 x {s['steps']}: {s['pos_mm']['mean']:.1f} mm / {s['rot_deg']['mean']:.1f} deg, "
+                              f"{s['ms_100']:.0f} ms per 100" for s in flow["ode_steps"]) + "."]
+    if d.get("curve"):
+        lines += ["", "Raw error against training time (one run, cosine schedule over the whole budget; first 100 "
+                  "targets): " + "; ".join(
+                      f"{c['train_seconds'] / 60:.1f} min ({c['train_steps']} steps): {c['pos_mm']['mean']:.1f} mm / "
+                      f"{c['rot_deg']['mean']:.1f} deg" for c in d["curve"]) + "."]
+    return "\n".join(lines)
+
+
+def cmd_markdown(args):
+    parts = ["## IK distributions: IKFlow's protocol (`benchmarks/ik.py`)", "",
+             "Written by `benchmarks/ik.py markdown --append` (not by `make_results.py`). Published rows are the "
+             "papers' numbers on their hardware, not measured here."]
+    for robot in args.robots.split(","):
+        p = Path(args.results) / f"ik_{robot}.json"
+        if p.exists():
+            parts += ["", section(read_json(p))]
+    text = "\n".join(parts) + "\n"
+    if args.append:
+        from posegen.atomic import atomic_open
+
+        path = Path(__file__).resolve().parent / "RESULTS.md"
+        old = path.read_text()
+        marker = parts[0]
+        if marker in old:  # replace our own section (it is the last one), leave the others alone
+            old = old[: old.index(marker)].rstrip("\n") + "\n"
+        with atomic_open(path, "w") as fh:
+            fh.write(old + "\n" + text)
+        print(f"appended to {path}")
+    else:
+        print(text)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--robot", default="panda")
+    t.add_argument("--minutes", type=float, default=20.0)
+    t.add_argument("--snapshots", default="2,5,10")
+    t.add_argument("--run", default="runs/ik_bench")
+    t.add_argument("--hidden", type=int, default=256)
+    t.add_argument("--depth", type=int, default=4)
+    t.add_argument("--conditioning", default="concat")
+    t.add_argument("--batch-size", type=int, default=512)
+    t.add_argument("--lr", type=float, default=3e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--verbose", action="store_true")
+    e = sub.add_parser("eval")
+    e.add_argument("--robot", default="panda")
+    e.add_argument("--run", default="runs/ik_bench")
+    e.add_argument("--targets", type=int, default=500)
+    e.add_argument("--per-target", type=int, default=50)
+    e.add_argument("--target-seed", type=int, default=10_000)
+    e.add_argument("--max-iters", type=int, default=60)
+    e.add_argument("--cluster-eps", type=float, default=0.2)
+    e.add_argument("--ode-steps", type=lambda s: [int(v) for v in s.split(",")], default=[4, 8, 32])
+    e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--out", default=str(RESULTS))
+    m = sub.add_parser("markdown")
+    m.add_argument("--robots", default="panda,ur5e,iiwa14")
+    m.add_argument("--results", default=str(RESULTS))
+    m.add_argument("--append", action="store_true")
+    args = p.parse_args(argv)
+    {"train": cmd_train, "eval": cmd_eval, "markdown": cmd_markdown}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
