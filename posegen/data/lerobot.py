@@ -32,7 +32,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from ..manifolds import Product, Torus, parse
+from ..manifolds import Product, parse
 from .dataset import PoseDataset
 from .robomimic import _check_frames, _frame_slice, _quat_orders
 from .validate import check_nonfinite_mode, convert_quats, validate_with_conditions
@@ -154,7 +154,7 @@ def _joint_key(robot, items, token: str) -> bool:
     if robot is None or items is not None:
         return False
     m = parse(token)
-    return len(m.factors) == 1 and isinstance(m.factors[0], Torus) and m.coord_dim == int(robot.dof)
+    return len(m.factors) == 1 and m.factors[0].periodic and m.coord_dim == int(robot.dof)
 
 
 def _robot_indices(robot, names: Optional[List[str]], key: str, where: str) -> List[int]:

@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from ..manifolds import Torus, parse
+from ..manifolds import parse
 from ..rotations import check_quat_order
 from .dataset import PoseDataset
 from .validate import check_nonfinite_mode, convert_quats, validate_points, validate_with_conditions
@@ -181,7 +181,7 @@ def load_table(path, manifold, columns: Optional[Sequence[Column]] = None, *, an
     manifold = parse(manifold)
     quat_order = check_quat_order(quat_order)
     check_nonfinite_mode(nonfinite)
-    tori = [s for f, s in zip(manifold.factors, manifold.slices) if isinstance(f, Torus)]
+    tori = [s for f, s in zip(manifold.factors, manifold.slices) if f.periodic]
     if tori and angle_unit is None:
         raise ValueError(f"{manifold!r} has torus factors, so angle_unit must be given explicitly: 'rad' or 'deg'")
     if angle_unit is not None and angle_unit not in ANGLE_UNITS:
