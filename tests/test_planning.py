@@ -1,7 +1,10 @@
-"""posegen.planning: the Panda collision scene (torch only) and the OMPL integration (skipped without ompl)."""
+"""posegen.planning: scenes and collision checkers (torch only) and the OMPL integration (skipped without ompl).
+
+posegen.data.panda (the hand-written DH chain) is used here only as an independent oracle for TCP positions."""
 
 from __future__ import annotations
 
+import math
 import sys
 
 import numpy as np
@@ -10,11 +13,13 @@ import torch
 
 from posegen import PoseFlow
 from posegen.data import panda
-from posegen.planning.scene import Ball, Box, PandaCollisionChecker, bin_walls, table, tabletop_scene
+from posegen.planning.scene import Ball, Box, CollisionChecker, PandaCollisionChecker, bin_walls, table, tabletop_scene
+from posegen.robots import load
+from posegen.robots.collision import Capsule, ready_configuration
 from posegen.sampler import PoseSampler
 
-TCP = 10          # index of panda_hand_tcp in panda.LINK_NAMES
 Q_READY = panda.Q_READY
+ONE = [Capsule("panda_hand_tcp", (0.0, 0.0, 0.0), 0.01)]      # a single 1 cm sphere at the TCP
 
 
 def tcp_position(q):
@@ -24,16 +29,16 @@ def tcp_position(q):
 # ---------------------------------------------------------------------- scene (no OMPL needed)
 def test_clearance_exact_for_one_sphere_ball_and_box():
     p = tcp_position(Q_READY)
-    one = [(TCP, (0.0, 0.0, 0.0), 0.01)]             # a single 1 cm sphere at the TCP
+    one = ONE
     ball = Ball(center=(p + torch.tensor([0.1, 0.0, 0.0], dtype=torch.float64)).tolist(), radius=0.05)
-    ch = PandaCollisionChecker([ball], spheres=one)
+    ch = PandaCollisionChecker([ball], table=one)
     torch.testing.assert_close(ch.clearance(Q_READY), torch.tensor(0.04, dtype=torch.float64), rtol=0, atol=1e-12)
     # box whose nearest face is 0.07 m above the TCP, and one whose inside contains the TCP (depth 0.02)
     above = Box(center=(p + torch.tensor([0.0, 0.0, 0.17], dtype=torch.float64)).tolist(), half_extents=(0.1, 0.1, 0.1))
     inside = Box(center=p.tolist(), half_extents=(0.02, 0.3, 0.3))
-    torch.testing.assert_close(PandaCollisionChecker([above], spheres=one).clearance(Q_READY),
+    torch.testing.assert_close(PandaCollisionChecker([above], table=one).clearance(Q_READY),
                                torch.tensor(0.06, dtype=torch.float64), rtol=0, atol=1e-12)
-    torch.testing.assert_close(PandaCollisionChecker([inside], spheres=one).clearance(Q_READY),
+    torch.testing.assert_close(PandaCollisionChecker([inside], table=one).clearance(Q_READY),
                                torch.tensor(-0.03, dtype=torch.float64), rtol=0, atol=1e-12)
 
 
@@ -102,6 +107,35 @@ def test_example_scene_keeps_ready_pose_valid():
     scene = tabletop_scene()
     assert len(bin_walls((0.5, 0.0))) == 4
     assert bool(PandaCollisionChecker(scene).is_valid(Q_READY))
+    for name in ("panda", "ur5e", "iiwa14"):
+        robot = load(name)
+        ch = CollisionChecker(robot, scene)
+        assert bool(ch.is_valid(ready_configuration(robot))), name
+        assert ch.joint_limits.shape == (robot.dof, 2)
+
+
+def test_checker_takes_the_robot_first_and_names_the_shape():
+    with pytest.raises(TypeError, match="robot first"):
+        CollisionChecker([table()])
+    with pytest.raises(ValueError, match=r"\(\.\.\., 6\)"):
+        CollisionChecker("ur5e", [table()]).is_valid(torch.zeros(2, 7))
+    with pytest.raises(TypeError, match="another robot"):
+        PandaCollisionChecker([table()], robot="ur5e")
+
+
+def test_planning_does_not_import_the_hand_written_panda_chain():
+    import ast
+    import pathlib
+
+    import posegen.planning
+
+    root = pathlib.Path(posegen.planning.__file__).parent
+    for f in list(root.glob("*.py")) + [root.parent / "robots" / "collision.py", root.parent / "data" / "generate.py"]:
+        tree = ast.parse(f.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                names = [a.name for a in node.names]
+                assert not (node.module or "").endswith("panda") and "panda" not in names, f"{f}: {ast.dump(node)}"
 
 
 def test_missing_ompl_gives_install_hint(monkeypatch):
@@ -130,6 +164,27 @@ def test_sample_buffer_serves_valid_in_bounds_states():
     assert panda.within_limits(q).all() and ch.is_valid(q).all()
     assert buf.stats["served"] == 40 and buf.stats["refills"] >= 1
     assert buf.stats["kept"] <= buf.stats["drawn"] == 64 * buf.stats["refills"]
+
+
+def ur5e_sampler(seed=0):
+    torch.manual_seed(seed)
+    robot = load("ur5e")
+    flow = PoseFlow(robot.manifold, hidden=16, depth=2, robot=robot)
+    return PoseSampler(flow, robot=robot, solver={"method": "euler", "steps": 2})
+
+
+def test_sample_buffer_of_an_interval_joint_model_keeps_values_as_they_are():
+    pytest.importorskip("ompl")
+    from posegen.planning.ompl import SampleBuffer
+
+    ch = CollisionChecker("ur5e", tabletop_scene())
+    buf = SampleBuffer(ur5e_sampler(), checker=ch, batch_size=64, seed=0)
+    assert buf.dim == 6 and torch.equal(buf.limits, ch.joint_limits)
+    q = torch.from_numpy(np.stack([buf.next() for _ in range(10)]))
+    assert ch.is_valid(q).all() and ch.robot.within_limits(q).all()
+    # UR5e joints span [-2 pi, 2 pi]: values must not be moved by a 2 pi unwrap (which would pile them at the
+    # lower limits); some drawn values lie above pi
+    assert (q[:, [0, 1, 3, 4, 5]] > 0).any()
 
 
 def test_valid_state_sampler_yields_valid_in_bounds_states():
@@ -203,3 +258,52 @@ def test_plan_with_several_goals_and_refusals():
         plan(ch, start, goal, planner="Dijkstra")
     with pytest.raises(ValueError, match="uniform_fraction"):
         PosegenSamplerAllocator(source="uniform", uniform_fraction=1.5)
+
+
+def test_ur5e_query_through_the_same_api():
+    pytest.importorskip("ompl")
+    from posegen.planning.ompl import PosegenSamplerAllocator, joint_space, plan
+
+    robot = load("ur5e")
+    start = ready_configuration(robot)
+    goal = start.clone()
+    start[0], goal[0] = -0.8, 0.8
+    mid = robot.fk(ready_configuration(robot))[:3, 3]
+    ch = CollisionChecker(robot, [table(), Ball(center=mid.tolist(), radius=0.06)])
+    assert ch.is_valid(torch.stack([start, goal])).all() and not ch.check_motion(start, goal)
+    assert joint_space(robot).getDimension() == 6
+    alloc = PosegenSamplerAllocator(ur5e_sampler(), checker=ch, batch_size=64, seed=0, uniform_fraction=0.5)
+    res = plan(ch, start, goal, planner="PRM", sampler=alloc, time_limit=20.0, seed=0)
+    assert res.solved, res.status
+    path = torch.from_numpy(res.path)
+    torch.testing.assert_close(path[-1], goal, rtol=0, atol=1e-12)
+    assert ch.is_valid(path).all() and all(ch.check_motion(a, b) for a, b in zip(path[:-1], path[1:]))
+
+
+def test_grasp_goal_configs_solve_ik_for_the_checker_robot():
+    pytest.importorskip("ompl")
+    from posegen.planning.ompl import grasp_goal_configs
+
+    class TopGrasps:
+        """A stand-in grasp model: top grasps above the object, already ranked."""
+        quat_order = "xyzw"
+
+        def top_k(self, n, k, condition=None, seed=None):
+            c = torch.as_tensor(condition, dtype=torch.float64)
+            pos = c + torch.tensor([[0.0, 0.0, 0.05], [0.0, 0.0, 0.08], [5.0, 0.0, 0.0]], dtype=torch.float64)
+            quat = torch.tensor([[1.0, 0.0, 0.0, 0.0]] * 3, dtype=torch.float64)     # z axis down
+            return {"position": pos, "quat": quat, "log_prob": torch.tensor([0.0, -1.0, -2.0])}
+
+        def _se3_parts(self, *_):
+            class P:
+                def __init__(self, name):
+                    self.name = name
+            return P("position"), P("quat")
+
+    for name in ("panda", "ur5e"):
+        ch = CollisionChecker(name, [table()])
+        goals = grasp_goal_configs(TopGrasps(), (0.5, 0.1, 0.05), n_candidates=3, k=3, checker=ch, seed=0)
+        assert goals.n_candidates == 3 and goals.n_ik_success == 2 and goals.n_valid == 2, name   # 5 m: out of reach
+        assert goals.q.shape == (2, ch.robot.dof) and ch.is_valid(goals.q).all()
+        T = ch.robot.fk(goals.q)
+        torch.testing.assert_close(T[:, :3, 3], goals.T[:, :3, 3], rtol=0, atol=2e-4)

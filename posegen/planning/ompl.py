@@ -1,4 +1,4 @@
-r"""OMPL integration: posegen samplers inside OMPL's joint-space planners for the Franka Panda.
+r"""OMPL integration: posegen samplers inside OMPL's joint-space planners, for any robot (default the Panda).
 
 Needs the Open Motion Planning Library's Python bindings (``pip install posegen[planning]``, i.e. the
 ``ompl`` wheel, tested with 2.0.1); they are imported on first use, so ``import posegen.planning`` works
@@ -6,7 +6,8 @@ without them.
 
 What is here
 ------------
-* :func:`panda_space` -- the Panda's 7-D ``RealVectorStateSpace`` with its joint limits as bounds.
+* :func:`joint_space` -- a robot's ``RealVectorStateSpace`` (its dof, its joint limits as bounds);
+  :func:`panda_space` is ``joint_space("panda")``.
 * :class:`SampleBuffer` -- draws joint configurations from a :class:`~posegen.sampler.PoseSampler` in
   batches (one ODE solve per batch, optionally pre-filtered by the collision checker in one batched call)
   and serves them one at a time: no model call per state.
@@ -17,8 +18,8 @@ What is here
   configurations the robot actually uses. ``source="uniform"`` gives the same batched machinery with a
   uniform source, to separate the effect of the distribution from the effect of batching.
 * :func:`grasp_goal_configs` -- grasp poses from a conditional posegen model given an object position,
-  ranked by density, turned into goal configurations with :func:`posegen.data.panda.ik` and filtered by
-  the collision checker; :func:`goal_states` turns them into an OMPL ``GoalStates``.
+  ranked by density, turned into goal configurations with :func:`posegen.robots.ik.solve_ik` (the robot's
+  IK, inside its limits) and filtered by the collision checker; :func:`goal_states` turns them into an OMPL ``GoalStates``.
 * :func:`plan` -- one query (start, goal configuration(s)) with a named planner and either OMPL's default
   sampler or a posegen allocator; returns a :class:`PlanResult`.
 
@@ -33,8 +34,8 @@ learned sampler biases PRM-family planners; RRT-Connect can still use posegen fo
 (:func:`grasp_goal_configs`). :func:`plan` refuses a posegen sampler with a tree planner instead of
 silently ignoring it.
 
-Collision checking goes through :class:`~posegen.planning.scene.PandaCollisionChecker` (approximate; read
-its docstring): states one by one (``StateValidityChecker``) and motions in one batch per motion (a Python
+The robot is the collision checker's (:class:`~posegen.robots.collision.CollisionChecker`, approximate; read
+its docstring): the state space has its dof and joint limits, and states are checked one by one (``StateValidityChecker``) and motions in one batch per motion (a Python
 ``MotionValidator`` that checks all interpolated configurations at once).
 """
 
@@ -48,12 +49,11 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..data import panda
+from ..robots.collision import CollisionChecker, ready_configuration
 from ..rotations import rotmat_to_quat
 from ..sampler import PoseSampler, unwrap_to_limits
-from .scene import PandaCollisionChecker
 
-__all__ = ["require_ompl", "panda_space", "SampleBuffer", "PosegenSamplerAllocator", "goal_states",
+__all__ = ["require_ompl", "joint_space", "panda_space", "SampleBuffer", "PosegenSamplerAllocator", "goal_states",
            "GraspGoals", "grasp_goal_configs", "PlanResult", "plan", "PLANNERS", "VALID_SAMPLER_PLANNERS"]
 
 PLANNERS = ("PRM", "PRMstar", "BKPIECE1", "RRTConnect", "RRT", "RRTstar", "KPIECE1", "BITstar")
@@ -85,18 +85,36 @@ def _quiet_set_seed(ou, seed: int) -> None:
         ou.setLogLevel(level)
 
 
-def _limits(joint_limits) -> torch.Tensor:
-    lim = panda.JOINT_LIMITS if joint_limits is None else torch.as_tensor(joint_limits, dtype=torch.float64)
+def _robot(robot):
+    """A :class:`~posegen.robots.Robot` from a Robot, a built-in name or a description path (None: the Panda)."""
+    if hasattr(robot, "joint_limits") and hasattr(robot, "fk"):
+        return robot
+    from ..robots import load
+
+    return load("panda" if robot is None else robot)
+
+
+def _limits(joint_limits, robot=None) -> torch.Tensor:
+    """``joint_limits`` as an ``(n, 2)`` float64 tensor; None: the limits of ``robot`` (default the Panda)."""
+    if joint_limits is None:
+        lim = _robot(robot).joint_limits
+    elif hasattr(joint_limits, "joint_limits"):
+        lim = joint_limits.joint_limits
+    else:
+        lim = torch.as_tensor(joint_limits, dtype=torch.float64)
     if lim.dim() != 2 or lim.shape[1] != 2 or not (lim[:, 0] < lim[:, 1]).all():
         raise ValueError(f"joint_limits must be (n, 2) with lower < upper, got {lim.tolist()}")
     return lim.to(torch.float64)
 
 
-def panda_space(joint_limits=None):
-    """OMPL ``RealVectorStateSpace`` of dimension ``n`` with bounds ``joint_limits (n, 2)`` (default the
-    Panda's :data:`~posegen.data.panda.JOINT_LIMITS`)."""
+def joint_space(robot="panda"):
+    """OMPL ``RealVectorStateSpace`` of a robot's joints: ``robot`` a :class:`~posegen.robots.Robot` or a
+    name/path (dimension its dof, bounds its joint limits), or an ``(n, 2)`` array of bounds."""
     ob, _, _ = require_ompl()
-    lim = _limits(joint_limits)
+    if isinstance(robot, str) or hasattr(robot, "joint_limits"):
+        lim = _limits(None, robot)
+    else:
+        lim = _limits(robot)
     space = ob.RealVectorStateSpace(int(lim.shape[0]))
     bounds = ob.RealVectorBounds(int(lim.shape[0]))
     for i, (lo, hi) in enumerate(lim.tolist()):
@@ -104,6 +122,11 @@ def panda_space(joint_limits=None):
         bounds.setHigh(i, hi)
     space.setBounds(bounds)
     return space
+
+
+def panda_space(joint_limits=None):
+    """``joint_space("panda")``, or a space with bounds ``joint_limits (n, 2)`` (kept for older callers)."""
+    return joint_space("panda" if joint_limits is None else joint_limits)
 
 
 def _read(state, n: int) -> np.ndarray:
@@ -122,13 +145,16 @@ class SampleBuffer:
     """Joint configurations drawn in batches, served one at a time.
 
     Args:
-        sampler: a :class:`~posegen.sampler.PoseSampler` whose manifold has one torus factor (the joints);
-            or None with ``source="uniform"``.
+        sampler: a :class:`~posegen.sampler.PoseSampler` of a robot's joints (``PoseFlow(robot.manifold,
+            robot=robot)``: Interval and Torus factors, or an older model with one torus factor); or None with
+            ``source="uniform"``.
         source: ``"posegen"`` (draw from ``sampler``) or ``"uniform"`` (uniform within ``joint_limits``;
             the same batching, for fair comparisons).
-        joint_limits: ``(n, 2)`` bounds of the planning space (default the Panda's). posegen's wrapped
-            angles are mapped into them (:func:`~posegen.sampler.unwrap_to_limits`); those that do not fit
+        joint_limits: ``(n, 2)`` bounds of the planning space; default the checker's, else those of
+            ``robot``, else of the sampler's robot, else the Panda's. Angles of a model whose joints are all
+            on tori are mapped into them (:func:`~posegen.sampler.unwrap_to_limits`); samples outside them
             are dropped.
+        robot: the robot whose limits are the default (a Robot or a name).
         checker: if given, each batch is filtered with ``checker.is_valid`` in one call, so served states
             are valid (the valid state sampler then skips its per-state check).
         batch_size: states per refill (one ODE solve of this many samples).
@@ -141,22 +167,28 @@ class SampleBuffer:
     """
 
     def __init__(self, sampler: Optional[PoseSampler] = None, *, source: str = "posegen", joint_limits=None,
-                 checker: Optional[PandaCollisionChecker] = None, batch_size: int = 256, condition=None,
-                 seed: Optional[int] = None):
+                 checker: Optional[CollisionChecker] = None, batch_size: int = 256, condition=None,
+                 seed: Optional[int] = None, robot=None):
         if source not in ("posegen", "uniform"):
             raise ValueError(f'Invalid source "{source}". Must be one of {{"posegen", "uniform"}}')
         if source == "posegen":
             if not isinstance(sampler, PoseSampler):
                 raise TypeError(f"source='posegen' needs a posegen.sampler.PoseSampler, got {type(sampler).__name__}")
             joints = [p for p in sampler.parts if p.kind == "joints"]
-            if len(joints) != 1:
-                raise ValueError(f"the sampler's manifold {sampler.manifold!r} must have exactly one torus "
-                                 f"factor (the joint angles), it has {len(joints)}")
-            self._part = joints[0].name
+            if not joints:
+                raise ValueError(f"the sampler's manifold {sampler.manifold!r} has no joint factor (Interval or "
+                                 f"Torus); SampleBuffer draws joint configurations")
+            self._parts = [p.name for p in joints]
+            # all-torus models (older ones) give angles modulo 2 pi: unwrap them into the limits
+            self._periodic = all(p.factor.periodic for p in joints)
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.sampler, self.source, self.checker, self.condition = sampler, source, checker, condition
-        self.limits = _limits(joint_limits)
+        if joint_limits is None and checker is not None:
+            joint_limits = checker.joint_limits.cpu()
+        if joint_limits is None and robot is None and sampler is not None and sampler.robot is not None:
+            robot = sampler.robot
+        self.limits = _limits(joint_limits, robot)
         self.batch_size = int(batch_size)
         self.seed = seed
         self._rng = np.random.default_rng(seed)
@@ -176,10 +208,13 @@ class SampleBuffer:
         else:
             seed = None if self.seed is None else int(self.seed) + self.stats["refills"]
             res = self.sampler.sample(self.batch_size, self.condition, seed=seed, allow_fewer=True, log_prob=False)
-            q = res[self._part].detach().to("cpu", torch.float64)
+            q = torch.cat([res[n] for n in self._parts], -1).detach().to("cpu", torch.float64)
             if q.shape[-1] != self.dim:
-                raise ValueError(f"the sampler gives {q.shape[-1]} joint angles but the space has {self.dim}")
-            q, ok = unwrap_to_limits(q, self.limits)
+                raise ValueError(f"the sampler gives {q.shape[-1]} joint values but the space has {self.dim}")
+            if self._periodic:
+                q, ok = unwrap_to_limits(q, self.limits)
+            else:   # robot models are inside their limits by construction; other bounds may be tighter
+                ok = ((q >= self.limits[:, 0]) & (q <= self.limits[:, 1])).all(-1)
             q = q[ok]
         n_drawn = self.batch_size
         if self.checker is not None and q.shape[0]:
@@ -273,7 +308,7 @@ class PosegenSamplerAllocator:
             but failed one that lay outside the training data.
         checker: collision checker; batches are pre-filtered with it (set ``prevalidated=False`` to have
             every learned state re-checked through OMPL's validity checker instead).
-        batch_size, condition, seed, joint_limits, source: as for :class:`SampleBuffer`.
+        batch_size, condition, seed, joint_limits, source, robot: as for :class:`SampleBuffer`.
 
     The buffer (and its statistics) is shared by every sampler this allocator creates, so successive
     queries reuse remaining samples. ``stats``: ``learned`` (states served from the buffer), ``uniform``
@@ -282,13 +317,14 @@ class PosegenSamplerAllocator:
     """
 
     def __init__(self, sampler: Optional[PoseSampler] = None, *, uniform_fraction: float = 0.5,
-                 checker: Optional[PandaCollisionChecker] = None, batch_size: int = 256, condition=None,
-                 seed: Optional[int] = None, joint_limits=None, source: str = "posegen", prevalidated: bool = True):
+                 checker: Optional[CollisionChecker] = None, batch_size: int = 256, condition=None,
+                 seed: Optional[int] = None, joint_limits=None, source: str = "posegen", prevalidated: bool = True,
+                 robot=None):
         if not (0.0 <= float(uniform_fraction) <= 1.0):
             raise ValueError(f"uniform_fraction must be in [0, 1], got {uniform_fraction!r}")
         self.uniform_fraction = float(uniform_fraction)
         self.buffer = SampleBuffer(sampler, source=source, joint_limits=joint_limits, checker=checker,
-                                   batch_size=batch_size, condition=condition, seed=seed)
+                                   batch_size=batch_size, condition=condition, seed=seed, robot=robot)
         self.prevalidated = bool(prevalidated)
         self.rng = np.random.default_rng(None if seed is None else [int(seed), 7])
         self._stats = {"learned": 0, "uniform": 0, "failed": 0}
@@ -323,7 +359,7 @@ def _motion_validator_class():
     class BatchedMotionValidator(ob.MotionValidator):
         """Checks every interpolated configuration of a motion in one batched call."""
 
-        def __init__(self, si, checker: PandaCollisionChecker, resolution: float, dim: int):
+        def __init__(self, si, checker: CollisionChecker, resolution: float, dim: int):
             super().__init__(si)
             self._checker, self._resolution, self._dim = checker, resolution, dim
 
@@ -341,7 +377,7 @@ def _motion_validator_class():
 class GraspGoals:
     """Goal configurations from grasp poses.
 
-    ``q (m, 7)`` joint configurations (inside the limits, valid for the checker), ``T (m, 4, 4)`` their grasp
+    ``q (m, dof)`` joint configurations (inside the limits, valid for the checker), ``T (m, 4, 4)`` their grasp
     poses (TCP, base frame), ``log_prob (m,)`` the grasp model's log-density of each pose (sorted, highest
     first), ``n_candidates`` grasps drawn, ``n_ik_success`` grasps with an IK solution, ``n_valid`` of those
     that are collision-free.
@@ -356,43 +392,50 @@ class GraspGoals:
 
 
 def grasp_goal_configs(grasp_sampler: PoseSampler, object_pos, *, n_candidates: int = 64, k: int = 16,
-                       checker: Optional[PandaCollisionChecker] = None, ik_seeds=None, seed: Optional[int] = None,
-                       frame: str = "tcp", **ik_options) -> GraspGoals:
+                       checker: Optional[CollisionChecker] = None, robot=None, ik_seeds=None,
+                       seed: Optional[int] = None, **ik_options) -> GraspGoals:
     """Goal joint configurations for grasping an object at ``object_pos``.
 
     Draws ``n_candidates`` grasp poses from ``grasp_sampler`` (a conditional model on ``R3 x SO3``, condition
     = object position, e.g. trained on the last frames of demos), keeps the ``k`` most likely
-    (:meth:`PoseSampler.top_k`), solves IK (:func:`posegen.data.panda.ik`, batched over grasps and IK seeds)
-    and keeps, per grasp, the first seed whose solution converged and is valid for ``checker``.
+    (:meth:`PoseSampler.top_k`), solves IK (:func:`posegen.robots.ik.solve_ik`, batched over grasps and IK
+    seeds, inside the joint limits) and keeps, per grasp, the first seed whose solution converged and is
+    valid for ``checker``.
 
     Args:
-        grasp_sampler: the grasp model's sampler (its poses are in the frame ``frame`` of the Panda).
+        grasp_sampler: the grasp model's sampler (poses of the robot's end-effector link, base frame).
         object_pos: ``(3,)`` (or whatever the model's condition is).
-        ik_seeds: ``(s, 7)`` initial configurations (default :data:`~posegen.data.panda.Q_READY` and three
-            perturbations of it).
-        ik_options: passed to :func:`~posegen.data.panda.ik` (default ``iters=300, damping=0.02``, no
-            nullspace pull: with it the DLS iteration often stalls just above the 0.1 mm tolerance).
+        checker: collision checker; its robot is the robot (else ``robot``, else the Panda).
+        robot: a :class:`~posegen.robots.Robot` or a name, when no checker is given; use
+            ``robot.with_ee_link(...)`` for grasp poses of another link.
+        ik_seeds: ``(s, dof)`` initial configurations inside the limits (default the robot's ready
+            configuration and three perturbations of it, clamped into the limits).
+        ik_options: passed to :func:`~posegen.robots.ik.solve_ik` (default ``max_iters=200, pos_tol=1e-4,
+            rot_tol=1e-3``: 0.1 mm and 0.06 degrees).
     """
-    res = grasp_sampler.top_k(int(n_candidates), int(k), condition=object_pos, seed=seed)
-    p_pos, p_rot = grasp_sampler._se3_parts(None, None)
+    robot = checker.robot if checker is not None else _robot(robot if robot is not None else grasp_sampler.robot)
+    from ..robots.ik import solve_ik
     from ..rotations import se3_from_pos_quat
 
+    res = grasp_sampler.top_k(int(n_candidates), int(k), condition=object_pos, seed=seed)
+    p_pos, p_rot = grasp_sampler._se3_parts(None, None)
     T = se3_from_pos_quat(res[p_pos.name], res[p_rot.name], grasp_sampler.quat_order).to("cpu", torch.float64)
     lp = res["log_prob"].detach().to("cpu", torch.float64)
+    dof, lim = robot.dof, robot.joint_limits
     if ik_seeds is None:
         g = torch.Generator().manual_seed(0 if seed is None else int(seed))
-        ik_seeds = torch.cat([panda.Q_READY[None], panda.Q_READY + 0.3 * torch.randn(3, 7, generator=g,
-                                                                                     dtype=torch.float64)])
-    seeds = torch.as_tensor(ik_seeds, dtype=torch.float64).reshape(-1, 7)
+        ready = ready_configuration(robot)
+        ik_seeds = torch.cat([ready[None], ready + 0.3 * torch.randn(3, dof, generator=g, dtype=torch.float64)])
+        ik_seeds = torch.minimum(torch.maximum(ik_seeds, lim[:, 0]), lim[:, 1])
+    seeds = torch.as_tensor(ik_seeds, dtype=torch.float64).reshape(-1, dof)
     m, s = T.shape[0], seeds.shape[0]
-    pos = T[:, :3, 3].repeat_interleave(s, 0)
-    quat = rotmat_to_quat(T[:, :3, :3], "xyzw").repeat_interleave(s, 0)
-    q0 = seeds.repeat(m, 1)
-    opts = dict(iters=300, damping=0.02)
+    targets = torch.cat([T[:, :3, 3], rotmat_to_quat(T[:, :3, :3], "xyzw")], -1)
+    opts = dict(max_iters=200, pos_tol=1e-4, rot_tol=1e-3)
     opts.update(ik_options)
-    q, ok, _, _ = panda.ik(pos, quat, q0, frame=frame, **opts)
+    sol = solve_ik(robot, targets, seeds.expand(m, s, dof), quat_order="xyzw", **opts)
+    q, ok = sol.joints.reshape(m * s, dof), sol.success.reshape(m * s)
     valid = ok.clone()
-    if checker is not None:
+    if checker is not None and m * s:
         valid &= checker.is_valid(q).cpu()
     ok2, valid2 = ok.view(m, s), valid.view(m, s)
     has = valid2.any(1)
@@ -440,15 +483,15 @@ class PlanResult:
     sampler_stats: Dict[str, Any] = field(default_factory=dict)
 
 
-def plan(checker: PandaCollisionChecker, start, goal, *, planner: str = "PRM",
+def plan(checker: CollisionChecker, start, goal, *, planner: str = "PRM",
          sampler: Optional[PosegenSamplerAllocator] = None, time_limit: float = 5.0, seed: Optional[int] = None,
          resolution: float = 0.05, simplify: bool = False, joint_limits=None) -> PlanResult:
-    """Plan a collision-free joint-space path for the Panda with OMPL.
+    """Plan a collision-free joint-space path for the checker's robot with OMPL.
 
     Args:
-        checker: the scene's collision checker (validity of states and of motions).
-        start: ``(7,)`` start configuration (inside the limits, valid).
-        goal: ``(7,)`` goal configuration, ``(m, 7)`` alternatives (any one reached solves the query; e.g.
+        checker: the scene's collision checker (its robot, validity of states and of motions).
+        start: ``(dof,)`` start configuration (inside the limits, valid).
+        goal: ``(dof,)`` goal configuration, ``(m, dof)`` alternatives (any one reached solves the query; e.g.
             :func:`grasp_goal_configs`), or an OMPL ``Goal``.
         planner: one of :data:`PLANNERS`.
         sampler: a :class:`PosegenSamplerAllocator`, or None for OMPL's default (uniform) valid state
@@ -459,7 +502,7 @@ def plan(checker: PandaCollisionChecker, start, goal, *, planner: str = "PRM",
             roadmap size) still varies from run to run.
         resolution: largest joint change (rad) between checked configurations of a motion.
         simplify: shortcut and smooth the path (OMPL's simplifier) after solving.
-        joint_limits: ``(7, 2)`` bounds of the space (default the Panda's).
+        joint_limits: ``(dof, 2)`` bounds of the space (default the checker's joint limits).
     """
     ob, og, ou = require_ompl()
     if planner not in PLANNERS:
@@ -474,13 +517,16 @@ def plan(checker: PandaCollisionChecker, start, goal, *, planner: str = "PRM",
         raise ValueError(f"time_limit must be > 0 seconds, got {time_limit!r}")
     if seed is not None:
         _quiet_set_seed(ou, seed)
-    lim = _limits(joint_limits)
+    lim = _limits(checker.joint_limits.cpu() if joint_limits is None else joint_limits)
     n = int(lim.shape[0])
+    if n != checker.robot.dof:
+        raise ValueError(f"joint_limits have {n} rows but the checker's robot {checker.robot.name!r} has "
+                         f"{checker.robot.dof} joints")
     start = np.asarray(torch.as_tensor(start, dtype=torch.float64).reshape(-1))
     if start.shape != (n,):
         raise ValueError(f"start must have shape ({n},), got {start.shape}")
 
-    space = panda_space(lim)
+    space = joint_space(lim)
     ss = og.SimpleSetup(space)
     si = ss.getSpaceInformation()
     ss.setStateValidityChecker(lambda s: bool(checker.is_valid(torch.from_numpy(_read(s, n)))))
