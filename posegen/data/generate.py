@@ -1,12 +1,12 @@
 """Reach-and-grasp "recorded trajectories" of a Franka Panda in robomimic's HDF5 layout.
 
 Each demo: a box or cylinder stands on the table (the plane ``z = 0`` of the robot base frame) at a random
-``x, y, yaw`` in front of the robot; the arm starts near the ready configuration (:data:`panda.Q_READY`
+``x, y, yaw`` in front of the robot; the arm starts near the ready configuration (the robot registry's,
 plus small Gaussian noise), moves the TCP (``panda_hand_tcp``) to a pre-grasp pose, then to the grasp
 pose, and closes the gripper. The end-effector path interpolates position linearly and orientation along
-the geodesic, with a minimum-jerk time law; joints come from damped-least-squares IK
-(:func:`panda.ik`) warm-started from the previous frame, so they are continuous. Demos whose IK misses a
-frame (or jumps) are discarded and counted.
+the geodesic, with a minimum-jerk time law; joints come from damped-least-squares IK (:func:`_dls_ik`, on
+the kinematics of ``posegen.robots.load("panda")``, the franka_description URDF) warm-started from the
+previous frame, so they are continuous. Demos whose IK misses a frame (or jumps) are discarded and counted.
 
 One exception, forced by the robot: a horizontal hand near the table needs a twisted arm (``|q3|`` ~
 1.2-2, ``|q5|`` ~ 2.6; joint 6 bends one way only, so with ``q5 = 0`` the hand can only be horizontal
@@ -59,7 +59,6 @@ import roma
 import torch
 
 from ..atomic import atomic_path
-from . import panda
 
 __all__ = ["generate_panda_dataset", "sorted_demo_names", "GRASP_FAMILIES", "main"]
 
@@ -102,6 +101,87 @@ _SIDE_SEEDS = ((-1.24, -1.6, 2.03, -2.65, -2.62, 2.34, -0.84), (1.24, -1.6, -2.0
 _H5 = {"track_times": False}
 
 _DEMO_RE = re.compile(r"^demo_(\d+)$")
+
+
+def _panda():
+    """The Panda (TCP ``panda_hand_tcp``) from its URDF; loaded once (pytorch_kinematics chains are cached)."""
+    global _PANDA
+    if _PANDA is None:
+        from ..robots import load
+
+        _PANDA = load("panda")
+    return _PANDA
+
+
+_PANDA = None
+
+
+def _limits() -> torch.Tensor:
+    return _panda().joint_limits
+
+
+def _q_ready() -> torch.Tensor:
+    from ..robots.collision import ready_configuration
+
+    return ready_configuration(_panda())
+
+
+def _fk(q: torch.Tensor):
+    """TCP position ``(..., 3)`` and quaternion ``(..., 4)`` xyzw with ``w >= 0``."""
+    T = _panda().fk(q)
+    quat = roma.rotmat_to_unitquat(T[..., :3, :3])
+    return T[..., :3, 3], torch.where(quat[..., 3:] < 0, -quat, quat)
+
+
+def _dls_ik(target_pos: torch.Tensor, target_quat: torch.Tensor, q_init: torch.Tensor, iters: int = 100,
+            damping: float = 0.05, tol_pos: float = 1e-4, tol_rot: float = 1e-3, q_rest=None,
+            nullspace_gain: float = 0.0, max_step: float = 0.2):
+    """The generator's IK: damped least squares with joint-limit clamping, on the Panda's URDF kinematics.
+
+    ``dq = J^T (J J^T + damping^2 I)^-1 e`` for the 6-vector pose error ``e = [p* - p; rotvec(R* R^T)]``
+    (optionally plus a nullspace pull ``nullspace_gain (I - J^+ J)(q_rest - q)``), scaled so no joint moves
+    more than ``max_step`` rad, then clamped to the limits; rows within both tolerances stop. This is the
+    iteration the generator has always used (and :func:`posegen.robots.ik.solve_ik` is not: its LM damping
+    schedule and projection would give other, equally valid, demos), so the seeds keep their demos.
+
+    Args:
+        target_pos (..., 3), target_quat (..., 4) xyzw, q_init (..., 7): broadcast together.
+    Returns:
+        ``q (..., 7)`` inside the limits, ``success (...)``, ``pos_err (...)`` m, ``rot_err (...)`` rad.
+    """
+    robot = _panda()
+    dtype = q_init.dtype
+    batch = torch.broadcast_shapes(target_pos.shape[:-1], target_quat.shape[:-1], q_init.shape[:-1])
+    p_t = target_pos.to(dtype).expand(*batch, 3).reshape(-1, 3)
+    R_t = roma.unitquat_to_rotmat(target_quat.to(dtype).expand(*batch, 4).reshape(-1, 4))
+    lim = robot.joint_limits.to(dtype)
+    q = torch.clamp(q_init.expand(*batch, 7).reshape(-1, 7), lim[:, 0], lim[:, 1])
+    q_rest = q.clone() if q_rest is None else q_rest.to(dtype).expand(*batch, 7).reshape(-1, 7)
+    eye6, eye7 = torch.eye(6, dtype=dtype), torch.eye(7, dtype=dtype)
+    eps_null = 1e-10 if dtype == torch.float64 else 1e-6
+
+    def errors(T):
+        e = torch.cat([p_t - T[:, :3, 3], roma.rotmat_to_rotvec(R_t @ T[:, :3, :3].transpose(-1, -2))], -1)
+        return e, e[:, :3].norm(dim=-1), e[:, 3:].norm(dim=-1)
+
+    with torch.no_grad():
+        for _ in range(iters):
+            e, ep, er = errors(robot.fk(q))
+            active = (ep > tol_pos) | (er > tol_rot)
+            if not bool(active.any()):
+                break
+            J = robot.jacobian(q)
+            JJt = J @ J.transpose(-1, -2)
+            dq = (J.transpose(-1, -2) @ torch.linalg.inv(JJt + (damping ** 2) * eye6) @ e[..., None])[..., 0]
+            if nullspace_gain > 0:
+                # undamped projector: the damped one leaks the pull into the task
+                J_pinv = J.transpose(-1, -2) @ torch.linalg.inv(JJt + eps_null * eye6)
+                dq = dq + nullspace_gain * ((eye7 - J_pinv @ J) @ (q_rest - q)[..., None])[..., 0]
+            scale = torch.clamp(max_step / dq.abs().amax(-1, keepdim=True).clamp_min(1e-12), max=1.0)
+            q = torch.minimum(torch.maximum(q + dq * scale * active[:, None].to(dtype), lim[:, 0]), lim[:, 1])
+        _, ep, er = errors(robot.fk(q))
+    success = (ep <= tol_pos) & (er <= tol_rot)
+    return q.reshape(*batch, 7), success.reshape(batch), ep.reshape(batch), er.reshape(batch)
 
 
 def sorted_demo_names(names: Iterable[str]) -> List[str]:
@@ -174,8 +254,8 @@ def _sample_demo(rng: np.random.Generator, frames: int, families: Sequence[str])
         grasp_pos = np.array([x, y, sc["table_z"] + min(z, h - 0.02)])
     pre_pos = grasp_pos - rng.uniform(*sc["pregrasp_distance"]) * R[:, 2]
 
-    lim = panda.JOINT_LIMITS.numpy()
-    q_start = panda.Q_READY.numpy() + rng.normal(0.0, sc["start_noise_std"], 7)
+    lim = _limits().numpy()
+    q_start = _q_ready().numpy() + rng.normal(0.0, sc["start_noise_std"], 7)
     q_start = np.clip(q_start, lim[:, 0] + 0.05, lim[:, 1] - 0.05)
 
     T = int(frames + rng.integers(-(frames // 5), frames // 5 + 1))
@@ -231,8 +311,8 @@ def _side_pregrasp_candidates(demos: List[Dict], idx: List[int]) -> Dict[int, Li
     S = seeds.shape[0]
     pre = torch.tensor(np.stack([demos[i]["pre_pos"] for i in idx]))
     quat = roma.rotmat_to_unitquat(torch.tensor(np.stack([demos[i]["R"] for i in idx])))
-    q, ok, _, _ = panda.ik(pre.expand(S, n, 3), quat.expand(S, n, 4), seeds[:, None].expand(S, n, 7),
-                           iters=300, damping=_IK["damping"], tol_pos=_IK["tol_pos"], tol_rot=_IK["tol_rot"])
+    q, ok, _, _ = _dls_ik(pre.expand(S, n, 3), quat.expand(S, n, 4), seeds[:, None].expand(S, n, 7),
+                          iters=300, damping=_IK["damping"], tol_pos=_IK["tol_pos"], tol_rot=_IK["tol_rot"])
     q_start = torch.tensor(np.stack([demos[i]["q_start"] for i in idx]))
     dist = (q - q_start).norm(dim=-1).masked_fill(~ok, float("inf"))             # (S, n)
     order = torch.sort(dist, dim=0, stable=True).indices
@@ -261,7 +341,7 @@ def _track(demos: List[Dict], q_pre: List, pos: torch.Tensor, quat: torch.Tensor
         s = torch.tensor(_min_jerk(np.arange(n_r + 1) / n_r), dtype=dt)[:, None]
         # convex combination of in-limit configurations; the clamp only removes last-bit rounding when
         # q_pre sits on a limit
-        lim = panda.JOINT_LIMITS
+        lim = _limits()
         q_joint[i, : n_r + 1] = (q_start[i] + s * (q_pre[i] - q_start[i])).clamp(lim[:, 0], lim[:, 1])
         joint_mode[i, : n_r + 1] = True
         q_rest[i] = q_pre[i]
@@ -276,7 +356,7 @@ def _track(demos: List[Dict], q_pre: List, pos: torch.Tensor, quat: torch.Tensor
         q_new[jm] = q_joint[jm, t]
         cart = live & ~joint_mode[:, t]
         if bool(cart.any()):
-            q_c, _, ep, er = panda.ik(pos[cart, t], quat[cart, t], q[cart], q_rest=q_rest[cart], **_IK)
+            q_c, _, ep, er = _dls_ik(pos[cart, t], quat[cart, t], q[cart], q_rest=q_rest[cart], **_IK)
             q_new[cart] = q_c
             bad = torch.zeros(N, dtype=torch.bool)
             bad[cart] = (ep > _ACCEPT["pos_err"]) | (er > _ACCEPT["rot_err"])
@@ -299,7 +379,7 @@ def _solve_joints(demos: List[Dict]):
     T_max = max(d["T"] for d in demos)
     q_start = torch.tensor(np.stack([d["q_start"] for d in demos]), dtype=torch.float64)
     with torch.no_grad():
-        pos, rot = _targets(demos, T_max, panda.fk_matrices(q_start))
+        pos, rot = _targets(demos, T_max, _panda().fk(q_start))
         quat = roma.rotmat_to_unitquat(rot)
         cands = _side_pregrasp_candidates(demos, [i for i, d in enumerate(demos) if d["family"] == "side"])
         q_traj = q_start[:, None].repeat(1, T_max, 1)
@@ -341,9 +421,9 @@ def _env_args(seed: int, n_demos: int, frames: int, families: Sequence[str], kep
         "n_demos_requested": n_demos,
         "n_demos_kept": kept,
         "n_demos_discarded": discarded,
-        "robot": {"name": "Panda", "kinematics": "posegen.data.panda (manufacturer modified DH, "
-                  "franka_description hand -pi/4 and TCP 0.1034 m)", "eef_frame": "panda_hand_tcp",
-                  "joint_limits": panda.JOINT_LIMITS.tolist(), "q_ready": panda.Q_READY.tolist()},
+        "robot": {"name": "Panda", "kinematics": "posegen.robots.load('panda') (franka_description URDF; "
+                  "agrees with the manufacturer's modified DH chain, hand -pi/4 and TCP 0.1034 m, to 1e-15 m)",
+                  "eef_frame": "panda_hand_tcp", "joint_limits": _limits().tolist(), "q_ready": _q_ready().tolist()},
         "conventions": {"quat": "xyzw", "units": "m, rad", "frame": "panda_link0 (table plane z = 0)",
                         "actions": "[delta eef pos (3), delta eef rotvec in base frame (3), gripper "
                                    "-1 open / +1 close]"},
@@ -403,10 +483,10 @@ def generate_panda_dataset(path, n_demos: int = 300, seed: int = 0, frames: int 
             d = demos[i]
             T = d["T"]
             q = q_traj[i, :T]
-            eef_pos, eef_quat = panda.fk(q)
+            eef_pos, eef_quat = _fk(q)
             eef_pos = eef_pos.numpy()
             eef_quat = _continuous_quat(eef_quat.numpy())
-            Tm = panda.fk_matrices(q)
+            Tm = _panda().fk(q)
             d_pos = np.zeros((T, 3))
             d_rot = np.zeros((T, 3))
             d_pos[:-1] = eef_pos[1:] - eef_pos[:-1]
