@@ -286,6 +286,22 @@ def section(d) -> str:
     return "\n".join(lines)
 
 
+def recipe_section(d) -> str:
+    a, m = d["args"], d["machine"]
+    lines = ["### Recipe: what a short training budget favours (Panda)", "",
+             f"*Source: `benchmarks/results/full/ik_recipe.json`; machine: {m['cpu']}, {m['cores']} cores, no GPU, "
+             f"1 torch thread per run, {a['parallel_runs']} runs at a time. {d.get('note', '')}*", "",
+             f"Each row: `IKSampler.fit(max_minutes={a['minutes']})`, raw samples ({a['solver']}) for {a['targets']} "
+             f"targets x {a['per_target']}.", "",
+             "| width x depth | conditioning | batch | lr | steps in budget | final loss | pos. error mean / median (mm) "
+             "| rot. error mean (deg) |", "|---|---|---|---|---|---|---|---|"]
+    for r in d["results"]:
+        lines.append(f"| {r['hidden']} x {r['depth']} | {r['conditioning']} | {r['batch_size']} | {r['lr']:g} | "
+                     f"{r['steps']} | {r['loss']:.2f} | {r['pos_mm_mean']:.1f} / {r['pos_mm_median']:.1f} | "
+                     f"{r['rot_deg_mean']:.1f} |")
+    return "\n".join(lines)
+
+
 def cmd_markdown(args):
     parts = ["## IK distributions: IKFlow's protocol (`benchmarks/ik.py`)", "",
              "Written by `benchmarks/ik.py markdown --append` (not by `make_results.py`). Published rows are the "
@@ -294,6 +310,9 @@ def cmd_markdown(args):
         p = Path(args.results) / f"ik_{robot}.json"
         if p.exists():
             parts += ["", section(read_json(p))]
+    p = Path(args.results) / "ik_recipe.json"
+    if p.exists():
+        parts += ["", recipe_section(read_json(p))]
     text = "\n".join(parts) + "\n"
     if args.append:
         from posegen.atomic import atomic_open

@@ -178,6 +178,20 @@ def test_sampler_refine_reports_errors_and_success(loaded, tiny_sampler):
     assert bool((out["position_error"][ok] < 1e-3).all()) and bool((out["rotation_error"][ok] < 1e-2).all())
 
 
+def test_sampler_near_a_seed_keeps_the_closest(loaded, tiny_sampler):
+    robot = loaded["panda"]
+    q_true, targets = _targets(robot, 2, seed=13)
+    wide = tiny_sampler.sample(targets, 12, seed=4)["joints"].double()
+    near = tiny_sampler.sample(targets, 3, seed=4, near=q_true, oversample=4)["joints"].double()
+    assert near.shape == (2, 3, 7)
+    d_wide = (wide - q_true[:, None]).norm(dim=-1).sort(1).values[:, :3]
+    torch.testing.assert_close((near - q_true[:, None]).norm(dim=-1), d_wide)  # the same 12 draws, 3 closest
+    out = tiny_sampler.sample(targets, 2, seed=4, near=q_true[0], refine=True, max_iters=40)
+    assert out["success"].shape == (2, 2) and out["raw_joints"].shape == (2, 2, 7)
+    with pytest.raises(ValueError, match="near must have shape"):
+        tiny_sampler.sample(targets, 2, near=torch.zeros(3, 7))
+
+
 def test_sampler_bad_input(tiny_sampler):
     with pytest.raises(ValueError, match=r"shape \(T, 7\)"):
         tiny_sampler.sample(torch.zeros(2, 3), 2)

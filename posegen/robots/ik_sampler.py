@@ -227,7 +227,7 @@ class IKSampler:
     def sample(self, targets, n_per_target: int = 1, *, seed: Optional[int] = None, refine: bool = False,
                quat_order: str = "xyzw", method: Optional[str] = None, steps: Optional[int] = None,
                device=None, refine_dtype: torch.dtype = torch.float64, pos_tol: float = 1e-3,
-               rot_tol: float = 1e-2, max_iters: int = 30) -> Dict[str, torch.Tensor]:
+               rot_tol: float = 1e-2, max_iters: int = 30, near=None, oversample: int = 4) -> Dict[str, torch.Tensor]:
         """Joint configurations that put the end effector at ``targets``.
 
         Args:
@@ -238,6 +238,9 @@ class IKSampler:
             refine: polish every sample with :func:`~posegen.robots.ik.solve_ik` (``pos_tol``, ``rot_tol``,
                 ``max_iters``) in ``refine_dtype``.
             method, steps: sampling integrator (default: the sampler's, :data:`DEFAULT_SAMPLE_SOLVER`).
+            near: a seed configuration ``(dof,)`` or one per target ``(T, dof)``: draw ``oversample * n`` solutions
+                and keep the ``n`` closest to it (L2 in joint space; successful ones first when refined). This is
+                selection among samples, not a model conditioned on the seed.
 
         Returns:
             ``{"joints": (T, n, dof)}`` inside the limits by construction (the flow's dtype, or ``refine_dtype``
@@ -255,14 +258,33 @@ class IKSampler:
             self.flow.to(device)
         cond = self.conditions(targets, quat_order)
         T = cond.shape[0]
-        q = self.flow.sample(T * n, condition=cond.repeat_interleave(n, 0), seed=seed, method=method, steps=steps)
-        q = q.reshape(T, n, self.robot.dof)
-        if not refine:
-            return {"joints": q}
-        res = solve_ik(self.robot, torch.as_tensor(targets).to(q.device, refine_dtype).reshape(T, 7), q.to(refine_dtype),
-                       quat_order=quat_order, pos_tol=pos_tol, rot_tol=rot_tol, max_iters=max_iters)
-        return {"joints": res.joints, "position_error": res.position_error, "rotation_error": res.rotation_error,
-                "success": res.success, "raw_joints": q}
+        if near is not None:
+            near = self.robot.check_joints(near, require_limits=False).to(self.flow.device, torch.float64)
+            if near.dim() == 1:
+                near = near.expand(T, -1)
+            if near.shape != (T, self.robot.dof):
+                raise ValueError(f"near must have shape ({self.robot.dof},) or ({T}, {self.robot.dof}), got "
+                                 f"{tuple(near.shape)}")
+            if int(oversample) != oversample or oversample < 1:
+                raise ValueError(f"oversample must be a positive integer, got {oversample!r}")
+        m = n * int(oversample) if near is not None else n
+        q = self.flow.sample(T * m, condition=cond.repeat_interleave(m, 0), seed=seed, method=method, steps=steps)
+        q = q.reshape(T, m, self.robot.dof)
+        out = {"joints": q}
+        if refine:
+            res = solve_ik(self.robot, torch.as_tensor(targets).to(q.device, refine_dtype).reshape(T, 7),
+                           q.to(refine_dtype), quat_order=quat_order, pos_tol=pos_tol, rot_tol=rot_tol,
+                           max_iters=max_iters)
+            out = {"joints": res.joints, "position_error": res.position_error, "rotation_error": res.rotation_error,
+                   "success": res.success, "raw_joints": q}
+        if near is not None:
+            dist = (out["joints"].double() - near[:, None]).norm(dim=-1)
+            if refine:  # any success before any failure
+                dist = dist + torch.where(out["success"], 0.0, 1e6)
+            keep = dist.argsort(dim=1)[:, :n]
+            out = {k: v.gather(1, keep if v.dim() == 2 else keep[..., None].expand(-1, -1, v.shape[-1]))
+                   for k, v in out.items()}
+        return out
 
     def errors(self, joints: torch.Tensor, targets, quat_order: str = "xyzw"):
         """``(position_error (T, n) m, rotation_error (T, n) rad)`` of ``joints (T, n, dof)`` against
