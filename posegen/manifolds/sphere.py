@@ -102,6 +102,22 @@ class Sphere(Manifold):
                              theta / torch.where(small, torch.ones_like(vn), vn))
         return factor * v
 
+    def tangent_frame(self, x):
+        """``(d, ..., d+1)``: an orthonormal basis of the tangent space at each ``x`` (unit vectors).
+
+        The columns ``i >= 1`` of the Householder reflection taking ``e_0`` to ``-sign(x_0) x``:
+        ``e_i - x_i (x + s e_0) / (1 + |x_0|)`` with ``s = sign(x_0)`` (``+1`` at 0); branch-free and
+        stable (the denominator is >= 1).
+        """
+        x = self.projx(x)
+        s = torch.where(x[..., :1] >= 0, 1.0, -1.0).to(x.dtype)
+        w = torch.cat([x[..., :1] + s, x[..., 1:]], -1)  # x + s e_0
+        coef = x[..., 1:] / (1 + x[..., :1].abs())  # (..., d)
+        eye = torch.eye(self.coord_dim, dtype=x.dtype, device=x.device)[1:]  # (d, d+1)
+        frame = eye.view((self.dim,) + (1,) * (x.dim() - 1) + (self.coord_dim,)) \
+            - coef.movedim(-1, 0).unsqueeze(-1) * w
+        return frame
+
     def _some_tangent(self, x):
         """A unit tangent vector at x: the coordinate axis least aligned with x, projected."""
         k = x.abs().argmin(-1, keepdim=True)

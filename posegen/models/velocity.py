@@ -95,3 +95,65 @@ class VelocityMLP(nn.Module):
                 h = h * (1 + film[2 * i]) + film[2 * i + 1]
             h = self.act(h)
         return M.head(x, self.out(h))
+
+    # ------------------------------------------------------------------ divergence
+    def _act_slope(self, p: torch.Tensor):
+        """``(act(p), act'(p))`` in closed form for the built-in activations (forward AD otherwise)."""
+        a = self.act
+        if isinstance(a, nn.SiLU):
+            s = torch.sigmoid(p)
+            return p * s, s * (1 + p * (1 - s))
+        if isinstance(a, nn.Tanh):
+            h = torch.tanh(p)
+            return h, 1 - h * h
+        if isinstance(a, nn.GELU) and a.approximate == "none":
+            cdf = 0.5 * (1 + torch.erf(p * (0.5 ** 0.5)))
+            return p * cdf, cdf + p * torch.exp(-0.5 * p * p) * (2 * math.pi) ** -0.5
+        return torch.func.jvp(a, (p,), (torch.ones_like(p),))
+
+    def forward_and_div(self, t: torch.Tensor, x: torch.Tensor, condition: Optional[torch.Tensor] = None,
+                        directions: Optional[torch.Tensor] = None):
+        r"""``(v (B, D), sum_k <e_k, J e_k> (B,))`` for ``x (B, D)`` and directions ``e (K, B, D)`` (default:
+        the ``D`` coordinate axes, i.e. ``tr J``; an orthonormal tangent frame gives the same trace for
+        this field, see :mod:`posegen.solvers.divergence`; a Rademacher probe gives Hutchinson's estimate).
+
+        Forward mode by hand through the MLP: the ``K`` tangents ride along the batch as one ``(K B, H)``
+        matrix product per layer (no ``vmap``/``jacfwd`` per point); only the manifold's features and head
+        go through ``torch.func.jvp``. Differentiable w.r.t. the parameters.
+        """
+        M = self.manifold
+        B, D = x.shape
+        if directions is None:
+            directions = torch.eye(D, dtype=x.dtype, device=x.device).unsqueeze(1).expand(D, B, D)
+        K = directions.shape[0]
+        directions = directions.contiguous()  # forward AD refuses expanded (aliased) tangents
+        xs = x.expand(K, B, D).contiguous()
+        feat, dfeat = torch.func.jvp(lambda y: self.features(M.projx(y)), (xs,), (directions,))
+        feat = feat[0]
+        F = feat.shape[-1]
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(B).unsqueeze(-1)
+        tf = t * self.freqs.to(x.dtype)
+        h = [feat, t, torch.sin(tf), torch.cos(tf)]
+        if self.cond_dim:
+            if condition is None:
+                raise ValueError(f"this model is conditional (cond_dim={self.cond_dim}): pass condition=")
+            condition = condition.to(x.dtype).expand(B, self.cond_dim)
+            if self.conditioning == "concat":
+                h.append(condition)
+        h = torch.cat(h, -1)
+        film = self.film(condition).chunk(2 * len(self.layers), dim=-1) if self.film is not None else None
+        T = None
+        for i, layer in enumerate(self.layers):
+            p = layer(h)
+            # only the feature columns of the first layer see x
+            Tp = dfeat @ layer.weight[:, :F].T if i == 0 else T @ layer.weight.T
+            if film is not None:
+                p = p * (1 + film[2 * i]) + film[2 * i + 1]
+                Tp = Tp * (1 + film[2 * i])
+            h, slope = self._act_slope(p)
+            T = Tp * slope
+        out = self.out(h)
+        Tout = T @ self.out.weight.T
+        v, dv = torch.func.jvp(lambda y, o: M.head(M.projx(y), o), (xs, out.expand(K, *out.shape).contiguous()),
+                               (directions, Tout))
+        return v[0], (directions * dv).sum(-1).sum(0)

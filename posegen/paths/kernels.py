@@ -184,6 +184,70 @@ def log_kernel(factor: Manifold, x: torch.Tensor, y: torch.Tensor, t: torch.Tens
     return out
 
 
+# ---------------------------------------------------------------------- bilinear form (CNFM targets)
+def centre_features(manifold: Manifold, y: torch.Tensor) -> torch.Tensor:
+    """``psi(y) (N, S, F)``, the centres' half of :func:`point_features` (data only: computed once).
+
+    ``S = 2^m`` for ``m`` SO3 factors: the SO3 kernel is the antipodal pair ``C_4 (e^(kappa <y, q>) +
+    e^(-kappa <y, q>))``, so each centre becomes ``2^m`` vMF-like centres with every sign of its SO3 parts
+    (their kernels sum to the centre's kernel; ``S = 1`` without SO3 factors)."""
+    parts = []
+    for f, yf in _split(manifold, y):
+        kind = _kind(f)
+        yk = f.kernel_coords(yf)[0]
+        if kind == "gaussian":
+            parts += [yk, (yk * yk).sum(-1, keepdim=True)]
+        elif kind == "von_mises":
+            parts += [torch.cos(yk), torch.sin(yk)]
+        else:
+            parts.append(yk)
+    psi = torch.cat(parts, -1)
+    signs = [psi.new_ones(1, psi.shape[-1])]
+    col = 0
+    for f, in _split(manifold):
+        width = f.coord_dim + (1 if _kind(f) == "gaussian" else 0) if _kind(f) != "von_mises" else 2 * f.coord_dim
+        if _kind(f) == "so3":
+            flip = psi.new_ones(1, psi.shape[-1])
+            flip[:, col:col + width] = -1
+            signs = signs + [sg * flip for sg in signs]
+        col += width
+    return psi.unsqueeze(1) * torch.cat(signs).unsqueeze(0)
+
+
+def point_features(manifold: Manifold, x: torch.Tensor, t: torch.Tensor,
+                   schedule: Optional[Schedule] = None) -> tuple:
+    r"""``(U (B, F), c (B,))`` with ``log k_t(x_b | y_n) = log sum_s exp(<U_b, psi(y_n)_s> + c_b)`` exactly
+    (one term ``s`` unless there are SO3 factors: :func:`centre_features`).
+
+    Gaussian: ``U = (alpha x / sigma^2, -alpha^2 / (2 sigma^2))`` against ``psi = (y, |y|^2)``; von Mises:
+    ``kappa (cos x, sin x)`` against ``(cos y, sin y)``; vMF: ``kappa x`` against ``y``; each with the
+    kernel-coordinate log-determinant in ``c``. So the all-pairs log-kernel is one ``(B, F) x (F, N)``
+    product, and ``d log p_t = <dU, psi_bar> + dc`` with ``psi_bar`` the softmax-weighted mean of the
+    centres' ``psi``: the CNFM targets need no autograd through the ``(B, N)`` matrix.
+    Differentiable w.r.t. ``x`` and ``t``.
+    """
+    schedule = make_schedule(schedule)
+    us, c = [], 0
+    for f, xf in _split(manifold, x):
+        kind = _kind(f)
+        xk, logdet = f.kernel_coords(xf)
+        if kind == "gaussian":
+            alpha, sigma = schedule.alpha(t), schedule.sigma(t)
+            inv = 1 / (sigma * sigma)
+            us += [(alpha * inv).unsqueeze(-1) * xk, (-0.5 * alpha * alpha * inv).unsqueeze(-1)]
+            c = c - 0.5 * inv * (xk * xk).sum(-1) - f.dim * (torch.log(sigma) + 0.5 * _LOG_2PI)
+        elif kind == "von_mises":
+            kappa = schedule.kappa(t)
+            us += [kappa.unsqueeze(-1) * torch.cos(xk), kappa.unsqueeze(-1) * torch.sin(xk)]
+            c = c + f.dim * (_log_vmf_norm_shifted(kappa, 2) - kappa)
+        else:  # vmf, and each vMF half of the SO3 pair (centre_features holds both signs of y)
+            kappa = schedule.kappa(t)
+            us.append(kappa.unsqueeze(-1) * xk)
+            c = c + _log_vmf_norm_shifted(kappa, f.coord_dim) - kappa
+        c = c + logdet
+    return torch.cat(us, -1), c + x.new_zeros(x.shape[0])
+
+
 # ---------------------------------------------------------------------- sampling
 def _uniform(shape, generator, device) -> torch.Tensor:
     """float64 U[0, 1) drawn on the generator's device (CPU generators work for CUDA data)."""

@@ -21,6 +21,33 @@ from torch.func import jacfwd, jvp, vmap
 METHODS = ("exact", "hutchinson")
 
 
+def rademacher(x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Hutchinson probe ``e`` of ``x``'s shape, entries +-1, drawn on the generator's device (or ``x``'s
+    when there is none) and moved to ``x``'s: give a generator on ``x``'s device to avoid the copy."""
+    dev = generator.device if generator is not None else x.device
+    return torch.randint(0, 2, x.shape, generator=generator, device=dev).to(x) * 2 - 1
+
+
+def tangent_directions(manifold, x: torch.Tensor) -> torch.Tensor:
+    """``(K, B, D)`` unit directions whose ``sum_k <e_k, J e_k>`` is the divergence of posegen's fields:
+    an orthonormal tangent frame on each sphere / SO3 factor (``d`` directions instead of ``d + 1``: the
+    field is constant along rays and tangent, so ``x^T J x = 0``), the coordinate axes elsewhere. ``K`` is
+    the manifold's dimension: 2 instead of 3 on S2, 3 instead of 4 on SO3."""
+    factors = getattr(manifold, "factors", [manifold])
+    B, D = x.shape
+    blocks, col = [], 0
+    for f in factors:
+        w = f.coord_dim
+        frame_fn = getattr(f, "tangent_frame", None)
+        if frame_fn is not None:
+            fr = frame_fn(x[:, col:col + w])  # (d, B, w)
+        else:
+            fr = torch.eye(w, dtype=x.dtype, device=x.device).unsqueeze(1).expand(w, B, w)
+        blocks.append(torch.nn.functional.pad(fr, (col, D - col - w)))
+        col += w
+    return torch.cat(blocks, 0)
+
+
 def check_method(method: str) -> None:
     """Raise the one error message for an unknown divergence method (shared by the objectives)."""
     if method not in METHODS:
@@ -66,8 +93,7 @@ def divergence(fn: Callable[..., torch.Tensor], x: torch.Tensor, *args: torch.Te
     divs = []
     v = None
     for _ in range(probes):
-        dev = generator.device if generator is not None else x.device
-        e = torch.randint(0, 2, x.shape, generator=generator, device=dev).to(x) * 2 - 1
+        e = rademacher(x, generator)
         v, je = vmap(single)(x, e, *args)
         divs.append((e * je).sum(-1))
     return v, torch.stack(divs).mean(0)

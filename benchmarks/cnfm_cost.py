@@ -1,0 +1,108 @@
+"""What a CNFM training step costs against an RFM step on S2 (fire data), at the same width and batch.
+
+Times one full optimiser step (loss, backward, AdamW, EMA-free) per objective, plus the pieces of a CNFM
+step: the mixture-path targets (``MixturePath.log_prob_dt_grad``), the velocity with its exact divergence
+(forward + backward), the kernel draw. Medians of repeated calls after a warm-up, one torch thread.
+
+    python benchmarks/cnfm_cost.py --hidden 64,256 --out benchmarks/results/cnfm_cost.json
+    python benchmarks/cnfm_cost.py --quick      # seconds: tiny sizes (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Result, csv_list, set_threads, timeit  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--hidden", default="64,256")
+    p.add_argument("--depth", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--repeat", type=int, default=15)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--compile", action="store_true", help="also time compile=True steps")
+    p.add_argument("--out", type=Path, default=None)
+    a = p.parse_args(argv)
+    if a.quick:
+        a.hidden, a.depth, a.batch_size, a.repeat = "16", 2, 32, 2
+    a.hidden = csv_list(a.hidden, int)
+    return a
+
+
+def step_fn(flow, objective, z, batch_size, gen_seed=0):
+    import posegen as pg  # noqa: F401
+
+    opt = torch.optim.AdamW(flow.parameters(), lr=1e-4)
+    gen = torch.Generator(device=z.device)
+    state = {"step": 0}
+
+    def step():
+        gen.manual_seed(gen_seed + state["step"])
+        state["step"] += 1
+        idx = torch.randint(z.shape[0], (batch_size,), generator=gen, device=z.device)
+        loss = objective.loss(flow, z[idx], None, generator=gen, index=idx)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    set_threads(args.threads)
+    import posegen as pg
+    from posegen.objectives import make_objective
+
+    train, _, _ = pg.data.earth_splits("fire", 0)
+    if args.quick:
+        train = train.points[:200]
+    pts = train.points if hasattr(train, "points") else train
+    res = Result("cnfm_cost", vars(args))
+    for hidden in args.hidden:
+        torch.manual_seed(0)
+        flow = pg.PoseFlow("S2", hidden=hidden, depth=args.depth)
+        z = flow.to_internal(pts.to(torch.float32))
+        row = {"hidden": hidden, "depth": args.depth, "batch_size": args.batch_size, "n_components": z.shape[0]}
+        for name in ("rfm", "cnfm"):
+            obj = make_objective(name)
+            obj.setup(flow, z)
+            t = timeit(step_fn(flow, obj, z, args.batch_size), repeat=args.repeat, warmup=2)
+            row[f"{name}_step_ms"] = 1e3 * t["median_s"]
+        # pieces of a CNFM step
+        obj = make_objective("cnfm")
+        obj.setup(flow, z)
+        gen = torch.Generator().manual_seed(0)
+        x1 = z[: args.batch_size]
+        t_, xt, _ = obj._draw(x1, None, gen, None)
+        row["targets_ms"] = 1e3 * timeit(lambda: obj.path.log_prob_dt_grad(xt, t_), repeat=args.repeat)["median_s"]
+        row["draw_ms"] = 1e3 * timeit(lambda: obj._draw(x1, None, gen, None), repeat=args.repeat)["median_s"]
+
+        def vdiv():
+            v, d = flow.velocity_and_div(t_, xt)
+            (v.sum() + d.sum()).backward()
+
+        def vel():
+            flow.velocity(t_, xt).sum().backward()
+
+        row["velocity_ms"] = 1e3 * timeit(vel, repeat=args.repeat)["median_s"]
+        row["velocity_div_ms"] = 1e3 * timeit(vdiv, repeat=args.repeat)["median_s"]
+        row["ratio"] = row["cnfm_step_ms"] / row["rfm_step_ms"]
+        print({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+        res.add(row)
+    if args.out is not None:
+        res.write(args.out)
+    return res
+
+
+if __name__ == "__main__":
+    main()
