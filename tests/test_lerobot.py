@@ -394,3 +394,19 @@ def test_config_source_lerobot_with_robot_limits(tmp_path):
     got = torch.cat([sp["train"].points, sp["valid"].points])[:, :6]
     want_rows = torch.from_numpy(_rows(truth, "observation.state", list(range(6))))
     assert sorted(map(tuple, got.tolist())) == sorted(map(tuple, want_rows.tolist()))   # as stored, not wrapped
+
+
+def test_robot_with_limits_maps_names_and_gives_a_bare_interval_token_its_limits(folder):
+    """A robot with joint limits (posegen.robots.Robot or alike): keys {"observation.state": "I7"} becomes
+    the robot's joint space, columns picked by joint name."""
+    root, truth = folder
+    order = [6, 2, 0, 5, 1, 3, 4]
+    lim = torch.tensor([[-math.pi, math.pi]] * 7, dtype=torch.float64)
+    robot = SimpleNamespace(joint_names=tuple(f"joint{i}" for i in order), dof=7, joint_limits=lim,
+                            manifold=pg.manifolds.parse("I7", limits=lim), name="toy")
+    ds = load_lerobot(root, keys={"observation.state": "I7"}, robot=robot)
+    assert ds.manifold == robot.manifold
+    torch.testing.assert_close(ds.points, torch.from_numpy(_rows(truth, "observation.state", order)), atol=1e-3,
+                               rtol=0)  # values within 1e-4 of the range of a limit are moved inside
+    with pytest.raises(ValueError, match="needs joint limits"):
+        load_lerobot(root, keys={"observation.state[0:7]": "I7"})

@@ -32,9 +32,10 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from ..manifolds import Product, parse
+from ..manifolds import parse
 from .dataset import PoseDataset
-from .robomimic import _check_frames, _frame_slice, _quat_orders
+from .robomimic import (_as_robot, _check_frames, _frame_slice, _quat_orders, bare_interval_dims, joint_keys,
+                        keys_manifold)
 from .validate import check_nonfinite_mode, convert_quats, validate_with_conditions
 
 DEFAULT_KEYS = {"observation.state": "T7"}
@@ -150,11 +151,12 @@ def _match_joint(joint: str, names: List[str]) -> List[int]:
 
 
 def _joint_key(robot, items, token: str) -> bool:
-    """Whether ``robot`` maps a key: a whole feature (no selection) with one torus token ``T<robot.dof>``."""
+    """Whether ``robot`` maps a key: a whole feature (no selection) holding the robot's joints, as a torus
+    ``T<robot.dof>`` or as the robot's joint space (``I<dof>`` with the robot's limits)."""
     if robot is None or items is not None:
         return False
     m = parse(token)
-    return len(m.factors) == 1 and m.factors[0].periodic and m.coord_dim == int(robot.dof)
+    return (m.coord_dim == int(robot.dof) and all(f.part_name == "joints" for f in m.factors))
 
 
 def _robot_indices(robot, names: Optional[List[str]], key: str, where: str) -> List[int]:
@@ -357,6 +359,8 @@ def load_lerobot(folder, keys: Mapping[str, str] = DEFAULT_KEYS, episodes=None, 
     # ---- arguments first
     if not isinstance(keys, Mapping) or not keys:
         raise ValueError(f"keys must be a non-empty mapping {{feature: manifold token}}, got {keys!r}")
+    if isinstance(robot, (str, bytes)) or hasattr(robot, "__fspath__"):
+        robot = _as_robot(robot)  # a built-in name or a description path
     if robot is not None:
         joints = getattr(robot, "joint_names", None)
         if joints is None or not hasattr(robot, "dof") or len(tuple(joints)) != int(robot.dof):
@@ -365,16 +369,13 @@ def load_lerobot(folder, keys: Mapping[str, str] = DEFAULT_KEYS, episodes=None, 
         if keys is DEFAULT_KEYS:
             keys = {"observation.state": f"T{int(robot.dof)}"}
     keys = dict(keys)
-    factors, labels, columns = [], [], []
-    for key, tok in keys.items():
-        try:
-            m = parse(tok)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"keys[{key!r}] = {tok!r}: {e}") from None
-        factors += list(m.factors)
-        labels += [key] * len(m.factors)
-        columns += [f"{key}.{c}" for c in m.coord_names()]
-    manifold = Product(*factors)
+    if any(bare_interval_dims(tok) for tok in keys.values()):
+        # bare I<d> joint tokens take the robot's limits (a posegen Robot, a built-in name or a path)
+        if robot is None:
+            raise ValueError(f"keys {keys}: a bare 'I<d>' token needs joint limits: pass robot= or write them, "
+                             f"I<d>[lo:hi,...]")
+        keys = joint_keys(keys, robot=robot if hasattr(robot, "joint_limits") else None)
+    manifold, labels, columns = keys_manifold(keys)
     orders = _quat_orders(quat_order, keys)
     frames = _check_frames(frames)
     check_nonfinite_mode(nonfinite)

@@ -115,6 +115,21 @@ def robot_name(robot) -> str:
     return str(getattr(robot, "name", type(robot).__name__))
 
 
+def keys_manifold(keys: Mapping[str, str]):
+    """``(manifold, labels, columns)`` of ordered ``{key: manifold token}``: the product of the keys' factors,
+    each factor's key (for messages), and one column name per coordinate (``"<key>.<coordinate>"``)."""
+    factors, labels, columns = [], [], []
+    for key, tok in keys.items():
+        try:
+            m = parse(tok)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"keys[{key!r}] = {tok!r}: {e}") from None
+        factors += list(m.factors)
+        labels += [key] * len(m.factors)
+        columns += [f"{key}.{c}" for c in m.coord_names()]
+    return Product(*factors), labels, columns
+
+
 def demo_sort_key(name: str):
     """Numeric order for ``demo_<n>`` names (demo_10 after demo_9); other names after them, by name."""
     m = _DEMO.match(name)
@@ -231,16 +246,7 @@ def load_robomimic(path, keys: Mapping[str, str] = DEFAULT_KEYS, *,
         bare = {k: tok for k, tok in keys.items() if bare_interval_dims(tok)}
         raise ValueError(f"keys {bare}: a bare 'I<d>' token needs joint limits: pass robot= (a Robot, a built-in "
                          f"name or a description path) or limits=, or write them, I<d>[lo:hi,...]")
-    factors, labels, columns = [], [], []
-    for key, tok in keys.items():
-        try:
-            m = parse(tok)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"keys[{key!r}] = {tok!r}: {e}") from None
-        factors += list(m.factors)
-        labels += [key] * len(m.factors)
-        columns += [f"{key}.{c}" for c in m.coord_names()]
-    manifold = Product(*factors)
+    manifold, labels, columns = keys_manifold(keys)
     orders = _quat_orders(quat_order, keys)
     frames = _check_frames(frames)
     check_nonfinite_mode(nonfinite)
