@@ -109,7 +109,7 @@ NULLABLE_TYPES = {
     "data.columns": (list,), "data.condition_columns": (list,), "data.angle_unit": (str,),
     "data.delimiter": (str,), "data.robot": (str,), "data.ee_link": (str,), "manifold": (str,),
     "eval.split": (str,), "eval.max_points": (int,),
-    "train.device": (str,),
+    "train.device": (str,), "train.max_minutes": (float, int),
 }
 
 

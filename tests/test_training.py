@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -280,3 +281,30 @@ def test_two_process_ddp_trains_on_cpu(tmp_path):
     assert torch.equal(p0, p1)  # gradients were averaged: every rank holds the same weights
     assert load_checkpoint(tmp_path / "run" / "ckpt.pt")["step"] == 12
     assert (tmp_path / "run" / "model.pt").exists()
+
+
+def test_max_minutes_ends_cleanly_with_the_best_model_saved(tmp_path):
+    data = _vmf_mixture_s2(300, 0)
+    t0 = time.perf_counter()
+    res = train(pg.PoseFlow("S2", **SMALL), data, "rfm", val_data=data[:64], steps=10 ** 6, max_minutes=0.02,
+                val_every=10 ** 6, checkpoint_every=10 ** 6, out_dir=tmp_path, **{**FAST, "log_every": 10 ** 6})
+    assert time.perf_counter() - t0 < 30
+    assert 0 < res.steps_done < 10 ** 6 and res.stopped_early
+    last = res.history[-1]
+    assert last["stopped"] == "max_minutes=0.02" and math.isfinite(last["val_nll"])
+    assert res.best_step == res.steps_done  # validated once, at the end
+    assert (tmp_path / "model.pt").exists() and load_checkpoint(tmp_path / "ckpt.pt", kind="training")["elapsed_s"] > 0
+    # the schedule followed the clock: the last lr is the cosine floor, not the start of a 10^6-step decay
+    assert last["lr"] < 0.1 * FAST.get("lr", 2e-3) + 1e-12
+    with pytest.raises(ValueError, match="max_minutes must be a positive number"):
+        train(pg.PoseFlow("S2", **SMALL), data, "rfm", steps=2, max_minutes=0, **FAST)
+
+
+def test_max_minutes_in_configs():
+    from posegen.config import ConfigError, default_config, resolve
+
+    assert default_config()["train"]["max_minutes"] is None
+    cfg = resolve({"manifold": "S2", "data": {"source": "earth", "name": "fire"}}, ["train.max_minutes=4"])
+    assert cfg["train"]["max_minutes"] == 4
+    with pytest.raises(ConfigError, match="max_minutes"):
+        resolve({"manifold": "S2", "data": {"source": "earth", "name": "fire"}}, ["train.max_minutes=-1"])

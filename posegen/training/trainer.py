@@ -66,6 +66,8 @@ class TrainConfig:
     fit_standardization: bool = True
     device: Optional[str] = None
     progress: bool = True
+    max_minutes: Optional[float] = None
+    compile: bool = False
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "log_every", "val_every", "checkpoint_every", "val_points"):
@@ -78,6 +80,8 @@ class TrainConfig:
             raise ValueError(f'Invalid lr_schedule "{self.lr_schedule}". Must be one of {sorted(LR_SCHEDULES)}')
         if self.patience < 0 or self.warmup < 0:
             raise ValueError("patience and warmup must be >= 0")
+        if self.max_minutes is not None and not (float(self.max_minutes) > 0 and math.isfinite(self.max_minutes)):
+            raise ValueError(f"max_minutes must be a positive number or None, got {self.max_minutes!r}")
 
 
 @dataclass
@@ -165,8 +169,20 @@ class Trainer:
         warm = min(1.0, (step + 1) / cfg.warmup) if cfg.warmup else 1.0
         if cfg.lr_schedule == "constant":
             return warm
-        progress = min(1.0, step / max(1, cfg.steps))
+        progress = min(1.0, max(step / max(1, cfg.steps), self._time_progress()))
         return warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    def _elapsed(self) -> float:
+        """Seconds of training so far (this session's loop plus what a resumed checkpoint had spent)."""
+        t0 = getattr(self, "_t0", None)
+        return getattr(self, "_elapsed_before", 0.0) + (time.perf_counter() - t0 if t0 is not None else 0.0)
+
+    def _time_progress(self) -> float:
+        """Fraction of ``max_minutes`` spent (0 without a budget): the cosine schedule follows whichever of
+        steps and time runs out first, so a budgeted run still ends at the low learning rate."""
+        if self.config.max_minutes is None:
+            return 0.0
+        return self._elapsed() / (60.0 * self.config.max_minutes)
 
     def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         # other coordinates of the same points (SO3: q or -q); a no-op for factors without such symmetry
@@ -183,7 +199,7 @@ class Trainer:
         save_checkpoint({
             "model": self.flow.state(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(), "step": int(step), "best": dict(best),
-            "train_config": asdict(self.config),
+            "train_config": asdict(self.config), "elapsed_s": float(self._elapsed()),
         }, self._ckpt_path(), kind="training")
 
     def _truncate_log(self, step: int) -> None:
@@ -214,9 +230,15 @@ class Trainer:
         with open(self.metrics_path, "a") as fh:
             fh.write(json.dumps(record) + "\n")
 
+    def _copy_flow(self):
+        """A deep copy of the flow with the plain forward (a compile=True run patches the training net's)."""
+        flow = copy.deepcopy(self.flow)
+        flow.net.__dict__.pop("forward", None)
+        return flow
+
     @torch.no_grad()
     def _validate(self, ema: EMA) -> float:
-        flow = copy.deepcopy(self.flow)
+        flow = self._copy_flow()
         ema.copy_to(flow)
         flow.eval()
         n = min(self.config.val_points, self.val_points.shape[0])
@@ -242,6 +264,7 @@ class Trainer:
                                  f"{ckpt['model']['manifold']!r}, not {flow.manifold!r}")
             flow.load_state_dict(ckpt["model"]["state_dict"])
             start = int(ckpt["step"])
+            self._elapsed_before = float(ckpt.get("elapsed_s", 0.0))
         elif cfg.fit_standardization:
             flow.fit_standardization(self.points, self.conditions)
         self._truncate_log(start)
@@ -265,7 +288,9 @@ class Trainer:
             best = dict(ckpt["best"])
         best_state = None  # on resume, the best model so far stays on disk until a better one replaces it
 
-        gen = torch.Generator()
+        # Draws on the training device: a CUDA generator for CUDA data (no host draws copied each step);
+        # the CPU stream is unchanged. Seeds reproduce a run on the same kind of device, not across kinds.
+        gen = torch.Generator(device=dev) if dev.type == "cuda" else torch.Generator()
         N = z.shape[0]
         history: List[Dict[str, Any]] = []
         stopped_early = False
@@ -278,22 +303,37 @@ class Trainer:
         window, t_window = [], time.perf_counter()
         last_loss = last_val = None  # what the progress bar shows between records
         autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16)
+        model_fn = None
+        if cfg.compile:
+            model_fn = torch.compile(flow.net.forward)
+            flow.net.forward = model_fn
         step = start
+        self._t0 = time.perf_counter()
+
+        def check_window():
+            # The losses of the window stay on the device until here (no host sync per step); a non-finite
+            # one names its step. Runs before every checkpoint, so a saved state never follows a bad step.
+            if not window:
+                return
+            losses = torch.stack(window)
+            finite = torch.isfinite(losses)
+            bad = not bool(finite.all())
+            if ddp.any_flag(bad, self.dist, dev):
+                first = int((~finite).nonzero()[0, 0]) if bad else len(window) - 1
+                where = (f"the last good checkpoint {self._ckpt_path()} (step {last_good}) is kept"
+                         if last_good is not None else "no checkpoint was written yet")
+                raise TrainingDiverged(
+                    f"loss became {float(losses[first]):.4g} at step {step - len(window) + first} (objective "
+                    f"{cfg.objective!r}); {where}. Try a lower lr (now {cfg.lr:g}), grad_clip, or check the data")
+
         try:
             while step < cfg.steps:
                 gen.manual_seed(_step_seed(cfg.seed, step, self.dist.rank))
-                idx = torch.randint(N, (cfg.batch_size,), generator=gen).to(dev)
+                idx = torch.randint(N, (cfg.batch_size,), generator=gen, device=gen.device).to(dev)
                 x1 = self._augment(z[idx], gen)
                 c1 = None if cond is None else cond[idx]
                 with autocast:
                     loss = objective.loss(flow, x1, c1, generator=gen, index=idx)
-                bad = not bool(torch.isfinite(loss))
-                if ddp.any_flag(bad, self.dist, dev):
-                    where = (f"the last good checkpoint {self._ckpt_path()} (step {last_good}) is kept"
-                             if last_good is not None else "no checkpoint was written yet")
-                    raise TrainingDiverged(
-                        f"loss became {float(loss.detach()):.4g} at step {step} (objective {cfg.objective!r}); {where}. "
-                        f"Try a lower lr (now {cfg.lr:g}), grad_clip, or check the data")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 ddp.average_gradients(flow.parameters(), self.dist)
@@ -303,17 +343,22 @@ class Trainer:
                 sched.step()
                 ema.update(flow)
                 step += 1
-                window.append(float(loss.detach()))
+                window.append(loss.detach().float())
                 if pbar is not None:
                     pbar.update(1)
+                out_of_time = cfg.max_minutes is not None and self._time_progress() >= 1.0
+                final = step == cfg.steps or out_of_time
 
                 record = None
-                if step % cfg.log_every == 0 or step == cfg.steps:
+                validate = self.val_points is not None and (step % cfg.val_every == 0 or final)
+                if step % cfg.log_every == 0 or final or validate or step % cfg.checkpoint_every == 0:
+                    check_window()
+                if step % cfg.log_every == 0 or final:
                     now = time.perf_counter()
-                    record = {"step": step, "loss": sum(window) / len(window), "lr": sched.get_last_lr()[0],
-                              "it_per_s": len(window) / max(now - t_window, 1e-9)}
+                    record = {"step": step, "loss": float(torch.stack(window).mean()) if window else None,
+                              "lr": sched.get_last_lr()[0], "it_per_s": len(window) / max(now - t_window, 1e-9)}
                     window, t_window = [], now
-                if self.val_points is not None and (step % cfg.val_every == 0 or step == cfg.steps):
+                if validate:
                     record = record or {"step": step}
                     val = self._validate(ema) if self.dist.is_main else 0.0
                     record["val_nll"] = val
@@ -326,11 +371,15 @@ class Trainer:
                     stop = bool(cfg.patience) and best["bad"] >= cfg.patience
                     if ddp.broadcast_flag(stop, self.dist, dev):
                         stopped_early = True
+                if out_of_time:
+                    stopped_early = True
                 if record is not None:
+                    if out_of_time:
+                        record["stopped"] = f"max_minutes={cfg.max_minutes:g}"
                     history.append(record)
                     self._log(record)
                     if pbar is not None:
-                        if "loss" in record:
+                        if record.get("loss") is not None:
                             last_loss = record["loss"]
                         post = {} if last_loss is None else {"loss": f"{last_loss:.4g}"}
                         if "val_nll" in record:
@@ -350,6 +399,8 @@ class Trainer:
         finally:
             if pbar is not None:
                 pbar.close()
+            if model_fn is not None:
+                del flow.net.forward  # back to the plain method: saved and copied models carry no compiled code
 
         # Ship the EMA weights: the best validated ones if there was validation, else the final ones.
         if best_state is not None:
@@ -367,7 +418,7 @@ class Trainer:
     def _save_model(self, state, step, val) -> None:
         if not self.out_dir or not self.dist.is_main:
             return
-        flow = copy.deepcopy(self.flow)
+        flow = self._copy_flow()
         flow.load_state_dict(state)
         flow.save(self.out_dir / "model.pt", extra={"step": int(step), "val_nll": val,
                                                      "objective": self.config.objective,
