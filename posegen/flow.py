@@ -202,8 +202,11 @@ class PoseFlow(nn.Module):
         if c.dim() != 2 or c.shape[-1] != self.cond_dim or c.shape[0] not in (1, n):
             raise ValueError(f"condition must have shape ({n}, {self.cond_dim}) or ({self.cond_dim},), "
                              f"got {tuple(torch.as_tensor(condition).shape)}")
-        if not torch.isfinite(c).all():
-            raise ValueError("condition contains NaN or inf")
+        if c.device.type == "cpu":
+            if not torch.isfinite(c).all():
+                raise ValueError("condition contains NaN or inf")
+        else:  # checked on the device, without a host sync in velocity() (raised at the next sync)
+            torch._assert_async(torch.isfinite(c).all(), "condition contains NaN or inf")
         c = c.expand(n, self.cond_dim)
         return (c - self.cond_loc) / self.cond_scale if standardize else c
 
@@ -283,7 +286,10 @@ class PoseFlow(nn.Module):
         generator = _make_generator(generator, seed)
         M = self.manifold
         c_all = self._check_condition(condition, n, standardize=False)
-        z0 = M.sample_base(n, generator=generator, dtype=self.dtype).to(self.device)
+        # drawn where the generator lives (seed=: a CPU generator, the same samples on any device), or on the
+        # model's device from its global RNG when there is no generator: no host draw copied over
+        draw_on = generator.device if generator is not None else self.device
+        z0 = M.sample_base(n, generator=generator, dtype=self.dtype, device=draw_on).to(self.device)
         out = []
         for a, b in self._chunks(n, chunk_size):
             c = None if c_all is None else c_all[a:b]

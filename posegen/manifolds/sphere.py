@@ -90,10 +90,10 @@ class Sphere(Manifold):
         vn = _safe_norm(v, keepdim=True)
         eps = tol(x.dtype, "eps")
         # At the antipode every direction is a minimising geodesic; pick a fixed one so values stay finite.
+        # branch-free (no host sync): elsewhere torch.where keeps v and vn bit for bit
         antipodal = (vn < eps) & (theta > math.pi / 2)
-        if antipodal.any():
-            v = torch.where(antipodal, self._some_tangent(x), v)
-            vn = torch.where(antipodal, torch.ones_like(vn), vn)
+        v = torch.where(antipodal, self._some_tangent(x), v)
+        vn = torch.where(antipodal, torch.ones_like(vn), vn)
         small = theta < eps ** 0.5 * 10
         # theta / sin(theta) = 1 + theta^2/6 + 7 theta^4/360 + O(theta^6): without the theta^4 term the
         # branch was off by ~25 ulp in float64 just below the switch
@@ -142,10 +142,9 @@ class Sphere(Manifold):
         # it reflects along the direction logmap picks there, so transp(x, y, log_x y) = -log_y x holds.
         s = x + y
         sn = _safe_norm(s, keepdim=True)
-        antipodal = sn < tol(x.dtype, "eps")
-        if antipodal.any():
-            s = torch.where(antipodal, self._some_tangent(x), s)
-            sn = torch.where(antipodal, torch.ones_like(sn), sn)
+        antipodal = sn < tol(x.dtype, "eps")  # branch-free, as in logmap
+        s = torch.where(antipodal, self._some_tangent(x), s)
+        sn = torch.where(antipodal, torch.ones_like(sn), sn)
         n = s / sn
         return u - 2 * (n * u).sum(-1, keepdim=True) * n
 

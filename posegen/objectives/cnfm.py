@@ -141,8 +141,11 @@ class CNFM(Objective):
         """``d/dt log p_t + <grad log p_t, v> + div v`` at ``x_t (B, D)``, ``t (B,)``: shape ``(B,)``,
         differentiable w.r.t. the flow's parameters (the targets are constants). ``source_index (B,)``: the
         data rows ``x_t`` was drawn around, kept exactly in a subset estimate (``max_components``)."""
-        _, dlogp_dt, grad = self.path.log_prob_dt_grad(x_t, t, condition, generator=generator,
-                                                       source_index=source_index)
+        # the targets are sums of large cancelling terms (kappa <y, x> - kappa, up to ~400 and more): never in
+        # bf16, even when the trainer's autocast wraps the network
+        with torch.autocast(x_t.device.type, enabled=False):
+            _, dlogp_dt, grad = self.path.log_prob_dt_grad(x_t, t, condition, generator=generator,
+                                                           source_index=source_index)
         v, div = flow.velocity_and_div(t, x_t, condition, method=self.divergence, generator=generator)
         # d log p_t applied to v: the coordinate pairing of the (ambient) gradient with the tangent v. It is
         # <grad, v> in every factor's induced metric, and metric-free, so it also holds for factors (joint

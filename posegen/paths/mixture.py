@@ -160,7 +160,11 @@ class MixturePath:
             t = t.expand(B)
         if t.shape != (B,):
             raise ValueError(f"MixturePath.{name}: t must be a scalar or have shape ({B},), got {tuple(t.shape)}")
-        if bool(((t < 0) | (t > 1) | ~torch.isfinite(t)).any()):
+        bad = (t < 0) | (t > 1) | ~torch.isfinite(t)
+        if t.device.type != "cpu":  # on a device: checked there, no host sync per call
+            torch._assert_async(~bad.any(), f"MixturePath.{name}: t must lie in [0, 1]")
+            return t
+        if bool(bad.any()):
             raise ValueError(f"MixturePath.{name}: t must lie in [0, 1], got values in "
                              f"[{t.min().item():.4g}, {t.max().item():.4g}]")
         return t
@@ -196,6 +200,9 @@ class MixturePath:
             return None
         s = torch.as_tensor(source_index, device=self.data.device).long()
         N = self.num_components
+        if s.shape == (B,) and s.device.type != "cpu":  # on a device: no host sync per call
+            torch._assert_async(((s >= 0) & (s < N)).all(), f"MixturePath.{name}: source_index out of range")
+            return s
         if s.shape != (B,) or bool(((s < 0) | (s >= N)).any()):
             raise ValueError(f"MixturePath.{name}: source_index must be ({B},) integers in [0, {N}), got "
                              f"shape {tuple(s.shape)}")
