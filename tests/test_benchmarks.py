@@ -157,3 +157,34 @@ def test_fk_consistency_paired_vs_shuffled():
     r = rn.fk_consistency(x)
     assert r["paired"]["pos_cm_p95"] < 1e-6 and r["paired"]["rot_deg_p95"] < 1e-3
     assert r["shuffled"]["pos_cm_median"] > 5 and r["within_limits"] == 1.0
+
+
+def test_gpu_script_quick_on_cpu(tmp_path):
+    """benchmarks/gpu.py --quick: every section at toy size on whatever device is here, device named."""
+    import torch
+
+    threads = torch.get_num_threads()
+    out = tmp_path / "gpu.json"
+    _module("gpu").main(["--quick", "--device", "cpu", "--out", str(out)])
+    torch.set_num_threads(threads)
+    d = json.loads(out.read_text())
+    assert d["benchmark"] == "gpu" and d["device"]["type"] == "cpu"
+    rows = d["results"]
+    train = [r for r in rows if r["section"] == "train"]
+    assert {(r["manifold"], r["objective"]) for r in train} == {
+        ("S2", "rfm"), ("S2", "cnfm"), ("panda joints", "rfm"), ("panda joints", "cnfm")}
+    assert all(_finite(r["steps_per_s"]) and r["device"] == "CPU" for r in train)
+    for sec, key in (("sample", "poses_per_s"), ("log_prob", "points_per_s")):
+        assert len([r for r in rows if r["section"] == sec and _finite(r[key])]) == 2
+    fire = [r for r in rows if r["section"] == "fire_nll"]
+    assert len(fire) == 1 and _finite(fire[0]["test_nll"]) and fire[0]["steps_done"] > 0
+
+
+def test_cnfm_cost_quick(tmp_path):
+    import torch
+
+    threads = torch.get_num_threads()
+    res = _module("cnfm_cost").main(["--quick", "--out", str(tmp_path / "c.json")])
+    torch.set_num_threads(threads)
+    row = res.rows[0]
+    assert all(_finite(row[k]) for k in ("rfm_step_ms", "cnfm_step_ms", "targets_ms", "velocity_div_ms", "ratio"))
