@@ -21,16 +21,19 @@ Checks
 
 Accuracy (how it was measured)
 ------------------------------
-Reference: the same capsules covered densely (``spacing=0.02``: spheres about 1 mm apart; such a chain
-differs from the exact capsule by at most ``r (1 - sqrt(1 - 0.01**2 / 4))``, below 2 micrometres for these
-radii). With the default ``spacing=0.5`` every sphere lies inside its capsule, so the model can only *miss*
-collisions, and only in the waists between neighbouring spheres: by at most
-``r (1 - sqrt(1 - spacing**2 / 4)) = 0.032 r`` (1.9 mm for a 6 cm link). ``conservative=True`` inflates the
-spheres to ``r sqrt(1 + spacing**2 / 4)`` (3 % larger) so that they cover the capsule: no miss, false alarms
-within 3 % of ``r``. ``tests/test_collision.py`` measures both against the dense reference on seeded uniform
-configurations of the three built-in robots with balls and boxes placed around the arm, and on self-
-collision: every disagreement must be within those depths, and the count of disagreements is reported and
-bounded (a few per cent of the colliding cases, all of them grazing contacts).
+Reference: the same capsules covered densely (``spacing=0.02``, spheres about 1 mm apart, for obstacles;
+``0.1`` for self-collision), which differs from the exact capsules by micrometres at contact. With the
+default ``spacing=0.5`` every sphere lies inside its capsule, so the model raises no false alarm and can only
+*miss* contacts, in the waists between neighbouring spheres: by at most ``r (1 - sqrt(1 - spacing**2 / 4))
+= 0.032 r`` of penetration (1.9 mm for a 6 cm link). ``conservative=True`` inflates the spheres to
+``r sqrt(1 + spacing**2 / 4)`` (3 % larger) so that they cover the capsules: no miss, false alarms only
+within 3 % of ``r`` of contact. ``tests/test_collision.py`` checks these bounds on seeded samples of the
+three built-in robots: 300 uniform configurations each with a ball and with a cube (1-10 cm) centred up to
+15 cm from a random point of the arm (270-290 contacts per robot and shape): the default cover missed 0 of
+them, the conservative one added 0-4 (at most 1.4 %); self-collision on 400 uniform configurations (Panda
+47 self-colliding, UR5e 292, iiwa14 2): the default cover missed 1 (Panda), the conservative one added
+2 / 11 / 0 (UR5e: 3.8 %). The capsules' own error against the real link meshes is a separate, larger one
+(centimetres; each table's header says how its radii were measured).
 
 **What this is not.** The capsules approximate the link meshes (see each table's header for how well); the
 Panda's fingers are always open; motions are checked at discrete configurations
