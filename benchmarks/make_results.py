@@ -398,6 +398,10 @@ def render(results: Path, title_note: Optional[str] = None) -> str:
         section = _plugin_section(d, rel(p))
         if section:
             parts += ["", section]
+    # analyses that compare runs of different commits (before/after a change) are written once, by hand,
+    # as benchmarks/notes/*.md next to the scripts that measured them, and included verbatim
+    for note in sorted((Path(__file__).resolve().parent / "notes").glob("*.md")):
+        parts += ["", note.read_text().rstrip()]
     return "\n".join(parts) + "\n"
 
 
