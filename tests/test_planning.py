@@ -4,7 +4,6 @@ posegen.data.panda (the hand-written DH chain) is used here only as an independe
 
 from __future__ import annotations
 
-import math
 import sys
 
 import numpy as np

@@ -19,7 +19,8 @@ What is here
   uniform source, to separate the effect of the distribution from the effect of batching.
 * :func:`grasp_goal_configs` -- grasp poses from a conditional posegen model given an object position,
   ranked by density, turned into goal configurations with :func:`posegen.robots.ik.solve_ik` (the robot's
-  IK, inside its limits) and filtered by the collision checker; :func:`goal_states` turns them into an OMPL ``GoalStates``.
+  IK, inside its limits) and filtered by the collision checker; :func:`goal_states` turns them into an
+  OMPL ``GoalStates``.
 * :func:`plan` -- one query (start, goal configuration(s)) with a named planner and either OMPL's default
   sampler or a posegen allocator; returns a :class:`PlanResult`.
 
@@ -35,16 +36,16 @@ learned sampler biases PRM-family planners; RRT-Connect can still use posegen fo
 silently ignoring it.
 
 The robot is the collision checker's (:class:`~posegen.robots.collision.CollisionChecker`, approximate; read
-its docstring): the state space has its dof and joint limits, and states are checked one by one (``StateValidityChecker``) and motions in one batch per motion (a Python
-``MotionValidator`` that checks all interpolated configurations at once).
+its docstring): the state space has its dof and joint limits, and states are checked one by one
+(``StateValidityChecker``) and motions in one batch per motion (a Python ``MotionValidator`` that checks all
+interpolated configurations at once).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
