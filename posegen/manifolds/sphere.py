@@ -22,11 +22,29 @@ class Sphere(Manifold):
     compact = True
     kernel = "vmf"
 
-    def __init__(self, d: int):
+    def __init__(self, d: int, fourier: int = 0):
         if int(d) != d or d < 1:
             raise ValueError(f"Sphere dimension must be a positive integer, got {d!r}")
+        if int(fourier) != fourier or fourier < 0:
+            raise ValueError(f"fourier must be a non-negative integer (number of octaves), got {fourier!r}")
         self.dim = int(d)
         self.coord_dim = self.dim + 1
+        self.fourier = int(fourier)
+
+    # What the velocity network sees of a point: the unit vector x, and with ``fourier=K`` also
+    # sin/cos(pi 2^k x_i) for k < K (a smooth, chart-free function of the point, so exact divergence through
+    # the features still works), which lets an MLP resolve features down to ~pi / 2^(K-1) radians: sharp
+    # densities such as the earth sets on S2. Default 0: x only.
+    @property
+    def feature_dim(self) -> int:
+        return self.coord_dim * (1 + 2 * self.fourier)
+
+    def features(self, x):
+        if not self.fourier:
+            return x
+        freqs = math.pi * 2.0 ** torch.arange(self.fourier, dtype=x.dtype, device=x.device)
+        a = (x.unsqueeze(-1) * freqs).flatten(-2)  # (..., coord_dim * K)
+        return torch.cat([x, torch.sin(a), torch.cos(a)], -1)
 
     # S^3 factors hold quaternions (the CNFM paper's robot manifold R3 x T8 x S3^6); S^2 is drawn as a globe
     @property
@@ -59,7 +77,9 @@ class Sphere(Manifold):
 
     @property
     def spec(self) -> str:
-        return f"S{self.dim}"
+        # the feature option changes the network's input width, so it is part of the name (a flow saved with
+        # it is not loaded as a plain S<d> one)
+        return f"S{self.dim}" + (f"[fourier={self.fourier}]" if self.fourier else "")
 
     @property
     def log_volume(self) -> float:
