@@ -188,3 +188,36 @@ def test_cnfm_cost_quick(tmp_path):
     torch.set_num_threads(threads)
     row = res.rows[0]
     assert all(_finite(row[k]) for k in ("rfm_step_ms", "cnfm_step_ms", "targets_ms", "velocity_div_ms", "ratio"))
+
+
+def test_fire_budget_quick_with_baseline_and_table(tmp_path):
+    """benchmarks/fire_budget.py --quick: a seconds-long budgeted run scored at each checkpoint (posegen with
+    Fourier features and another time sampling, and the flow_matching baseline if installed), appended rows,
+    and the table make_results renders from the JSON."""
+    import torch
+
+    threads = torch.get_num_threads()
+    fb = _module("fire_budget")
+    out = tmp_path / "fire_budget.json"
+    fb.main(["--quick", "--label", "a", "--out", str(out)])
+    fb.main(["--quick", "--label", "b", "--fourier", "2", "--time-sampling", "logit_normal", "--append",
+             "--out", str(out)])
+    fb.main(["--quick", "--baseline-only", "--append", "--out", str(out)])
+    torch.set_num_threads(threads)
+    d = json.loads(out.read_text())
+    assert d["benchmark"] == "fire_budget" and len(d["earlier_sessions"]) == 2
+    rows = d["results"]
+    if _module("fire_baseline").available():
+        assert [r["model"] for r in rows] == ["posegen", "posegen", "flow_matching"]
+    else:
+        assert len(rows) == 2 and "not installed" in d["baseline_skipped"]
+    assert [r["label"] for r in rows][:2] == ["a", "b"] and rows[1]["settings"]["fourier"] == 2
+    for r in rows:
+        assert [c["minutes"] for c in r["checkpoints"]] == [0.02, 0.04]
+        assert all(_finite(c["nll"]) and c["finite"] and c["train_cpu_s"] >= 60 * c["minutes"]
+                   for c in r["checkpoints"])
+        assert r["steps_done"] > 0 and _finite(r["solver_check"]["max_abs_diff"])
+    text = fb.markdown_section(d, "fire_budget.json")
+    assert "0.04 min" in text and text.count("\n| ") >= 3
+    mr = _module("make_results")
+    assert "0.04 min" in mr.render(tmp_path)

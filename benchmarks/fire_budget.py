@@ -1,0 +1,389 @@
+"""Fire (S2) test NLL against minutes of training on one core: posegen under a time budget, and optionally the
+flow_matching baseline (``fire_baseline.py``) trained beside it in the same run.
+
+Protocol: the literature's fire split (``posegen.data.earth_splits("fire", seed)``, 80/10/10, seed 0). One
+model is trained with ``train.max_minutes`` = ``--minutes`` (the cosine schedule follows the clock); at each
+of ``--checkpoints`` minutes of training the EMA weights are scored on the whole test set (exact divergence,
+rk4 with ``--eval-steps`` steps). Evaluation time is taken off the training clock, so a checkpoint at 4
+minutes means 4 minutes of training. No validation runs during training (the EMA model at a checkpoint is
+the model); the last checkpoint's model is also scored with dopri5 (atol = rtol = 1e-6) on the first
+``--check-points`` test points, the error of the fixed-step solver.
+
+Clock: ``--clock cpu`` (default) counts the process's CPU time (one torch thread: the compute the run got),
+which is what "minutes on one core" means on a shared machine; ``--clock wall`` counts wall time (what
+``train.max_minutes`` counts). Both are recorded at every checkpoint.
+
+    python benchmarks/fire_budget.py --quick --out /tmp/fire_budget.json
+    python benchmarks/fire_budget.py --minutes 4 --checkpoints 1,2,4 --label "config" \\
+        --append --out benchmarks/results/full/fire_budget_ablation.json
+    python benchmarks/fire_budget.py --minutes 20 --checkpoints 1,2,4,8,16,20 --baseline \\
+        --out benchmarks/results/full/fire_budget.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+from common import Result, csv_list, read_json, set_threads  # noqa: E402
+
+PUBLISHED = {"RFM (Chen & Lipman 2024)": -1.86, "CNFM (Ben-Hamu et al. 2022)": -1.40,
+             "Moser Flow (Rozen et al. 2021)": -1.03}
+MACHINE_NOTE = "2-core AMD EPYC CPU (shared), one thread, no GPU"
+
+# configs/earth_fire.yaml before this benchmark (RFM, 256 x 5, batch 256, lr 2e-3, EMA 0.999)
+DEFAULTS = dict(minutes=4.0, checkpoints="1,2,4", hidden=256, depth=5, batch_size=256, lr=2e-3, warmup=100,
+                lr_schedule="cosine", ema_decay=0.999, fourier=0, time_sampling="uniform", weight_decay=0.0,
+                eval_steps=32, check_points=64, eval_points=0, seed=0)
+QUICK = dict(minutes=0.04, checkpoints="0.02,0.04", hidden=32, depth=2, batch_size=64, eval_steps=4,
+             check_points=8, eval_points=64)
+TIME_SAMPLINGS = ("uniform", "logit_normal", "late")
+
+
+# ---------------------------------------------------------------------------------------------- clock
+class Clock:
+    """Training time on the wall and CPU clocks, with pauses (evaluation) taken off both."""
+
+    def __init__(self, kind: str = "cpu"):
+        if kind not in ("cpu", "wall"):
+            raise ValueError(f"clock must be 'cpu' or 'wall', got {kind!r}")
+        self.kind = kind
+        self.start()
+
+    def start(self):
+        self.w0, self.c0 = time.perf_counter(), time.process_time()
+        self.pw = self.pc = 0.0
+
+    def wall(self) -> float:
+        return time.perf_counter() - self.w0 - self.pw
+
+    def cpu(self) -> float:
+        return time.process_time() - self.c0 - self.pc
+
+    def __call__(self) -> float:
+        return self.cpu() if self.kind == "cpu" else self.wall()
+
+    def pause(self):
+        return time.perf_counter(), time.process_time()
+
+    def resume(self, paused):
+        self.pw += time.perf_counter() - paused[0]
+        self.pc += time.process_time() - paused[1]
+
+
+def score(log_prob_fn, points: torch.Tensor) -> Dict[str, float]:
+    with torch.no_grad():
+        lp = log_prob_fn(points).double()
+    nll = -lp
+    return {"nll": float(nll.mean()), "sem": float(nll.std() / math.sqrt(nll.numel())),
+            "finite": bool(torch.isfinite(lp).all())}
+
+
+def checkpoint_hook(clock: Clock, minutes: List[float], evaluate, record: List[Dict[str, Any]]):
+    """``hook(step)``: at the first step past each checkpoint, ``evaluate()`` (a dict) with the clock paused."""
+    todo = sorted(minutes)
+
+    def hook(step: int) -> None:
+        while todo and clock() >= 60.0 * todo[0]:
+            m = todo.pop(0)
+            row = {"minutes": m, "train_cpu_s": clock.cpu(), "train_wall_s": clock.wall(), "step": int(step)}
+            paused = clock.pause()
+            t0 = time.perf_counter()
+            row.update(evaluate())
+            row["eval_s"] = time.perf_counter() - t0
+            clock.resume(paused)
+            record.append(row)
+            print(f"  [{record[-1].get('model', '')}] {m:g} min: step {step}, test NLL {row['nll']:.3f} "
+                  f"(eval {row['eval_s']:.0f} s)", flush=True)
+
+    return hook
+
+
+# ---------------------------------------------------------------------------------------------- posegen
+def _rfm_time_sampling(kind: str, loc: float, scale: float):
+    """An RFM objective whose times follow ``kind`` (benchmark-only: posegen's RFM draws t ~ U[0, 1 - t_eps]).
+
+    ``logit_normal``: t = sigmoid(loc + scale n) (Esser et al. 2024); ``late``: t = 1 - (1 - u)^(1 + loc)
+    (more weight near the data, loc > 0)."""
+    from posegen.objectives.base import draw_base
+    from posegen.objectives.rfm import RFM
+
+    class TimedRFM(RFM):
+        name = "rfm_t"
+
+        def __init__(self, t_eps: float = 1e-3):
+            super().__init__(t_eps=t_eps)
+
+        def sample(self, flow, x_1, generator=None):
+            B = x_1.shape[0]
+            x_0 = draw_base(flow, B, x_1, generator)
+            dev = generator.device if generator is not None else x_1.device
+            if kind == "logit_normal":
+                n = torch.randn(B, generator=generator, dtype=x_1.dtype, device=dev)
+                t = torch.sigmoid(loc + scale * n)
+            else:  # late
+                u = torch.rand(B, generator=generator, dtype=x_1.dtype, device=dev)
+                t = 1 - (1 - u) ** (1 + loc)
+            t = (t * (1 - self.t_eps)).to(x_1.device)
+            x_t, dx_t = self.path(flow.manifold, x_0, x_1, t)
+            return t, x_t, dx_t
+
+    return TimedRFM
+
+
+def run_posegen(s: Dict[str, Any]) -> Dict[str, Any]:
+    """One posegen run under a time budget; the row with its checkpoints."""
+    from posegen import PoseFlow
+    from posegen.data import earth_splits
+    from posegen.manifolds import Product
+    from posegen.manifolds.sphere import Sphere
+    from posegen.objectives import OBJECTIVES
+    from posegen.training import trainer as trainer_mod
+    from posegen.training.trainer import TrainConfig, Trainer
+
+    set_threads(1)
+    torch.manual_seed(s["seed"])
+    train, _, test = earth_splits("fire", s["seed"])
+    test_points = test.points[: s["eval_points"]] if s["eval_points"] else test.points
+    flow = PoseFlow(Product(Sphere(2, fourier=s["fourier"])), hidden=s["hidden"], depth=s["depth"])
+    objective = "rfm"
+    ts = s["time_sampling"]
+    if ts != "uniform":
+        kind, *params = ts.split(":")
+        loc, scale = (float(p) for p in (params[0].split(",") if params else ["0", "1"]))
+        OBJECTIVES["rfm_t"] = _rfm_time_sampling(kind, loc, scale)
+        objective = "rfm_t"
+    cfg = TrainConfig(objective=objective, steps=10 ** 9, batch_size=s["batch_size"], lr=s["lr"],
+                      warmup=s["warmup"], lr_schedule=s["lr_schedule"], ema_decay=s["ema_decay"],
+                      weight_decay=s["weight_decay"], seed=s["seed"], max_minutes=s["minutes"], log_every=1000,
+                      val_every=10 ** 9, checkpoint_every=10 ** 9, progress=False, device="cpu")
+    clock = Clock(s["clock"])
+    solver = {"method": "rk4", "steps": s["eval_steps"]}
+    checkpoints: List[Dict[str, Any]] = []
+    state = {}
+
+    def evaluate():
+        f = copy.deepcopy(flow)
+        f.net.__dict__.pop("forward", None)
+        state["ema"].copy_to(f)
+        f.eval()
+        state["last"] = f
+        return score(lambda x: f.log_prob(x, **solver), test_points)
+
+    hook = checkpoint_hook(clock, [float(m) for m in s["checkpoints"]], evaluate, checkpoints)
+
+    class HookedEMA(trainer_mod.EMA):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            state["ema"] = self
+
+        def update(self, model):
+            super().update(model)
+            hook(self.num_updates)
+
+    class BudgetTrainer(Trainer):
+        # the trainer's clock, replaced by ours: started where the loop starts (it sets _t0), with evaluation
+        # taken off; cpu or wall time per --clock
+        @property
+        def _t0(self):
+            return self.__dict__.get("_t0_")
+
+        @_t0.setter
+        def _t0(self, value):
+            self.__dict__["_t0_"] = value
+            clock.start()
+
+        def _elapsed(self) -> float:
+            return clock() if self.__dict__.get("_t0_") is not None else 0.0
+
+    saved = trainer_mod.EMA
+    trainer_mod.EMA = HookedEMA
+    try:
+        res = BudgetTrainer(flow, train, config=cfg).fit()
+    finally:
+        trainer_mod.EMA = saved
+        OBJECTIVES.pop("rfm_t", None)
+    row = {"model": "posegen", "settings": {k: s[k] for k in DEFAULTS if k in s},
+           "objective": "rfm", "steps_done": res.steps_done, "n_train": int(len(train.points)),
+           "n_test": int(test_points.shape[0]), "checkpoints": checkpoints,
+           "steps_per_cpu_s": res.steps_done / max(checkpoints[-1]["train_cpu_s"], 1e-9) if checkpoints else None}
+    if s["check_points"] and "last" in state:
+        row["solver_check"] = solver_check(lambda x, **kw: state["last"].log_prob(x, **kw), test_points,
+                                           solver, s["check_points"])
+    return row
+
+
+def solver_check(log_prob, points, solver, n) -> Dict[str, Any]:
+    """rk4 against dopri5 (atol = rtol = 1e-6) on the first ``n`` points: error of the test NLL's solver."""
+    ref = {"method": "dopri5", "atol": 1e-6, "rtol": 1e-6}
+    x = points[:n]
+    with torch.no_grad():
+        a, b = log_prob(x, **solver).double(), log_prob(x, **ref).double()
+    d = (a - b).abs()
+    return {"reference": ref, "solver": solver, "n": int(x.shape[0]), "max_abs_diff": float(d.max()),
+            "mean_abs_diff": float(d.mean()), "mean_nll_diff": float((b - a).mean())}
+
+
+# ---------------------------------------------------------------------------------------------- main
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="seconds-long pipeline check at toy size")
+    p.add_argument("--minutes", type=float, help="training budget (default 4)")
+    p.add_argument("--checkpoints", help="comma list of training minutes at which the EMA model is scored")
+    p.add_argument("--hidden", type=int)
+    p.add_argument("--depth", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--warmup", type=int)
+    p.add_argument("--lr-schedule", choices=("cosine", "constant"))
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--ema-decay", type=float)
+    p.add_argument("--fourier", type=int, help="Sphere(2, fourier=K): sin/cos(pi 2^k x) features, k < K")
+    p.add_argument("--time-sampling", help="uniform | logit_normal[:loc,scale] | late[:a] (t = 1 - (1-u)^(1+a))")
+    p.add_argument("--eval-steps", type=int, help="rk4 steps of the test NLL")
+    p.add_argument("--eval-points", type=int, help="test points scored (0: all)")
+    p.add_argument("--check-points", type=int, help="test points re-scored with dopri5 at the end (0: none)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    p.add_argument("--label", default="", help="name of this row in the table")
+    p.add_argument("--baseline", action="store_true",
+                   help="train the flow_matching baseline (fire_baseline.py) beside posegen, in a second process")
+    p.add_argument("--baseline-only", action="store_true", help="only the flow_matching baseline")
+    p.add_argument("--append", action="store_true", help="add the rows to those already in --out")
+    p.add_argument("--title", default=None, help="heading of the table in RESULTS.md")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/full/fire_budget.json"))
+    args = p.parse_args(argv)
+    for k, v in {**DEFAULTS, **(QUICK if args.quick else {})}.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    args.checkpoints = csv_list(args.checkpoints, float)
+    kind = args.time_sampling.split(":")[0]
+    if kind not in TIME_SAMPLINGS:
+        p.error(f"--time-sampling: unknown kind {kind!r}; valid: {', '.join(TIME_SAMPLINGS)}")
+    if not args.checkpoints or max(args.checkpoints) > args.minutes + 1e-9:
+        p.error("--checkpoints must be non-empty and within --minutes")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    set_threads(1)
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "append")}
+    res = Result("fire_budget", {"dataset": "fire", "split": "earth_splits('fire', seed), 80/10/10",
+                                 "clock": args.clock, "machine_note": MACHINE_NOTE, "title": args.title})
+    res.extra["published"] = PUBLISHED
+    if args.append and args.out.exists():
+        old = read_json(args.out)
+        res.rows = list(old.get("results", []))
+        m = old.get("machine", {})
+        res.extra["earlier_sessions"] = old.get("earlier_sessions", []) + [
+            {"started": old.get("started"), "duration_s": old.get("duration_s"), "commit": m.get("commit"),
+             "dirty": m.get("dirty"), "load_avg_1_5_15": m.get("load_avg_1_5_15"), "rows": len(res.rows)}]
+        if args.title is None:
+            res.args["title"] = old.get("args", {}).get("title")
+    pool = fut = None
+    if args.baseline or args.baseline_only:
+        import fire_baseline
+
+        if not fire_baseline.available():
+            print(f"flow_matching baseline skipped: {fire_baseline.UNAVAILABLE}", flush=True)
+            res.extra["baseline_skipped"] = fire_baseline.UNAVAILABLE
+        elif args.baseline_only:
+            res.add(_tag(fire_baseline.run_baseline(fire_baseline.settings_for(args)), args))
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            pool = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=set_threads,
+                                       initargs=(1,))
+            fut = pool.submit(fire_baseline.run_baseline, fire_baseline.settings_for(args))
+    if not args.baseline_only:
+        row = _tag(run_posegen(settings), args)
+        res.add(row)
+        res.write(args.out)
+    if fut is not None:
+        res.add(_tag(fut.result(), args))
+        pool.shutdown()
+    path = res.write(args.out)
+    for r in res.rows[-2:]:
+        print(f"{r.get('label') or r['model']}: " + ", ".join(f"{c['minutes']:g} min {c['nll']:.3f}"
+                                                             for c in r["checkpoints"]), flush=True)
+    print(f"wrote {path} ({res.payload()['duration_s']:.0f} s)")
+    return path
+
+
+def _tag(row, args):
+    from common import machine_info
+
+    m = machine_info()
+    row.update(label=args.label or row["model"], clock=args.clock, quick=bool(args.quick),
+               commit=m["commit"], dirty=m["dirty"], load_avg_1_5_15=m["load_avg_1_5_15"])
+    return row
+
+
+# ---------------------------------------------------------------------------------------------- table
+def _settings_text(s: Dict[str, Any]) -> str:
+    t = f"{s.get('hidden')} x {s.get('depth')}, batch {s.get('batch_size')}, lr {s.get('lr'):g}"
+    if s.get("lr_schedule", "cosine") != "cosine":
+        t += f" {s['lr_schedule']}"
+    if "ema_decay" in s:
+        t += f", EMA {s['ema_decay']:g}" if s["ema_decay"] else ", no EMA"
+    if s.get("fourier"):
+        t += f", fourier {s['fourier']}"
+    if s.get("time_sampling", "uniform") != "uniform":
+        t += f", t {s['time_sampling']}"
+    if s.get("warmup") not in (None, 100):
+        t += f", warmup {s['warmup']}"
+    if s.get("weight_decay"):
+        t += f", wd {s['weight_decay']:g}"
+    return t
+
+
+def markdown_section(d: Dict[str, Any], path: str) -> str:
+    """The NLL-vs-minutes table of a fire_budget JSON (posegen rows and flow_matching baseline rows)."""
+    from make_results import provenance, table
+
+    rows = d.get("results", [])
+    a = d.get("args", {})
+    clock = a.get("clock", "cpu")
+    title = a.get("title") or "Fire (S2): test NLL against minutes of training on one core"
+    minutes = sorted({c["minutes"] for r in rows for c in r.get("checkpoints", [])})
+    out = [f"## {title}", "", provenance(d, path), "",
+           f"Machine: {a.get('machine_note', MACHINE_NOTE)}. Fire seed-0 split (`{a.get('split')}`); every row "
+           f"is one run with a training budget equal to its last column (`max_minutes`, the cosine schedule "
+           f"follows the clock); the EMA weights are scored on the whole test set at each time (exact "
+           f"divergence, rk4), evaluation taken off the clock. Minutes are **{clock}** time of one torch "
+           "thread" + (" (the compute the run got on a shared machine; wall time is also recorded)"
+                       if clock == "cpu" else "") + ". Published test NLL: "
+           + ", ".join(f"{k} {v}" for k, v in d.get("published", PUBLISHED).items()) + ". Lower is better.", ""]
+    body = []
+    for r in rows:
+        cell = {c["minutes"]: c for c in r.get("checkpoints", [])}
+        chk = r.get("solver_check")
+        check = (f"{chk['max_abs_diff']:.0e} / {chk['mean_nll_diff']:+.0e}" if chk else "—")
+        model = "posegen RFM" if r["model"] == "posegen" else "flow_matching RFM"
+        last = r["checkpoints"][-1] if r.get("checkpoints") else {}
+        rate = r["steps_done"] / max(last.get(f"train_{clock}_s", 0) or 1e-9, 1e-9) if last else None
+        body.append([r.get("label", ""), model, _settings_text(r.get("settings", {})),
+                     str(r.get("steps_done")), f"{rate:.0f}" if rate else "n/a"]
+                    + [f"{cell[m]['nll']:.3f}" if m in cell else "" for m in minutes]
+                    + [check, str(r.get("commit", "?"))[:10]])
+    out.append(table(["run", "model", "settings", "steps", "steps/s", *[f"{m:g} min" for m in minutes],
+                      "rk4 vs dopri5 (max \\|Δ log p\\| / Δ NLL)", "commit"], body))
+    if d.get("baseline_skipped"):
+        out += ["", f"flow_matching baseline not run: {d['baseline_skipped']}"]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    main()
