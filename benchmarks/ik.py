@@ -295,10 +295,16 @@ def recipe_section(d) -> str:
              f"targets x {a['per_target']}.", "",
              "| width x depth | conditioning | batch | lr | steps in budget | final loss | pos. error mean / median (mm) "
              "| rot. error mean (deg) |", "|---|---|---|---|---|---|---|---|"]
+    notes = []
     for r in d["results"]:
-        lines.append(f"| {r['hidden']} x {r['depth']} | {r['conditioning']} | {r['batch_size']} | {r['lr']:g} | "
-                     f"{r['steps']} | {r['loss']:.2f} | {r['pos_mm_mean']:.1f} / {r['pos_mm_median']:.1f} | "
+        mark = ""
+        if r.get("note"):
+            notes.append(r["note"])
+            mark = f" ({r.get('minutes', '?')} min, note {len(notes)})"
+        lines.append(f"| {r['hidden']} x {r['depth']}{mark} | {r['conditioning']} | {r['batch_size']} | {r['lr']:g} | "
+                     f"{r['steps']} | {_f(r['loss'], '{:.2f}')} | {r['pos_mm_mean']:.1f} / {r['pos_mm_median']:.1f} | "
                      f"{r['rot_deg_mean']:.1f} |")
+    lines += [""] + [f"Note {i + 1}: {n}" for i, n in enumerate(notes)]
     return "\n".join(lines)
 
 
