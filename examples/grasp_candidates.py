@@ -105,7 +105,7 @@ def main(argv=None):
 
     checker = PandaCollisionChecker([table()])
     goals = grasp_goal_configs(sampler, obj, n_candidates=args.candidates, k=args.k, checker=checker, seed=0)
-    print(f"\nIK (posegen.data.panda.ik): {goals.n_ik_success}/{args.k} of these grasps reachable, "
+    print(f"\nIK (posegen.robots.ik.solve_ik): {goals.n_ik_success}/{args.k} of these grasps reachable, "
           f"{goals.n_valid} collision-free on the table; goal configurations for a planner (rad):")
     for q in goals.q[:3]:
         print("  ", [round(float(v), 3) for v in q])

@@ -21,7 +21,9 @@ from .ik_sampler import IKSampler
 from .descriptions import BUILTIN_ROBOTS, builtin_names
 from .loader import DescriptionFileNotFoundError, default_ee_link, load, parse_description
 from .robot import Robot
+from .collision import Ball, Box, Capsule, CollisionChecker, CollisionModel, load_sphere_table, ready_configuration
 
 __all__ = ["load", "Robot", "builtin_names", "BUILTIN_ROBOTS", "Description", "JointSpec", "parse_urdf",
            "parse_description", "default_ee_link", "DescriptionFileNotFoundError", "IKSampler", "solve_ik",
-           "IKResult"]
+           "IKResult", "CollisionChecker", "CollisionModel", "Capsule", "Box", "Ball", "load_sphere_table",
+           "ready_configuration"]
