@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_path
+from .generate import _continuous_quat  # one sign convention for the quaternions of every generated demo
 
 __all__ = ["generate_robot_dataset", "HOME", "PARAMS"]
 
@@ -124,15 +125,6 @@ def _reachable(robot):
         pos = pos.numpy()
         return (pos[:, 2] >= PARAMS["min_height"]) & (np.hypot(pos[:, 0], pos[:, 1]) >= PARAMS["min_radius"])
     return accept
-
-
-def _continuous_quat(quat: np.ndarray) -> np.ndarray:
-    """Flip signs along axis 0 so consecutive quaternions have a non-negative dot product."""
-    out = quat.copy()
-    for t in range(1, len(out)):
-        if np.dot(out[t], out[t - 1]) < 0:
-            out[t] = -out[t]
-    return out
 
 
 def _env_args(robot, source: str, seed: int, n_demos: int, frames: int, home: np.ndarray) -> str:
