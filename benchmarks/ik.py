@@ -50,6 +50,11 @@ PUBLISHED = {
         {"model": "IKFlow lite (Ames et al. 2022)", "pos_mm": 14.2, "rot_deg": 6.32, "ms_100": None},
     ],
 }
+# measured earlier on this project's machine (issue 13), not in the same run: a generic conditional flow
+EARLIER = {
+    "panda": {"model": "generic PoseFlow T7 512 x 5, quaternion condition, RFM 10 min (issue 13, earlier run)",
+              "pos": "34.1 / 24.2 / 92.1", "rot": "19.1 / — / —", "inside": "78.2 %", "ms_100": "364"},
+}
 PUBLISHED_REFINED = "IKFlow + LM (Ames et al. 2022): 99.9-100 % exact (1 mm, 0.01 rad), ~0.19 s per 1000 solutions"
 
 
@@ -262,6 +267,9 @@ def section(d) -> str:
                  f"{r['pos_mm']['p95']:.1f} | {r['rot_deg']['mean']:.1f} / {r['rot_deg']['median']:.1f} / "
                  f"{r['rot_deg']['p95']:.1f} | {100 * r['inside_limits']:.1f} % | {flow['ms_100']:.0f} | "
                  f"{flow['ms_1000']:.0f} |")
+    if robot in EARLIER:
+        e = EARLIER[robot]
+        lines.append(f"| {e['model']} | {e['pos']} | {e['rot']} | {e['inside']} | {e['ms_100']} | — |")
     for p in PUBLISHED.get(robot, []):
         lines.append(f"| {p['model']} (published, GPU) | {p['pos_mm']} / — / — | {p['rot_deg']} / — / — | — | "
                      f"{_f(p['ms_100'], '{:.2f}')} | — |")
