@@ -75,6 +75,36 @@ def _data(quick):
             "panda joints": (robot.manifold, panda.points, robot)}, fire
 
 
+def markdown_section(d, path: str) -> str:
+    """The RESULTS.md table of a results file of this script (called by make_results.py)."""
+    m, a = d.get("machine", {}), d.get("args", {})
+    device = d.get("device") or {}
+    dev = device.get("name", "?") if isinstance(device, dict) else str(device)
+    cpu_note = ("" if isinstance(device, dict) and device.get("type") == "cuda" else
+                " No GPU has been lent to this project: these are the script's CPU figures (one thread), the "
+                "baseline a GPU run of the same command will be compared with.")
+    lines = [f"## Device throughput (`benchmarks/gpu.py`) on {dev}", "",
+             f"`{path}`; {m.get('cpu', '?')}, torch {m.get('torch', '?')}, commit {str(m.get('commit'))[:10]}"
+             f"{' (uncommitted changes)' if m.get('dirty') else ''}, {d.get('duration_s', 0) / 60:.1f} min in all."
+             + cpu_note, "",
+             "| section | manifold | objective | batch / n | width x depth | throughput |", "|---|---|---|---|---|---|"]
+    for r in d["results"]:
+        if r["section"] == "train":
+            lines.append(f"| train | {r['manifold']} | {r['objective']} | {r['batch_size']} | {r['hidden']} x {r['depth']} "
+                         f"| {r['steps_per_s']:.1f} steps/s ({r['points_per_s']:.0f} points/s) |")
+        elif r["section"] in ("sample", "log_prob"):
+            what = "poses/s" if r["section"] == "sample" else "points/s (exact likelihood)"
+            val = r.get("poses_per_s", r.get("points_per_s"))
+            lines.append(f"| {r['section']} (NFE {r['nfe']}) | {r['manifold']} | | {r['n']} | {a.get('hidden', '')} x "
+                         f"{a.get('depth', '')} | {val:.0f} {what} |")
+        elif r["section"] == "fire_nll":
+            lines.append(f"| fire test NLL after {r['max_minutes']:g} min ({r['steps_done']} steps) | S2 | {r['objective']} "
+                         f"| {r['batch_size']} | {r['hidden']} x {r['depth']} | {r['test_nll']:.3f} nats ({r['eval']}) |")
+        elif r["section"] == "tests":
+            lines.append(f"| pytest -m gpu | | | | | {r.get('summary', r)} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     args = parse_args(argv)
     import posegen as pg
