@@ -248,7 +248,8 @@ def section(d) -> str:
     robot = flow["robot"]
     cfg = tr["config"]
     lines = [f"### {robot}", "",
-             f"*Source: `benchmarks/results/full/ik_{robot}.json`; machine: {m['cpu']}, {m['cores']} cores (2-core CPU, "
+             f"*Source: `benchmarks/results/full/ik_{robot}.json`; machine: {m['cpu']}, {m['cores']} cores "
+             f"(2-core CPU, "
              f"no GPU), {m['torch_threads']} torch thread, load average at start "
              f"{'/'.join(f'{v:.1f}' for v in m['load_avg_1_5_15'] or [])}; torch {m['torch']}; commit "
              f"{(m['commit'] or '?')[:10]}{' (+ uncommitted changes)' if m.get('dirty') else ''}; evaluation "
@@ -271,7 +272,8 @@ def section(d) -> str:
         e = EARLIER[robot]
         lines.append(f"| {e['model']} | {e['pos']} | {e['rot']} | {e['inside']} | {e['ms_100']} | — |")
     for p in PUBLISHED.get(robot, []):
-        lines.append(f"| {p['model']} (published, GPU) | {p['pos_mm']} / — / — | {p['rot_deg']} / — / — | — | "
+        lines.append(f"| {p['model']} (published, GPU) | {p['pos_mm']} / — / — | {p['rot_deg']} / — / — "
+                     f"| — | "
                      f"{_f(p['ms_100'], '{:.2f}')} | — |")
     lines += ["", "| refined with `solve_ik` | success 1 mm / 0.01 rad | success 0.1 mm / 0.001 rad | targets with "
               "≥1 success | time to 1000 successes (s) | mean pairwise joint distance (rad) | clusters per target "
@@ -279,16 +281,20 @@ def section(d) -> str:
     for row, name in ((flow, "**posegen IKSampler + DLS**"), (base, "DLS from uniform random starts")):
         s1, s2 = row["refined"]["1mm_0.01rad"], row["refined"]["0.1mm_0.001rad"]
         lines.append(f"| {name} | {100 * s1['success']:.1f} % | {100 * s2['success']:.1f} % | "
-                     f"{100 * s1['targets_with_any']:.1f} % | {_f(row['time_to_1000']['s_per_1000_successes'], '{:.2f}')} | "
-                     f"{_f(row['diversity']['mean_pairwise_rad'], '{:.2f}')} | {row['diversity']['clusters_mean']:.1f} |")
+                     f"{100 * s1['targets_with_any']:.1f} % | "
+                     f"{_f(row['time_to_1000']['s_per_1000_successes'], '{:.2f}')} | "
+                     f"{_f(row['diversity']['mean_pairwise_rad'], '{:.2f}')} | "
+                     f"{row['diversity']['clusters_mean']:.1f} |")
     lines.append(f"| {PUBLISHED_REFINED} (published) | | | | | | |")
     pub = PUBLISHED.get(robot)
     if pub:
         s1 = flow["refined"]["1mm_0.01rad"]
-        lines += ["", f"How far from IKFlow: raw samples have {r['pos_mm']['mean'] / pub[0]['pos_mm']:.1f}x IKFlow full's "
+        lines += ["", "How far from IKFlow: raw samples have "
+                  f"{r['pos_mm']['mean'] / pub[0]['pos_mm']:.1f}x IKFlow full's "
                   f"mean position error and {r['rot_deg']['mean'] / pub[0]['rot_deg']:.1f}x its rotation error "
-                  f"(and {r['pos_mm']['mean'] / pub[1]['pos_mm']:.1f}x / {r['rot_deg']['mean'] / pub[1]['rot_deg']:.1f}x "
-                  f"IKFlow lite's), after {tr['seconds'] / 60:.0f} min on one CPU thread against IKFlow's GPU training. "
+                  f"(and {r['pos_mm']['mean'] / pub[1]['pos_mm']:.1f}x / "
+                  f"{r['rot_deg']['mean'] / pub[1]['rot_deg']:.1f}x IKFlow lite's), after "
+                  f"{tr['seconds'] / 60:.0f} min on one CPU thread against IKFlow's GPU training. "
                   f"Refined, {100 * s1['success']:.1f} % of samples are exact where IKFlow + LM reports 99.9-100 %; "
                   f"{_f(flow['time_to_1000']['s_per_1000_successes'], '{:.2f}')} s per 1000 exact solutions on one CPU "
                   f"thread against IKFlow's ~0.19 s (GPU), and "
@@ -312,7 +318,8 @@ def recipe_section(d) -> str:
              f"1 torch thread per run, {a['parallel_runs']} runs at a time. {d.get('note', '')}*", "",
              f"Each row: `IKSampler.fit(max_minutes={a['minutes']})`, raw samples ({a['solver']}) for {a['targets']} "
              f"targets x {a['per_target']}.", "",
-             "| width x depth | conditioning | batch | lr | steps in budget | final loss | pos. error mean / median (mm) "
+             "| width x depth | conditioning | batch | lr | steps in budget | final loss "
+             "| pos. error mean / median (mm) "
              "| rot. error mean (deg) |", "|---|---|---|---|---|---|---|---|"]
     notes = []
     for r in d["results"]:

@@ -1,4 +1,4 @@
-r"""``IKSampler``: a learned distribution of IK solutions ``p(q | pose)``, refined by :func:`~posegen.robots.ik.solve_ik`.
+r"""``IKSampler``: a learned distribution of IK solutions ``p(q | pose)``, refined by :func:`.ik.solve_ik`.
 
 >>> ik = IKSampler("panda")
 >>> ik.fit(max_minutes=10, seed=0)                       # FK samples of uniform joints, drawn fresh each step
