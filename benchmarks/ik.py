@@ -36,7 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import Result, machine_info, read_json, set_threads  # noqa: E402
+from common import Result, read_json, set_threads  # noqa: E402
 
 from posegen.robots import IKSampler, load, solve_ik  # noqa: E402
 

@@ -31,7 +31,7 @@ raised for it and its rows are returned like the others (the closest joints foun
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Tuple
 
 import roma
 import torch
