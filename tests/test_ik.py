@@ -90,6 +90,24 @@ def test_solve_ik_joint_at_limit_stays_inside(loaded):
     assert res.success.double().mean() >= 0.75
 
 
+def test_kicks_are_seeded_and_return_the_best_iterate(loaded):
+    robot = loaded["panda"]
+    _, targets = _targets(robot, 10, seed=14)
+    starts = robot.manifold.sample_base((10, 6), generator=torch.Generator().manual_seed(15), dtype=torch.float64)
+    a = solve_ik(robot, targets, starts, seed=3)
+    b = solve_ik(robot, targets, starts, seed=3)
+    torch.testing.assert_close(a.joints, b.joints, rtol=0, atol=0)
+    off = solve_ik(robot, targets, starts, kick=0.0)
+    assert bool(robot.within_limits(a.joints).all())
+    # errors are those of the returned joints (the best iterate, not the last kick)
+    pos, R = parse_targets(targets)
+    _, pe, re = pose_errors(robot.fk(a.joints), pos[:, None], R[:, None])
+    torch.testing.assert_close(pe, a.position_error, rtol=0, atol=1e-12)
+    assert a.success.sum() >= off.success.sum() - 2
+    with pytest.raises(ValueError, match="kick must be in"):
+        solve_ik(robot, targets, starts, kick=2.0)
+
+
 def test_unreachable_target_is_reported_not_raised(loaded):
     robot = loaded["panda"]
     _, targets = _targets(robot, 3, seed=6)

@@ -23,6 +23,9 @@ Why projection and not clamping at the end: every iterate is inside the limits, 
 ``success`` flag are those of the returned joints, measured after the projection. Nothing is moved into the
 limits after the errors were computed.
 
+A row stuck in a minimum on the limits (steps refused while a joint sits on a limit) is *kicked*: those joints
+are redrawn inside their range and the row continues; it returns its best iterate.
+
 Success is ``position_error < pos_tol and rotation_error < rot_tol`` (defaults 1 mm and 0.01 rad, IKFlow's
 "exact" solutions). A target that cannot be reached gives ``success = False`` on its rows; no exception is
 raised for it and its rows are returned like the others (the closest joints found).
@@ -42,6 +45,8 @@ __all__ = ["IKResult", "solve_ik", "parse_targets", "pose_errors", "rotation_ang
 
 #: how far a target quaternion's norm may be from 1 (files rounded to 4-6 digits pass; a typo does not)
 UNIT_TOL = 1e-3
+#: a row whose lambda grew to this (its steps keep being refused) while a joint is on a limit is kicked
+STUCK_LAMBDA = 0.02
 
 
 @dataclass
@@ -149,7 +154,7 @@ def _dls_step(J: torch.Tensor, e: torch.Tensor, lam: torch.Tensor) -> torch.Tens
 
 def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float = 1e-3,
              rot_tol: float = 1e-2, max_iters: int = 60, damping: float = 1e-3, max_step: float = 0.5,
-             rot_weight: float = 1.0) -> IKResult:
+             rot_weight: float = 1.0, kick: float = 1.0, seed: int = 0) -> IKResult:
     """Refine ``q_init`` towards ``targets`` with projected damped least squares (see the module docstring).
 
     Args:
@@ -165,6 +170,14 @@ def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float
         damping: initial ``lambda`` (m^2 units of ``J J^T``); adapted per row by the LM rule.
         max_step: largest joint change of one step (rad or m, infinity norm); longer steps are scaled down.
         rot_weight: weight of the rotation rows of the residual against the position rows (m per rad).
+        kick: escape from minima on the limits. A row whose steps keep being refused (``lambda`` grew to
+            :data:`STUCK_LAMBDA`) while a joint sits on a limit has those joints moved inside by a uniform
+            fraction in ``[0, kick)`` of their range (1: anywhere in it), and continues from there; the best
+            iterate of each row is what is returned. 0 turns it off. Why: on Panda 97 % of the failures from
+            learned starts ended with a joint on a limit; kicks took the success of 5000 learned starts
+            from 93.9 % to 96.3 % and of random starts from 48 % to 64 % at 60 iterations (kick 0.25 and
+            lambda 1 gained 0.3 % and 1 %).
+        seed: seeds the kicks (results are reproducible for a given seed, dtype and device).
 
     Returns:
         :class:`IKResult` with the batch shape of ``q_init``. Unreachable targets give ``success`` False.
@@ -180,6 +193,8 @@ def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float
     for name, v in (("pos_tol", pos_tol), ("rot_tol", rot_tol), ("max_step", max_step), ("rot_weight", rot_weight)):
         if not v > 0:
             raise ValueError(f"solve_ik: {name} must be > 0, got {v!r}")
+    if not 0 <= kick <= 1:
+        raise ValueError(f"solve_ik: kick must be in [0, 1] (a fraction of each joint's range), got {kick!r}")
     if int(max_iters) != max_iters or max_iters < 0:
         raise ValueError(f"solve_ik: max_iters must be a non-negative integer, got {max_iters!r}")
     q0 = robot.check_joints(q_init)  # shape, finiteness and limits, one ValueError naming rows and joints
@@ -206,6 +221,9 @@ def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float
     lam_min = 1e4 * torch.finfo(q.dtype).eps
     iters = torch.zeros(B, dtype=torch.long, device=q.device)
     done = (perr < pos_tol) & (rerr < rot_tol)
+    best = [q.clone(), perr.clone(), rerr.clone(), cost.clone()]
+    gen = torch.Generator(device=q.device).manual_seed(int(seed)) if kick > 0 else None
+    width = box.hi - box.lo
     for _ in range(int(max_iters)):
         idx = (~done).nonzero().flatten()
         if idx.numel() == 0:
@@ -229,5 +247,23 @@ def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float
         keep = idx[ok]
         q[keep], e[keep], perr[keep], rerr[keep], cost[keep] = qc[ok], ec[ok], pc[ok], rc[ok], cc[ok]
         done = (perr < pos_tol) & (rerr < rot_tol)
+        if gen is not None:
+            better = keep[cost[keep] < best[3][keep]]
+            for b, v in zip(best, (q, perr, rerr, cost)):
+                b[better] = v[better]
+            at_lo, at_hi = ~box.free & (q <= box.lo), ~box.free & (q >= box.hi)
+            stuck = (~done & (lam >= STUCK_LAMBDA) & (at_lo | at_hi).any(-1)).nonzero().flatten()
+            if stuck.numel():
+                u = kick * width * torch.rand(stuck.numel(), robot.dof, generator=gen, dtype=q.dtype, device=q.device)
+                qs = q[stuck]
+                qs = torch.where(at_lo[stuck], box.lo + u, torch.where(at_hi[stuck], box.hi - u, qs))
+                es, ps, rs = pose_errors(robot.fk(qs), pos[stuck], R[stuck])
+                q[stuck], e[stuck], perr[stuck], rerr[stuck] = qs, es, ps, rs
+                cost[stuck] = ((w * es) ** 2).sum(-1)
+                lam[stuck] = float(damping)
+                done = (perr < pos_tol) & (rerr < rot_tol)
+    if gen is not None:  # rows that did not succeed return their best iterate, not the last kick
+        back = ~done & (best[3] < cost)
+        q[back], perr[back], rerr[back] = best[0][back], best[1][back], best[2][back]
     return IKResult(joints=q.reshape(*batch, robot.dof), position_error=perr.reshape(batch),
                     rotation_error=rerr.reshape(batch), success=done.reshape(batch), iterations=iters.reshape(batch))
