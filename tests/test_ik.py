@@ -71,7 +71,7 @@ def test_solve_ik_from_random_starts_finds_many_and_stays_inside(loaded, name):
     res = solve_ik(robot, targets, starts)
     assert res.joints.shape == (20, 8, robot.dof) and res.success.shape == (20, 8)
     assert bool(robot.within_limits(res.joints).all())
-    # measured 49-67 % of random starts per robot at 60 iterations; at least one per target nearly always
+    # random starts succeed ~50-70 % of the time per robot at 60 iterations; at least one per target nearly always
     assert res.success.double().mean() > 0.3
     assert res.success.any(1).double().mean() >= 0.9
 
