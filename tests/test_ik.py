@@ -243,6 +243,15 @@ def test_fit_takes_a_robot_name_and_a_time_budget():
         ik.fit()
 
 
+def test_fit_again_continues_with_the_same_standardisation(loaded):
+    ik = IKSampler(loaded["panda"], hidden=16, depth=1)
+    ik.fit(steps=3, batch_size=32, seed=0, n_samples=512)
+    loc = ik.flow.cond_loc.clone()
+    ik.fit(steps=2, batch_size=32, seed=5, n_samples=512)
+    torch.testing.assert_close(ik.flow.cond_loc, loc, rtol=0, atol=0)
+    assert ik.training["steps"] == 5 and ik.training["samples_seen"] == 5 * 32
+
+
 def test_fit_learns_something(loaded):
     # 150 steps of a small net: the loss falls below the untrained level (2 x dof: |z1 - z0|^2 for z ~ N(0, I))
     ik = IKSampler(loaded["ur5e"], hidden=64, depth=2)
@@ -274,6 +283,8 @@ def test_cli_train_and_sample(tmp_path, capsys):
     assert np.load(tmp_path / "q.npy").shape == (2, 8)
     # bad input: one line, usage exit code
     assert main(["ik", "sample", str(ck), "--pose", "0.4,0,0.5,1,0,0"]) == 2
+    assert main(["ik", "sample", str(ck), "--pose", "a,b,c,1,0,0,0"]) == 2
+    assert main(["ik", "train", "--robot", "panda", "--out", str(out), "--steps", "0"]) == 2
     assert main(["ik", "sample", str(ck), "--pose", "0.4,0,0.5,2,0,0,0"]) == 2
     assert main(["ik", "sample", str(ck), "--pose", "0.4,0,0.5,1,0,0,0", "--quat-order", "abcd"]) == 2
     err = capsys.readouterr().err

@@ -154,9 +154,11 @@ class IKSampler:
         gen = torch.Generator().manual_seed(int(seed))
         t0 = time.perf_counter()
 
-        # standardise the pose features (positions are ~0.5 m, matrix entries ~0.6): one seeded draw
+        # standardise the pose features (positions are ~0.5 m, matrix entries ~0.6): one seeded draw. A sampler
+        # that was trained already keeps its standardisation: its network was fitted to it.
         q_std, c_std = self.draw(65536 if n_samples is None else int(n_samples), gen, flow.dtype, dev)
-        flow.fit_standardization(q_std, c_std)
+        if not self.training.get("steps"):
+            flow.fit_standardization(q_std, c_std)
         objective = make_objective("rfm")
         objective.setup(flow, flow.to_internal(q_std), c_std)
         cache = (q_std, c_std) if n_samples is not None else None
@@ -227,7 +229,7 @@ class IKSampler:
     def sample(self, targets, n_per_target: int = 1, *, seed: Optional[int] = None, refine: bool = False,
                quat_order: str = "xyzw", method: Optional[str] = None, steps: Optional[int] = None,
                device=None, refine_dtype: torch.dtype = torch.float64, pos_tol: float = 1e-3,
-               rot_tol: float = 1e-2, max_iters: int = 30, near=None, oversample: int = 4) -> Dict[str, torch.Tensor]:
+               rot_tol: float = 1e-2, max_iters: int = 60, near=None, oversample: int = 4) -> Dict[str, torch.Tensor]:
         """Joint configurations that put the end effector at ``targets``.
 
         Args:
