@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import Result, read_json, set_threads  # noqa: E402
 
 from posegen.robots import IKSampler, load, solve_ik  # noqa: E402
+from posegen.robots.ik_sampler import REFINE_SAMPLE_STEPS  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "full"
 DEG = 180.0 / torch.pi
@@ -192,10 +193,12 @@ def cmd_eval(args):
         row["ode_steps"].append({"method": "rk4", "steps": steps, **r, "ms_100": ms})
         print("steps", steps, json.dumps(r), f"{ms:.1f} ms", flush=True)
 
-    # refined
+    # refined: starts drawn as sample(refine=True) draws them (rk4 x REFINE_SAMPLE_STEPS)
     row["refined"] = {}
+    row["refine_sample_steps"] = REFINE_SAMPLE_STEPS
+    starts = final.sample(targets, args.per_target, seed=1, method="rk4", steps=REFINE_SAMPLE_STEPS)["joints"]
     for name, tol in (("1mm_0.01rad", (1e-3, 1e-2)), ("0.1mm_0.001rad", (1e-4, 1e-3))):
-        r = refine_eval(robot, targets, joints, tol, args.max_iters)
+        r = refine_eval(robot, targets, starts, tol, args.max_iters)
         row["refined"][name] = {"success": float(r.success.double().mean()),
                                 "targets_with_any": float(r.success.any(1).double().mean()),
                                 "inside_limits": float(robot.within_limits(r.joints).double().mean()),
@@ -203,8 +206,9 @@ def cmd_eval(args):
         if name == "1mm_0.01rad":
             row["diversity"] = diversity(r.joints, r.success, args.cluster_eps)
         print("refined", name, json.dumps(row["refined"][name]), flush=True)
-    row["time_to_1000"] = time_to_1000(lambda t, n: final.sample(t, n, seed=2)["joints"], robot, targets,
-                                       args.max_iters)
+    row["time_to_1000"] = time_to_1000(
+        lambda t, n: final.sample(t, n, seed=2, method="rk4", steps=REFINE_SAMPLE_STEPS)["joints"], robot, targets,
+        args.max_iters)
     print("time to 1000", json.dumps(row["time_to_1000"]), flush=True)
     res.add(row)
 
@@ -264,7 +268,8 @@ def section(d) -> str:
              f"({tr['samples_seen'] / 1e6:.2f} M fresh FK samples of uniform joints), lr {tr['lr']:g} cosine, "
              f"EMA {tr['ema_decay']}. Sampling: {cfg['solver']['method']} x {cfg['solver']['steps']} steps. "
              f"{a['targets']} targets (seed {a['target_seed']}) x {a['per_target']} solutions; refinement "
-             f"`solve_ik` with at most {a['max_iters']} iterations, float64.", "",
+             f"`solve_ik` with at most {a['max_iters']} iterations, float64, from samples drawn with rk4 x "
+             f"{flow.get('refine_sample_steps', cfg['solver']['steps'])} steps (what `sample(refine=True)` uses).", "",
              "| model | pos. error mean / median / p95 (mm) | rot. error mean / median / p95 (deg) | inside limits "
              "| 100 solutions (ms) | 1000 solutions (ms) |", "|---|---|---|---|---|---|"]
     r = flow["raw"]
