@@ -5,7 +5,7 @@
         --run runs/ik_bench
     # evaluate the last snapshot fully, the others for the curve; JSON to benchmarks/results/full/ik_panda.json
     OMP_NUM_THREADS=1 python benchmarks/ik.py eval --robot panda --run runs/ik_bench
-    # the markdown section for RESULTS.md / README (printed; --append adds it to RESULTS.md)
+    # the markdown sections (printed); RESULTS.md gets them from make_results.py (markdown_section)
     python benchmarks/ik.py markdown --robots panda
 
 Protocol (IKFlow, Ames et al. 2022): ``--targets`` (500) end-effector poses from joints drawn uniformly inside
@@ -343,31 +343,23 @@ def recipe_section(d) -> str:
     return "\n".join(lines)
 
 
-def cmd_markdown(args):
-    parts = ["## IK distributions: IKFlow's protocol (`benchmarks/ik.py`)", "",
-             "Written by `benchmarks/ik.py markdown --append` (not by `make_results.py`). Published rows are the "
-             "papers' numbers on their hardware, not measured here."]
-    for robot in args.robots.split(","):
-        p = Path(args.results) / f"ik_{robot}.json"
-        if p.exists():
-            parts += ["", section(read_json(p))]
-    p = Path(args.results) / "ik_recipe.json"
-    if p.exists():
-        parts += ["", recipe_section(read_json(p))]
-    text = "\n".join(parts) + "\n"
-    if args.append:
-        from posegen.atomic import atomic_open
+def markdown_section(d, path: str) -> str:
+    """``make_results.py``'s hook: the RESULTS.md section of one results file of this script."""
+    if d.get("kind") == "recipe":
+        return "## IK distributions: recipe comparison\n\n" + recipe_section(d).split("\n", 2)[2]
+    robot = d["results"][0]["robot"]
+    return (f"## IK distributions on IKFlow's protocol: {robot} (`benchmarks/ik.py`)\n\nPublished rows are the "
+            "papers' numbers on their hardware, not measured here.\n\n" + section(d).split("\n", 2)[2])
 
-        path = Path(__file__).resolve().parent / "RESULTS.md"
-        old = path.read_text()
-        marker = parts[0]
-        if marker in old:  # replace our own section (it is the last one), leave the others alone
-            old = old[: old.index(marker)].rstrip("\n") + "\n"
-        with atomic_open(path, "w") as fh:
-            fh.write(old + "\n" + text)
-        print(f"appended to {path}")
-    else:
-        print(text)
+
+def cmd_markdown(args):
+    """Print the sections (make_results.py puts them into RESULTS.md through :func:`markdown_section`)."""
+    parts = []
+    for name in [f"ik_{r}.json" for r in args.robots.split(",")] + ["ik_recipe.json"]:
+        p = Path(args.results) / name
+        if p.exists():
+            parts += [markdown_section(read_json(p), str(p)), ""]
+    print("\n".join(parts))
 
 
 def main(argv=None):
@@ -400,7 +392,6 @@ def main(argv=None):
     m = sub.add_parser("markdown")
     m.add_argument("--robots", default="panda,ur5e,iiwa14")
     m.add_argument("--results", default=str(RESULTS))
-    m.add_argument("--append", action="store_true")
     args = p.parse_args(argv)
     {"train": cmd_train, "eval": cmd_eval, "markdown": cmd_markdown}[args.cmd](args)
 
