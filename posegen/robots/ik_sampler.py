@@ -128,7 +128,8 @@ class IKSampler:
                 so a time-limited run still anneals.
             batch_size, lr, weight_decay, warmup, grad_clip, ema_decay: AdamW and EMA settings; the shipped
                 weights are the EMA ones.
-            seed: seeds the data, the objective's draws and the network initialisation stays as built.
+            seed: seeds the data and the objective's draws (the network keeps the initialisation it was built
+                with, from torch's global generator).
             n_samples: ``None`` (default) draws fresh FK samples every step; a number draws that many once and
                 trains on batches of them (IKFlow's fixed-set protocol).
             device: where to train (default: cuda when available, else cpu).
