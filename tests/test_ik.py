@@ -196,6 +196,22 @@ def test_sampler_refine_reports_errors_and_success(loaded, tiny_sampler):
     assert bool((out["position_error"][ok] < 1e-3).all()) and bool((out["rotation_error"][ok] < 1e-2).all())
 
 
+def test_failed_refinements_are_redrawn_and_errors_stay_those_of_the_returned_joints(loaded, tiny_sampler):
+    robot = loaded["panda"]
+    _, targets = _targets(robot, 6, seed=12)
+    once = tiny_sampler.sample(targets, 8, seed=3, refine=True, max_iters=20, retries=0)
+    more = tiny_sampler.sample(targets, 8, seed=3, refine=True, max_iters=20, retries=3)
+    assert torch.equal(once["raw_joints"], more["raw_joints"])
+    assert int(more["success"].sum()) >= int(once["success"].sum())
+    # rows that succeeded the first time are kept as they were
+    torch.testing.assert_close(more["joints"][once["success"]], once["joints"][once["success"]])
+    pe, re = tiny_sampler.errors(more["joints"], targets)
+    torch.testing.assert_close(pe, more["position_error"])
+    assert bool(robot.within_limits(more["joints"]).all())
+    with pytest.raises(ValueError, match="retries must be"):
+        tiny_sampler.sample(targets, 2, refine=True, retries=-1)
+
+
 def test_sampler_near_a_seed_keeps_the_closest(loaded, tiny_sampler):
     robot = loaded["panda"]
     q_true, targets = _targets(robot, 2, seed=13)

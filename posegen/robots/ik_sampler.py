@@ -234,7 +234,8 @@ class IKSampler:
     def sample(self, targets, n_per_target: int = 1, *, seed: Optional[int] = None, refine: bool = False,
                quat_order: str = "xyzw", method: Optional[str] = None, steps: Optional[int] = None,
                device=None, refine_dtype: torch.dtype = torch.float64, pos_tol: float = 1e-3,
-               rot_tol: float = 1e-2, max_iters: int = 60, near=None, oversample: int = 4) -> Dict[str, torch.Tensor]:
+               rot_tol: float = 1e-2, max_iters: int = 60, near=None, oversample: int = 4,
+               retries: int = 2) -> Dict[str, torch.Tensor]:
         """Joint configurations that put the end effector at ``targets``.
 
         Args:
@@ -246,6 +247,9 @@ class IKSampler:
                 ``max_iters``) in ``refine_dtype``.
             method, steps: sampling integrator (default: the sampler's, :data:`DEFAULT_SAMPLE_SOLVER`; with
                 ``refine`` and neither given, rk4 with :data:`REFINE_SAMPLE_STEPS` steps).
+            retries: with ``refine``, rows whose refinement failed are drawn again from the flow and refined, up
+                to ``retries`` more rounds (a sample that ends in a local minimum, often on a joint limit, is
+                replaced by another draw for the same target; 0 keeps one refinement per sample).
             near: a seed configuration ``(dof,)`` or one per target ``(T, dof)``: draw ``oversample * n`` solutions
                 and keep the ``n`` closest to it (L2 in joint space; successful ones first when refined). This is
                 selection among samples, not a model conditioned on the seed.
@@ -282,11 +286,28 @@ class IKSampler:
         q = q.reshape(T, m, self.robot.dof)
         out = {"joints": q}
         if refine:
-            res = solve_ik(self.robot, torch.as_tensor(targets).to(q.device, refine_dtype).reshape(T, 7),
-                           q.to(refine_dtype), quat_order=quat_order, pos_tol=pos_tol, rot_tol=rot_tol,
-                           max_iters=max_iters)
-            out = {"joints": res.joints, "position_error": res.position_error, "rotation_error": res.rotation_error,
-                   "success": res.success, "raw_joints": q}
+            if int(retries) != retries or retries < 0:
+                raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
+            tgt = torch.as_tensor(targets).to(q.device, refine_dtype).reshape(T, 7)
+            res = solve_ik(self.robot, tgt, q.to(refine_dtype), quat_order=quat_order, pos_tol=pos_tol,
+                           rot_tol=rot_tol, max_iters=max_iters)
+            out = {"joints": res.joints.clone(), "position_error": res.position_error.clone(),
+                   "rotation_error": res.rotation_error.clone(), "success": res.success.clone(), "raw_joints": q}
+            for r in range(int(retries)):
+                ti, si = (~out["success"]).nonzero(as_tuple=True)
+                if ti.numel() == 0:
+                    break
+                # one fresh draw per failed row, for its own target
+                q2 = self.flow.sample(ti.numel(), condition=cond[ti], seed=None if seed is None else seed + 1 + r,
+                                      method=method, steps=steps)
+                res2 = solve_ik(self.robot, tgt[ti], q2.to(refine_dtype), quat_order=quat_order, pos_tol=pos_tol,
+                                rot_tol=rot_tol, max_iters=max_iters)
+                better = res2.success | (res2.position_error < out["position_error"][ti, si])
+                for key, new in (("joints", res2.joints), ("position_error", res2.position_error),
+                                 ("rotation_error", res2.rotation_error), ("success", res2.success)):
+                    old = out[key][ti, si]
+                    mask = better if new.dim() == 1 else better[:, None]
+                    out[key][ti, si] = torch.where(mask, new.to(old.dtype), old)
         if near is not None:
             dist = (out["joints"].double() - near[:, None]).norm(dim=-1)
             if refine:  # any success before any failure
