@@ -30,7 +30,9 @@ def available() -> bool:
 
 
 def settings_for(args) -> Dict[str, Any]:
-    s = dict(SETTINGS, minutes=args.minutes, checkpoints=list(args.checkpoints), clock=args.clock,
+    minutes = args.baseline_minutes or args.minutes
+    s = dict(SETTINGS, minutes=minutes, checkpoints=[m for m in args.checkpoints if m <= minutes + 1e-9],
+             clock=args.clock,
              seed=args.seed, eval_steps=args.eval_steps, eval_points=args.eval_points,
              check_points=args.check_points)
     if args.quick:

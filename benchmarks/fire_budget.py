@@ -159,7 +159,8 @@ def run_posegen(s: Dict[str, Any]) -> Dict[str, Any]:
     ts = s["time_sampling"]
     if ts != "uniform":
         kind, *params = ts.split(":")
-        loc, scale = (float(p) for p in (params[0].split(",") if params else ["0", "1"]))
+        vals = [float(v) for v in params[0].split(",")] if params else []
+        loc, scale = (vals + [0.0, 1.0][len(vals):])[:2]
         OBJECTIVES["rfm_t"] = _rfm_time_sampling(kind, loc, scale)
         objective = "rfm_t"
     cfg = TrainConfig(objective=objective, steps=10 ** 9, batch_size=s["batch_size"], lr=s["lr"],
@@ -259,6 +260,8 @@ def parse_args(argv=None):
     p.add_argument("--baseline", action="store_true",
                    help="train the flow_matching baseline (fire_baseline.py) beside posegen, in a second process")
     p.add_argument("--baseline-only", action="store_true", help="only the flow_matching baseline")
+    p.add_argument("--baseline-minutes", type=float, help="the baseline's budget (default --minutes); its "
+                   "checkpoints are those of --checkpoints within it")
     p.add_argument("--append", action="store_true", help="add the rows to those already in --out")
     p.add_argument("--title", default=None, help="heading of the table in RESULTS.md")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/full/fire_budget.json"))
@@ -292,6 +295,9 @@ def main(argv=None):
         if args.title is None:
             res.args["title"] = old.get("args", {}).get("title")
     pool = fut = None
+    from common import machine_info
+
+    start = machine_info()  # the checkout the run starts from (HEAD may move while it trains)
     if args.baseline or args.baseline_only:
         import fire_baseline
 
@@ -299,7 +305,7 @@ def main(argv=None):
             print(f"flow_matching baseline skipped: {fire_baseline.UNAVAILABLE}", flush=True)
             res.extra["baseline_skipped"] = fire_baseline.UNAVAILABLE
         elif args.baseline_only:
-            res.add(_tag(fire_baseline.run_baseline(fire_baseline.settings_for(args)), args))
+            res.add(_tag(fire_baseline.run_baseline(fire_baseline.settings_for(args)), args, start))
         else:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
@@ -308,11 +314,11 @@ def main(argv=None):
                                        initargs=(1,))
             fut = pool.submit(fire_baseline.run_baseline, fire_baseline.settings_for(args))
     if not args.baseline_only:
-        row = _tag(run_posegen(settings), args)
+        row = _tag(run_posegen(settings), args, start)
         res.add(row)
         res.write(args.out)
     if fut is not None:
-        res.add(_tag(fut.result(), args))
+        res.add(_tag(fut.result(), args, start))
         pool.shutdown()
     path = res.write(args.out)
     for r in res.rows[-2:]:
@@ -322,10 +328,7 @@ def main(argv=None):
     return path
 
 
-def _tag(row, args):
-    from common import machine_info
-
-    m = machine_info()
+def _tag(row, args, m):
     row.update(label=args.label or row["model"], clock=args.clock, quick=bool(args.quick),
                commit=m["commit"], dirty=m["dirty"], load_avg_1_5_15=m["load_avg_1_5_15"])
     return row
@@ -379,7 +382,7 @@ def markdown_section(d: Dict[str, Any], path: str) -> str:
                     + [f"{cell[m]['nll']:.3f}" if m in cell else "" for m in minutes]
                     + [check, str(r.get("commit", "?"))[:10]])
     out.append(table(["run", "model", "settings", "steps", "steps/s", *[f"{m:g} min" for m in minutes],
-                      "rk4 vs dopri5 (max \\|Δ log p\\| / Δ NLL)", "commit"], body))
+                      "rk4 vs dopri5: max \\|Δ log p\\| / NLL(rk4) − NLL(dopri5)", "commit"], body))
     if d.get("baseline_skipped"):
         out += ["", f"flow_matching baseline not run: {d['baseline_skipped']}"]
     return "\n".join(out)
