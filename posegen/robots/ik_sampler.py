@@ -234,8 +234,8 @@ class IKSampler:
     def sample(self, targets, n_per_target: int = 1, *, seed: Optional[int] = None, refine: bool = False,
                quat_order: str = "xyzw", method: Optional[str] = None, steps: Optional[int] = None,
                device=None, refine_dtype: torch.dtype = torch.float64, pos_tol: float = 1e-3,
-               rot_tol: float = 1e-2, max_iters: int = 60, near=None, oversample: int = 4,
-               retries: int = 2) -> Dict[str, torch.Tensor]:
+               rot_tol: float = 1e-2, max_iters: int = 30, near=None, oversample: int = 4,
+               spare: float = 0.25, retries: int = 1, retry_draws: int = 4) -> Dict[str, torch.Tensor]:
         """Joint configurations that put the end effector at ``targets``.
 
         Args:
@@ -247,9 +247,13 @@ class IKSampler:
                 ``max_iters``) in ``refine_dtype``.
             method, steps: sampling integrator (default: the sampler's, :data:`DEFAULT_SAMPLE_SOLVER`; with
                 ``refine`` and neither given, rk4 with :data:`REFINE_SAMPLE_STEPS` steps).
-            retries: with ``refine``, rows whose refinement failed are drawn again from the flow and refined, up
-                to ``retries`` more rounds (a sample that ends in a local minimum, often on a joint limit, is
-                replaced by another draw for the same target; 0 keeps one refinement per sample).
+            spare, retries, retry_draws: with ``refine``, ``ceil(n (1 + spare))`` draws per target are refined
+                and the ``n`` returned are successes first; rows still failing (a local minimum, most often with a
+                joint on its limit) get ``retry_draws`` fresh draws for their target, refined, in up to
+                ``retries`` rounds. Measured on the Panda (benchmarks/ik.py): spare 0.25, 30 iterations and one
+                round of 4 draws gave 99.9 % exact solutions in less time than one refinement of 60 iterations
+                per sample (a few stuck rows keep a whole batch iterating). ``spare=0, retries=0`` refines each
+                draw once.
             near: a seed configuration ``(dof,)`` or one per target ``(T, dof)``: draw ``oversample * n`` solutions
                 and keep the ``n`` closest to it (L2 in joint space; successful ones first when refined). This is
                 selection among samples, not a model conditioned on the seed.
@@ -279,42 +283,57 @@ class IKSampler:
                                  f"{tuple(near.shape)}")
             if int(oversample) != oversample or oversample < 1:
                 raise ValueError(f"oversample must be a positive integer, got {oversample!r}")
-        m = n * int(oversample) if near is not None else n
+        for name, v in (("retries", retries), ("retry_draws", retry_draws)):
+            if int(v) != v or v < (0 if name == "retries" else 1):
+                raise ValueError(f"{name} must be a {'non-negative' if name == 'retries' else 'positive'} integer, "
+                                 f"got {v!r}")
+        if not spare >= 0:
+            raise ValueError(f"spare must be >= 0, got {spare!r}")
+        # draws per target: oversampled for near=, and with refine a share of spares, so that the n rows
+        # returned can be successes without a second round in most cases
+        m = n * int(oversample) if near is not None else (int(math.ceil(n * (1 + spare))) if refine else n)
         if refine and method is None and steps is None:
             method, steps = "rk4", REFINE_SAMPLE_STEPS
         q = self.flow.sample(T * m, condition=cond.repeat_interleave(m, 0), seed=seed, method=method, steps=steps)
         q = q.reshape(T, m, self.robot.dof)
         out = {"joints": q}
         if refine:
-            if int(retries) != retries or retries < 0:
-                raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
             tgt = torch.as_tensor(targets).to(q.device, refine_dtype).reshape(T, 7)
             res = solve_ik(self.robot, tgt, q.to(refine_dtype), quat_order=quat_order, pos_tol=pos_tol,
                            rot_tol=rot_tol, max_iters=max_iters)
-            out = {"joints": res.joints.clone(), "position_error": res.position_error.clone(),
-                   "rotation_error": res.rotation_error.clone(), "success": res.success.clone(), "raw_joints": q}
+            out = {"joints": res.joints, "position_error": res.position_error,
+                   "rotation_error": res.rotation_error, "success": res.success, "raw_joints": q}
+        if near is not None:
+            key = (out["joints"].double() - near[:, None]).norm(dim=-1)
+        else:  # successes first, then the closest failures; draws in their order otherwise (stable)
+            key = out["position_error"].double() if refine else torch.zeros(T, m, dtype=torch.float64)
+        if refine:
+            key = key + torch.where(out["success"], 0.0, 1e6)
+        if m > n:
+            keep = torch.sort(key, dim=1, stable=True).indices[:, :n]
+            out = {k: v.gather(1, keep if v.dim() == 2 else keep[..., None].expand(-1, -1, v.shape[-1]))
+                   for k, v in out.items()}
+        if refine:
+            out = {k: v.clone() for k, v in out.items()}
             for r in range(int(retries)):
                 ti, si = (~out["success"]).nonzero(as_tuple=True)
                 if ti.numel() == 0:
                     break
-                # one fresh draw per failed row, for its own target
-                q2 = self.flow.sample(ti.numel(), condition=cond[ti], seed=None if seed is None else seed + 1 + r,
-                                      method=method, steps=steps)
-                res2 = solve_ik(self.robot, tgt[ti], q2.to(refine_dtype), quat_order=quat_order, pos_tol=pos_tol,
-                                rot_tol=rot_tol, max_iters=max_iters)
-                better = res2.success | (res2.position_error < out["position_error"][ti, si])
-                for key, new in (("joints", res2.joints), ("position_error", res2.position_error),
-                                 ("rotation_error", res2.rotation_error), ("success", res2.success)):
-                    old = out[key][ti, si]
+                # rows still failing (a local minimum, most often with a joint on its limit): retry_draws fresh
+                # draws for their own target, refined; the best of them replaces the row if it is better
+                k = int(retry_draws)
+                q2 = self.flow.sample(ti.numel() * k, condition=cond[ti].repeat_interleave(k, 0),
+                                      seed=None if seed is None else seed + 1 + r, method=method, steps=steps)
+                res2 = solve_ik(self.robot, tgt[ti].repeat_interleave(k, 0), q2.to(refine_dtype),
+                                quat_order=quat_order, pos_tol=pos_tol, rot_tol=rot_tol, max_iters=max_iters)
+                score = (res2.position_error + torch.where(res2.success, 0.0, 1e6)).view(-1, k)
+                best = torch.arange(ti.numel(), device=score.device) * k + score.argmin(1)
+                better = res2.success[best] | (res2.position_error[best] < out["position_error"][ti, si])
+                for key_, new in (("joints", res2.joints[best]), ("position_error", res2.position_error[best]),
+                                  ("rotation_error", res2.rotation_error[best]), ("success", res2.success[best])):
+                    old = out[key_][ti, si]
                     mask = better if new.dim() == 1 else better[:, None]
-                    out[key][ti, si] = torch.where(mask, new.to(old.dtype), old)
-        if near is not None:
-            dist = (out["joints"].double() - near[:, None]).norm(dim=-1)
-            if refine:  # any success before any failure
-                dist = dist + torch.where(out["success"], 0.0, 1e6)
-            keep = dist.argsort(dim=1)[:, :n]
-            out = {k: v.gather(1, keep if v.dim() == 2 else keep[..., None].expand(-1, -1, v.shape[-1]))
-                   for k, v in out.items()}
+                    out[key_][ti, si] = torch.where(mask, new.to(old.dtype), old)
         return out
 
     def errors(self, joints: torch.Tensor, targets, quat_order: str = "xyzw"):
