@@ -213,7 +213,8 @@ def cmd_eval(args):
     # what sample(refine=True) returns with its defaults: 25 % spare draws, 30 iterations, one round of 4
     # fresh draws for rows still failing
     out = final.sample(targets, args.per_target, seed=1, refine=True)
-    row["refined_retries"] = {"settings": "sample(refine=True) defaults: spare 0.25, 30 iterations, 1 round x 4 draws",
+    row["refined_retries"] = {"settings": "sample(refine=True) defaults: spare 0.25, 30 iterations, "
+                                          "1 round x 4 draws",
                               "success": float(out["success"].double().mean()),
                               "targets_with_any": float(out["success"].any(1).double().mean()),
                               "inside_limits": float(robot.within_limits(out["joints"]).double().mean()),

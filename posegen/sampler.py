@@ -16,8 +16,8 @@ planners, grasp pipelines). Everything that enters or leaves it is in the caller
   own): every sample is a robot state, consistent to round-off. The robot comes from the checkpoint or
   ``robot=``; :attr:`PoseSampler.joint_names` names the joint columns.
 * **Joint limits on tori (older models).** Angles on a torus live in ``[-pi, pi)``; a robot's joint ranges
-  need not (the Panda's q6 is ``[-0.0175, 3.7525]``). With ``joint_limits`` each sampled angle is mapped to its representative
-  ``q + 2 pi k`` inside the limits (:func:`unwrap_to_limits`); samples with a joint that has no such
+  need not (the Panda's q6 is ``[-0.0175, 3.7525]``). With ``joint_limits`` each sampled angle is mapped to its
+  representative ``q + 2 pi k`` inside the limits (:func:`unwrap_to_limits`); samples with a joint that has no such
   representative are rejected and redrawn, in rounds, until ``n`` are valid. The acceptance rate is
   reported (``result["acceptance_rate"]`` and :attr:`PoseSampler.last_acceptance_rate`); a shortfall after
   ``max_rounds`` raises :class:`SamplingShortfall` (or returns fewer rows with ``allow_fewer=True``), never
@@ -636,7 +636,8 @@ class PoseSampler:
     def sample_se3(self, n: int, condition=None, seed: Optional[int] = None, *, position: Optional[str] = None,
                    rotation: Optional[str] = None, allow_fewer: bool = False) -> torch.Tensor:
         """Draw ``n`` poses as homogeneous matrices ``(n, 4, 4)``: rotation from the quaternion part,
-        translation from the R3 part (for a robot's joint model: the forward kinematics of the joints). Needs one R3 and one SO3/S3 factor (or name them with
+        translation from the R3 part (for a robot's joint model: the forward kinematics of the joints). Needs one
+        R3 and one SO3/S3 factor (or name them with
         ``position=``/``rotation=``); other parts (e.g. joints) are drawn and dropped."""
         if self._fk_names == ("position", "quat") and position is None and rotation is None:
             # a robot's joint model: the end-effector pose by forward kinematics
