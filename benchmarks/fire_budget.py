@@ -224,14 +224,25 @@ def run_posegen(s: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def solver_check(log_prob, points, solver, n) -> Dict[str, Any]:
-    """rk4 against dopri5 (atol = rtol = 1e-6) on the first ``n`` points: error of the test NLL's solver."""
+    """rk4 against dopri5 (atol = rtol = 1e-6) on the first ``n`` points: the error of the test NLL's solver,
+    and the same rk4 with 2x and 4x the steps (whether the fixed-step figure has converged, and towards what:
+    a sharp field near t = 1 can make either solver the less accurate one)."""
     ref = {"method": "dopri5", "atol": 1e-6, "rtol": 1e-6}
     x = points[:n]
     with torch.no_grad():
-        a, b = log_prob(x, **solver).double(), log_prob(x, **ref).double()
+        b = log_prob(x, **ref).double()
+        ladder = {}
+        for k in (1, 2, 4):
+            lp = log_prob(x, **{**solver, "steps": solver["steps"] * k}).double()
+            ladder[k] = lp
+    a = ladder[1]
     d = (a - b).abs()
     return {"reference": ref, "solver": solver, "n": int(x.shape[0]), "max_abs_diff": float(d.max()),
-            "mean_abs_diff": float(d.mean()), "mean_nll_diff": float((b - a).mean())}
+            "mean_abs_diff": float(d.mean()), "mean_nll_diff": float((b - a).mean()),
+            "rk4_ladder": [{"steps": solver["steps"] * k, "mean_nll_minus_dopri5": float((b - lp).mean()),
+                            "max_abs_diff_dopri5": float((lp - b).abs().max()),
+                            "mean_nll_minus_finest": float((ladder[4] - lp).mean())}
+                           for k, lp in ladder.items()]}
 
 
 # ---------------------------------------------------------------------------------------------- main
