@@ -8,6 +8,8 @@ import types
 import pytest
 import torch
 
+import posegen as pg
+
 import posegen.manifolds as pm
 from posegen.flow import PoseFlow
 from posegen.objectives import OBJECTIVES, Interpolant, Moser, RFM, make_objective
@@ -201,7 +203,7 @@ def test_registry_and_options():
     with pytest.raises(ValueError, match=r'Invalid objective "nope"\. Must be one of '
                                          r"\['cnfm', 'interpolant', 'moser', 'rfm'\]"):
         make_objective("nope")
-    with pytest.raises(ValueError, match=r"unknown option\(s\) \['kappa'\].*Valid options: \['t_eps'\]"):
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['kappa'\].*Valid options: \['t_eps', 'time_sampling'\]"):
         make_objective("rfm", kappa=3)
     for obj in (RFM(t_eps=0.01), Interpolant("trig", t_eps=0), Moser(eps=1e-3, lam=2, n_uniform=7,
                                                                       divergence="hutchinson")):
@@ -278,3 +280,20 @@ def test_training_on_a_concentrated_s2_distribution(name):
             mu = flow.moser_density(y)[0]
         negative_mass = 4 * math.pi * (-mu).clamp_min(0).mean().item()
         assert negative_mass < 0.01, negative_mass
+
+
+@pytest.mark.parametrize("name", ["rfm", "interpolant"])
+def test_late_time_sampling_draws_t_from_its_law(name):
+    """time_sampling="late": t = (1 - (1 - u)^2) (1 - t_eps), so P(t <= s) = 1 - sqrt(1 - s / (1 - t_eps))."""
+    obj = make_objective(name, time_sampling="late")
+    flow = pg.PoseFlow("S2", hidden=8, depth=1)
+    x_1 = pg.manifolds.Sphere(2).sample_base(20000, generator=torch.Generator().manual_seed(0))
+    t, _, _ = obj.sample(flow, x_1, torch.Generator().manual_seed(1))
+    assert float(t.max()) <= (1 - obj.t_eps) * (1 + 1e-6)  # float32 rounding of 0.999
+    for s in (0.25, 0.5, 0.9):
+        expected = 1 - math.sqrt(1 - s / (1 - obj.t_eps))
+        assert abs(float((t <= s).float().mean()) - expected) < 5 * math.sqrt(expected * (1 - expected) / 20000)
+    uniform, _, _ = make_objective(name).sample(flow, x_1, torch.Generator().manual_seed(1))
+    assert abs(float((uniform <= 0.5).float().mean()) - 0.5 / (1 - obj.t_eps)) < 0.02
+    with pytest.raises(ValueError, match=r"invalid time_sampling \"early\". Must be one of \['late', 'uniform'\]"):
+        make_objective(name, time_sampling="early")

@@ -12,7 +12,7 @@ from .sphere import SO3, Sphere
 from .torus import Torus
 
 ACCEPTED = ("R<d> (Euclidean R^d)", "T<n> (n angles, a torus)", "S1 (alias of T1)",
-            "S<d> (sphere S^d in R^(d+1))", "SO3 (rotations as xyzw unit quaternions, q ~ -q)",
+            "S<d> (sphere S^d in R^(d+1); S<d>[fourier=K] adds K octaves of Fourier features)", "SO3 (rotations as xyzw unit quaternions, q ~ -q)",
             "I<d> (d joints with limits; limits= or I<d>[lo:hi,...])")
 
 
@@ -21,7 +21,7 @@ def _accepted() -> str:
             f"(e.g. 'R3 x T7 x S3')")
 
 
-_TOKEN = re.compile(r"^(SO3|R(\d+)|T(\d+)|S(\d+)|I(\d+)(?:\[([^\]]*)\])?)(?:\^(\d+))?$")
+_TOKEN = re.compile(r"^(SO3|R(\d+)|T(\d+)|S(\d+)(?:\[fourier=(\d+)\])?|I(\d+)(?:\[([^\]]*)\])?)(?:\^(\d+))?$")
 
 
 def _interval(tok: str, spec: str, d: int, box, limits) -> Interval:
@@ -52,7 +52,10 @@ def _factor(tok: str, m: re.Match) -> Manifold:
     if m.group(3) is not None:
         return Torus(int(m.group(3)))
     d = int(m.group(4))
-    return Torus(1) if d == 1 else Sphere(d)
+    fourier = int(m.group(5)) if m.group(5) is not None else 0
+    if fourier and d == 1:
+        raise ValueError(f"factor {tok!r}: Fourier features are an option of spheres S^d with d >= 2; S1 is an angle")
+    return Torus(1) if d == 1 else Sphere(d, fourier=fourier)
 
 
 def parse(spec, limits=None) -> Product:
@@ -94,13 +97,13 @@ def parse(spec, limits=None) -> Product:
         m = _TOKEN.match(tok)
         if m is None:
             raise ValueError(f"unknown manifold factor {tok!r} in spec {spec!r}; {_accepted()}")
-        if any(g is not None and int(g) < 1 for g in m.group(2, 3, 4, 5)):
+        if any(g is not None and int(g) < 1 for g in m.group(2, 3, 4, 6)):
             raise ValueError(f"factor {tok!r} in spec {spec!r} has dimension 0; {_accepted()}")
-        reps = int(m.group(7)) if m.group(7) else 1
+        reps = int(m.group(8)) if m.group(8) else 1
         if reps < 1:
             raise ValueError(f"repetition must be >= 1 in {tok!r} in spec {spec!r}; {_accepted()}")
-        if m.group(5) is not None:
-            factors += [_interval(tok, spec, int(m.group(5)), m.group(6), rows) for _ in range(reps)]
+        if m.group(6) is not None:
+            factors += [_interval(tok, spec, int(m.group(6)), m.group(7), rows) for _ in range(reps)]
         else:
             factors += [_factor(tok, m) for _ in range(reps)]
     if rows:

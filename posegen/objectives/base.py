@@ -153,12 +153,23 @@ class PathObjective(Objective):
     from a random base point: a target of pure variance that no field can fit. Dropping the last sliver
     ``[1 - t_eps, 1]`` of times keeps the regression well posed at a cost the ODE solver does not notice.
     ``t_eps = 0`` samples all of ``[0, 1)``.
+
+    ``time_sampling``: ``"uniform"`` (default) or ``"late"``, ``t = 1 - (1 - u)^2`` (density ``1 / (2 sqrt(1 - t))``,
+    more draws where the field is sharp, near the data). Measured on fire (S2, 4 minutes of one CPU
+    thread, ``benchmarks/fire_budget.py``): test NLL -0.82 against -0.67 uniform.
     """
 
     parametrization = "cnf"
+    TIME_SAMPLINGS = ("late", "uniform")
 
-    def __init__(self, t_eps: float = 1e-3, **options: Any):
+    def __init__(self, t_eps: float = 1e-3, time_sampling: str = "uniform", **options: Any):
         self.t_eps = check_unit_interval(f'objective "{self.name}"', t_eps, "t_eps")
+        if time_sampling not in self.TIME_SAMPLINGS:
+            raise ValueError(f'objective "{self.name}": invalid time_sampling "{time_sampling}". Must be one of '
+                             f'{list(self.TIME_SAMPLINGS)}')
+        self.time_sampling = time_sampling
+        if time_sampling != "uniform":
+            options["time_sampling"] = time_sampling
         super().__init__(t_eps=self.t_eps, **options)
 
     def path(self, manifold, x_0: torch.Tensor, x_1: torch.Tensor, t: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -174,7 +185,10 @@ class PathObjective(Objective):
         """
         B = x_1.shape[0]
         x_0 = draw_base(flow, B, x_1, generator)
-        t = draw_time(B, x_1, generator, t_max=1.0 - self.t_eps)
+        t = draw_time(B, x_1, generator, t_max=1.0)
+        if self.time_sampling == "late":
+            t = 1 - (1 - t) ** 2
+        t = t * (1.0 - self.t_eps)
         x_t, dx_t = self.path(flow.manifold, x_0, x_1, t)
         return t, x_t, dx_t
 

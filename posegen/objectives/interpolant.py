@@ -53,11 +53,11 @@ class Interpolant(PathObjective):
 
     name = "interpolant"
 
-    def __init__(self, interpolant: str = "linear", t_eps: float = 1e-3):
+    def __init__(self, interpolant: str = "linear", t_eps: float = 1e-3, time_sampling: str = "uniform"):
         if interpolant not in INTERPOLANTS:
             raise ValueError(f'Invalid interpolant "{interpolant}". Must be one of {set(INTERPOLANTS)}')
         self.interpolant = interpolant
-        super().__init__(t_eps=t_eps, interpolant=interpolant)
+        super().__init__(t_eps=t_eps, time_sampling=time_sampling, interpolant=interpolant)
 
     def path(self, manifold, x_0, x_1, t):
         if self.interpolant == "linear":  # the geodesic on every factor, straight lines on R^d

@@ -26,15 +26,17 @@ class RFM(PathObjective):
     """Riemannian Flow Matching with geodesic paths from the base distribution to the data.
 
     Args:
-        t_eps: times are drawn from ``U[0, 1 - t_eps]`` (default 1e-3).
+        t_eps: times are drawn from ``[0, 1 - t_eps]`` (default 1e-3).
+        time_sampling: ``"uniform"`` (default) or ``"late"`` (``t = 1 - (1 - u)^2``, more draws near the data;
+            see :class:`~posegen.objectives.base.PathObjective`).
 
     Trains ``parametrization="cnf"`` flows on any posegen product.
     """
 
     name = "rfm"
 
-    def __init__(self, t_eps: float = 1e-3):
-        super().__init__(t_eps=t_eps)
+    def __init__(self, t_eps: float = 1e-3, time_sampling: str = "uniform"):
+        super().__init__(t_eps=t_eps, time_sampling=time_sampling)
 
     def path_loss(self, manifold, x_t: torch.Tensor, v: torch.Tensor, dx_t: torch.Tensor) -> torch.Tensor:
         """``|v - dx_t|^2`` in the metric at ``x_t``, shape ``(B,)``."""
