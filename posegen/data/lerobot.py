@@ -34,9 +34,8 @@ import torch
 
 from ..manifolds import parse
 from .dataset import PoseDataset
-from .robomimic import (_as_robot, _check_frames, _frame_slice, _quat_orders, bare_interval_dims, joint_keys,
-                        keys_manifold)
-from .validate import check_nonfinite_mode, convert_quats, validate_with_conditions
+from .robomimic import _as_robot, _frame_slice, bare_interval_dims, joint_keys, read_options
+from .validate import convert_quats, validate_with_conditions
 
 DEFAULT_KEYS = {"observation.state": "T7"}
 DATA_PATHS = {"v2": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
@@ -375,13 +374,8 @@ def load_lerobot(folder, keys: Mapping[str, str] = DEFAULT_KEYS, episodes=None, 
             raise ValueError(f"keys {keys}: a bare 'I<d>' token needs joint limits: pass robot= or write them, "
                              f"I<d>[lo:hi,...]")
         keys = joint_keys(keys, robot=robot if hasattr(robot, "joint_limits") else None)
-    manifold, labels, columns = keys_manifold(keys)
-    orders = _quat_orders(quat_order, keys)
-    frames = _check_frames(frames)
-    check_nonfinite_mode(nonfinite)
-    condition_keys = [condition_keys] if isinstance(condition_keys, str) else list(condition_keys or [])
-    if not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
+    manifold, labels, columns, orders, frames, condition_keys = read_options(
+        keys, quat_order, frames, nonfinite, condition_keys, dtype)
 
     pa, pq = _pyarrow()
     folder = Path(folder)

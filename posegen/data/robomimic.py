@@ -130,6 +130,19 @@ def keys_manifold(keys: Mapping[str, str]):
     return Product(*factors), labels, columns
 
 
+def read_options(keys, quat_order, frames, nonfinite, condition_keys, dtype):
+    """The checks every keyed loader (robomimic, LeRobot) makes before reading anything:
+    ``(manifold, labels, columns, quat orders per key, frames, condition_keys as a list)``."""
+    manifold, labels, columns = keys_manifold(keys)
+    orders = _quat_orders(quat_order, keys)
+    frames = _check_frames(frames)
+    check_nonfinite_mode(nonfinite)
+    condition_keys = [condition_keys] if isinstance(condition_keys, str) else list(condition_keys or [])
+    if not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
+    return manifold, labels, columns, orders, frames, condition_keys
+
+
 def demo_sort_key(name: str):
     """Numeric order for ``demo_<n>`` names (demo_10 after demo_9); other names after them, by name."""
     m = _DEMO.match(name)
@@ -246,13 +259,8 @@ def load_robomimic(path, keys: Mapping[str, str] = DEFAULT_KEYS, *,
         bare = {k: tok for k, tok in keys.items() if bare_interval_dims(tok)}
         raise ValueError(f"keys {bare}: a bare 'I<d>' token needs joint limits: pass robot= (a Robot, a built-in "
                          f"name or a description path) or limits=, or write them, I<d>[lo:hi,...]")
-    manifold, labels, columns = keys_manifold(keys)
-    orders = _quat_orders(quat_order, keys)
-    frames = _check_frames(frames)
-    check_nonfinite_mode(nonfinite)
-    condition_keys = [condition_keys] if isinstance(condition_keys, str) else list(condition_keys or [])
-    if not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
+    manifold, labels, columns, orders, frames, condition_keys = read_options(
+        keys, quat_order, frames, nonfinite, condition_keys, dtype)
     path_s = str(path)
 
     with open_h5(path, "robomimic") as f:
