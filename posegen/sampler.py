@@ -125,13 +125,11 @@ def manifold_parts(manifold, names: Optional[Sequence[str]] = None) -> List[Part
 
 def _load_robot(robot):
     """A Robot from a Robot, a built-in name or path, or a ``Robot.spec`` dict; None stays None."""
-    if robot is None or hasattr(robot, "fk"):
-        return robot
-    from .robots import load
+    if robot is None:
+        return None
+    from .robots import as_robot
 
-    if isinstance(robot, Mapping):
-        return load(robot["robot"], ee_link=robot.get("ee_link"))
-    return load(robot)
+    return as_robot(robot)
 
 
 def resolve_joint_limits(joint_limits, n_joints: int, dtype=torch.float64, device=None) -> Optional[torch.Tensor]:
@@ -329,11 +327,12 @@ class PoseSampler:
         q = torch.as_tensor(quat, dtype=torch.float64).reshape(-1, 4)
         if pos.shape[0] != q.shape[0]:
             raise ValueError(f"reachable: position has {pos.shape[0]} rows but quat has {q.shape[0]}")
-        lim = self.robot.joint_limits
-        g = torch.Generator().manual_seed(int(seed))
-        u = torch.rand(pos.shape[0], int(n_starts), self.robot.dof, generator=g, dtype=torch.float64)
-        res = solve_ik(self.robot, torch.cat([pos, q], -1), lim[:, 0] + (lim[:, 1] - lim[:, 0]) * u,
-                       quat_order=self.quat_order, pos_tol=pos_tol, rot_tol=rot_tol)
+        # starts: uniform configurations, the base distribution of the robot's joint space
+        starts = self.robot.manifold.sample_base((pos.shape[0], int(n_starts)),
+                                                 generator=torch.Generator().manual_seed(int(seed)),
+                                                 dtype=torch.float64)
+        res = solve_ik(self.robot, torch.cat([pos, q], -1), starts, quat_order=self.quat_order, pos_tol=pos_tol,
+                       rot_tol=rot_tol)
         # per pose, a successful start if there is one, else the one closest to the target
         score = res.position_error + res.rotation_error * 0.1 - 1e3 * res.success.double()
         best = score.argmin(-1)

@@ -74,10 +74,9 @@ def _min_jerk(s: np.ndarray) -> np.ndarray:
 
 
 def _robot(robot):
-    from ..robots import load
+    from ..robots import as_robot
 
-    if isinstance(robot, (str, os.PathLike)):
-        return load(robot)
+    robot = as_robot(robot)
     if not hasattr(robot, "pose") or not hasattr(robot, "joint_limits"):
         raise ValueError(f"robot must be a built-in name, a description path or a posegen.robots.Robot, got "
                          f"{type(robot).__name__}")

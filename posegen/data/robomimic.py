@@ -48,10 +48,9 @@ def bare_interval_dims(token) -> int:
 
 
 def _as_robot(robot):
-    if isinstance(robot, (str, bytes)) or hasattr(robot, "__fspath__"):
-        from ..robots import load
+    from ..robots import as_robot
 
-        return load(robot)
+    robot = as_robot(robot)
     if not hasattr(robot, "joint_limits") or not hasattr(robot, "manifold"):
         raise ValueError(f"robot must be a posegen.robots.Robot (or a built-in name or description path), got "
                          f"{type(robot).__name__}")

@@ -19,11 +19,11 @@ from .description import Description, JointSpec, parse_urdf
 from .ik import IKResult, solve_ik
 from .ik_sampler import IKSampler
 from .descriptions import BUILTIN_ROBOTS, builtin_names
-from .loader import DescriptionFileNotFoundError, default_ee_link, load, parse_description
+from .loader import DescriptionFileNotFoundError, as_robot, default_ee_link, load, parse_description
 from .robot import Robot
 from .collision import Ball, Box, Capsule, CollisionChecker, CollisionModel, load_sphere_table, ready_configuration
 
-__all__ = ["load", "Robot", "builtin_names", "BUILTIN_ROBOTS", "Description", "JointSpec", "parse_urdf",
+__all__ = ["load", "as_robot", "Robot", "builtin_names", "BUILTIN_ROBOTS", "Description", "JointSpec", "parse_urdf",
            "parse_description", "default_ee_link", "DescriptionFileNotFoundError", "IKSampler", "solve_ik",
            "IKResult", "CollisionChecker", "CollisionModel", "Capsule", "Box", "Ball", "load_sphere_table",
            "ready_configuration"]

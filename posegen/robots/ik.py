@@ -186,10 +186,9 @@ def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float
         ValueError: malformed targets (see :func:`parse_targets`), ``q_init`` of the wrong shape, outside the
             limits or not finite, or non-positive tolerances.
     """
-    if isinstance(robot, str):
-        from .loader import load
+    from .loader import as_robot
 
-        robot = load(robot)
+    robot = as_robot(robot)
     for name, v in (("pos_tol", pos_tol), ("rot_tol", rot_tol), ("max_step", max_step), ("rot_weight", rot_weight)):
         if not v > 0:
             raise ValueError(f"solve_ik: {name} must be > 0, got {v!r}")

@@ -30,6 +30,7 @@ import torch
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from .ik import parse_targets, pose_errors, solve_ik
+from .loader import as_robot
 
 __all__ = ["IKSampler", "pose_features", "POSE_FEATURES", "DEFAULT_SAMPLE_SOLVER", "REFINE_SAMPLE_STEPS"]
 
@@ -48,13 +49,6 @@ def pose_features(pos: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
     """Condition vector of poses: ``pos (..., 3)``, ``R (..., 3, 3)`` -> ``(..., 12)`` (position, row-major
     rotation matrix). Invariant to the quaternion's sign by construction."""
     return torch.cat([pos, R.reshape(*R.shape[:-2], 9)], -1)
-
-
-def _load_robot(robot):
-    from .loader import load
-    from .robot import Robot
-
-    return robot if isinstance(robot, Robot) else load(robot)
 
 
 def _robot_ref(robot) -> Dict[str, Any]:
@@ -84,7 +78,7 @@ class IKSampler:
                  _flow=None):
         from ..flow import PoseFlow
 
-        self.robot = _load_robot(robot)
+        self.robot = as_robot(robot)
         self.flow = _flow if _flow is not None else PoseFlow(
             self.robot.manifold, hidden=hidden, depth=depth, cond_dim=POSE_FEATURES, conditioning=conditioning,
             activation=activation, time_freqs=time_freqs, solver=dict(DEFAULT_SAMPLE_SOLVER, **(solver or {})))
@@ -375,7 +369,7 @@ class IKSampler:
 
         ck = load_checkpoint(path, map_location="cpu", kind="ik_sampler")
         ref = ck["robot"]
-        robot = _load_robot(ref.get("name") or ref["path"])
+        robot = as_robot(ref.get("name") or ref["path"])
         if ref.get("ee_link") and ref["ee_link"] != robot.ee_link:
             robot = robot.with_ee_link(ref["ee_link"])
         if list(robot.joint_names) != list(ck["joint_names"]):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional, Union
+from typing import Mapping, Optional, Union
 
 from .description import Description, parse_urdf
 from .descriptions import BUILTIN_ROBOTS, builtin_names, builtin_robot, builtin_text
 from .robot import Robot
 
-__all__ = ["load", "parse_description", "default_ee_link", "DescriptionFileNotFoundError"]
+__all__ = ["load", "as_robot", "parse_description", "default_ee_link", "DescriptionFileNotFoundError"]
 
 
 class DescriptionFileNotFoundError(FileNotFoundError, ValueError):
@@ -67,3 +67,15 @@ def load(robot: Union[str, os.PathLike], ee_link: Optional[str] = None) -> Robot
     if not desc.joints and ee_link is None:
         ee_link = desc.root
     return Robot(desc, ee_link or default_ee_link(desc), name=desc.name)
+
+
+def as_robot(robot):
+    """``robot`` as a robot object, for functions that take a robot in any of its forms: a built-in name
+    or a description path is loaded (:func:`load`), a :attr:`Robot.spec` dict (what checkpoints store) is
+    loaded with its ``ee_link``; anything else (a :class:`Robot`) is returned as it is, for the caller to
+    check."""
+    if isinstance(robot, (str, bytes)) or hasattr(robot, "__fspath__"):
+        return load(robot)
+    if isinstance(robot, Mapping) and "robot" in robot:
+        return load(robot["robot"], ee_link=robot.get("ee_link"))
+    return robot
