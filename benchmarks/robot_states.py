@@ -32,14 +32,9 @@ from common import REPO, Result, set_threads  # noqa: E402
 CONFIGS = {"panda": "configs/default.yaml", "ur5e": "configs/ur5e_joints.yaml"}
 
 
-def rotation_deg(qa: torch.Tensor, qb: torch.Tensor) -> torch.Tensor:
-    """Angle between rotations (unit quaternions, same order) in degrees: 4 atan2(|a - b|, |a + b|)."""
-    qb = torch.where((qa * qb).sum(-1, keepdim=True) < 0, -qb, qb)
-    return torch.rad2deg(4 * torch.atan2((qa - qb).norm(dim=-1), (qa + qb).norm(dim=-1)))
-
-
 def run_one(name: str, config: str, steps, n_samples: int, seed: int):
     import posegen as pg
+    from posegen.rotations import rotation_angle
     from posegen.cli.datasets import load_splits
     from posegen.cli.train import build_flow
     from posegen.config import load_config
@@ -62,7 +57,7 @@ def run_one(name: str, config: str, steps, n_samples: int, seed: int):
     q = out["joints"]
     pos64, quat64 = robot.pose(q.double())
     dpos = (out["position"].double() - pos64).norm(dim=-1)
-    drot = rotation_deg(out["quat"].double(), quat64)
+    drot = torch.rad2deg(rotation_angle(out["quat"].double(), quat64))
     with torch.enable_grad():
         lp = flow.log_prob(val_ds.points.to(flow.dtype), method="rk4", steps=16).double()
     M = flow.manifold

@@ -3,13 +3,13 @@ forward kinematics, for every built-in robot (PoseFlow(robot.manifold, robot=rob
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
 from torch import nn
 
 import posegen as pg
+from posegen.rotations import rotation_angle
 
 robots = pytest.importorskip("posegen.robots")
 pytest.importorskip("pytorch_kinematics")
@@ -23,13 +23,6 @@ def joint_model(robot, std=1.0, seed=0, dtype=torch.float32):
     flow = pg.PoseFlow(robot.manifold, hidden=32, depth=2, robot=robot, solver={"method": "rk4", "steps": 8})
     nn.init.normal_(flow.net.out.weight, std=std)
     return flow.to(dtype)
-
-
-def rotation_angle_deg(qa, qb):
-    """Angle between rotations given as unit quaternions ``(..., 4)``, degrees: ``4 atan2(|a - b|, |a + b|)``
-    with ``b`` the representative nearer ``a`` (accurate near 0, unlike acos)."""
-    qb = torch.where((qa * qb).sum(-1, keepdim=True) < 0, -qb, qb)
-    return torch.rad2deg(4 * torch.atan2((qa - qb).norm(dim=-1), (qa + qb).norm(dim=-1)))
 
 
 @pytest.mark.parametrize("name", ROBOTS)
@@ -49,7 +42,7 @@ def test_samples_are_robot_states_inside_the_limits_and_fk_consistent(name, tmp_
     # the pose is the forward kinematics of the joints, to float32 round-off
     pos64, quat64 = robot.pose(q.double())
     assert (out["position"].double() - pos64).norm(dim=-1).max() <= 1e-5
-    assert rotation_angle_deg(out["quat"].double(), quat64).max() <= 1e-3
+    assert torch.rad2deg(rotation_angle(out["quat"].double(), quat64)).max() <= 1e-3
     # a random field is far from uniform: the joints are not just the base distribution
     lim = robot.joint_limits
     u = (q.double() - lim[:, 0]) / (lim[:, 1] - lim[:, 0])

@@ -50,6 +50,7 @@ def robot_check(flow, solver, n: int = 2000, cond=None):
     float64 FK of the same joints (round-off: the pose is computed, not sampled)."""
     import torch
 
+    from ..rotations import rotation_angle
     from ..sampler import PoseSampler
 
     sampler = PoseSampler(flow, solver={k: v for k, v in solver.items() if k in ("method", "steps")})
@@ -57,9 +58,7 @@ def robot_check(flow, solver, n: int = 2000, cond=None):
     q = out["joints"] if "joints" in out else out["points"][:, sampler.joint_columns]
     pos_key, quat_key = sampler.fk_keys
     pos64, quat64 = sampler.robot.pose(q.double())
-    quat = out[quat_key].double()
-    quat = torch.where((quat * quat64).sum(-1, keepdim=True) < 0, -quat, quat)
-    angle = 4 * torch.atan2((quat - quat64).norm(dim=-1), (quat + quat64).norm(dim=-1))
+    angle = rotation_angle(out[quat_key].double(), quat64)
     return {"robot": sampler.robot.name, "robot_check_n": n, "fk_dtype": str(q.dtype).replace("torch.", ""),
             "inside_limits": float(sampler.robot.within_limits(q.double()).float().mean()),
             "fk_position_error_m": float((out[pos_key].double() - pos64).norm(dim=-1).max()),
