@@ -159,7 +159,7 @@ class PoseFlow(nn.Module):
         ``points (N, coord_dim)`` in user coordinates; ``conditions (N, cond_dim)``. Non-Euclidean
         coordinates keep loc 0 and scale 1 (the map is the identity on them).
         """
-        mask = self.manifold.euclidean_mask.to(points.device)
+        mask = self.manifold.standardize_mask.to(points.device)
         pts = points.to(self.loc)
         loc = torch.zeros_like(self.loc)
         scale = torch.ones_like(self.scale)

@@ -96,6 +96,7 @@ class Interval(Manifold):
                  hi: Union[Number, Sequence[Number], torch.Tensor]):
         self.lo, self.hi = _as_limits(lo, hi)
         self.dim = self.coord_dim = int(self.lo.numel())
+        self._lims_cache = {}  # (dtype, device) -> (lo, hi) rounded inwards, see _lims
 
     # ------------------------------------------------------------------ naming
     @property
@@ -120,7 +121,7 @@ class Interval(Manifold):
         """``(lo, hi)`` in ``x``'s dtype and device, rounded inwards, so that a point inside them in a lower
         precision is inside the float64 limits too. Cached per (dtype, device): no copy per call."""
         key = (x.dtype, x.device)
-        cache = self.__dict__.setdefault("_lims_cache", {})
+        cache = self._lims_cache
         if key not in cache:
             lo, hi = self.lo.to(x.dtype), self.hi.to(x.dtype)
             lo = torch.where(lo.double() < self.lo, torch.nextafter(lo, torch.full_like(lo, math.inf)), lo)

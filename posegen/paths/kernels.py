@@ -124,16 +124,18 @@ def pairwise_log_kernel(factor: Manifold, x: torch.Tensor, y: torch.Tensor, t: t
     if t.shape[0] != x.shape[0]:
         raise ValueError(f"pairwise_log_kernel: t must have one time per row of x, got t {tuple(t.shape)} "
                          f"and x {tuple(x.shape)}")
-    out = 0
+    out, logdet = 0, 0
     for f, xf, yf in _split(factor, x, y):
-        out = out + _pairwise_factor(f, xf, yf, t, schedule)
-    return out
+        xk, ld = f.kernel_coords(xf)
+        out = out + _pairwise_factor(f, xk, f.kernel_coords(yf.to(xf))[0], t, schedule)
+        logdet = logdet + ld
+    # the kernel-coordinate log-Jacobians depend on x only: one (B,) vector, added to the (B, N) matrix once
+    return out + logdet.unsqueeze(-1)
 
 
 def _pairwise_factor(f, x, y, t, schedule):
+    """``log k_t`` of every pair in kernel coordinates (without the log-Jacobian), ``(B, N)``."""
     kind = _kind(f)
-    x, logdet = f.kernel_coords(x)
-    y = f.kernel_coords(y.to(x))[0]
     t = t.unsqueeze(-1)  # (B, 1) against (B, N)
     if kind == "gaussian":
         # |x - alpha y|^2 = |x|^2 - 2 alpha <x, y> + alpha^2 |y|^2 (not clamped: the slope stays exact)
@@ -143,7 +145,7 @@ def _pairwise_factor(f, x, y, t, schedule):
         stat = torch.cos(x) @ torch.cos(y).T + torch.sin(x) @ torch.sin(y).T  # sum_i cos(x_i - y_i)
     else:
         stat = x @ y.T
-    return _log_kernel_from_stat(kind, f, stat, t, schedule) + logdet.unsqueeze(-1)
+    return _log_kernel_from_stat(kind, f, stat, t, schedule)
 
 
 def _log_kernel_from_stat(kind: str, f: Manifold, stat: torch.Tensor, t: torch.Tensor, schedule) -> torch.Tensor:

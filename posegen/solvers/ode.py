@@ -74,7 +74,7 @@ def integrate(field: Field, x: torch.Tensor, manifold: Manifold, t0: float = 0.0
         ``x_t1 (B, D)`` if ``extra`` is None, else ``(x_t1, e_t1)``.
     """
     check_method(method, step)
-    if getattr(manifold, "has_chart", False):
+    if manifold.has_chart:
         field_c, y, chart, back = _in_chart(field, x, manifold)
         out = integrate(field_c, y, chart, t0, t1, extra=extra, method=method, steps=steps, step=step,
                         atol=atol, rtol=rtol)
