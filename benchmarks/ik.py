@@ -144,19 +144,43 @@ def refine_eval(robot, targets, starts, tol, max_iters):
     return res
 
 
-def time_to_1000(make_starts, robot, targets, max_iters, chunk_targets=20, per=50, chunks=5):
-    """Sampling + refinement of ``chunks`` batches of ``chunk_targets x per`` starts (other targets each time):
-    total time over total successes, times 1000 (s). Several chunks, because one is at the mercy of the load."""
+TOLERANCES = (("1mm_0.01rad", (1e-3, 1e-2)), ("0.1mm_0.001rad", (1e-4, 1e-3)))
+
+
+def refined_stats(robot, targets, starts, args, label):
+    """Refine ``starts (T, n, dof)`` at each of :data:`TOLERANCES`: ``(stats per tolerance, diversity of the
+    1 mm / 0.01 rad solutions)``."""
+    stats, div = {}, None
+    for name, tol in TOLERANCES:
+        r = refine_eval(robot, targets, starts, tol, args.max_iters)
+        stats[name] = {"success": float(r.success.double().mean()),
+                       "targets_with_any": float(r.success.any(1).double().mean()),
+                       "inside_limits": float(robot.within_limits(r.joints).double().mean()),
+                       "mean_iterations": float(r.iterations.double().mean())}
+        if div is None:
+            div = diversity(r.joints, r.success, args.cluster_eps)
+        print(label, name, json.dumps(stats[name]), flush=True)
+    return stats, div
+
+
+def time_to_1000(solve, targets, chunk_targets=20, per=50, chunks=5):
+    """``solve(part (t, 7), per) -> success (t, per)`` on ``chunks`` batches of ``chunk_targets x per`` solutions
+    (other targets each time), timed whole: total time over total successes, times 1000 (s). Several chunks,
+    because one is at the mercy of the load."""
     dt, ok = 0.0, 0
     for c in range(chunks):
         part = targets[c * chunk_targets:(c + 1) * chunk_targets]
         t0 = time.perf_counter()
-        starts = make_starts(part, per)
-        res = solve_ik(robot, part, starts.double(), max_iters=max_iters)
+        success = solve(part, per)
         dt += time.perf_counter() - t0
-        ok += int(res.success.sum())
+        ok += int(success.sum())
     return {"seconds": dt, "solutions": chunks * chunk_targets * per, "successes": ok,
             "s_per_1000_successes": dt * 1000 / ok if ok else None}
+
+
+def dls_from(make_starts, robot, max_iters):
+    """A ``solve`` for :func:`time_to_1000`: starts from ``make_starts(part, per)``, refined by DLS."""
+    return lambda part, per: solve_ik(robot, part, make_starts(part, per).double(), max_iters=max_iters).success
 
 
 def cmd_eval(args):
@@ -194,21 +218,12 @@ def cmd_eval(args):
         print("steps", steps, json.dumps(r), f"{ms:.1f} ms", flush=True)
 
     # refined: starts drawn as sample(refine=True) draws them (rk4 x REFINE_SAMPLE_STEPS)
-    row["refined"] = {}
     row["refine_sample_steps"] = REFINE_SAMPLE_STEPS
     starts = final.sample(targets, args.per_target, seed=1, method="rk4", steps=REFINE_SAMPLE_STEPS)["joints"]
-    for name, tol in (("1mm_0.01rad", (1e-3, 1e-2)), ("0.1mm_0.001rad", (1e-4, 1e-3))):
-        r = refine_eval(robot, targets, starts, tol, args.max_iters)
-        row["refined"][name] = {"success": float(r.success.double().mean()),
-                                "targets_with_any": float(r.success.any(1).double().mean()),
-                                "inside_limits": float(robot.within_limits(r.joints).double().mean()),
-                                "mean_iterations": float(r.iterations.double().mean())}
-        if name == "1mm_0.01rad":
-            row["diversity"] = diversity(r.joints, r.success, args.cluster_eps)
-        print("refined", name, json.dumps(row["refined"][name]), flush=True)
-    row["time_to_1000"] = time_to_1000(
-        lambda t, n: final.sample(t, n, seed=2, method="rk4", steps=REFINE_SAMPLE_STEPS)["joints"], robot, targets,
-        args.max_iters)
+    row["refined"], row["diversity"] = refined_stats(robot, targets, starts, args, "refined")
+    row["time_to_1000"] = time_to_1000(dls_from(
+        lambda t, n: final.sample(t, n, seed=2, method="rk4", steps=REFINE_SAMPLE_STEPS)["joints"], robot,
+        args.max_iters), targets)
     print("time to 1000", json.dumps(row["time_to_1000"]), flush=True)
     # what sample(refine=True) returns with its defaults: 25 % spare draws, 30 iterations, one round of 4
     # fresh draws for rows still failing
@@ -219,35 +234,20 @@ def cmd_eval(args):
                               "targets_with_any": float(out["success"].any(1).double().mean()),
                               "inside_limits": float(robot.within_limits(out["joints"]).double().mean()),
                               "diversity": diversity(out["joints"], out["success"], args.cluster_eps)}
-    dt, ok = 0.0, 0
-    for c in range(5):  # time to 1000 exact solutions, as time_to_1000 measures it
-        part = targets[c * 20:(c + 1) * 20]
-        t0 = time.perf_counter()
-        o = final.sample(part, 50, seed=2, refine=True)
-        dt += time.perf_counter() - t0
-        ok += int(o["success"].sum())
-    row["refined_retries"]["time_to_1000"] = {"seconds": dt, "solutions": 5000, "successes": ok,
-                                              "s_per_1000_successes": dt * 1000 / ok if ok else None}
+    row["refined_retries"]["time_to_1000"] = time_to_1000(
+        lambda part, per: final.sample(part, per, seed=2, refine=True)["success"], targets)
     print("refined with retries", json.dumps(row["refined_retries"]), flush=True)
     res.add(row)
 
     # baseline: DLS from uniform random starts
     g = torch.Generator().manual_seed(args.target_seed + 1)
     starts = robot.manifold.sample_base((args.targets, args.per_target), generator=g, dtype=torch.float64)
-    base = {"robot": args.robot, "model": "DLS from uniform random starts", "refined": {}}
-    for name, tol in (("1mm_0.01rad", (1e-3, 1e-2)), ("0.1mm_0.001rad", (1e-4, 1e-3))):
-        r = refine_eval(robot, targets, starts, tol, args.max_iters)
-        base["refined"][name] = {"success": float(r.success.double().mean()),
-                                 "targets_with_any": float(r.success.any(1).double().mean()),
-                                 "inside_limits": float(robot.within_limits(r.joints).double().mean()),
-                                 "mean_iterations": float(r.iterations.double().mean())}
-        if name == "1mm_0.01rad":
-            base["diversity"] = diversity(r.joints, r.success, args.cluster_eps)
-        print("baseline", name, json.dumps(base["refined"][name]), flush=True)
+    base = {"robot": args.robot, "model": "DLS from uniform random starts"}
+    base["refined"], base["diversity"] = refined_stats(robot, targets, starts, args, "baseline")
     gb = torch.Generator().manual_seed(args.target_seed + 2)
-    base["time_to_1000"] = time_to_1000(
+    base["time_to_1000"] = time_to_1000(dls_from(
         lambda t, n: robot.manifold.sample_base((t.shape[0], n), generator=gb, dtype=torch.float64), robot,
-        targets, args.max_iters)
+        args.max_iters), targets)
     print("baseline time to 1000", json.dumps(base["time_to_1000"]), flush=True)
     res.add(base)
 
