@@ -8,6 +8,12 @@ Carlo estimate of the integral of exp(log_prob) (must be 1 within its standard e
 
     python benchmarks/earth_nll.py --quick --out benchmarks/results/quick/earth_nll.json
     python benchmarks/earth_nll.py --workers 2 --out benchmarks/results/full/earth_nll.json
+
+The settings of ``configs/earth_*.yaml`` (RFM, 256 x 5, Fourier features of x, times drawn late), one process::
+
+    python benchmarks/earth_nll.py --objectives rfm --seeds 0 --steps 20000 --hidden 256 --depth 5 \\
+        --val-every 2000 --patience 0 --fourier 6 --time-sampling late --eval-steps 256 \\
+        --out benchmarks/results/full/earth_nll_fourier.json
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from common import Result, add_run_args, resolve_args, run_jobs, set_threads  # 
 
 OBJECTIVES = ("cnfm", "rfm", "moser", "interpolant")
 DATASETS = ("volcano", "earthquake", "flood", "fire")
+TIME_SAMPLINGS = ("uniform", "late")
 
 # Published test NLL on the four earth sets (volcano, earthquake, flood, fire), mean over 5 seeds.
 PUBLISHED = {
@@ -38,6 +45,8 @@ QUICK = dict(datasets="volcano", objectives=",".join(OBJECTIVES), seeds="0,1", s
 FULL = dict(datasets=",".join(DATASETS), objectives="cnfm,rfm,moser", seeds="0,1,2,3,4", steps=1500,
             batch_size=256, hidden=128, depth=4, val_every=250, patience=3, val_steps=8, eval_steps=32,
             mc_points=1024, mc_steps=16, check_points=64, cnfm_max_components=1024)
+# model and time options, the same in both modes: plain S2 (the network sees x) and uniform times
+MODEL = dict(fourier=0, time_sampling="uniform")
 
 
 def parse_args(argv=None):
@@ -58,14 +67,32 @@ def parse_args(argv=None):
     p.add_argument("--mc-steps", type=int, help="rk4 steps of the Monte Carlo check's log_prob")
     p.add_argument("--check-points", type=int, help="test points re-scored with dopri5")
     p.add_argument("--cnfm-max-components", type=int, help="CNFM mixture components per step (0: all)")
+    p.add_argument("--fourier", type=int, default=MODEL["fourier"],
+                   help="octaves of Fourier features of x (the flow is on S2[fourier=K]; 0: x only)")
+    p.add_argument("--time-sampling", choices=TIME_SAMPLINGS, default=MODEL["time_sampling"],
+                   help="training times of RFM and the interpolant: uniform, or late, t = 1 - (1 - u)^2")
     add_run_args(p, "benchmarks/results/earth_nll.json")
-    return resolve_args(p, p.parse_args(argv), QUICK, FULL, {"datasets": DATASETS, "objectives": OBJECTIVES})
+    args = resolve_args(p, p.parse_args(argv), QUICK, FULL, {"datasets": DATASETS, "objectives": OBJECTIVES})
+    if args.fourier < 0:
+        p.error(f"--fourier must be >= 0, got {args.fourier}")
+    if args.time_sampling != "uniform" and not set(args.objectives) <= {"rfm", "interpolant"}:
+        p.error(f"--time-sampling {args.time_sampling} applies to rfm and interpolant, not to "
+                f"{', '.join(o for o in args.objectives if o not in ('rfm', 'interpolant'))}")
+    return args
+
+
+def model_manifold(fourier: int) -> str:
+    """The flow's manifold spec: S2, with ``fourier`` octaves of features of x when > 0 (same points)."""
+    return f"S2[fourier={fourier}]" if fourier else "S2"
 
 
 def objective_options(objective: str, args) -> dict:
+    out = {}
     if objective == "cnfm" and args.cnfm_max_components:
-        return {"max_components": int(args.cnfm_max_components)}
-    return {}
+        out["max_components"] = int(args.cnfm_max_components)
+    if args.time_sampling != "uniform":
+        out["time_sampling"] = args.time_sampling
+    return out
 
 
 def run_one(job):
@@ -78,7 +105,7 @@ def run_one(job):
     set_threads(a["threads"])
     train, val, test = earth_splits(dataset, seed)
     row, _ = fit_and_evaluate(
-        "S2", train, val, test.points, objective, seed=seed, steps=a["steps"], batch_size=a["batch_size"],
+        model_manifold(a["fourier"]), train, val, test.points, objective, seed=seed, steps=a["steps"], batch_size=a["batch_size"],
         hidden=a["hidden"], depth=a["depth"], lr=a["lr"], val_every=a["val_every"], patience=a["patience"],
         val_solver={"method": "rk4", "steps": a["val_steps"]},
         test_solver={"method": "rk4", "steps": a["eval_steps"]},
