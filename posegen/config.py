@@ -5,7 +5,9 @@ A config is a YAML mapping with these sections (every key optional; defaults bel
     data:       where the points come from and how they are read (source robomimic | lerobot | points | earth |
                 table); ``robot`` (a built-in name or a URDF/MJCF path) gives the bare ``I<d>`` joint tokens of
                 ``keys`` the robot's joint space ``robot.manifold`` (its limits)
-    manifold:   optional spec string ("R3 x T7 x SO3"); must equal the data's manifold when given
+    manifold:   optional spec string ("R3 x T7 x SO3"), the flow's manifold (default: the data's); its points
+                must be the data's (the same geometry), and it may add model options to them, e.g.
+                ``S2[fourier=6]`` for earth data (points on S2; the network also sees Fourier features of x)
     objective:  name (cnfm | rfm | interpolant | moser) and options (the objective's constructor arguments)
     model:      velocity network (hidden, depth, conditioning, activation, time_freqs, moser_eps)
     train:      the fields of :class:`posegen.training.TrainConfig` (steps, batch_size, lr, ema_decay, ...)

@@ -166,7 +166,7 @@ def plot_sphere(out, samples=None, data=None, flow=None, *, grid: int = 72, cond
         raise ValueError("plot_sphere: give samples=, data= or flow=")
     panels = []
     if flow is not None:
-        if repr(flow.manifold) != "S2":
+        if repr(flow.manifold.geometry) != "S2":   # S2 with model options (S2[fourier=6]) too
             raise ValueError(f"plot_sphere draws densities of flows on S2, got a flow on {flow.manifold!r}")
         panels.append("density")
     panels += [p for p, v in (("data", d), ("samples", s)) if v is not None]

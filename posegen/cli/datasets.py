@@ -183,7 +183,8 @@ def load_splits(cfg: Dict[str, Any], splits=("train", "valid", "test"), path=Non
 
     ``path`` replaces ``data.path`` (``posegen eval --data FILE``). A posegen points file given that way
     is read whole (split ``"all"``) when the section's source is not ``points``. ``max_points`` caps the
-    training split only. The data's manifold must equal ``cfg["manifold"]`` when that is set.
+    training split only. When ``cfg["manifold"]`` is set, the data's points must lie on its geometry (see
+    :func:`model_manifold`).
     """
     d = dict(cfg["data"])
     config_path = cfg.get("_config_path")
@@ -218,13 +219,34 @@ def load_splits(cfg: Dict[str, Any], splits=("train", "valid", "test"), path=Non
         out = _random(_table(cfg, d, data_path(d, config_path)), d, splits)
     if "train" in out:
         out["train"] = _cap(out["train"], d)
-    if cfg.get("manifold") is not None and out:
-        want = check_manifold_spec(cfg["manifold"], "config key 'manifold'")
-        got = next(iter(out.values())).manifold
-        if want != got:
-            raise ConfigError(f"config key 'manifold' is {cfg['manifold']!r} but the data section gives points "
-                              f"on {got!r}; fix the manifold or the data keys")
+    if out:
+        model_manifold(cfg, next(iter(out.values())).manifold)
     return out
+
+
+def model_manifold(cfg: Dict[str, Any], data_manifold):
+    """The manifold the flow is built on, given the data's: the config's ``manifold`` when set, else the data's.
+
+    ``manifold`` may add model options to the data's points (``S2[fourier=6]`` for earth data, which are
+    points on S2: the network sees Fourier features of x); its geometry (:attr:`Manifold.geometry`) must be
+    the data's, else :class:`ConfigError`.
+    """
+    if cfg.get("manifold") is None:
+        return data_manifold
+    want = check_manifold_spec(cfg["manifold"], "config key 'manifold'")
+    if want.geometry != data_manifold.geometry:
+        raise ConfigError(f"config key 'manifold' is {cfg['manifold']!r} but the data section gives points on "
+                          f"{data_manifold.geometry!r}; fix the manifold or the data keys (the manifold may add "
+                          f"model options to the data's, e.g. S2[fourier=6] for points on S2)")
+    return want
+
+
+def check_same_points(model, data, what: str = "the checkpoint models points on") -> None:
+    """Refuse data that do not lie on the model's points: ``model.geometry`` must equal ``data.geometry``
+    (a flow on S2[fourier=6] scores and is drawn with points on S2). ``ValueError`` naming both otherwise."""
+    if model.geometry != data.geometry:
+        flow = f" (a flow on {model!r})" if model.geometry != model else ""
+        raise ValueError(f"{what} {model.geometry!r}{flow} but the data are points on {data.geometry!r}")
 
 
 def _earth(d: Dict[str, Any], path, splits) -> Dict[str, Any]:
@@ -256,7 +278,9 @@ def _table(cfg: Dict[str, Any], d: Dict[str, Any], path: Path):
                               f"for data.latlon: true, got {cols!r}")
         return load_latlon(path, degrees=(d["angle_unit"] or "deg") == "deg", lat_col=cols[0], lon_col=cols[1],
                            delimiter=d["delimiter"], nonfinite=d["nonfinite"])
-    return load_table(path, cfg["manifold"], d["columns"], angle_unit=d["angle_unit"], delimiter=d["delimiter"],
+    # the table's points lie on the manifold's geometry; model options (S2[fourier=K]) are the flow's
+    points_on = check_manifold_spec(cfg["manifold"], "config key 'manifold'").geometry
+    return load_table(path, points_on, d["columns"], angle_unit=d["angle_unit"], delimiter=d["delimiter"],
                       quat_order=d["quat_order"], condition_columns=d["condition_columns"],
                       nonfinite=d["nonfinite"], wrap=d["wrap"])
 
@@ -272,7 +296,7 @@ def data_manifold(cfg: Dict[str, Any]):
     if d["source"] == "earth" or (d["source"] == "table" and d["latlon"]):
         return parse("S2")
     if d["source"] == "table":
-        return parse(cfg["manifold"])
+        return parse(cfg["manifold"]).geometry
     return None
 
 
@@ -290,7 +314,7 @@ def factor_labels(cfg: Optional[Dict[str, Any]], manifold) -> List[str]:
     """One label per factor of ``manifold``: the robomimic key it came from, else ``<index>_<spec>``."""
     default = [f"{i}_{f.spec}" for i, f in enumerate(manifold.factors)]
     if not cfg or cfg["data"]["source"] not in ("robomimic", "lerobot") or not cfg["data"].get("keys"):
-        return ["S2" if f.spec == "S2" and len(manifold.factors) == 1 else lab
+        return ["S2" if f.geometry.spec == "S2" and len(manifold.factors) == 1 else lab
                 for f, lab in zip(manifold.factors, default)]
     from ..manifolds import parse
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..config import default_config
 from ..data import load_points
 from .common import UsageError, config_for, load_flow, missing_split, say, solver_options
-from .datasets import load_splits, sniff
+from .datasets import check_same_points, load_splits, sniff
 
 
 def eval_dataset(args, cfg):
@@ -69,8 +69,7 @@ def run(args) -> int:
     flow = load_flow(args.checkpoint, args.device)
     cfg = config_for(args.checkpoint, args.config)
     ds, split = eval_dataset(args, cfg)
-    if ds.manifold != flow.manifold:
-        raise ValueError(f"the checkpoint models {flow.manifold!r} but the data are points on {ds.manifold!r}")
+    check_same_points(flow.manifold, ds.manifold)
     ev = cfg["eval"] if cfg else default_config()["eval"]
     cap = args.max_points if args.max_points is not None else ev["max_points"]
     if cap is not None and len(ds) > cap:

@@ -17,7 +17,7 @@ from .. import plots
 from ..config import default_config
 from ..data import load_points
 from .common import UsageError, config_for, load_flow, missing_split, say
-from .datasets import factor_labels, load_splits, sniff
+from .datasets import check_same_points, factor_labels, load_splits, sniff
 
 
 def _reference_data(args, cfg):
@@ -70,8 +70,8 @@ def run(args) -> int:
             data = data.subsample(n=n, seed=0) if len(data) > n else data
             n, cond = len(data), data.conditions
         samples = flow.sample(n, cond, seed=args.seed, **solver)
-    if data is not None and data.manifold != M:
-        raise ValueError(f"the samples are points on {M!r} but the data are on {data.manifold!r}")
+    if data is not None:
+        check_same_points(M, data.manifold, what="the samples are points on")
     paths = plots.plot_samples_vs_data(out, M, samples, None if data is None else data.points.to(torch.float64),
                                        flow=flow, labels=factor_labels(cfg, M), grid=grid, solver=solver)
     metrics = src.parent / "metrics.jsonl"

@@ -68,10 +68,12 @@ def run(args) -> int:
         inside = float(sampler.robot.within_limits(x[:, sampler.joint_columns].double()).float().mean())
         fk_note = (f"; with the {sampler.robot.name} end-effector pose (extras/fk_position, extras/fk_quat, "
                    f"{args.quat_order}); {100 * inside:.1f} % of the joints inside the limits")
-    save_points(out, x.cpu(), flow.manifold, columns=columns, conditions=c,
+    # the samples are points: stored on the flow's geometry (a flow on S2[fourier=6] draws points on S2)
+    points_on = flow.manifold.geometry
+    save_points(out, x.cpu(), points_on, columns=columns, conditions=c,
                 condition_columns=condition_columns(cfg, flow.cond_dim) if c is not None else None,
                 quat_order=args.quat_order, provenance=provenance, overwrite=True, extras=extras)
     quat = f", quaternions stored {args.quat_order}" if any(f.spec == "SO3" for f in flow.manifold.factors) else ""
-    say(f"wrote {n} samples on {flow.manifold!r} to {out} (seed {seed}, {used['method']} {used['steps']} steps"
+    say(f"wrote {n} samples on {points_on!r} to {out} (seed {seed}, {used['method']} {used['steps']} steps"
         f"{quat}){fk_note}")
     return 0

@@ -17,7 +17,7 @@ from typing import Any, Dict
 
 from ..config import dump_config, load_config, objective_parametrization
 from .common import check_device, note, say
-from .datasets import data_path, factor_labels, load_splits
+from .datasets import data_path, factor_labels, load_splits, model_manifold
 
 RUN_FILES = ("model.pt", "ckpt.pt", "metrics.jsonl")
 
@@ -78,7 +78,7 @@ def run(args) -> int:
     if "train" not in splits:
         raise ValueError("the data section gives no training points (empty train split)")
     train_ds, val_ds = splits["train"], splits.get("valid")
-    M = train_ds.manifold
+    M = model_manifold(cfg, train_ds.manifold)   # the data's, or the config's with model options (S2[fourier=6])
     cfg["manifold"] = repr(M)
     if cfg["data"]["path"] and cfg["data"]["source"] != "earth":
         cfg["data"]["path"] = str(data_path(cfg["data"], cfg.get("_config_path")))

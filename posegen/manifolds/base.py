@@ -276,6 +276,12 @@ class Manifold(abc.ABC):
             return DataCheck()
         return DataCheck(refuse=torch.ones(x.shape[0], dtype=torch.bool, device=x.device), reason=reason)
 
+    @property
+    def geometry(self) -> "Manifold":
+        """The same points and metric without the model's options (``S2[fourier=6]`` -> ``S2``): what data
+        and a model must agree on. Equality (``==``) compares the full spec, options included."""
+        return self
+
     # ------------------------------------------------------------------ naming
     @property
     @abc.abstractmethod

@@ -64,6 +64,11 @@ class Product(Manifold):
     def __eq__(self, other) -> bool:
         return isinstance(other, Product) and self.spec == other.spec
 
+    @property
+    def geometry(self) -> "Product":
+        """Each factor's :attr:`~posegen.manifolds.base.Manifold.geometry`: the points, without model options."""
+        return Product(*(f.geometry for f in self.factors))
+
     def __hash__(self) -> int:
         return hash(("Product", self.spec))
 

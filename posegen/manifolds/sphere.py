@@ -46,6 +46,11 @@ class Sphere(Manifold):
         a = (x.unsqueeze(-1) * freqs).flatten(-2)  # (..., coord_dim * K)
         return torch.cat([x, torch.sin(a), torch.cos(a)], -1)
 
+    @property
+    def geometry(self) -> "Sphere":
+        # the features are what the network sees, not where the points are: S^d[fourier=K] holds S^d's points
+        return Sphere(self.dim) if self.fourier else self
+
     # S^3 factors hold quaternions (the CNFM paper's robot manifold R3 x T8 x S3^6); S^2 is drawn as a globe
     @property
     def holds_quaternion(self) -> bool:
