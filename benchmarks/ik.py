@@ -123,10 +123,12 @@ def cmd_train(args):
             saved.append(str(path))
             print(f"snapshot {path} at step {info['step']} ({info['elapsed_s']:.0f} s)", flush=True)
 
-    ik = IKSampler(robot, hidden=args.hidden, depth=args.depth, conditioning=args.conditioning)
-    ik.fit(max_minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+    ik = IKSampler(robot, hidden=args.hidden, depth=args.depth, conditioning=args.conditioning,
+                   full_turns=not args.no_full_turns)
+    ik.fit(steps=args.steps, max_minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
            device="cpu", log_every=50, callback=callback, verbose=args.verbose)
-    path = ik.save(run / f"{args.robot}_{args.minutes:g}min.pt")
+    minutes = args.minutes if args.steps is None else round(ik.training["seconds"] / 60, 1)
+    path = ik.save(run / f"{args.robot}_{minutes:g}min.pt")
     print(f"final {path}: {ik.training['steps']} steps, {ik.training['seconds']:.0f} s", flush=True)
 
 
@@ -393,6 +395,9 @@ def main(argv=None):
     t = sub.add_parser("train")
     t.add_argument("--robot", default="panda")
     t.add_argument("--minutes", type=float, default=20.0)
+    t.add_argument("--steps", type=int, help="stop after this many steps too (a budget a loaded machine keeps)")
+    t.add_argument("--no-full-turns", action="store_true",
+                   help="learn full-turn joints on their whole interval (IKSampler(full_turns=False))")
     t.add_argument("--snapshots", default="2,5,10")
     t.add_argument("--run", default="runs/ik_bench")
     t.add_argument("--hidden", type=int, default=256)

@@ -7,7 +7,9 @@ r"""``IKSampler``: a learned distribution of IK solutions ``p(q | pose)``, refin
 >>> ik.save("ik_panda.pt"); ik = IKSampler.load("ik_panda.pt")
 
 The model is a conditional :class:`~posegen.PoseFlow` on the robot's joint manifold (``Interval`` factors, so
-every sample is inside the limits by construction) trained with Riemannian Flow Matching. The condition is
+every sample is inside the limits by construction) trained with Riemannian Flow Matching. Joints whose limits
+span a full turn or more (the UR5e's ``[-2 pi, 2 pi]``) are angles in the model and each sample is lifted to a
+copy inside the limits (:mod:`.turns`): the pose fixes the angle, not the copy. The condition is
 :func:`pose_features`: the position and the 9 entries of the rotation matrix. A quaternion would not do: ``q``
 and ``-q`` are one pose, and a network fed quaternions sees two far-apart inputs for it (and a jump where the
 sign convention flips); the rotation matrix is a continuous, sign-free function of the pose. The flow
@@ -31,6 +33,7 @@ import torch
 from ..checkpoint import load_checkpoint, save_checkpoint
 from .ik import parse_targets, pose_errors, solve_ik
 from .loader import as_robot
+from .turns import FullTurns
 
 __all__ = ["IKSampler", "pose_features", "POSE_FEATURES", "DEFAULT_SAMPLE_SOLVER", "REFINE_SAMPLE_STEPS"]
 
@@ -71,19 +74,25 @@ class IKSampler:
             2-minute comparison on Panda on one CPU core (benchmarks/RESULTS.md, "IK distributions"): steps
             count more than width there; 512 x 5 with batch 1024 gets a tenth of the steps and is far worse.
         solver: default sampling integrator (default :data:`DEFAULT_SAMPLE_SOLVER`).
+        full_turns: model joints whose limits span a full turn as angles and lift samples to a copy inside the
+            limits (:class:`~posegen.robots.turns.FullTurns`); ``False`` learns them on the whole interval.
+            UR5e, 10 min of training each (benchmarks/ik.py): see benchmarks/RESULTS.md, "IK distributions".
     """
 
     def __init__(self, robot, *, hidden: int = 256, depth: int = 4, conditioning: str = "concat",
                  activation: str = "silu", time_freqs: int = 4, solver: Optional[Dict[str, Any]] = None,
-                 _flow=None):
+                 full_turns: bool = True, _flow=None):
         from ..flow import PoseFlow
 
         self.robot = as_robot(robot)
+        if _flow is not None:  # a loaded flow says itself whether it models full turns as angles
+            full_turns = _flow.manifold != self.robot.manifold
+        self.turns = FullTurns(self.robot, enabled=full_turns)
         self.flow = _flow if _flow is not None else PoseFlow(
-            self.robot.manifold, hidden=hidden, depth=depth, cond_dim=POSE_FEATURES, conditioning=conditioning,
+            self.turns.manifold, hidden=hidden, depth=depth, cond_dim=POSE_FEATURES, conditioning=conditioning,
             activation=activation, time_freqs=time_freqs, solver=dict(DEFAULT_SAMPLE_SOLVER, **(solver or {})))
-        if self.flow.cond_dim != POSE_FEATURES or self.flow.manifold != self.robot.manifold:
-            raise ValueError(f"IKSampler: the flow must be on {self.robot.manifold!r} with cond_dim "
+        if self.flow.cond_dim != POSE_FEATURES or self.flow.manifold != self.turns.manifold:
+            raise ValueError(f"IKSampler: the flow must be on {self.turns.manifold!r} with cond_dim "
                              f"{POSE_FEATURES}, got {self.flow.manifold!r} with cond_dim {self.flow.cond_dim}")
         self.training: Dict[str, Any] = {}  # what fit() did: steps, time, samples seen, settings
 
@@ -157,9 +166,9 @@ class IKSampler:
         # that was trained already keeps its standardisation: its network was fitted to it.
         q_std, c_std = self.draw(65536 if n_samples is None else int(n_samples), gen, flow.dtype, dev)
         if not self.training.get("steps"):
-            flow.fit_standardization(q_std, c_std)
+            flow.fit_standardization(self.turns.to_model(q_std), c_std)
         objective = make_objective("rfm")
-        objective.setup(flow, flow.to_internal(q_std), c_std)
+        objective.setup(flow, flow.to_internal(self.turns.to_model(q_std)), c_std)
         cache = (q_std, c_std) if n_samples is not None else None
 
         opt = torch.optim.AdamW(flow.parameters(), lr=lr, weight_decay=weight_decay)
@@ -181,7 +190,7 @@ class IKSampler:
             else:
                 idx = torch.randint(cache[0].shape[0], (batch_size,), generator=gen).to(dev)
                 q, c = cache[0][idx], cache[1][idx]
-            loss = objective.loss(flow, flow.to_internal(q), c, generator=gen)
+            loss = objective.loss(flow, flow.to_internal(self.turns.to_model(q)), c, generator=gen)
             if not bool(torch.isfinite(loss)):
                 raise RuntimeError(f"IKSampler.fit: the loss became {float(loss):.4g} at step {step}; try a lower "
                                    f"lr (now {lr:g})")
@@ -224,6 +233,15 @@ class IKSampler:
         return twin
 
     # ------------------------------------------------------------------------------ sampling and scoring
+    def _draw(self, cond: torch.Tensor, seed: Optional[int], method, steps) -> torch.Tensor:
+        """One joint vector per condition row ``(N, 12) -> (N, dof)``: the flow's sample, full-turn joints
+        lifted to a copy inside the limits (the copies drawn from their own stream of ``seed``)."""
+        theta = self.flow.sample(cond.shape[0], condition=cond, seed=seed, method=method, steps=steps)
+        gen = None
+        if self.turns.active and seed is not None:
+            gen = torch.Generator().manual_seed(int(seed) + 7919)  # not the base noise's stream
+        return self.turns.lift(theta, gen)
+
     @torch.no_grad()
     def sample(self, targets, n_per_target: int = 1, *, seed: Optional[int] = None, refine: bool = False,
                quat_order: str = "xyzw", method: Optional[str] = None, steps: Optional[int] = None,
@@ -288,8 +306,7 @@ class IKSampler:
         m = n * int(oversample) if near is not None else (int(math.ceil(n * (1 + spare))) if refine else n)
         if refine and method is None and steps is None:
             method, steps = "rk4", REFINE_SAMPLE_STEPS
-        q = self.flow.sample(T * m, condition=cond.repeat_interleave(m, 0), seed=seed, method=method, steps=steps)
-        q = q.reshape(T, m, self.robot.dof)
+        q = self._draw(cond.repeat_interleave(m, 0), seed, method, steps).reshape(T, m, self.robot.dof)
         out = {"joints": q}
         if refine:
             tgt = torch.as_tensor(targets).to(q.device, refine_dtype).reshape(T, 7)
@@ -316,8 +333,8 @@ class IKSampler:
                 # rows still failing (a local minimum, most often with a joint on its limit): retry_draws fresh
                 # draws for their own target, refined; the best of them replaces the row if it is better
                 k = int(retry_draws)
-                q2 = self.flow.sample(ti.numel() * k, condition=cond[ti].repeat_interleave(k, 0),
-                                      seed=None if seed is None else seed + 1 + r, method=method, steps=steps)
+                q2 = self._draw(cond[ti].repeat_interleave(k, 0), None if seed is None else seed + 1 + r, method,
+                                steps)
                 res2 = solve_ik(self.robot, tgt[ti].repeat_interleave(k, 0), q2.to(refine_dtype),
                                 quat_order=quat_order, pos_tol=pos_tol, rot_tol=rot_tol, max_iters=max_iters)
                 score = (res2.position_error + torch.where(res2.success, 0.0, 1e6)).view(-1, k)
@@ -340,7 +357,8 @@ class IKSampler:
     @torch.no_grad()
     def log_prob(self, q, pose, *, quat_order: str = "xyzw", method: Optional[str] = None,
                  steps: Optional[int] = None) -> torch.Tensor:
-        """Log-density (w.r.t. Lebesgue measure on the joint box, radians) of solutions given the pose.
+        """Log-density (w.r.t. Lebesgue measure on the joint box, radians; continuous joints on their circle) of
+        solutions given the pose.
 
         ``q (T, dof)`` with ``pose (T, 7)`` -> ``(T,)``; ``q (T, n, dof)`` with ``pose (T, 7)`` -> ``(T, n)``.
         The integrator defaults to the flow's likelihood setting (rk4, 8 steps unless set otherwise).
@@ -351,9 +369,10 @@ class IKSampler:
             raise ValueError(f"log_prob: q must have shape (T, {self.robot.dof}) or (T, n, {self.robot.dof}) "
                              f"with T = {cond.shape[0]} poses, got {tuple(q.shape)}")
         n = 1 if q.dim() == 2 else q.shape[1]
-        lp = self.flow.log_prob(q.reshape(-1, self.robot.dof), condition=cond.repeat_interleave(n, 0),
-                                method=method, steps=steps)
-        return lp.reshape(q.shape[:-1])
+        theta = self.turns.to_model(q.reshape(-1, self.robot.dof))
+        lp = self.flow.log_prob(theta, condition=cond.repeat_interleave(n, 0), method=method, steps=steps)
+        # a full-turn joint's density is shared by its copies inside the limits
+        return (lp - self.turns.log_copies(theta)).reshape(q.shape[:-1])
 
     # ------------------------------------------------------------------------------ files
     def save(self, path) -> Path:
