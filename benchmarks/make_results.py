@@ -99,7 +99,8 @@ def earth_section(d: Dict, name: str, title: str = "Earth data on S2: test NLL (
         by.setdefault((r["objective"], r["dataset"]), []).append(r)
     out = [f"## {title}", "", provenance(d, name), "",
            settings_line(a, ["seeds", "steps", "batch_size", "hidden", "depth", "lr", "val_every", "patience",
-                             "eval_steps"] + (["cnfm_max_components"] if "cnfm" in objectives else [])
+                             "val_steps", "eval_steps"] + (["cnfm_max_components"] if "cnfm" in objectives else [])
+                         + [k for k in ("fourier", "time_sampling") if a.get(k) not in (None, 0, "uniform")]
                          + ["workers", "threads"])
            + " Mean ± std over seeds of the per-seed mean test NLL; test NLL from rk4 with "
              f"{a.get('eval_steps')} steps (exact divergence), best EMA weights by validation NLL.", ""]
@@ -127,6 +128,12 @@ def earth_section(d: Dict, name: str, title: str = "Earth data on S2: test NLL (
         else:
             verdict.append("n/a")
     trs.append(["beats best published?"] + verdict)
+    moser = next((v for k, v in pub.items() if k.startswith("Moser Flow")), None)
+    if moser:
+        # the issue's bar: every set ahead of Moser Flow's published row
+        trs.append(["ahead of Moser Flow (published)?"]
+                   + [f"{'yes' if best_ours[ds][0] < moser[ds] else 'no'} ({fmt(best_ours[ds][0])} vs {fmt(moser[ds])})"
+                      if ds in best_ours and ds in moser else "n/a" for ds in datasets])
     out.append(table(["model"] + datasets, trs))
     missing = [o for o in ("cnfm", "rfm", "moser", "interpolant") if o not in objectives]
     if missing:
@@ -148,7 +155,8 @@ def earth_section(d: Dict, name: str, title: str = "Earth data on S2: test NLL (
             "uniform / 2 + KDEs of the training data (widths 0.1, 0.03, 0.01 rad) / 2. Shown: mean estimate over seeds and the largest |z| "
             f"= |estimate - 1| / SEM over seeds ({a.get('mc_points')} points per estimator, rk4 with "
             f"{a.get('mc_steps', a.get('eval_steps'))} steps). Solver: largest |log_prob(rk4) - log_prob(dopri5, tol 1e-6)| "
-            "on the checked test points.", ""]
+            "on the checked test points, and the mean of NLL(rk4) - NLL(dopri5) there (negative: rk4 "
+            "optimistic), largest |.| over seeds.", ""]
     crs = []
     for o in objectives:
         for ds in datasets:
@@ -166,8 +174,11 @@ def earth_section(d: Dict, name: str, title: str = "Earth data on S2: test NLL (
             sc = [r["solver_check"].get("max_abs_diff") for r in rs]
             sc = [x for x in sc if x is not None]
             cells.append(f"{max(sc):.1e}" if sc else "closed form")
+            md = [r["solver_check"]["mean_nll_diff"] for r in rs if "mean_nll_diff" in r["solver_check"]]
+            cells.append(f"{max(md, key=abs):+.3f}" if md else "closed form")
             crs.append(cells)
-    out.append(table(["objective", "data set", "uniform", "defensive", "solver max abs diff"], crs))
+    out.append(table(["objective", "data set", "uniform", "defensive", "solver max abs diff",
+                      "rk4 - dopri5, mean NLL"], crs))
     # speed / time to target
     out += ["", "### Training speed and time to target", "",
             "Steps/s: training steps per second, validation excluded (mean over runs). Time to target: for "
@@ -381,9 +392,12 @@ def render(results: Path, title_note: Optional[str] = None) -> str:
             for extra in sorted(results.glob("earth_nll_*.json")):
                 d = read_json(extra)
                 a = d["args"]
+                model = "".join([f", Fourier features ({a['fourier']} octaves)" if a.get("fourier") else "",
+                                 f", {a['time_sampling']} times" if a.get("time_sampling", "uniform") != "uniform"
+                                 else ""])
                 title = (f"Earth data on S2 at a larger budget: "
                          f"{', '.join(OBJ_NAMES[o] for o in a['objectives'])}, width {a['hidden']} x depth "
-                         f"{a['depth']}, {a['steps']} steps")
+                         f"{a['depth']}, {a['steps']} steps{model}")
                 parts += ["", earth_section(d, rel(extra), title)]
             check = results / "mc_solver_check.json"
             if check.exists():
