@@ -594,3 +594,39 @@ def test_bilinear_targets_equal_the_autograd_reference(spec):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
         torch.testing.assert_close(fast.log_prob(x, t, generator=gen(62), **call),
                                    ref.log_prob(x, t, generator=gen(62), **call), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_exp_floor_of_the_targets_is_a_normal_number(dtype):
+    """The floored weights must not be denormal numbers (an exp landing on them costs ~40x on a CPU): in
+    float32 exp(log(tiny)) itself rounds below tiny."""
+    floor = torch.tensor(MixturePath._exp_floor(dtype), dtype=dtype)
+    assert floor.exp() >= torch.finfo(dtype).tiny
+    assert floor.exp() < 1e-30  # still negligible against the largest weight, 1
+
+
+def test_targets_do_not_depend_on_the_calls_before():
+    """The chunk workspace is reused between calls: batches of other sizes in between, a batch above the
+    workspace limit (fresh buffers) and a dtype change leave the targets exactly those of a fresh path."""
+    import posegen.paths.mixture as mixture
+
+    M = pm.parse("S2")
+    data = M.sample_base(50, generator=gen(70), dtype=F64)
+    P = MixturePath(M, data, chunk_size=16)
+    t = torch.linspace(0.1, 0.99, 9, dtype=F64)
+    x, _ = P.sample(t, generator=gen(71))
+    first = P.log_prob_dt_grad(x, t)
+    P.log_prob_dt_grad(x[:4], t[:4])
+    for a, b in zip(P.log_prob_dt_grad(x, t), first):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    xs, ts = x.repeat(3, 1), t.repeat(3)
+    old, mixture.WORKSPACE_MAX = mixture.WORKSPACE_MAX, 16 * 20  # 27 rows: above the limit
+    try:
+        big = P.log_prob_dt_grad(xs, ts)
+    finally:
+        mixture.WORKSPACE_MAX = old
+    for a, b in zip(big, MixturePath(M, data, chunk_size=16).log_prob_dt_grad(xs, ts)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    got = P.to(dtype=torch.float32).log_prob_dt_grad(x.float(), t.float())
+    for a, b in zip(got, MixturePath(M, data.float(), chunk_size=16).log_prob_dt_grad(x.float(), t.float())):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -22,6 +22,11 @@ from .kernels import (_kind, _uniform, centre_features, log_kernel, pairwise_log
 from .schedules import Schedule, make_schedule
 
 
+#: largest chunk buffer :class:`MixturePath` keeps between calls, in entries (16 MB in float32): a training
+#: batch of 1024 against a 4096 chunk; larger (evaluation) batches allocate per chunk and keep nothing
+WORKSPACE_MAX = 1 << 22
+
+
 class MixturePath:
     r"""Kernel-mixture probability path ``p_t`` on a product manifold, optionally conditional.
 
@@ -88,6 +93,7 @@ class MixturePath:
         # once, here. bilinear=False selects the reference path (autograd through every chunk; slower).
         self.bilinear = True
         self._psi = centre_features(self.manifold, self.data)
+        self._work: Optional[torch.Tensor] = None  # see _workspace
         if int(chunk_size) != chunk_size or chunk_size < 1:
             raise ValueError(f"MixturePath: chunk_size must be a positive integer, got {chunk_size!r}")
         self.chunk_size = int(chunk_size)
@@ -363,7 +369,7 @@ class MixturePath:
             nc, S, F = psi.shape
             psi = psi.reshape(nc * S, F)
             # (n, B) layout: the K = F products and the reductions are several times faster this way round
-            Lt = torch.addmm(cv.unsqueeze(0), psi, U.T)
+            Lt = torch.addmm(cv.unsqueeze(0), psi, U.T, out=self._workspace(nc * S, B, U) if inplace else None)
             L = torch.logsumexp(Lt.view(nc, S, B), 1) if S > 1 else Lt  # SO3 sign terms: one kernel
             if c is not None or s is not None:
                 logits = self._cond_logits(c, self.conditions[rows]) if c is not None else None
@@ -394,9 +400,25 @@ class MixturePath:
                 lse_w = torch.logaddexp(lse_w, source[1])
         return lse, lse_w, (psi_bar, lse_chunks) if mean else None
 
+    def _workspace(self, rows: int, B: int, like: torch.Tensor) -> Optional[torch.Tensor]:
+        """A ``(rows, B)`` buffer for a chunk's log-kernels, kept between chunks and calls; ``None`` (a fresh
+        tensor each chunk) above :data:`WORKSPACE_MAX` entries. Why: every fresh multi-MB tensor is new pages
+        from the OS, and their first touch cost more than the whole chunk's matrix product (measured on the
+        fire targets, 256 x 4096 float32: ~2.8 ms of page faults against 0.2 ms for the product)."""
+        if rows * B > WORKSPACE_MAX:
+            return None
+        w = self._work
+        if w is None or w.dtype != like.dtype or w.device != like.device or w.numel() < rows * B:
+            w = self._work = like.new_empty(max(rows * B, 0 if w is None else w.numel()))
+        return w[: rows * B].view(rows, B)
+
     @staticmethod
     def _exp_floor(dtype) -> float:
-        return math.log(torch.finfo(dtype).tiny)
+        """The floor of the shifted exponents: ``exp`` of it is a normal number. Not ``log(tiny)`` itself: in
+        float32 ``exp(log(tiny))`` rounds to just below ``tiny``, a denormal, and an exp that lands on
+        denormals costs ~40x (measured: 85 vs 2.2 ms for 2.6 M entries at the floor). ``+ 1`` keeps every
+        floored weight below ``e^-86`` of the largest, so their sum over ``10^4`` kernels is ``< 1e-33``."""
+        return math.log(torch.finfo(dtype).tiny) + 1.0
 
     def _bilinear_targets(self, x_, t_, c, index, s):
         """:meth:`log_prob_dt_grad` for bilinear kernels: ``d lse = w_chunks (<dU, psi_bar> + dc) +
