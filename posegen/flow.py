@@ -262,7 +262,7 @@ class PoseFlow(nn.Module):
                step: Optional[str] = None, atol: Optional[float] = None, rtol: Optional[float] = None,
                generator: Optional[torch.Generator] = None, seed: Optional[int] = None,
                chunk_size: Optional[int] = SAMPLE_CHUNK_SIZE, device=None, canonical: bool = True,
-               batch_size: Optional[int] = _UNSET) -> torch.Tensor:
+               temperature: float = 1.0, batch_size: Optional[int] = _UNSET) -> torch.Tensor:
         """Draw ``n`` samples ``(n, coord_dim)`` in user coordinates, on the manifold.
 
         Args:
@@ -274,9 +274,14 @@ class PoseFlow(nn.Module):
             chunk_size: points integrated at once (a memory bound; results do not depend on it); None: all.
             device: where to integrate (defaults to the model's device; the model is moved there).
             canonical: return SO3 quaternions in the w >= 0 hemisphere.
+            temperature: widen (``> 1``) or narrow the base draws of the factors with a Gaussian base (R^d; the
+                chart of joint limits) before the flow moves them (:meth:`~posegen.manifolds.Manifold.temper`);
+                factors with a uniform base are unchanged. 1 samples the model's own density.
             batch_size: deprecated alias of ``chunk_size``.
         """
         chunk_size = _chunk_size(chunk_size, batch_size, SAMPLE_CHUNK_SIZE, "sample")
+        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
         if int(n) != n or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
         n = int(n)
@@ -290,6 +295,8 @@ class PoseFlow(nn.Module):
         # model's device from its global RNG when there is no generator: no host draw copied over
         draw_on = generator.device if generator is not None else self.device
         z0 = M.sample_base(n, generator=generator, dtype=self.dtype, device=draw_on).to(self.device)
+        if temperature != 1:
+            z0 = M.temper(z0, float(temperature))
         out = []
         for a, b in self._chunks(n, chunk_size):
             c = None if c_all is None else c_all[a:b]

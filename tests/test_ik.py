@@ -303,5 +303,7 @@ def test_cli_train_and_sample(tmp_path, capsys):
     assert main(["ik", "train", "--robot", "panda", "--out", str(out), "--steps", "0"]) == 2
     assert main(["ik", "sample", str(ck), "--pose", "0.4,0,0.5,2,0,0,0"]) == 2
     assert main(["ik", "sample", str(ck), "--pose", "0.4,0,0.5,1,0,0,0", "--quat-order", "abcd"]) == 2
+    assert main(["ik", "sample", str(ck), "--pose", "0.4,0,0.5,1,0,0,0", "--temperature", "0"]) == 2
     err = capsys.readouterr().err
     assert "unit quaternions" in err and "7 numbers" in err and "quaternion order" in err
+    assert "--temperature must be a positive" in err

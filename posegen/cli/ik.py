@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 from .common import UsageError, check_device, say
@@ -53,6 +54,8 @@ def add_parser(sub, parser_class, debug_flag, device_flag) -> None:
     q.add_argument("--refine", action="store_true", help="polish with damped least squares (1 mm, 0.01 rad)")
     q.add_argument("--quat-order", default="xyzw", help="xyzw (default) or wxyz")
     q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    q.add_argument("--temperature", type=float, default=None,
+                   help="widen the draws towards the joint limits (default 1, or 1.6 with --refine)")
     q.add_argument("--out", metavar="FILE", help="write .csv or .npy instead of printing")
     device_flag(q)
     debug_flag(q)
@@ -106,13 +109,16 @@ def run_sample(args) -> int:
         raise UsageError(f"--quat-order: {e}") from None
     if args.n < 1:
         raise UsageError(f"-n must be >= 1, got {args.n}")
+    if args.temperature is not None and not (args.temperature > 0 and math.isfinite(args.temperature)):
+        raise UsageError(f"--temperature must be a positive finite number, got {args.temperature}")
     targets = torch.tensor([_parse_pose(p) for p in args.pose], dtype=torch.float64)
     ik = IKSampler.load(args.checkpoint, map_location=check_device(args.device))
     try:
         ik.conditions(targets, args.quat_order)  # bad quaternions are a usage error, before any work
     except ValueError as e:
         raise UsageError(f"--pose: {e}") from None
-    out = ik.sample(targets, args.n, seed=args.seed, refine=args.refine, quat_order=args.quat_order)
+    out = ik.sample(targets, args.n, seed=args.seed, refine=args.refine, quat_order=args.quat_order,
+                    temperature=args.temperature)
     q = out["joints"].double().cpu()
     T, n, dof = q.shape
     cols = ["target"] + list(ik.robot.joint_names)

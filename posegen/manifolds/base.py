@@ -140,6 +140,12 @@ class Manifold(abc.ABC):
         """Samples of the base (prior) distribution, shape ``(*n, coord_dim)``: uniform on compact
         manifolds, standard normal on R^d."""
 
+    def temper(self, x: torch.Tensor, temperature: float) -> torch.Tensor:
+        """Base draws ``x (..., coord_dim)`` made wider (``temperature > 1``) or narrower, as a Gaussian base's
+        standard deviation times ``temperature`` (Glow's temperature). A factor with a uniform base returns
+        ``x`` unchanged: there is no wider uniform law on a compact manifold."""
+        return x
+
     @abc.abstractmethod
     def base_log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Log-density of the base distribution w.r.t. the Riemannian volume, shape ``(...)``."""

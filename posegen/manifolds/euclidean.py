@@ -51,6 +51,9 @@ class Euclidean(Manifold):
                     dtype=torch.float32, device=None):
         return torch.randn(*as_shape(n), self.dim, generator=generator, dtype=dtype, device=device)
 
+    def temper(self, x, temperature):
+        return x * temperature
+
     def base_log_prob(self, x):
         return -0.5 * (x * x).sum(-1) - 0.5 * self.dim * math.log(2 * math.pi)
 

@@ -187,6 +187,9 @@ class Product(Manifold):
     def log_volume(self) -> float:
         return sum(f.log_volume for f in self.factors)
 
+    def temper(self, x, temperature):
+        return self._map(lambda f, xi: f.temper(xi, temperature), x)
+
     def sample_base(self, n: Shape, generator: Optional[torch.Generator] = None,
                     dtype=torch.float32, device=None):
         shape = as_shape(n)
