@@ -145,6 +145,16 @@ def fd_jacobian(robot, q, h=1e-6):
 
 
 @pytest.mark.parametrize("name", BUILTINS)
+def test_fk_and_jacobian_in_one_pass_equal_the_two_calls(loaded, name):
+    robot = loaded[name]
+    q = robot.manifold.sample_base((4, 3), generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    T, J = robot.fk_and_jacobian(q)
+    assert T.shape == (4, 3, 4, 4) and J.shape == (4, 3, 6, robot.dof)
+    torch.testing.assert_close(T, robot.fk(q), atol=0, rtol=0)
+    torch.testing.assert_close(J, robot.jacobian(q), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("name", BUILTINS)
 def test_jacobian_matches_finite_differences_and_autograd(loaded, name):
     robot = loaded[name]
     q = random_q(robot, 16, seed=5, margin=1e-3)

@@ -252,6 +252,17 @@ class Robot:
         J = serial.jacobian_tensor(th, all_transforms=T)
         return J.reshape(*batch, 6, self.dof)
 
+    def fk_and_jacobian(self, q) -> Tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`fk` and :meth:`jacobian` from one pass over the chain: ``q (..., dof) -> ((..., 4, 4),
+        (..., 6, dof))``. The Jacobian needs every link's transform, which is the cost of FK; iterative IK
+        that wants both at each new point pays it once instead of twice."""
+        q = self._as_q(q, "fk_and_jacobian")
+        batch = q.shape[:-1]
+        th = q.reshape(-1, self.dof)
+        serial, T = self._all_transforms(th, full=False)
+        J = serial.jacobian_tensor(th, all_transforms=T)
+        return T[self._chains.ee_index].reshape(*batch, 4, 4), J.reshape(*batch, 6, self.dof)
+
     def pose(self, q, quat_order: str = "xyzw") -> Tuple[torch.Tensor, torch.Tensor]:
         """End-effector position ``(..., 3)`` (m) and unit quaternion ``(..., 4)`` in ``quat_order``
         (``"xyzw"`` or ``"wxyz"``), canonical sign ``w >= 0``."""
