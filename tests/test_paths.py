@@ -598,11 +598,11 @@ def test_bilinear_targets_equal_the_autograd_reference(spec):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_exp_floor_of_the_targets_is_a_normal_number(dtype):
-    """The floored weights must not be denormal numbers (an exp landing on them costs ~40x on a CPU): in
-    float32 exp(log(tiny)) itself rounds below tiny."""
-    floor = torch.tensor(MixturePath._exp_floor(dtype), dtype=dtype)
-    assert floor.exp() >= torch.finfo(dtype).tiny
-    assert floor.exp() < 1e-30  # still negligible against the largest weight, 1
+    """The floored weights, and their products with the centres' features, must not be denormal numbers
+    (an op landing on them costs ~40x on a CPU): in float32 exp(log(tiny)) itself rounds below tiny."""
+    weight = torch.tensor(MixturePath._exp_floor(dtype), dtype=dtype).exp()
+    assert weight * 1e-12 >= torch.finfo(dtype).tiny  # a feature of size 1e-12 still gives a normal product
+    assert weight * 1e6 < torch.finfo(dtype).eps  # a million floored weights: below the dtype's resolution
 
 
 def test_targets_do_not_depend_on_the_calls_before():
@@ -630,3 +630,55 @@ def test_targets_do_not_depend_on_the_calls_before():
     got = P.to(dtype=torch.float32).log_prob_dt_grad(x.float(), t.float())
     for a, b in zip(got, MixturePath(M, data.float(), chunk_size=16).log_prob_dt_grad(x.float(), t.float())):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("spec", ["S2", "R2", "T1", "SO3", "S1 x R1"])
+def test_moment_series_meets_its_stated_tolerance(spec):
+    """The series' log Z and psi_bar against the float64 direct sums, up to the edge of its radius: within
+    TOLERANCE (float32) of log Z, and of psi_bar relative to R; float64 work never takes the series."""
+    from posegen.paths.kernels import centre_features
+    from posegen.paths.series import TOLERANCE, moment_series
+
+    M = pm.parse(spec)
+    psi = centre_features(M, M.sample_base(400, generator=gen(80), dtype=F64))
+    psi = psi.reshape(-1, psi.shape[-1])
+    assert moment_series(psi, F64) is None
+    series = moment_series(psi, torch.float32)
+    assert series is not None and series.r0 >= 0.5
+    U = torch.randn(64, psi.shape[-1], generator=gen(81), dtype=F64)
+    U = U / U.norm(dim=-1, keepdim=True) * torch.linspace(0, 1, 64, dtype=F64)[:, None] * series.r0 / series.R
+    assert bool(series.applies(U).all()) and not bool(series.applies(U * 1.01).all())
+    Q = series._monomials_t(U.T).T @ series.moments  # the float64 series, before the cast to U's dtype
+    log_z = torch.log(Q[:, 0]) + U @ series.mu
+    psi_bar = Q[:, 1:] / Q[:, :1] + series.mu
+    L = U @ psi.T
+    torch.testing.assert_close(log_z, torch.logsumexp(L, 1), rtol=0, atol=TOLERANCE[torch.float32])
+    torch.testing.assert_close(psi_bar, torch.softmax(L, 1) @ psi, rtol=0, atol=TOLERANCE[torch.float32] * series.R)
+
+
+def test_float32_targets_with_the_series_match_float64():
+    """A float32 path serves the early rows of a batch by the moment series, the late ones by direct sums:
+    the early rows agree with the float64 targets (which take no series) to float32 accuracy (closer than the
+    float32 direct sums do), the late ones as well as the float32 direct sums do (near t = 1 those are far
+    off the float64 ones: the t-derivative cancels terms of size kappa = 400 and its slope)."""
+    M = pm.parse("S2")
+    data = M.sample_base(3000, generator=gen(90), dtype=F64)
+    ref = MixturePath(M, data, chunk_size=1000)
+    fast = MixturePath(M, data.float(), chunk_size=1000)
+    t = torch.linspace(0.001, 1, 64, dtype=F64)
+    x, _ = ref.sample(t, generator=gen(91))
+    from posegen.paths.kernels import point_features
+
+    near = fast._moment_series(torch.float32).applies(point_features(M, x.float(), t.float())[0])
+    assert bool(near.any()) and bool((~near).any())
+    want = ref.log_prob_dt_grad(x, t)
+    got = fast.log_prob_dt_grad(x.float(), t.float())
+    dense = MixturePath(M, data.float(), chunk_size=1000)
+    dense._series[torch.float32] = None  # direct sums for every row
+    direct = dense.log_prob_dt_grad(x.float(), t.float())
+    for a, b, c in zip(got, want, direct):
+        torch.testing.assert_close(a[near].double(), b[near], rtol=1e-6, atol=1e-5)
+        err, err_direct = (a.double() - b)[~near].abs().max(), (c.double() - b)[~near].abs().max()
+        assert err <= 1.05 * err_direct + 1e-6
+    torch.testing.assert_close(fast.log_prob(x.float(), t.float())[near].double(), ref.log_prob(x, t)[near],
+                               rtol=1e-6, atol=1e-5)

@@ -20,6 +20,7 @@ from ..manifolds import Manifold, Product, parse
 from .kernels import (_kind, _uniform, centre_features, log_kernel, pairwise_log_kernel, point_features,
                       sample_kernel)
 from .schedules import Schedule, make_schedule
+from .series import moment_series
 
 
 #: largest chunk buffer :class:`MixturePath` keeps between calls, in entries (16 MB in float32): a training
@@ -94,6 +95,7 @@ class MixturePath:
         self.bilinear = True
         self._psi = centre_features(self.manifold, self.data)
         self._work: Optional[torch.Tensor] = None  # see _workspace
+        self._series = {}  # dtype -> MomentSeries or None, built on first use (see _moment_series)
         if int(chunk_size) != chunk_size or chunk_size < 1:
             raise ValueError(f"MixturePath: chunk_size must be a positive integer, got {chunk_size!r}")
         self.chunk_size = int(chunk_size)
@@ -144,6 +146,7 @@ class MixturePath:
         self.data = self.data.to(device=device, dtype=dtype)
         if self._psi is not None:
             self._psi = self._psi.to(device=device, dtype=dtype)
+        self._series = {}
         if self.conditional:
             for name in ("conditions", "cond_mean", "cond_std"):
                 setattr(self, name, getattr(self, name).to(device=device, dtype=dtype))
@@ -348,6 +351,40 @@ class MixturePath:
 
     # ------------------------------------------------------------------ bilinear kernels (all but SO3)
     def _bilinear_lse(self, U, cv, c, index, s, source=None, mean: bool = True):
+        """``(lse (B,), lse_w (B,) or None, (psi_bar (B, F), lse_chunks (B,)) or None)``: :meth:`_dense_lse`,
+        with the rows of short ``U`` (early times) summed by the moment series of :mod:`~posegen.paths.series`
+        instead, within its stated tolerance (a fraction of the dtype's epsilon; never for float64).
+
+        The series serves the plain mixture (all components, no conditions) on a CPU, outside autograd: there
+        the direct sums cost ``N`` exps per row, most of a CNFM step (fire, 10^4 kernels: half the rows of
+        a batch, ~3 ms of ~6); on a device they are cheap and the row split would cost a host sync.
+        """
+        series = None
+        if c is None and index is None and U.device.type == "cpu" and not (
+                torch.is_grad_enabled() and (U.requires_grad or cv.requires_grad)):
+            series = self._moment_series(U.dtype)
+        if series is None:
+            return self._dense_lse(U, cv, c, index, s, source, mean)
+        near = series.applies(U)
+        lse = torch.empty_like(cv)
+        psi_bar = torch.empty_like(U)
+        log_z, psi_near = series(U[near])
+        lse[near] = log_z + cv[near]
+        psi_bar[near] = psi_near
+        far = ~near
+        if bool(far.any()):
+            lse_far, _, dense = self._dense_lse(U[far], cv[far], None, None, None, mean=mean)
+            lse[far] = lse_far
+            if mean:
+                psi_bar[far] = dense[0]
+        return lse, None, (psi_bar, lse) if mean else None
+
+    def _moment_series(self, dtype):
+        if dtype not in self._series:
+            self._series[dtype] = moment_series(self._psi.reshape(-1, self._psi.shape[-1]), dtype)
+        return self._series[dtype]
+
+    def _dense_lse(self, U, cv, c, index, s, source=None, mean: bool = True):
         """``(lse (B,), lse_w (B,) or None, psi_bar (B, F) or None)`` over all components, from the
         bilinear form ``log k = U psi^T + c`` (:func:`~posegen.paths.kernels.point_features`).
 
@@ -381,8 +418,8 @@ class MixturePath:
                     lse_w = torch.logaddexp(lse_w, torch.logsumexp(logits, 1))
                 L = Lb.T
             m = L.amax(0)  # finite: every entry is (stratified entries are large, not -inf)
-            # exp of a flushed floor: below log(tiny) the weights are denormal numbers, which cost ~20x on a
-            # CPU (measured: 19.7 vs 1.5 ms for a 256 x 4096 chunk) and are < 1e-37 of the largest weight
+            # exp of a floor: below it the weights (and their products with psi) would be denormal numbers,
+            # which cost ~20x on a CPU (measured: 19.7 vs 1.5 ms for a 256 x 4096 chunk): see _exp_floor
             E = (L.sub_(m) if inplace else L - m).clamp_min_(self._exp_floor(L.dtype)).exp_()
             tot = E.sum(0)
             lse_c = m + torch.log(tot)
@@ -414,11 +451,16 @@ class MixturePath:
 
     @staticmethod
     def _exp_floor(dtype) -> float:
-        """The floor of the shifted exponents: ``exp`` of it is a normal number. Not ``log(tiny)`` itself: in
-        float32 ``exp(log(tiny))`` rounds to just below ``tiny``, a denormal, and an exp that lands on
-        denormals costs ~40x (measured: 85 vs 2.2 ms for 2.6 M entries at the floor). ``+ 1`` keeps every
-        floored weight below ``e^-86`` of the largest, so their sum over ``10^4`` kernels is ``< 1e-33``."""
-        return math.log(torch.finfo(dtype).tiny) + 1.0
+        """The floor of the shifted exponents, ``log(tiny) / 2`` (-43.7 in float32, -708 / 2 in float64).
+
+        Denormal numbers cost ~40x on a CPU wherever they appear: ``exp(log(tiny))`` itself rounds to one in
+        float32 (measured: 85 vs 2.2 ms for 2.6 M entries at that floor), and weights near ``tiny`` times
+        the centres' features in ``psi^T E`` make denormal products (the dense sums ran 2.9 vs ~4-8 ms with
+        and without flush-to-zero). At ``sqrt(tiny)`` both stay normal for every feature above ``sqrt(tiny)``
+        in size. Floored weights are raised, not dropped: their total is below ``N sqrt(tiny)`` of the
+        largest weight (``1e-15`` for ``10^4`` kernels in float32), far under the dtype's epsilon.
+        """
+        return 0.5 * math.log(torch.finfo(dtype).tiny)
 
     def _bilinear_targets(self, x_, t_, c, index, s):
         """:meth:`log_prob_dt_grad` for bilinear kernels: ``d lse = w_chunks (<dU, psi_bar> + dc) +
