@@ -14,7 +14,7 @@ m, rotation vector in rad, both in the base frame, which is the frame of :meth:`
 .. math::  \delta = J^T (J J^T + \lambda I_6)^{-1} e, \qquad q' = \Pi(q + \delta),
 
 with :math:`\Pi` the projection onto the joint limits (continuous joints are wrapped to ``[-pi, pi)``), and
-Levenberg-Marquardt control of :math:`\lambda` per row: a step that lowers ``|e|`` is taken and
+Levenberg-Marquardt control of :math:`\lambda` per row: a step that lowers ``|e|^2`` by 1 % or more is taken and
 :math:`\lambda` shrinks, one that does not is refused and :math:`\lambda` grows. A joint at a limit whose step
 points outwards is *active*: its Jacobian column is dropped and the step recomputed, so the other joints do
 the work instead of the step being cut away by the projection (projected Gauss-Newton on a box).
@@ -154,7 +154,8 @@ def _dls_step(J: torch.Tensor, e: torch.Tensor, lam: torch.Tensor) -> torch.Tens
 
 def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float = 1e-3,
              rot_tol: float = 1e-2, max_iters: int = 60, damping: float = 1e-3, max_step: float = 0.5,
-             rot_weight: float = 1.0, kick: float = 1.0, seed: int = 0, min_damping: float = 1e-4) -> IKResult:
+             rot_weight: float = 1.0, kick: float = 1.0, seed: int = 0, min_damping: float = 1e-4,
+             min_decrease: float = 0.01) -> IKResult:
     """Refine ``q_init`` towards ``targets`` with projected damped least squares (see the module docstring).
 
     Args:
@@ -174,6 +175,11 @@ def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float
             76.1 / 78.9 / 79.2 / 65.7 % (UR5e), 86.2 / 90.9 / 92.1 / 92.4 / 89.0 % (iiwa14) at floors 0 / 1e-5
             / 1e-4 / 1e-3 / 1e-2; at 0.1 mm / 0.001 rad, 1e-4 gives 73.6 / 77.5 / 91.3 % against 74.2 / 75.3 /
             91.9 % at 1e-3, so 1e-4.
+        min_decrease: a step is taken only if it lowers the weighted squared error by this share (a
+            sufficient-decrease rule); smaller gains count as refused. Why: with any decrease accepted, rows in a
+            minimum on a limit kept creeping and were never kicked. Same protocol, min_damping 1e-4: success
+            74.5 / 80.3 / 84.0 / 85.0 % (Panda), 78.9 / 84.0 / 85.2 / 85.7 % (UR5e), 92.1 / 95.2 / 96.6 / 97.4 %
+            (iiwa14) at 0 / 1e-6 / 1e-4 / 1e-2, and at 0.1 mm / 0.001 rad 85.6 / 84.4 / 97.4 % at 1e-2.
         max_step: largest joint change of one step (rad or m, infinity norm); longer steps are scaled down.
         rot_weight: weight of the rotation rows of the residual against the position rows (m per rad).
         kick: escape from minima on the limits. A row whose steps keep being refused (``lambda`` grew to
@@ -199,6 +205,8 @@ def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float
                     ("min_damping", min_damping)):
         if not v > 0:
             raise ValueError(f"solve_ik: {name} must be > 0, got {v!r}")
+    if not 0 <= min_decrease < 1:
+        raise ValueError(f"solve_ik: min_decrease must be in [0, 1), got {min_decrease!r}")
     if not 0 <= kick <= 1:
         raise ValueError(f"solve_ik: kick must be in [0, 1] (a fraction of each joint's range), got {kick!r}")
     if int(max_iters) != max_iters or max_iters < 0:
@@ -252,7 +260,9 @@ def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float
         Tc, Jc = robot.fk_and_jacobian(qc)
         ec, pc, rc = pose_errors(Tc, pos[idx], R[idx])
         cc = ((w * ec) ** 2).sum(-1)
-        ok = cc < cost[idx]
+        # sufficient decrease: a step that barely lowers the cost counts as refused, so lambda grows and a row
+        # creeping along a joint limit is kicked instead of spending its iterations there
+        ok = cc < cost[idx] * (1 - min_decrease)
         # LM: trust the linear model more after a good step, less after a bad one
         lam[idx] = torch.where(ok, (la / 3).clamp_min(lam_min), (la * 4).clamp_max(1e4))
         iters[idx] += 1
