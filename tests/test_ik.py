@@ -226,6 +226,30 @@ def test_sampler_near_a_seed_keeps_the_closest(loaded, tiny_sampler):
         tiny_sampler.sample(targets, 2, near=torch.zeros(3, 7))
 
 
+def test_sampler_with_a_collision_checker_ranks_collision_free_rows_first(loaded, tiny_sampler):
+    from posegen.robots import Ball, CollisionChecker
+
+    robot = loaded["panda"]
+    # a ball in the middle of the workspace: some of the untrained sampler's draws hit it, some do not
+    checker = CollisionChecker(robot, [Ball(center=(0.3, 0.0, 0.5), radius=0.25)], self_collision=False)
+    _, targets = _targets(robot, 4, seed=21)
+    plain = tiny_sampler.sample(targets, 16, seed=5, spare=1.0)["joints"]
+    plain_free = checker.collision_free(plain.double())
+    assert 0 < float(plain_free.double().mean()) < 1  # the scene matters for these draws
+    out = tiny_sampler.sample(targets, 16, seed=5, checker=checker, spare=1.0)
+    free = out["collision_free"]
+    torch.testing.assert_close(free, checker.collision_free(out["joints"].double()))
+    # per target: collision-free rows first, and at least as many as among 16 plain draws
+    assert bool((free.int().diff(dim=1) <= 0).all())
+    assert bool((free.sum(1) >= plain_free.sum(1)).all())
+    ref = tiny_sampler.sample(targets, 4, seed=5, checker=checker, refine=True, max_iters=10)
+    valid = ref["success"] & ref["collision_free"]
+    torch.testing.assert_close(ref["collision_free"], checker.collision_free(ref["joints"].double()))
+    assert bool((valid.int().diff(dim=1) <= 0).all())
+    with pytest.raises(ValueError, match="checker is for ur5e"):
+        tiny_sampler.sample(targets, 2, checker=CollisionChecker(loaded["ur5e"]))
+
+
 def test_sampler_bad_input(tiny_sampler):
     with pytest.raises(ValueError, match=r"shape \(T, 7\)"):
         tiny_sampler.sample(torch.zeros(2, 3), 2)

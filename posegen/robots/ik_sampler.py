@@ -256,7 +256,7 @@ class IKSampler:
                device=None, refine_dtype: torch.dtype = torch.float64, pos_tol: float = 1e-3,
                rot_tol: float = 1e-2, max_iters: int = 30, near=None, oversample: int = 4,
                spare: float = 0.25, retries: int = 1, retry_draws: int = 4,
-               temperature: Optional[float] = None) -> Dict[str, torch.Tensor]:
+               temperature: Optional[float] = None, checker=None) -> Dict[str, torch.Tensor]:
         """Joint configurations that put the end effector at ``targets``.
 
         Args:
@@ -282,12 +282,18 @@ class IKSampler:
             near: a seed configuration ``(dof,)`` or one per target ``(T, dof)``: draw ``oversample * n`` solutions
                 and keep the ``n`` closest to it (L2 in joint space; successful ones first when refined). This is
                 selection among samples, not a model conditioned on the seed.
+            checker: a :class:`~posegen.robots.CollisionChecker` of this robot and a scene: solutions that collide
+                (with an obstacle or themselves) rank after the collision-free ones, and ``"collision_free"``
+                ``(T, n)`` is returned; with ``refine`` a returned row is ``success & collision_free`` first.
+                Spare draws (``spare``, ``oversample`` with ``near``) are what it chooses from.
 
         Returns:
             ``{"joints": (T, n, dof)}`` inside the limits by construction (the flow's dtype, or ``refine_dtype``
             when refined); with ``refine`` also ``"position_error"`` (m), ``"rotation_error"`` (rad) and
-            ``"success"`` ``(T, n)``, and ``"raw_joints"``, the samples before refinement. A target that cannot
-            be reached gets ``success`` False on its rows; it raises nothing.
+            ``"success"`` ``(T, n)``, and ``"raw_joints"``, the samples before refinement (a retried row's are
+            those of its first draw); with ``checker`` also ``"collision_free"`` ``(T, n)``. Refined rows come
+            valid first (success, and collision-free with a checker). A target that cannot be reached gets
+            ``success`` False on its rows; it raises nothing.
 
         Raises:
             ValueError: malformed targets (width, non-unit quaternion, NaN) or an unknown ``quat_order``.
@@ -308,15 +314,21 @@ class IKSampler:
                                  f"{tuple(near.shape)}")
             if int(oversample) != oversample or oversample < 1:
                 raise ValueError(f"oversample must be a positive integer, got {oversample!r}")
+        if checker is not None and list(getattr(checker, "robot", self.robot).joint_names) != list(self.robot.joint_names):
+            raise ValueError(f"checker is for {checker.robot.name} (joints {list(checker.robot.joint_names)}), not "
+                             f"for this sampler's {self.robot.name}")
+        if checker is not None and not hasattr(checker, "collision_free"):
+            raise TypeError(f"checker must be a posegen.robots.CollisionChecker, got {type(checker).__name__}")
         for name, v in (("retries", retries), ("retry_draws", retry_draws)):
             if int(v) != v or v < (0 if name == "retries" else 1):
                 raise ValueError(f"{name} must be a {'non-negative' if name == 'retries' else 'positive'} integer, "
                                  f"got {v!r}")
         if not spare >= 0:
             raise ValueError(f"spare must be >= 0, got {spare!r}")
-        # draws per target: oversampled for near=, and with refine a share of spares, so that the n rows
-        # returned can be successes without a second round in most cases
-        m = n * int(oversample) if near is not None else (int(math.ceil(n * (1 + spare))) if refine else n)
+        # draws per target: oversampled for near=, and with refine or a checker a share of spares, so that the
+        # n rows returned can be (collision-free) successes without a second round in most cases
+        m = n * int(oversample) if near is not None else (
+            int(math.ceil(n * (1 + spare))) if refine or checker is not None else n)
         if refine and method is None and steps is None:
             method, steps = "rk4", REFINE_SAMPLE_STEPS
         if temperature is None:
@@ -329,12 +341,16 @@ class IKSampler:
                            rot_tol=rot_tol, max_iters=max_iters)
             out = {"joints": res.joints, "position_error": res.position_error,
                    "rotation_error": res.rotation_error, "success": res.success, "raw_joints": q}
+        if checker is not None:
+            out["collision_free"] = self._collision_free(checker, out["joints"])
         if near is not None:
             key = (out["joints"].double() - near[:, None]).norm(dim=-1)
         else:  # successes first, then the closest failures; draws in their order otherwise (stable)
             key = out["position_error"].double() if refine else torch.zeros(T, m, dtype=torch.float64)
         if refine:
             key = key + torch.where(out["success"], 0.0, 1e6)
+        if checker is not None:
+            key = key + torch.where(out["collision_free"], 0.0, 1e3)
         if m > n:
             keep = torch.sort(key, dim=1, stable=True).indices[:, :n]
             out = {k: v.gather(1, keep if v.dim() == 2 else keep[..., None].expand(-1, -1, v.shape[-1]))
@@ -342,25 +358,44 @@ class IKSampler:
         if refine:
             out = {k: v.clone() for k, v in out.items()}
             for r in range(int(retries)):
-                ti, si = (~out["success"]).nonzero(as_tuple=True)
+                valid = out["success"] & out["collision_free"] if checker is not None else out["success"]
+                ti, si = (~valid).nonzero(as_tuple=True)
                 if ti.numel() == 0:
                     break
-                # rows still failing (a local minimum, most often with a joint on its limit): retry_draws fresh
-                # draws for their own target, refined; the best of them replaces the row if it is better
+                # rows still failing (a local minimum, most often with a joint on its limit; or in collision):
+                # retry_draws fresh draws for their own target, refined; the best of them replaces the row if
+                # it is better (valid where the row is not, else closer)
                 k = int(retry_draws)
                 q2 = self._draw(cond[ti].repeat_interleave(k, 0), None if seed is None else seed + 1 + r, method,
                                 steps, temperature)
                 res2 = solve_ik(self.robot, tgt[ti].repeat_interleave(k, 0), q2.to(refine_dtype),
                                 quat_order=quat_order, pos_tol=pos_tol, rot_tol=rot_tol, max_iters=max_iters)
-                score = (res2.position_error + torch.where(res2.success, 0.0, 1e6)).view(-1, k)
+                new = {"joints": res2.joints, "position_error": res2.position_error,
+                       "rotation_error": res2.rotation_error, "success": res2.success}
+                ok2 = res2.success
+                if checker is not None:
+                    new["collision_free"] = self._collision_free(checker, res2.joints)
+                    ok2 = ok2 & new["collision_free"]
+                score = (res2.position_error + torch.where(ok2, 0.0, 1e6)).view(-1, k)
                 best = torch.arange(ti.numel(), device=score.device) * k + score.argmin(1)
-                better = res2.success[best] | (res2.position_error[best] < out["position_error"][ti, si])
-                for key_, new in (("joints", res2.joints[best]), ("position_error", res2.position_error[best]),
-                                  ("rotation_error", res2.rotation_error[best]), ("success", res2.success[best])):
+                better = ok2[best] | (res2.position_error[best] < out["position_error"][ti, si])
+                for key_, v in new.items():
                     old = out[key_][ti, si]
-                    mask = better if new.dim() == 1 else better[:, None]
-                    out[key_][ti, si] = torch.where(mask, new.to(old.dtype), old)
+                    mask = better if v.dim() == 1 else better[:, None]
+                    out[key_][ti, si] = torch.where(mask, v[best].to(old.dtype), old)
+            if retries:  # rows fixed by a retry move up: valid rows first, in their order (stable)
+                valid = out["success"] & out["collision_free"] if checker is not None else out["success"]
+                order = torch.sort((~valid).to(torch.int8), dim=1, stable=True).indices
+                out = {k: v.gather(1, order if v.dim() == 2 else order[..., None].expand(-1, -1, v.shape[-1]))
+                       for k, v in out.items()}
         return out
+
+    @staticmethod
+    def _collision_free(checker, joints: torch.Tensor) -> torch.Tensor:
+        """``(T, m)`` bool on the joints' device: :meth:`CollisionChecker.collision_free` of ``joints (T, m, dof)``,
+        computed where the checker lives."""
+        ok = checker.collision_free(joints.to(checker.device, checker.dtype))
+        return ok.to(joints.device)
 
     def errors(self, joints: torch.Tensor, targets, quat_order: str = "xyzw"):
         """``(position_error (T, n) m, rotation_error (T, n) rad)`` of ``joints (T, n, dof)`` against
