@@ -26,6 +26,8 @@ from .series import moment_series
 #: largest chunk buffer :class:`MixturePath` keeps between calls, in entries (16 MB in float32): a training
 #: batch of 1024 against a 4096 chunk; larger (evaluation) batches allocate per chunk and keep nothing
 WORKSPACE_MAX = 1 << 22
+#: components whose largest log-kernel bounds each row's maximum from below in MixturePath._shifted_lse
+SHIFT_PROBES = 256
 
 
 class MixturePath:
@@ -94,6 +96,7 @@ class MixturePath:
         # once, here. bilinear=False selects the reference path (autograd through every chunk; slower).
         self.bilinear = True
         self._psi = centre_features(self.manifold, self.data)
+        self._psi_ones = torch.cat([self._psi, self._psi.new_ones(self._psi.shape[:-1] + (1,))], -1)
         self._work: Optional[torch.Tensor] = None  # see _workspace
         self._series = {}  # dtype -> MomentSeries or None, built on first use (see _moment_series)
         if int(chunk_size) != chunk_size or chunk_size < 1:
@@ -146,6 +149,7 @@ class MixturePath:
         self.data = self.data.to(device=device, dtype=dtype)
         if self._psi is not None:
             self._psi = self._psi.to(device=device, dtype=dtype)
+            self._psi_ones = self._psi_ones.to(device=device, dtype=dtype)
         self._series = {}
         if self.conditional:
             for name in ("conditions", "cond_mean", "cond_std"):
@@ -352,19 +356,21 @@ class MixturePath:
     # ------------------------------------------------------------------ bilinear kernels (all but SO3)
     def _bilinear_lse(self, U, cv, c, index, s, source=None, mean: bool = True):
         """``(lse (B,), lse_w (B,) or None, (psi_bar (B, F), lse_chunks (B,)) or None)``: :meth:`_dense_lse`,
-        with the rows of short ``U`` (early times) summed by the moment series of :mod:`~posegen.paths.series`
-        instead, within its stated tolerance (a fraction of the dtype's epsilon; never for float64).
+        or, for the plain mixture (no conditions, no sources) on a CPU outside autograd, the rows of short ``U``
+        (early times) by the moment series of :mod:`~posegen.paths.series`, within its stated tolerance (a
+        fraction of the dtype's epsilon; never for float64), and the others by :meth:`_shifted_lse`.
 
         The series serves the plain mixture (all components, no conditions) on a CPU, outside autograd: there
         the direct sums cost ``N`` exps per row, most of a CNFM step (fire, 10^4 kernels: half the rows of
         a batch, ~3 ms of ~6); on a device they are cheap and the row split would cost a host sync.
         """
-        series = None
-        if c is None and index is None and U.device.type == "cpu" and not (
+        if c is not None or s is not None or U.device.type != "cpu" or (
                 torch.is_grad_enabled() and (U.requires_grad or cv.requires_grad)):
-            series = self._moment_series(U.dtype)
-        if series is None:
             return self._dense_lse(U, cv, c, index, s, source, mean)
+        series = self._moment_series(U.dtype) if index is None else None
+        if series is None:
+            lse, psi_bar = self._shifted_lse(U, cv, index, mean)
+            return lse, None, (psi_bar, lse) if mean else None
         near = series.applies(U)
         lse = torch.empty_like(cv)
         psi_bar = torch.empty_like(U)
@@ -373,11 +379,47 @@ class MixturePath:
         psi_bar[near] = psi_near
         far = ~near
         if bool(far.any()):
-            lse_far, _, dense = self._dense_lse(U[far], cv[far], None, None, None, mean=mean)
-            lse[far] = lse_far
+            lse[far], psi_far = self._shifted_lse(U[far], cv[far], None, mean)
             if mean:
-                psi_bar[far] = dense[0]
+                psi_bar[far] = psi_far
         return lse, None, (psi_bar, lse) if mean else None
+
+    def _shifted_lse(self, U, cv, index, mean: bool):
+        """``(lse (B,), psi_bar (B, F) or None)`` of the plain mixture (no conditions, no sources; CPU, no
+        autograd): :meth:`_dense_lse` in four passes over each chunk instead of seven.
+
+        The shift is a lower bound ``m_lo`` of each row's largest log-kernel, from :data:`SHIFT_PROBES`
+        evenly strided components, not the exact maximum (one pass less, and the shift goes into the bias of
+        the product, one more); the exponents are clamped to ``[floor, top]`` in one pass, and one
+        ``psi1^T E`` product with ``psi1 = [psi, 1]`` gives both sums. ``exp(L - m_lo) >= 1`` at the largest
+        entry, so the sum never underflows; a row whose sum reaches ``e^(top - 1)`` may have been clamped
+        at the top (its ``m_lo`` far below its maximum: a point far from the probes) and is redone by
+        :meth:`_dense_lse`, exactly. CPU only, because that check is a host sync.
+        """
+        B, F = U.shape
+        n = self.num_components if index is None else index.shape[0]
+        stride = max(1, n // SHIFT_PROBES)
+        probes = self._psi[::stride] if index is None else self._psi[index[::stride]]
+        m_lo = torch.addmm(cv.unsqueeze(0), probes.reshape(-1, F), U.T).amax(0)
+        bias = (cv - m_lo).unsqueeze(0)
+        floor, top = self._exp_floor(U.dtype), self._exp_top(U.dtype)
+        Q = U.new_zeros(F + 1, B)  # [sum_n psi_n E_n, sum_n E_n]
+        for a in range(0, n, self.chunk_size):
+            rows = slice(a, min(a + self.chunk_size, n)) if index is None else index[a:a + self.chunk_size]
+            psi1 = self._psi_ones[rows]
+            psi1 = psi1.reshape(-1, F + 1)
+            L = torch.addmm(bias, psi1[:, :F], U.T, out=self._workspace(psi1.shape[0], B, U))
+            Q.addmm_(psi1.T, L.clamp_(floor, top).exp_())
+        tot = Q[F]
+        lse = m_lo + torch.log(tot)
+        psi_bar = (Q[:F] / tot).T.contiguous() if mean else None
+        redo = ~(tot < math.exp(top - 1))  # NaN-safe
+        if bool(redo.any()):
+            lse_r, _, dense = self._dense_lse(U[redo], cv[redo], None, index, None, mean=mean)
+            lse[redo] = lse_r
+            if mean:
+                psi_bar[redo] = dense[0]
+        return lse, psi_bar
 
     def _moment_series(self, dtype):
         if dtype not in self._series:
@@ -448,6 +490,12 @@ class MixturePath:
         if w is None or w.dtype != like.dtype or w.device != like.device or w.numel() < rows * B:
             w = self._work = like.new_empty(max(rows * B, 0 if w is None else w.numel()))
         return w[: rows * B].view(rows, B)
+
+    @staticmethod
+    def _exp_top(dtype) -> float:
+        """The ceiling of :meth:`_shifted_lse`'s exponents, ``log(max) / 2``: sums of ``e^top`` over any
+        number of components up to ``e^top`` stay finite."""
+        return 0.5 * math.log(torch.finfo(dtype).max)
 
     @staticmethod
     def _exp_floor(dtype) -> float:
