@@ -2,7 +2,10 @@
 
 Times one full optimiser step (loss, backward, AdamW, EMA-free) per objective, plus the pieces of a CNFM
 step: the mixture-path targets (``MixturePath.log_prob_dt_grad``), the velocity with its exact divergence
-(forward + backward), the kernel draw. Medians of repeated calls after a warm-up, one torch thread.
+(forward + backward), the kernel draw. Medians of repeated calls after a warm-up, one torch thread. The RFM
+and CNFM steps are timed in turns (one of each per round), in wall time and in this thread's CPU time
+(``*_cpu_ms``): on a machine shared with other jobs the wall times swing ~2x with the load, the CPU times
+much less, so ``ratio_cpu`` is the figure to compare across runs.
 
     python benchmarks/cnfm_cost.py --hidden 64,256 --out benchmarks/results/cnfm_cost.json
     python benchmarks/cnfm_cost.py --quick      # seconds: tiny sizes (CI)
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -57,6 +61,22 @@ def step_fn(flow, objective, z, batch_size, gen_seed=0):
     return step
 
 
+def time_turns(fns, repeat, warmup=2):
+    """``{name: (median wall s, median thread CPU s)}`` of the callables in ``fns``, called in turns."""
+    for _ in range(warmup):
+        for f in fns.values():
+            f()
+    wall, cpu = {k: [] for k in fns}, {k: [] for k in fns}
+    for _ in range(repeat):
+        for k, f in fns.items():
+            w, c = time.perf_counter(), time.thread_time()
+            f()
+            cpu[k].append(time.thread_time() - c)
+            wall[k].append(time.perf_counter() - w)
+    med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
+    return {k: (med(wall[k]), med(cpu[k])) for k in fns}
+
+
 def main(argv=None):
     args = parse_args(argv)
     set_threads(args.threads)
@@ -73,11 +93,13 @@ def main(argv=None):
         flow = pg.PoseFlow("S2", hidden=hidden, depth=args.depth)
         z = flow.to_internal(pts.to(torch.float32))
         row = {"hidden": hidden, "depth": args.depth, "batch_size": args.batch_size, "n_components": z.shape[0]}
+        steps = {}
         for name in ("rfm", "cnfm"):
             obj = make_objective(name)
             obj.setup(flow, z)
-            t = timeit(step_fn(flow, obj, z, args.batch_size), repeat=args.repeat, warmup=2)
-            row[f"{name}_step_ms"] = 1e3 * t["median_s"]
+            steps[name] = step_fn(flow, obj, z, args.batch_size)
+        for name, (wall, cpu) in time_turns(steps, args.repeat).items():
+            row[f"{name}_step_ms"], row[f"{name}_step_cpu_ms"] = 1e3 * wall, 1e3 * cpu
         # pieces of a CNFM step
         obj = make_objective("cnfm")
         obj.setup(flow, z)
@@ -85,6 +107,7 @@ def main(argv=None):
         x1 = z[: args.batch_size]
         t_, xt, _ = obj._draw(x1, None, gen, None)
         row["targets_ms"] = 1e3 * timeit(lambda: obj.path.log_prob_dt_grad(xt, t_), repeat=args.repeat)["median_s"]
+        row["targets_cpu_ms"] = 1e3 * time_turns({"t": lambda: obj.path.log_prob_dt_grad(xt, t_)}, args.repeat)["t"][1]
         row["draw_ms"] = 1e3 * timeit(lambda: obj._draw(x1, None, gen, None), repeat=args.repeat)["median_s"]
 
         def vdiv():
@@ -96,7 +119,9 @@ def main(argv=None):
 
         row["velocity_ms"] = 1e3 * timeit(vel, repeat=args.repeat)["median_s"]
         row["velocity_div_ms"] = 1e3 * timeit(vdiv, repeat=args.repeat)["median_s"]
+        row["velocity_div_cpu_ms"] = 1e3 * time_turns({"v": vdiv}, args.repeat)["v"][1]
         row["ratio"] = row["cnfm_step_ms"] / row["rfm_step_ms"]
+        row["ratio_cpu"] = row["cnfm_step_cpu_ms"] / row["rfm_step_cpu_ms"]
         print({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
         res.add(row)
     if args.out is not None:
