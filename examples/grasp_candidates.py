@@ -48,6 +48,9 @@ def parse_args(argv=None):
     ap.add_argument("--k", type=int, default=8, help="grasps kept, most likely first (default 8)")
     ap.add_argument("--quat-order", default="xyzw", choices=["xyzw", "wxyz"], help="order of printed quaternions")
     ap.add_argument("--quick", action="store_true", help="300 training steps, 64 candidates")
+    ap.add_argument("--ik", metavar="CHECKPOINT",
+                    help="an IKSampler of the Panda (posegen ik train --robot panda): IK starts drawn from it "
+                         "instead of around the ready pose")
     args = ap.parse_args(argv)
     if args.quick:
         args.steps, args.candidates = 300, 64
@@ -104,8 +107,15 @@ def main(argv=None):
     print(f"\nSE(3) matrix of the best grasp (TCP in the base frame):\n{poses[0].double().numpy().round(4)}")
 
     checker = PandaCollisionChecker([table()])
-    goals = grasp_goal_configs(sampler, obj, n_candidates=args.candidates, k=args.k, checker=checker, seed=0)
-    print(f"\nIK (posegen.robots.ik.solve_ik): {goals.n_ik_success}/{args.k} of these grasps reachable, "
+    ik = None
+    if args.ik:
+        from posegen.robots import IKSampler
+
+        ik = IKSampler.load(args.ik)
+    goals = grasp_goal_configs(sampler, obj, n_candidates=args.candidates, k=args.k, checker=checker, seed=0,
+                               ik_sampler=ik)
+    how = "learned IK starts (IKSampler)" if ik is not None else "posegen.robots.ik.solve_ik"
+    print(f"\nIK ({how}): {goals.n_ik_success}/{args.k} of these grasps reachable, "
           f"{goals.n_valid} collision-free on the table; goal configurations for a planner (rad):")
     for q in goals.q[:3]:
         print("  ", [round(float(v), 3) for v in q])

@@ -279,7 +279,8 @@ def test_ur5e_query_through_the_same_api():
     assert ch.is_valid(path).all() and all(ch.check_motion(a, b) for a, b in zip(path[:-1], path[1:]))
 
 
-def test_grasp_goal_configs_solve_ik_for_the_checker_robot():
+@pytest.mark.parametrize("with_sampler", [False, True])
+def test_grasp_goal_configs_solve_ik_for_the_checker_robot(with_sampler):
     pytest.importorskip("ompl")
     from posegen.planning.ompl import grasp_goal_configs
 
@@ -301,7 +302,13 @@ def test_grasp_goal_configs_solve_ik_for_the_checker_robot():
 
     for name in ("panda", "ur5e"):
         ch = CollisionChecker(name, [table()])
-        goals = grasp_goal_configs(TopGrasps(), (0.5, 0.1, 0.05), n_candidates=3, k=3, checker=ch, seed=0)
+        ik = None
+        if with_sampler:  # starts from a (barely trained) learned IK distribution instead of the ready pose
+            from posegen.robots import IKSampler
+
+            ik = IKSampler(ch.robot, hidden=16, depth=1).fit(steps=3, batch_size=32, seed=0, device="cpu")
+        goals = grasp_goal_configs(TopGrasps(), (0.5, 0.1, 0.05), n_candidates=3, k=3, checker=ch, seed=0,
+                                   ik_sampler=ik)
         assert goals.n_candidates == 3 and goals.n_ik_success == 2 and goals.n_valid == 2, name   # 5 m: out of reach
         assert goals.q.shape == (2, ch.robot.dof) and ch.is_valid(goals.q).all()
         T = ch.robot.fk(goals.q)

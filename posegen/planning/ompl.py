@@ -394,14 +394,16 @@ class GraspGoals:
 
 def grasp_goal_configs(grasp_sampler: PoseSampler, object_pos, *, n_candidates: int = 64, k: int = 16,
                        checker: Optional[CollisionChecker] = None, robot=None, ik_seeds=None,
-                       seed: Optional[int] = None, **ik_options) -> GraspGoals:
+                       ik_sampler=None, n_ik: int = 8, seed: Optional[int] = None, **ik_options) -> GraspGoals:
     """Goal joint configurations for grasping an object at ``object_pos``.
 
     Draws ``n_candidates`` grasp poses from ``grasp_sampler`` (a conditional model on ``R3 x SO3``, condition
     = object position, e.g. trained on the last frames of demos), keeps the ``k`` most likely
     (:meth:`PoseSampler.top_k`), solves IK (:func:`posegen.robots.ik.solve_ik`, batched over grasps and IK
     seeds, inside the joint limits) and keeps, per grasp, the first seed whose solution converged and is
-    valid for ``checker``.
+    valid for ``checker``. With ``ik_sampler`` the starts are ``n_ik`` draws of the learned IK distribution
+    per grasp (:meth:`IKSampler.sample` with ``refine=True`` and the checker), from every IK branch instead of
+    around one ready configuration.
 
     Args:
         grasp_sampler: the grasp model's sampler (poses of the robot's end-effector link, base frame).
@@ -411,10 +413,21 @@ def grasp_goal_configs(grasp_sampler: PoseSampler, object_pos, *, n_candidates: 
             ``robot.with_ee_link(...)`` for grasp poses of another link.
         ik_seeds: ``(s, dof)`` initial configurations inside the limits (default the robot's ready
             configuration and three perturbations of it, clamped into the limits).
+        ik_sampler: a :class:`~posegen.robots.IKSampler` of the robot (its ``robot`` is then the robot); starts
+            come from it instead of ``ik_seeds``.
+        n_ik: solutions drawn per grasp with ``ik_sampler``.
         ik_options: passed to :func:`~posegen.robots.ik.solve_ik` (default ``max_iters=200, pos_tol=1e-4,
             rot_tol=1e-3``: 0.1 mm and 0.06 degrees).
     """
-    robot = checker.robot if checker is not None else _robot(robot if robot is not None else grasp_sampler.robot)
+    if ik_sampler is not None:
+        if ik_seeds is not None:
+            raise ValueError("grasp_goal_configs: give ik_seeds or ik_sampler, not both")
+        robot = ik_sampler.robot
+        if checker is not None and list(checker.robot.joint_names) != list(robot.joint_names):
+            raise ValueError(f"grasp_goal_configs: the checker is for {checker.robot.name}, the IK sampler for "
+                             f"{robot.name}")
+    else:
+        robot = checker.robot if checker is not None else _robot(robot if robot is not None else grasp_sampler.robot)
     from ..robots.ik import solve_ik
     from ..rotations import se3_from_pos_quat
 
@@ -423,6 +436,24 @@ def grasp_goal_configs(grasp_sampler: PoseSampler, object_pos, *, n_candidates: 
     T = se3_from_pos_quat(res[p_pos.name], res[p_rot.name], grasp_sampler.quat_order).to("cpu", torch.float64)
     lp = res["log_prob"].detach().to("cpu", torch.float64)
     dof, lim = robot.dof, robot.joint_limits
+    targets = torch.cat([T[:, :3, 3], rotmat_to_quat(T[:, :3, :3], "xyzw")], -1)
+    opts = dict(max_iters=200, pos_tol=1e-4, rot_tol=1e-3)
+    opts.update(ik_options)
+    if ik_sampler is not None:
+        if int(n_ik) != n_ik or n_ik < 1:
+            raise ValueError(f"grasp_goal_configs: n_ik must be a positive integer, got {n_ik!r}")
+        m = T.shape[0]
+        if m == 0:
+            return GraspGoals(q=torch.zeros(0, dof, dtype=torch.float64), T=T, log_prob=lp,
+                              n_candidates=int(n_candidates), n_ik_success=0, n_valid=0)
+        out = ik_sampler.sample(targets, int(n_ik), seed=seed, refine=True, checker=checker, **opts)
+        ok = out["success"].cpu()
+        valid = ok & out["collision_free"].cpu() if checker is not None else ok
+        has = valid.any(1)
+        pick = valid.to(torch.int8).argmax(1)  # rows come valid first; argmax finds the first valid one
+        q = out["joints"].double().cpu()[torch.arange(m), pick]
+        return GraspGoals(q=q[has], T=T[has], log_prob=lp[has], n_candidates=int(n_candidates),
+                          n_ik_success=int(ok.any(1).sum()), n_valid=int(has.sum()))
     if ik_seeds is None:
         g = torch.Generator().manual_seed(0 if seed is None else int(seed))
         ready = ready_configuration(robot)
@@ -430,9 +461,6 @@ def grasp_goal_configs(grasp_sampler: PoseSampler, object_pos, *, n_candidates: 
         ik_seeds = torch.minimum(torch.maximum(ik_seeds, lim[:, 0]), lim[:, 1])
     seeds = torch.as_tensor(ik_seeds, dtype=torch.float64).reshape(-1, dof)
     m, s = T.shape[0], seeds.shape[0]
-    targets = torch.cat([T[:, :3, 3], rotmat_to_quat(T[:, :3, :3], "xyzw")], -1)
-    opts = dict(max_iters=200, pos_tol=1e-4, rot_tol=1e-3)
-    opts.update(ik_options)
     sol = solve_ik(robot, targets, seeds.expand(m, s, dof), quat_order="xyzw", **opts)
     q, ok = sol.joints.reshape(m * s, dof), sol.success.reshape(m * s)
     valid = ok.clone()
