@@ -15,11 +15,13 @@ targets are not training samples), ``--per-target`` (50) solutions each.
 * raw samples: position error (mm) and rotation error (deg, ``atan2`` form) mean / median / p95; share inside
   the limits (the joint manifold's Interval chart puts every sample inside by construction; measured, not
   assumed); wall time for 100 and 1000 solutions of one target (median of repeats, one thread).
-* refined (``solve_ik``, projected DLS): success rate at 1 mm / 0.01 rad and 0.1 mm / 0.001 rad; time to 1000
-  successful solutions (sampling + refinement, divided by the successes, times 1000).
+* refined: what ``IKSampler.sample(refine=True)`` returns with its defaults, at 1 mm / 0.01 rad and 0.1 mm /
+  0.001 rad; time to 1000 successful solutions (sampling + refinement + retries, over the successes, times
+  1000), in wall time and in this thread's CPU time (the machine is shared: CPU time is the steadier figure).
 * diversity per target among successful solutions: mean pairwise joint distance (rad, L2) and the number of
-  clusters (connected components at ``--cluster-eps`` rad).
-* baseline: the same ``solve_ik`` from uniform random starts, same targets, same iteration cap.
+  clusters (connected components at ``--cluster-eps`` rad); also at sampling temperature 1.
+* baseline: the same ``solve_ik`` from uniform random starts, same targets, at each of ``--baseline-iters``
+  iteration caps; its row is its fastest cap (CPU time per 1000 successes), its diversity that of the largest.
 * curve: raw errors of the snapshots against training time.
 """
 
@@ -39,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import Result, read_json, set_threads  # noqa: E402
 
 from posegen.robots import IKSampler, load, solve_ik  # noqa: E402
-from posegen.robots.ik_sampler import REFINE_SAMPLE_STEPS  # noqa: E402
+from posegen.robots.ik_sampler import REFINE_SAMPLE_SOLVER, REFINE_TEMPERATURE  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "full"
 DEG = 180.0 / torch.pi
@@ -124,8 +126,9 @@ def cmd_train(args):
             print(f"snapshot {path} at step {info['step']} ({info['elapsed_s']:.0f} s)", flush=True)
 
     ik = IKSampler(robot, hidden=args.hidden, depth=args.depth, conditioning=args.conditioning,
-                   full_turns=not args.no_full_turns)
+                   full_turns=args.full_turns)
     ik.fit(steps=args.steps, max_minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+           time_sampling=args.time_sampling,
            device="cpu", log_every=50, callback=callback, verbose=args.verbose)
     minutes = args.minutes if args.steps is None else round(ik.training["seconds"] / 60, 1)
     path = ik.save(run / f"{args.robot}_{minutes:g}min.pt")
@@ -141,48 +144,27 @@ def raw_eval(ik, targets, per, steps=None, seed=0):
                            "inside_limits": float(inside.double().mean())}
 
 
-def refine_eval(robot, targets, starts, tol, max_iters):
-    res = solve_ik(robot, targets, starts.double(), pos_tol=tol[0], rot_tol=tol[1], max_iters=max_iters)
-    return res
-
-
 TOLERANCES = (("1mm_0.01rad", (1e-3, 1e-2)), ("0.1mm_0.001rad", (1e-4, 1e-3)))
 
 
-def refined_stats(robot, targets, starts, args, label):
-    """Refine ``starts (T, n, dof)`` at each of :data:`TOLERANCES`: ``(stats per tolerance, diversity of the
-    1 mm / 0.01 rad solutions)``."""
-    stats, div = {}, None
-    for name, tol in TOLERANCES:
-        r = refine_eval(robot, targets, starts, tol, args.max_iters)
-        stats[name] = {"success": float(r.success.double().mean()),
-                       "targets_with_any": float(r.success.any(1).double().mean()),
-                       "inside_limits": float(robot.within_limits(r.joints).double().mean()),
-                       "mean_iterations": float(r.iterations.double().mean())}
-        if div is None:
-            div = diversity(r.joints, r.success, args.cluster_eps)
-        print(label, name, json.dumps(stats[name]), flush=True)
-    return stats, div
-
-
-def time_to_1000(solve, targets, chunk_targets=20, per=50, chunks=5):
+def time_to_1000(solve, targets, chunk_targets=20, per=50, chunks=10):
     """``solve(part (t, 7), per) -> success (t, per)`` on ``chunks`` batches of ``chunk_targets x per`` solutions
-    (other targets each time), timed whole: total time over total successes, times 1000 (s). Several chunks,
-    because one is at the mercy of the load."""
-    dt, ok = 0.0, 0
+    (other targets each time), timed whole: total time over total successes, times 1000 (s), in wall time and in
+    this thread's CPU time (``cpu_s_per_1000_successes``: on a shared machine the wall time swings with other
+    jobs' load, the CPU time much less). Several chunks, because one is at the mercy of the load."""
+    dt, cpu, ok = 0.0, 0.0, 0
+    chunk_targets = min(chunk_targets, targets.shape[0])
+    chunks = max(1, min(chunks, targets.shape[0] // chunk_targets))
     for c in range(chunks):
         part = targets[c * chunk_targets:(c + 1) * chunk_targets]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         success = solve(part, per)
         dt += time.perf_counter() - t0
+        cpu += time.thread_time() - c0
         ok += int(success.sum())
-    return {"seconds": dt, "solutions": chunks * chunk_targets * per, "successes": ok,
-            "s_per_1000_successes": dt * 1000 / ok if ok else None}
-
-
-def dls_from(make_starts, robot, max_iters):
-    """A ``solve`` for :func:`time_to_1000`: starts from ``make_starts(part, per)``, refined by DLS."""
-    return lambda part, per: solve_ik(robot, part, make_starts(part, per).double(), max_iters=max_iters).success
+    return {"seconds": dt, "cpu_seconds": cpu, "solutions": chunks * chunk_targets * per, "successes": ok,
+            "s_per_1000_successes": dt * 1000 / ok if ok else None,
+            "cpu_s_per_1000_successes": cpu * 1000 / ok if ok else None}
 
 
 def cmd_eval(args):
@@ -219,38 +201,53 @@ def cmd_eval(args):
         row["ode_steps"].append({"method": "rk4", "steps": steps, **r, "ms_100": ms})
         print("steps", steps, json.dumps(r), f"{ms:.1f} ms", flush=True)
 
-    # refined: starts drawn as sample(refine=True) draws them (rk4 x REFINE_SAMPLE_STEPS)
-    row["refine_sample_steps"] = REFINE_SAMPLE_STEPS
-    starts = final.sample(targets, args.per_target, seed=1, method="rk4", steps=REFINE_SAMPLE_STEPS)["joints"]
-    row["refined"], row["diversity"] = refined_stats(robot, targets, starts, args, "refined")
-    row["time_to_1000"] = time_to_1000(dls_from(
-        lambda t, n: final.sample(t, n, seed=2, method="rk4", steps=REFINE_SAMPLE_STEPS)["joints"], robot,
-        args.max_iters), targets)
-    print("time to 1000", json.dumps(row["time_to_1000"]), flush=True)
-    # what sample(refine=True) returns with its defaults: 25 % spare draws, 30 iterations, one round of 4
-    # fresh draws for rows still failing
-    out = final.sample(targets, args.per_target, seed=1, refine=True)
-    row["refined_retries"] = {"settings": "sample(refine=True) defaults: spare 0.25, 30 iterations, "
-                                          "1 round x 4 draws",
-                              "success": float(out["success"].double().mean()),
-                              "targets_with_any": float(out["success"].any(1).double().mean()),
-                              "inside_limits": float(robot.within_limits(out["joints"]).double().mean()),
-                              "diversity": diversity(out["joints"], out["success"], args.cluster_eps)}
-    row["refined_retries"]["time_to_1000"] = time_to_1000(
+    # refined: what sample(refine=True) returns with its defaults (midpoint x 2 draws at REFINE_TEMPERATURE, 25 %
+    # spare draws, 20 DLS iterations, up to 2 rounds of 4 fresh draws for rows still failing)
+    row["refine_defaults"] = {"solver": REFINE_SAMPLE_SOLVER, "temperature": REFINE_TEMPERATURE}
+    row["refined"], row["diversity"] = {}, None
+    for name, (pt, rt) in TOLERANCES:
+        out = final.sample(targets, args.per_target, seed=1, refine=True, pos_tol=pt, rot_tol=rt)
+        row["refined"][name] = {"success": float(out["success"].double().mean()),
+                                "targets_with_any": float(out["success"].any(1).double().mean()),
+                                "inside_limits": float(robot.within_limits(out["joints"]).double().mean())}
+        if row["diversity"] is None:
+            row["diversity"] = diversity(out["joints"], out["success"], args.cluster_eps)
+        print("refined", name, json.dumps(row["refined"][name]), flush=True)
+    row["time_to_1000"] = time_to_1000(
         lambda part, per: final.sample(part, per, seed=2, refine=True)["success"], targets)
-    print("refined with retries", json.dumps(row["refined_retries"]), flush=True)
+    print("time to 1000", json.dumps(row["time_to_1000"]), flush=True)
+    # the same at temperature 1 (the model's own density): what the wider draw buys in spread
+    out = final.sample(targets, args.per_target, seed=1, refine=True, temperature=1.0)
+    row["temperature_1"] = {"success": float(out["success"].double().mean()),
+                            "diversity": diversity(out["joints"], out["success"], args.cluster_eps)}
+    print("temperature 1", json.dumps(row["temperature_1"]), flush=True)
     res.add(row)
 
-    # baseline: DLS from uniform random starts
+    # baseline: DLS from uniform random starts, at several iteration caps (its time to 1000 successes is best
+    # at some cap: more iterations save stuck rows but cost every row)
     g = torch.Generator().manual_seed(args.target_seed + 1)
     starts = robot.manifold.sample_base((args.targets, args.per_target), generator=g, dtype=torch.float64)
-    base = {"robot": args.robot, "model": "DLS from uniform random starts"}
-    base["refined"], base["diversity"] = refined_stats(robot, targets, starts, args, "baseline")
-    gb = torch.Generator().manual_seed(args.target_seed + 2)
-    base["time_to_1000"] = time_to_1000(dls_from(
-        lambda t, n: robot.manifold.sample_base((t.shape[0], n), generator=gb, dtype=torch.float64), robot,
-        args.max_iters), targets)
-    print("baseline time to 1000", json.dumps(base["time_to_1000"]), flush=True)
+    base = {"robot": args.robot, "model": "DLS from uniform random starts", "by_max_iters": []}
+    for it in args.baseline_iters:
+        stats_, div = {}, None
+        for name, (pt, rt) in TOLERANCES:
+            r = solve_ik(robot, targets, starts, pos_tol=pt, rot_tol=rt, max_iters=it)
+            stats_[name] = {"success": float(r.success.double().mean()),
+                            "targets_with_any": float(r.success.any(1).double().mean()),
+                            "inside_limits": float(robot.within_limits(r.joints).double().mean()),
+                            "mean_iterations": float(r.iterations.double().mean())}
+            if div is None:
+                div = diversity(r.joints, r.success, args.cluster_eps)
+        gb = torch.Generator().manual_seed(args.target_seed + 2)
+        t = time_to_1000(lambda part, per, it=it: solve_ik(
+            robot, part, robot.manifold.sample_base((part.shape[0], per), generator=gb, dtype=torch.float64),
+            max_iters=it).success, targets)
+        base["by_max_iters"].append({"max_iters": it, "refined": stats_, "diversity": div, "time_to_1000": t})
+        print("baseline", it, json.dumps(stats_["1mm_0.01rad"]), json.dumps(t), flush=True)
+    # the baseline's row: its fastest cap (CPU time per 1000 successes), and the diversity at the largest cap
+    best = min(base["by_max_iters"], key=lambda b: b["time_to_1000"]["cpu_s_per_1000_successes"] or float("inf"))
+    base.update(refined=best["refined"], time_to_1000=best["time_to_1000"], max_iters=best["max_iters"],
+                diversity=base["by_max_iters"][-1]["diversity"])
     res.add(base)
 
     # curve: raw error against training time
@@ -287,10 +284,8 @@ def section(d) -> str:
              f"{cfg['depth']}, {cfg['conditioning']} conditioning on position + rotation matrix; trained "
              f"{tr['seconds'] / 60:.1f} min on one CPU thread, {tr['steps']} steps of batch {tr['batch_size']} "
              f"({tr['samples_seen'] / 1e6:.2f} M fresh FK samples of uniform joints), lr {tr['lr']:g} cosine, "
-             f"EMA {tr['ema_decay']}. Sampling: {cfg['solver']['method']} x {cfg['solver']['steps']} steps. "
-             f"{a['targets']} targets (seed {a['target_seed']}) x {a['per_target']} solutions; refinement "
-             f"`solve_ik` with at most {a['max_iters']} iterations, float64, from samples drawn with rk4 x "
-             f"{flow.get('refine_sample_steps', cfg['solver']['steps'])} steps (what `sample(refine=True)` uses).", "",
+             f"EMA {tr['ema_decay']}. Raw sampling: {cfg['solver']['method']} x {cfg['solver']['steps']} steps. "
+             f"{a['targets']} targets (seed {a['target_seed']}) x {a['per_target']} solutions.", "",
              "| model | pos. error mean / median / p95 (mm) | rot. error mean / median / p95 (deg) | inside limits "
              "| 100 solutions (ms) | 1000 solutions (ms) |", "|---|---|---|---|---|---|"]
     r = flow["raw"]
@@ -305,23 +300,37 @@ def section(d) -> str:
         lines.append(f"| {p['model']} (published, GPU) | {p['pos_mm']} / — / — | {p['rot_deg']} / — / — "
                      f"| — | "
                      f"{_f(p['ms_100'], '{:.2f}')} | — |")
-    lines += ["", "| refined with `solve_ik` | success 1 mm / 0.01 rad | success 0.1 mm / 0.001 rad | targets with "
-              "≥1 success | time to 1000 successes (s) | mean pairwise joint distance (rad) | clusters per target "
-              f"(eps {a['cluster_eps']} rad) |", "|---|---|---|---|---|---|---|"]
-    for row, name in ((flow, "**posegen IKSampler + DLS**"), (base, "DLS from uniform random starts")):
-        s1, s2 = row["refined"]["1mm_0.01rad"], row["refined"]["0.1mm_0.001rad"]
-        lines.append(f"| {name} | {100 * s1['success']:.1f} % | {100 * s2['success']:.1f} % | "
-                     f"{100 * s1['targets_with_any']:.1f} % | "
-                     f"{_f(row['time_to_1000']['s_per_1000_successes'], '{:.2f}')} | "
-                     f"{_f(row['diversity']['mean_pairwise_rad'], '{:.2f}')} | "
-                     f"{row['diversity']['clusters_mean']:.1f} |")
-    rr = flow.get("refined_retries")
-    if rr:
-        lines.append(f"| **posegen `IKSampler.sample(refine=True)`** (spare draws, failed rows drawn again) | "
-                     f"{100 * rr['success']:.2f} % | | {100 * rr['targets_with_any']:.1f} % | "
-                     f"{_f(rr['time_to_1000']['s_per_1000_successes'], '{:.2f}')} | "
-                     f"{_f(rr['diversity']['mean_pairwise_rad'], '{:.2f}')} | {rr['diversity']['clusters_mean']:.1f} |")
-    lines.append(f"| {PUBLISHED_REFINED} (published) | | | | | | |")
+    rd = flow.get("refine_defaults", {})
+    sol = rd.get("solver", {})
+    lines += ["", f"Refined: `IKSampler.sample(refine=True)` with its defaults ({sol.get('method', '?')} x "
+              f"{sol.get('steps', '?')} draws at temperature {rd.get('temperature', '?')}, 25 % spare draws, 20 DLS "
+              "iterations, up to 2 rounds of 4 fresh draws for rows still failing), against DLS (`solve_ik`, the "
+              f"same solver) from uniform random starts at its fastest iteration cap of "
+              f"{', '.join(str(b['max_iters']) for b in base.get('by_max_iters', []))}.", "",
+              "| refined | success 1 mm / 0.01 rad | success 0.1 mm / 0.001 rad | targets with ≥1 success "
+              "| inside limits | time to 1000 successes, CPU / wall (s) | mean pairwise joint distance (rad) "
+              f"| clusters per target (eps {a['cluster_eps']} rad) |", "|---|---|---|---|---|---|---|---|"]
+
+    def trow(name, row):
+        s1, s2, t = row["refined"]["1mm_0.01rad"], row["refined"]["0.1mm_0.001rad"], row["time_to_1000"]
+        return (f"| {name} | {100 * s1['success']:.2f} % | {100 * s2['success']:.2f} % | "
+                f"{100 * s1['targets_with_any']:.1f} % | {100 * s1['inside_limits']:.1f} % | "
+                f"{_f(t.get('cpu_s_per_1000_successes'), '{:.3f}')} / {_f(t['s_per_1000_successes'], '{:.3f}')} | "
+                f"{_f(row['diversity']['mean_pairwise_rad'], '{:.2f}')} | {row['diversity']['clusters_mean']:.1f} |")
+
+    lines.append(trow("**posegen `IKSampler.sample(refine=True)`**", flow))
+    t1 = flow.get("temperature_1")
+    if t1:
+        lines.append(f"| posegen, the same at temperature 1 | {100 * t1['success']:.2f} % | | | | | "
+                     f"{_f(t1['diversity']['mean_pairwise_rad'], '{:.2f}')} | {t1['diversity']['clusters_mean']:.1f} |")
+    for b in base.get("by_max_iters", []):
+        mark = " (its fastest)" if b["max_iters"] == base.get("max_iters") else ""
+        lines.append(trow(f"DLS from uniform random starts, {b['max_iters']} iterations{mark}", b))
+    lines.append(f"| {PUBLISHED_REFINED} (published) | | | | | | | |")
+    tf, tb = flow["time_to_1000"].get("cpu_s_per_1000_successes"), base["time_to_1000"].get("cpu_s_per_1000_successes")
+    if tf and tb:
+        lines += ["", f"Time to 1000 exact solutions: {tb / tf:.1f}x faster than the baseline's fastest setting in "
+                  f"CPU time ({base['time_to_1000']['s_per_1000_successes'] / flow['time_to_1000']['s_per_1000_successes']:.1f}x in wall time)."]
     pub = PUBLISHED.get(robot)
     if pub:
         s1 = flow["refined"]["1mm_0.01rad"]
@@ -332,8 +341,8 @@ def section(d) -> str:
                   f"{r['rot_deg']['mean'] / pub[1]['rot_deg']:.1f}x IKFlow lite's), after "
                   f"{tr['seconds'] / 60:.0f} min on one CPU thread against IKFlow's GPU training. "
                   f"Refined, {100 * s1['success']:.1f} % of samples are exact where IKFlow + LM reports 99.9-100 %; "
-                  f"{_f(flow['time_to_1000']['s_per_1000_successes'], '{:.2f}')} s per 1000 exact solutions on one CPU "
-                  f"thread against IKFlow's ~0.19 s (GPU), and "
+                  f"{_f(flow['time_to_1000']['s_per_1000_successes'], '{:.2f}')} s (wall) per 1000 exact solutions on "
+                  f"one CPU thread against IKFlow's ~0.19 s (GPU), and "
                   f"{_f(base['time_to_1000']['s_per_1000_successes'], '{:.2f}')} s for DLS from random starts here."]
     if flow.get("ode_steps"):
         lines += ["", "Sampling integrator (first 100 targets): "
@@ -396,8 +405,9 @@ def main(argv=None):
     t.add_argument("--robot", default="panda")
     t.add_argument("--minutes", type=float, default=20.0)
     t.add_argument("--steps", type=int, help="stop after this many steps too (a budget a loaded machine keeps)")
-    t.add_argument("--no-full-turns", action="store_true",
-                   help="learn full-turn joints on their whole interval (IKSampler(full_turns=False))")
+    t.add_argument("--time-sampling", default="uniform", choices=("uniform", "late"))
+    t.add_argument("--full-turns", action="store_true",
+                   help="model full-turn joints as angles (IKSampler(full_turns=True))")
     t.add_argument("--snapshots", default="2,5,10")
     t.add_argument("--run", default="runs/ik_bench")
     t.add_argument("--hidden", type=int, default=256)
@@ -414,7 +424,8 @@ def main(argv=None):
     e.add_argument("--targets", type=int, default=500)
     e.add_argument("--per-target", type=int, default=50)
     e.add_argument("--target-seed", type=int, default=10_000)
-    e.add_argument("--max-iters", type=int, default=60)
+    e.add_argument("--baseline-iters", type=lambda v: [int(x) for x in v.split(",")], default=[20, 30, 60],
+                   help="iteration caps of the random-start baseline (its row is the fastest)")
     e.add_argument("--cluster-eps", type=float, default=0.2)
     e.add_argument("--ode-steps", type=lambda s: [int(v) for v in s.split(",")], default=[4, 8, 32])
     e.add_argument("--threads", type=int, default=1)

@@ -221,3 +221,22 @@ def test_fire_budget_quick_with_baseline_and_table(tmp_path):
     assert "0.04 min" in text and text.count("\n| ") >= 3
     mr = _module("make_results")
     assert "0.04 min" in mr.render(tmp_path)
+
+
+def test_ik_benchmark_trains_evaluates_and_renders(tmp_path):
+    """benchmarks/ik.py end to end at a toy size: train, eval (raw, refined, baseline at two caps), markdown."""
+    pytest.importorskip("pytorch_kinematics")
+    ik = _module("ik")
+    run, out = tmp_path / "run", tmp_path / "out"
+    ik.main(["train", "--robot", "iiwa14", "--minutes", "5", "--steps", "6", "--snapshots", "", "--run", str(run),
+             "--hidden", "16", "--depth", "1", "--batch-size", "32"])
+    ik.main(["eval", "--robot", "iiwa14", "--run", str(run), "--targets", "6", "--per-target", "3",
+             "--baseline-iters", "4,8", "--ode-steps", "2", "--out", str(out)])
+    d = json.loads((out / "ik_iiwa14.json").read_text())
+    flow, base = d["results"]
+    assert flow["raw"]["inside_limits"] == 1.0 and _finite(flow["raw"]["pos_mm"]["mean"])
+    assert set(flow["refined"]) == {"1mm_0.01rad", "0.1mm_0.001rad"}
+    assert [b["max_iters"] for b in base["by_max_iters"]] == [4, 8] and base["max_iters"] in (4, 8)
+    assert all(r["refined"]["1mm_0.01rad"]["inside_limits"] == 1.0 for r in [flow] + base["by_max_iters"])
+    text = ik.markdown_section(d, "ik_iiwa14.json")
+    assert "IKSampler.sample(refine=True)" in text and "8 iterations" in text

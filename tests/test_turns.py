@@ -105,7 +105,7 @@ def test_density_correction_integrates_to_one(turner):
 
 
 def test_ik_sampler_on_full_turns(tmp_path):
-    ik = IKSampler("ur5e", hidden=32, depth=2)
+    ik = IKSampler("ur5e", hidden=32, depth=2, full_turns=True)
     assert ik.turns.active and ik.flow.manifold == ik.turns.manifold
     ik.fit(steps=5, batch_size=64, seed=0, device="cpu")
     q_true = ik.robot.manifold.sample_base(3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
@@ -124,6 +124,6 @@ def test_ik_sampler_on_full_turns(tmp_path):
     again = IKSampler.load(ik.save(tmp_path / "ur5e.pt"))
     assert again.turns.active
     torch.testing.assert_close(again.sample(targets, 8, seed=4)["joints"], ik.sample(targets, 8, seed=4)["joints"])
-    old = IKSampler("ur5e", hidden=16, depth=1, full_turns=False)
+    old = IKSampler("ur5e", hidden=16, depth=1)  # the default: the whole interval
     assert not old.turns.active and old.flow.manifold == old.robot.manifold
     assert not IKSampler.load(old.save(tmp_path / "old.pt")).turns.active

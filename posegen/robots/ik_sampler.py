@@ -7,9 +7,10 @@ r"""``IKSampler``: a learned distribution of IK solutions ``p(q | pose)``, refin
 >>> ik.save("ik_panda.pt"); ik = IKSampler.load("ik_panda.pt")
 
 The model is a conditional :class:`~posegen.PoseFlow` on the robot's joint manifold (``Interval`` factors, so
-every sample is inside the limits by construction) trained with Riemannian Flow Matching. Joints whose limits
-span a full turn or more (the UR5e's ``[-2 pi, 2 pi]``) are angles in the model and each sample is lifted to a
-copy inside the limits (:mod:`.turns`): the pose fixes the angle, not the copy. The condition is
+every sample is inside the limits by construction) trained with Riemannian Flow Matching. With
+``full_turns=True``, joints whose limits span a full turn or more (the UR5e's ``[-2 pi, 2 pi]``) are angles in
+the model and each sample is lifted to a copy inside the limits (:mod:`.turns`): the pose fixes the angle, not
+the copy. The condition is
 :func:`pose_features`: the position and the 9 entries of the rotation matrix. A quaternion would not do: ``q``
 and ``-q`` are one pose, and a network fed quaternions sees two far-apart inputs for it (and a jump where the
 sign convention flips); the rotation matrix is a continuous, sign-free function of the pose. The flow
@@ -35,7 +36,7 @@ from .ik import parse_targets, pose_errors, solve_ik
 from .loader import as_robot
 from .turns import FullTurns
 
-__all__ = ["IKSampler", "pose_features", "POSE_FEATURES", "DEFAULT_SAMPLE_SOLVER", "REFINE_SAMPLE_STEPS",
+__all__ = ["IKSampler", "pose_features", "POSE_FEATURES", "DEFAULT_SAMPLE_SOLVER", "REFINE_SAMPLE_SOLVER",
            "REFINE_TEMPERATURE"]
 
 #: width of :func:`pose_features`: position (3) and rotation matrix (9)
@@ -43,10 +44,12 @@ POSE_FEATURES = 12
 #: default sampling integrator: measured on Panda (benchmarks/ik.py) against rk4 x 32, rk4 x 8 loses little
 #: accuracy at a quarter of the cost
 DEFAULT_SAMPLE_SOLVER = {"method": "rk4", "steps": 8}
-#: sampling steps when the samples are refined anyway: DLS needs a start in the right basin, not a precise one;
-#: on Panda rk4 x 4 gave the same refined success as x 8 (96.3 vs 96.1 %) in 0.40 s per 1000 exact solutions
-#: instead of 0.56 s (benchmarks/ik.py)
-REFINE_SAMPLE_STEPS = 4
+#: sampling integrator when the samples are refined anyway: DLS needs a start in the right basin, not a precise
+#: one. With the sufficient-decrease DLS, on 100 held-out targets x 50 (thread CPU time per 1000 exact solutions,
+#: success): Panda rk4 x 4 / rk4 x 2 / midpoint x 2 / euler x 2: 0.35 / 0.27 / 0.26 / 0.22 s, all >= 99.94 %, but
+#: mean pairwise distance 4.55 / 4.53 / 4.47 / 3.95 rad (few Euler steps average the branches together); midpoint
+#: x 2 (4 network evaluations) keeps the spread at a third of rk4 x 4's cost
+REFINE_SAMPLE_SOLVER = {"method": "midpoint", "steps": 2}
 #: base temperature of refined draws. Measured on 200 held-out targets x 50 (benchmarks/ik.py's protocol, 20-min
 #: Panda and 10-min iiwa14 models): mean pairwise distance of the exact solutions 3.99 / 4.34 / 4.46 rad at
 #: temperature 1 / 1.4 / 1.6 on the Panda (DLS from random starts: 4.34), 5.27 / 5.53 / 5.70 at 1 / 1.3 / 1.6
@@ -82,13 +85,15 @@ class IKSampler:
             count more than width there; 512 x 5 with batch 1024 gets a tenth of the steps and is far worse.
         solver: default sampling integrator (default :data:`DEFAULT_SAMPLE_SOLVER`).
         full_turns: model joints whose limits span a full turn as angles and lift samples to a copy inside the
-            limits (:class:`~posegen.robots.turns.FullTurns`); ``False`` learns them on the whole interval.
-            UR5e, 10 min of training each (benchmarks/ik.py): see benchmarks/RESULTS.md, "IK distributions".
+            limits (:class:`~posegen.robots.turns.FullTurns`), exact for the training law; default ``False``
+            (the whole interval) because it did not pay on the UR5e: after 37367 steps each, raw 131 mm / 114 deg
+            as a torus against 124 mm / 97 deg on the interval, refined 99.38 vs 99.86 % exact (100 held-out
+            targets x 50), though ahead at 8200 steps (142 vs 251 mm at 7600).
     """
 
     def __init__(self, robot, *, hidden: int = 256, depth: int = 4, conditioning: str = "concat",
                  activation: str = "silu", time_freqs: int = 4, solver: Optional[Dict[str, Any]] = None,
-                 full_turns: bool = True, _flow=None):
+                 full_turns: bool = False, _flow=None):
         from ..flow import PoseFlow
 
         self.robot = as_robot(robot)
@@ -127,6 +132,7 @@ class IKSampler:
     def fit(self, steps: Optional[int] = None, *, max_minutes: Optional[float] = None, batch_size: int = 512,
             lr: float = 3e-3, weight_decay: float = 0.0, warmup: int = 200, grad_clip: float = 1.0,
             ema_decay: float = 0.999, seed: int = 0, n_samples: Optional[int] = None, device=None,
+            time_sampling: str = "uniform",
             log_every: int = 100, callback: Optional[Callable[[Dict[str, Any]], None]] = None,
             verbose: bool = False) -> "IKSampler":
         """Train ``p(q | pose)`` with Riemannian Flow Matching on FK samples of uniform joints.
@@ -143,6 +149,8 @@ class IKSampler:
             n_samples: ``None`` (default) draws fresh FK samples every step; a number draws that many once and
                 trains on batches of them (IKFlow's fixed-set protocol).
             device: where to train (default: cuda when available, else cpu).
+            time_sampling: RFM's draw of ``t``: ``"uniform"`` or ``"late"`` (``t = 1 - (1 - u)^2``, more steps
+                near the data, where IK's nearly singular conditionals need the most resolution).
             log_every: steps between ``callback`` calls and history rows.
             callback: called with ``{"step", "elapsed_s", "loss", "lr", "snapshot"}``; ``snapshot()``
                 returns a copy of this sampler with the current EMA weights (for curves against time).
@@ -174,7 +182,7 @@ class IKSampler:
         q_std, c_std = self.draw(65536 if n_samples is None else int(n_samples), gen, flow.dtype, dev)
         if not self.training.get("steps"):
             flow.fit_standardization(self.turns.to_model(q_std), c_std)
-        objective = make_objective("rfm")
+        objective = make_objective("rfm", time_sampling=time_sampling)
         objective.setup(flow, flow.to_internal(self.turns.to_model(q_std)), c_std)
         cache = (q_std, c_std) if n_samples is not None else None
 
@@ -226,6 +234,7 @@ class IKSampler:
             "samples_seen": self.training.get("samples_seen", 0) + step * int(batch_size),
             "n_samples": n_samples, "batch_size": int(batch_size), "lr": float(lr), "ema_decay": float(ema_decay),
             "seed": int(seed), "device": str(dev), "max_minutes": max_minutes, "objective": "rfm",
+            "time_sampling": time_sampling,
             "final_loss": history[-1]["loss"] if history else (sum(window) / len(window) if window else None),
             "history": history,
         }
@@ -254,8 +263,8 @@ class IKSampler:
     def sample(self, targets, n_per_target: int = 1, *, seed: Optional[int] = None, refine: bool = False,
                quat_order: str = "xyzw", method: Optional[str] = None, steps: Optional[int] = None,
                device=None, refine_dtype: torch.dtype = torch.float64, pos_tol: float = 1e-3,
-               rot_tol: float = 1e-2, max_iters: int = 30, near=None, oversample: int = 4,
-               spare: float = 0.25, retries: int = 1, retry_draws: int = 4,
+               rot_tol: float = 1e-2, max_iters: int = 20, near=None, oversample: int = 4,
+               spare: float = 0.25, retries: int = 2, retry_draws: int = 4,
                temperature: Optional[float] = None, checker=None) -> Dict[str, torch.Tensor]:
         """Joint configurations that put the end effector at ``targets``.
 
@@ -267,14 +276,14 @@ class IKSampler:
             refine: polish every sample with :func:`~posegen.robots.ik.solve_ik` (``pos_tol``, ``rot_tol``,
                 ``max_iters``) in ``refine_dtype``.
             method, steps: sampling integrator (default: the sampler's, :data:`DEFAULT_SAMPLE_SOLVER`; with
-                ``refine`` and neither given, rk4 with :data:`REFINE_SAMPLE_STEPS` steps).
+                ``refine`` and neither given, :data:`REFINE_SAMPLE_SOLVER`).
             spare, retries, retry_draws: with ``refine``, ``ceil(n (1 + spare))`` draws per target are refined
                 and the ``n`` returned are successes first; rows still failing (a local minimum, most often with a
                 joint on its limit) get ``retry_draws`` fresh draws for their target, refined, in up to
-                ``retries`` rounds. Measured on the Panda (benchmarks/ik.py): spare 0.25, 30 iterations and one
-                round of 4 draws gave 99.9 % exact solutions in less time than one refinement of 60 iterations
-                per sample (a few stuck rows keep a whole batch iterating). ``spare=0, retries=0`` refines each
-                draw once.
+                ``retries`` rounds. Spares and retries beat long refinements (a few stuck rows keep a whole batch
+                iterating): with midpoint x 2 draws, 20 iterations and 2 rounds, 99.98 / 100 / 99.82 % exact on
+                Panda / iiwa14 / UR5e (100 held-out targets x 50); 30 iterations cost more for the same success,
+                15 lose some; one round left the UR5e at 99.14 %. ``spare=0, retries=0`` refines each draw once.
             temperature: widens the base draws of joints with limits (their Gaussian chart scaled by it,
                 :meth:`~posegen.PoseFlow.sample`), putting more samples towards the limits: solutions spread
                 further along each IK branch. Default 1 (the model's density) for raw samples and
@@ -330,7 +339,7 @@ class IKSampler:
         m = n * int(oversample) if near is not None else (
             int(math.ceil(n * (1 + spare))) if refine or checker is not None else n)
         if refine and method is None and steps is None:
-            method, steps = "rk4", REFINE_SAMPLE_STEPS
+            method, steps = REFINE_SAMPLE_SOLVER["method"], REFINE_SAMPLE_SOLVER["steps"]
         if temperature is None:
             temperature = REFINE_TEMPERATURE if refine else 1.0
         q = self._draw(cond.repeat_interleave(m, 0), seed, method, steps, temperature).reshape(T, m, self.robot.dof)
