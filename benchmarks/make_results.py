@@ -99,7 +99,8 @@ def earth_section(d: Dict, name: str, title: str = "Earth data on S2: test NLL (
         by.setdefault((r["objective"], r["dataset"]), []).append(r)
     out = [f"## {title}", "", provenance(d, name), "",
            settings_line(a, ["seeds", "steps", "batch_size", "hidden", "depth", "lr", "val_every", "patience",
-                             "val_steps", "eval_steps"] + (["cnfm_max_components"] if "cnfm" in objectives else [])
+                             "val_steps", "eval_steps", "check_points", "mc_steps"]
+                         + (["cnfm_max_components"] if "cnfm" in objectives else [])
                          + [k for k in ("fourier", "time_sampling") if a.get(k) not in (None, 0, "uniform")]
                          + ["workers", "threads"])
            + " Mean ± std over seeds of the per-seed mean test NLL; test NLL from rk4 with "
