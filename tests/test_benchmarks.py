@@ -240,3 +240,14 @@ def test_ik_benchmark_trains_evaluates_and_renders(tmp_path):
     assert all(r["refined"]["1mm_0.01rad"]["inside_limits"] == 1.0 for r in [flow] + base["by_max_iters"])
     text = ik.markdown_section(d, "ik_iiwa14.json")
     assert "IKSampler.sample(refine=True)" in text and "8 iterations" in text
+
+
+def test_compile_cost_runs_and_renders(tmp_path):
+    cc = _module("compile_cost")
+    out = tmp_path / "cc.json"
+    cc.main(["--manifolds", "S2", "--hidden", "8", "--depth", "1", "--batch", "16", "--steps", "1", "--repeat", "1",
+             "--out", str(out)])
+    d = json.loads(out.read_text())
+    r = d["results"][0]
+    assert _finite(r["eager"]["cpu_ms"]) and _finite(r["compiled"]["cpu_ms"]) and _finite(r["speedup_cpu"])
+    assert "torch.compile" in cc.markdown_section(d, "cc.json")
