@@ -235,6 +235,86 @@ def test_hutchinson_gradient_flows_and_is_unbiased():
     assert rel < 0.1, rel
 
 
+# ---------------------------------------------------------------------- VelocityMLP.forward_and_div
+# The network's own forward mode (one product per layer for the point and its tangents; for SiLU, tanh and
+# GELU without FiLM a backward by hand, else plain autograd) against autograd's Jacobian, in float64.
+FAD_CASES = [("S2", "silu", "concat"), ("S2", "tanh", "concat"), ("S2", "gelu", "concat"),
+             ("S2", "softplus", "concat"), ("R2 x S2 x T1", "silu", "concat"), ("R2 x S2 x T1", "silu", "film"),
+             ("R3 x SO3", "gelu", "concat"), ("R3 x T7 x S3", "tanh", "film")]
+
+
+def _fad_net(spec, activation, conditioning, seed=12):
+    torch.manual_seed(seed)
+    net = VelocityMLP(parse(spec), hidden=16, depth=3, cond_dim=2, conditioning=conditioning,
+                      activation=activation).double()
+    for p in list(net.out.parameters()) + (list(net.film.parameters()) if net.film is not None else []):
+        nn.init.normal_(p, std=0.5)
+    return net
+
+
+def _directions(kind, M, x):
+    from posegen.solvers.divergence import rademacher, tangent_directions
+
+    if kind == "frame":
+        return tangent_directions(M, x)
+    if kind == "axes":
+        return None
+    return rademacher(x, torch.Generator().manual_seed(4)).unsqueeze(0)
+
+
+def _reference_quadratic(net, x, t, c, e):
+    """``sum_k <e_k, J e_k>`` with ``J`` the ambient Jacobian of ``net(t, ., c)`` at each row (autograd)."""
+    out = []
+    for i in range(x.shape[0]):
+        J = torch.autograd.functional.jacobian(lambda y: net(t[i], y, c[i]), x[i], create_graph=True)
+        out.append(torch.einsum("kd,de,ke->", e[:, i], J, e[:, i]))
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("kind", ["frame", "axes", "probe"])
+@pytest.mark.parametrize("spec,activation,conditioning", FAD_CASES)
+def test_forward_and_div_values_and_gradients_match_autograd(spec, activation, conditioning, kind):
+    net = _fad_net(spec, activation, conditioning)
+    M = net.manifold
+    x = _points(M, 5, seed=3).requires_grad_(True)
+    t = torch.linspace(0.1, 0.9, 5, dtype=torch.float64)
+    c = torch.randn(5, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    e = _directions(kind, M, x.detach())
+    v, div = net.forward_and_div(t, x, c, e)
+    e_ref = e if e is not None else torch.eye(x.shape[1], dtype=x.dtype).unsqueeze(1).expand(-1, 5, -1)
+    ref = _reference_quadratic(net, x, t, c, e_ref)
+    assert ref.abs().max() > 0.1, "the test field should have a non-trivial divergence"
+    torch.testing.assert_close(v, net(t, x, c), atol=1e-12, rtol=0)
+    torch.testing.assert_close(div, ref, atol=1e-11, rtol=1e-11)
+    if kind == "frame":  # the frame's trace is the Riemannian divergence
+        torch.testing.assert_close(div, reference_divergence(lambda y, s, ci: net(s, y, ci), M, x, t, c),
+                                   atol=1e-11, rtol=1e-11)
+    # gradients w.r.t. every parameter and the points, through v and div together
+    w = torch.randn(v.shape, dtype=v.dtype, generator=torch.Generator().manual_seed(6))
+    params = [x] + list(net.parameters())
+    loss = (w * v).sum() + (div ** 2).sum()
+    ref_loss = (w * net(t, x, c)).sum() + (ref ** 2).sum()
+    for a, b in zip(torch.autograd.grad(loss, params), torch.autograd.grad(ref_loss, params)):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
+    # without autograd (the forward that saves nothing) the same numbers
+    with torch.no_grad():
+        v0, div0 = net.forward_and_div(t, x, c, e)
+    torch.testing.assert_close(v0, v.detach(), atol=0, rtol=0)
+    torch.testing.assert_close(div0, div.detach(), atol=0, rtol=0)
+
+
+def test_forward_and_div_float32_agrees_with_float64():
+    net = _fad_net("R2 x S2 x T1", "silu", "concat")
+    x = _points(net.manifold, 6, seed=8)
+    t = torch.full((6,), 0.3, dtype=torch.float64)
+    c = torch.zeros(6, 2, dtype=torch.float64)
+    v, div = net.forward_and_div(t, x, c)
+    v32, div32 = net.float().forward_and_div(t.float(), x.float(), c.float())
+    assert v32.dtype == div32.dtype == torch.float32
+    torch.testing.assert_close(v32.double(), v, atol=ATOL[torch.float32], rtol=0)
+    torch.testing.assert_close(div32.double(), div, atol=ATOL[torch.float32] * 10, rtol=ATOL[torch.float32])
+
+
 # ---------------------------------------------------------------------- SO3 symmetry
 @pytest.mark.parametrize("spec", ["SO3", "R3 x SO3", "SO3 x T1 x SO3"])
 def test_so3_head_is_odd_and_divergence_even(spec):
