@@ -10,6 +10,7 @@ import torch
 from scipy import integrate, special, stats
 
 import posegen.manifolds as pm
+from posegen.paths import kernels
 from posegen.paths import (MixturePath, Schedule, log_kernel, log_vmf_normalizer, log_von_mises_normalizer,
                            make_schedule, pairwise_log_kernel, sample_kernel, sample_vmf, sample_von_mises)
 
@@ -254,8 +255,17 @@ def _mc_close(values, target, n_se=5.0):
     assert abs(mean - target) <= n_se * se + 1e-12, (mean, target, se)
 
 
+@pytest.fixture(params=["loop", "fixed"])
+def rejection_mode(request, monkeypatch):
+    """Both rejection modes on the CPU: the loop over pending entries, and the fixed rounds without host
+    sync that devices run (``kernels._sync_free``)."""
+    if request.param == "fixed":
+        monkeypatch.setattr(kernels, "_sync_free", lambda device: True)
+    return request.param
+
+
 @pytest.mark.parametrize("kappa", [0.0, 0.3, 4.0, 250.0])
-def test_von_mises_sampler(kappa):
+def test_von_mises_sampler(kappa, rejection_mode):
     n = 40_000
     th = sample_von_mises(torch.full((n,), kappa, dtype=F64), gen(6))
     assert th.abs().max() <= math.pi
@@ -278,7 +288,7 @@ def _cosine_cdf(kappa, p):
 
 @pytest.mark.parametrize("p", [3, 4])
 @pytest.mark.parametrize("kappa", [0.0, 0.5, 6.0, 300.0])
-def test_vmf_sampler(p, kappa):
+def test_vmf_sampler(p, kappa, rejection_mode):
     n = 40_000
     mu = unit([0.2, -0.9, 0.4, 0.1][:p]).expand(n, p)
     x = sample_vmf(mu, torch.full((n,), kappa, dtype=F64), gen(7))
@@ -294,6 +304,27 @@ def test_vmf_sampler(p, kappa):
     if kappa == 0:  # exact uniform: second moments 1/p
         for i in range(p):
             _mc_close(x[:, i] ** 2, 1 / p)
+
+
+def test_fixed_rejection_keeps_each_entry_s_first_accepted_candidate_and_checks_the_end(monkeypatch):
+    monkeypatch.setattr(kernels, "_FIXED_REJECTION_BLOCK", 4)
+    monkeypatch.setattr(kernels, "_FIXED_REJECTION_ROUNDS", 8)
+    n = 5
+    first = torch.tensor([0, 3, 4, 7, 2])  # the round in which each entry is first accepted
+    calls = []
+
+    def propose(idx):
+        r = 4 * len(calls) + torch.arange(idx.shape[0]) // n  # round of each candidate
+        calls.append(idx)
+        accept = r >= first[idx]
+        return accept, (100 * r + idx).to(F64).unsqueeze(-1)
+
+    out = kernels._rejection_fixed(n, 1, propose, "cpu", "test")
+    torch.testing.assert_close(out[:, 0], (100 * first + torch.arange(n)).to(F64))
+    assert len(calls) == 2 and all(torch.equal(c, torch.arange(n).repeat(4)) for c in calls)
+    with pytest.raises(RuntimeError, match="test: rejection sampler did not finish"):
+        kernels._rejection_fixed(n, 1, lambda idx: (torch.zeros(idx.shape, dtype=torch.bool),
+                                                   torch.zeros(idx.shape[0], 1, dtype=F64)), "cpu", "test")
 
 
 def test_vmf_sampler_concentrated_float32_stays_on_sphere():
@@ -447,6 +478,24 @@ def test_conditional_weights_and_sampling():
     _, idx = R.sample(tb, generator=gen(29), condition=torch.zeros(1))
     counts = torch.bincount(idx, minlength=6).double()
     assert stats.chisquare(counts.numpy()).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("dtype", [F64, torch.float32])
+def test_conditional_index_follows_the_weights(dtype):
+    """The chunked Gumbel-max draw (noise in the logits' dtype) picks component j with weight w_j(c)."""
+    M = pm.parse("R1")
+    cond = torch.linspace(0.0, 3.0, 7, dtype=F64)[:, None]
+    P = MixturePath(M, torch.zeros(7, 1, dtype=F64), conditions=cond, cond_bandwidth=0.4, chunk_size=3)
+    P.to(dtype=dtype)
+    n = 30_000
+    _, idx = P.sample(torch.full((n,), 0.5, dtype=dtype), generator=gen(31),
+                      condition=torch.full((n, 1), 1.2, dtype=dtype))
+    cs = (cond - cond.mean()) / cond.std(unbiased=False)
+    csb = (1.2 - cond.mean()) / cond.std(unbiased=False)
+    w = torch.softmax(-0.5 * (csb - cs[:, 0]) ** 2 / 0.4 ** 2, 0)
+    counts = torch.bincount(idx, minlength=7).double()
+    assert (w > 0.01).sum() >= 4, "the test weights should be spread over several components"
+    assert stats.chisquare(counts.numpy(), (n * w).numpy()).pvalue > 1e-3
 
 
 def test_sample_uses_index_and_is_seeded():

@@ -567,9 +567,14 @@ class MixturePath:
         index = torch.zeros(B, dtype=torch.long, device=c.device)
         start = 0
         for _, c_n in self._chunks(None):
-            # Gumbel noise in float64: a float32 u could round to 1 and give an infinite score
-            u = _uniform((B, c_n.shape[0]), generator, c.device)
-            score = self._cond_logits(c, c_n) - torch.log(-torch.log(u)).to(c.dtype)
+            # Gumbel noise -log(-log u) in the logits' dtype (float32 unless float64), drawn in that dtype: u
+            # is a multiple of 2^-24 (float32) in [0, 1), so its rounding moves a weight by < 1e-7 relative,
+            # far below a float32 logit's own; -log u is floored below its smallest value in case a device
+            # generator ever returns u = 1 (a finite score, not an infinite one)
+            dtype = torch.float64 if c.dtype == torch.float64 else torch.float32
+            u = _uniform((B, c_n.shape[0]), generator, c.device, dtype)
+            e = torch.log(u).neg_().clamp_min_(torch.finfo(dtype).eps / 4)
+            score = self._cond_logits(c, c_n) - e.log_().to(c.dtype)
             val, arg = score.max(1)
             better = val > best
             index = torch.where(better, arg + start, index)
