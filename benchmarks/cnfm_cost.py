@@ -5,7 +5,8 @@ step: the mixture-path targets (``MixturePath.log_prob_dt_grad``), the velocity 
 (forward + backward), the kernel draw. Medians of repeated calls after a warm-up, one torch thread. The RFM
 and CNFM steps are timed in turns (one of each per round), in wall time and in this thread's CPU time
 (``*_cpu_ms``): on a machine shared with other jobs the wall times swing ~2x with the load, the CPU times
-much less, so ``ratio_cpu`` is the figure to compare across runs.
+much less, so ``ratio_cpu`` is the figure to compare across runs; ``ratio_cpu_min`` (fastest CNFM step over
+fastest RFM step) moves least with the load.
 
     python benchmarks/cnfm_cost.py --hidden 64,256 --out benchmarks/results/cnfm_cost.json
     python benchmarks/cnfm_cost.py --quick      # seconds: tiny sizes (CI)
@@ -62,7 +63,8 @@ def step_fn(flow, objective, z, batch_size, gen_seed=0):
 
 
 def time_turns(fns, repeat, warmup=2):
-    """``{name: (median wall s, median thread CPU s)}`` of the callables in ``fns``, called in turns."""
+    """``{name: (median wall s, median thread CPU s, min thread CPU s)}`` of the callables in ``fns``,
+    called in turns."""
     for _ in range(warmup):
         for f in fns.values():
             f()
@@ -74,7 +76,7 @@ def time_turns(fns, repeat, warmup=2):
             cpu[k].append(time.thread_time() - c)
             wall[k].append(time.perf_counter() - w)
     med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
-    return {k: (med(wall[k]), med(cpu[k])) for k in fns}
+    return {k: (med(wall[k]), med(cpu[k]), min(cpu[k])) for k in fns}
 
 
 def main(argv=None):
@@ -98,8 +100,9 @@ def main(argv=None):
             obj = make_objective(name)
             obj.setup(flow, z)
             steps[name] = step_fn(flow, obj, z, args.batch_size)
-        for name, (wall, cpu) in time_turns(steps, args.repeat).items():
+        for name, (wall, cpu, cpu_min) in time_turns(steps, args.repeat).items():
             row[f"{name}_step_ms"], row[f"{name}_step_cpu_ms"] = 1e3 * wall, 1e3 * cpu
+            row[f"{name}_step_cpu_min_ms"] = 1e3 * cpu_min
         # pieces of a CNFM step
         obj = make_objective("cnfm")
         obj.setup(flow, z)
@@ -122,6 +125,7 @@ def main(argv=None):
         row["velocity_div_cpu_ms"] = 1e3 * time_turns({"v": vdiv}, args.repeat)["v"][1]
         row["ratio"] = row["cnfm_step_ms"] / row["rfm_step_ms"]
         row["ratio_cpu"] = row["cnfm_step_cpu_ms"] / row["rfm_step_cpu_ms"]
+        row["ratio_cpu_min"] = row["cnfm_step_cpu_min_ms"] / row["rfm_step_cpu_min_ms"]
         print({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
         res.add(row)
     if args.out is not None:
