@@ -28,6 +28,7 @@ targets are not training samples), ``--per-target`` (50) solutions each.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -147,24 +148,28 @@ def raw_eval(ik, targets, per, steps=None, seed=0):
 TOLERANCES = (("1mm_0.01rad", (1e-3, 1e-2)), ("0.1mm_0.001rad", (1e-4, 1e-3)))
 
 
-def time_to_1000(solve, targets, chunk_targets=20, per=50, chunks=10):
-    """``solve(part (t, 7), per) -> success (t, per)`` on ``chunks`` batches of ``chunk_targets x per`` solutions
-    (other targets each time), timed whole: total time over total successes, times 1000 (s), in wall time and in
-    this thread's CPU time (``cpu_s_per_1000_successes``: on a shared machine the wall time swings with other
-    jobs' load, the CPU time much less). Several chunks, because one is at the mercy of the load."""
-    dt, cpu, ok = 0.0, 0.0, 0
+def time_to_1000(solves, targets, chunk_targets=20, per=50, chunks=10):
+    """Time to 1000 successful solutions of each of ``solves`` (``{name: solve}``, ``solve(part (t, 7), per) ->
+    success (t, per)``) on ``chunks`` batches of ``chunk_targets x per`` solutions (other targets each time):
+    total time over total successes, times 1000 (s), in wall time and in this thread's CPU time
+    (``cpu_s_per_1000_successes``; on a shared machine the wall time swings with other jobs' load, the CPU time
+    much less). The solves take turns chunk by chunk, so a change of the load hits all of them alike.
+    Returns ``{name: timing}``."""
+    acc = {k: [0.0, 0.0, 0] for k in solves}
     chunk_targets = min(chunk_targets, targets.shape[0])
     chunks = max(1, min(chunks, targets.shape[0] // chunk_targets))
     for c in range(chunks):
         part = targets[c * chunk_targets:(c + 1) * chunk_targets]
-        t0, c0 = time.perf_counter(), time.thread_time()
-        success = solve(part, per)
-        dt += time.perf_counter() - t0
-        cpu += time.thread_time() - c0
-        ok += int(success.sum())
-    return {"seconds": dt, "cpu_seconds": cpu, "solutions": chunks * chunk_targets * per, "successes": ok,
-            "s_per_1000_successes": dt * 1000 / ok if ok else None,
-            "cpu_s_per_1000_successes": cpu * 1000 / ok if ok else None}
+        for name, solve in solves.items():
+            t0, c0 = time.perf_counter(), time.thread_time()
+            success = solve(part, per)
+            acc[name][0] += time.perf_counter() - t0
+            acc[name][1] += time.thread_time() - c0
+            acc[name][2] += int(success.sum())
+    return {name: {"seconds": dt, "cpu_seconds": cpu, "solutions": chunks * chunk_targets * per, "successes": ok,
+                   "s_per_1000_successes": dt * 1000 / ok if ok else None,
+                   "cpu_s_per_1000_successes": cpu * 1000 / ok if ok else None}
+            for name, (dt, cpu, ok) in acc.items()}
 
 
 def cmd_eval(args):
@@ -201,9 +206,10 @@ def cmd_eval(args):
         row["ode_steps"].append({"method": "rk4", "steps": steps, **r, "ms_100": ms})
         print("steps", steps, json.dumps(r), f"{ms:.1f} ms", flush=True)
 
-    # refined: what sample(refine=True) returns with its defaults (midpoint x 2 draws at REFINE_TEMPERATURE, 25 %
-    # spare draws, 20 DLS iterations, up to 2 rounds of 4 fresh draws for rows still failing)
-    row["refine_defaults"] = {"solver": REFINE_SAMPLE_SOLVER, "temperature": REFINE_TEMPERATURE}
+    # refined: what sample(refine=True) returns with its defaults
+    sig = inspect.signature(IKSampler.sample).parameters
+    row["refine_defaults"] = {"solver": REFINE_SAMPLE_SOLVER, "temperature": REFINE_TEMPERATURE,
+                              **{k: sig[k].default for k in ("spare", "max_iters", "retries", "retry_draws")}}
     row["refined"], row["diversity"] = {}, None
     for name, (pt, rt) in TOLERANCES:
         out = final.sample(targets, args.per_target, seed=1, refine=True, pos_tol=pt, rot_tol=rt)
@@ -213,15 +219,11 @@ def cmd_eval(args):
         if row["diversity"] is None:
             row["diversity"] = diversity(out["joints"], out["success"], args.cluster_eps)
         print("refined", name, json.dumps(row["refined"][name]), flush=True)
-    row["time_to_1000"] = time_to_1000(
-        lambda part, per: final.sample(part, per, seed=2, refine=True)["success"], targets)
-    print("time to 1000", json.dumps(row["time_to_1000"]), flush=True)
     # the same at temperature 1 (the model's own density): what the wider draw buys in spread
     out = final.sample(targets, args.per_target, seed=1, refine=True, temperature=1.0)
     row["temperature_1"] = {"success": float(out["success"].double().mean()),
                             "diversity": diversity(out["joints"], out["success"], args.cluster_eps)}
     print("temperature 1", json.dumps(row["temperature_1"]), flush=True)
-    res.add(row)
 
     # baseline: DLS from uniform random starts, at several iteration caps (its time to 1000 successes is best
     # at some cap: more iterations save stuck rows but cost every row)
@@ -238,16 +240,27 @@ def cmd_eval(args):
                             "mean_iterations": float(r.iterations.double().mean())}
             if div is None:
                 div = diversity(r.joints, r.success, args.cluster_eps)
-        gb = torch.Generator().manual_seed(args.target_seed + 2)
-        t = time_to_1000(lambda part, per, it=it: solve_ik(
-            robot, part, robot.manifold.sample_base((part.shape[0], per), generator=gb, dtype=torch.float64),
-            max_iters=it).success, targets)
-        base["by_max_iters"].append({"max_iters": it, "refined": stats_, "diversity": div, "time_to_1000": t})
-        print("baseline", it, json.dumps(stats_["1mm_0.01rad"]), json.dumps(t), flush=True)
+        base["by_max_iters"].append({"max_iters": it, "refined": stats_, "diversity": div})
+        print("baseline", it, json.dumps(stats_["1mm_0.01rad"]), flush=True)
+    # time to 1000 exact solutions: the sampler and each baseline cap in turns, chunk by chunk
+    gb = torch.Generator().manual_seed(args.target_seed + 2)
+
+    def dls(it):
+        return lambda part, per: solve_ik(robot, part, robot.manifold.sample_base(
+            (part.shape[0], per), generator=gb, dtype=torch.float64), max_iters=it).success
+
+    solves = {"posegen": lambda part, per: final.sample(part, per, seed=2, refine=True)["success"]}
+    solves.update({f"dls_{b['max_iters']}": dls(b["max_iters"]) for b in base["by_max_iters"]})
+    times = time_to_1000(solves, targets)
+    row["time_to_1000"] = times["posegen"]
+    for b in base["by_max_iters"]:
+        b["time_to_1000"] = times[f"dls_{b['max_iters']}"]
+    print("time to 1000", json.dumps(times), flush=True)
     # the baseline's row: its fastest cap (CPU time per 1000 successes), and the diversity at the largest cap
     best = min(base["by_max_iters"], key=lambda b: b["time_to_1000"]["cpu_s_per_1000_successes"] or float("inf"))
     base.update(refined=best["refined"], time_to_1000=best["time_to_1000"], max_iters=best["max_iters"],
                 diversity=base["by_max_iters"][-1]["diversity"])
+    res.add(row)
     res.add(base)
 
     # curve: raw error against training time
@@ -303,16 +316,21 @@ def section(d) -> str:
     rd = flow.get("refine_defaults", {})
     sol = rd.get("solver", {})
     lines += ["", f"Refined: `IKSampler.sample(refine=True)` with its defaults ({sol.get('method', '?')} x "
-              f"{sol.get('steps', '?')} draws at temperature {rd.get('temperature', '?')}, 25 % spare draws, 20 DLS "
-              "iterations, up to 2 rounds of 4 fresh draws for rows still failing), against DLS (`solve_ik`, the "
+              f"{sol.get('steps', '?')} draws at temperature {rd.get('temperature', '?')}, "
+              f"{100 * rd.get('spare', 0):.0f} % spare draws, {rd.get('max_iters', '?')} DLS iterations, up to "
+              f"{rd.get('retries', '?')} rounds of {rd.get('retry_draws', '?')} fresh draws for rows still failing), "
+              "against DLS (`solve_ik`, the "
               f"same solver) from uniform random starts at its fastest iteration cap of "
-              f"{', '.join(str(b['max_iters']) for b in base.get('by_max_iters', []))}.", "",
+              f"{', '.join(str(b['max_iters']) for b in base.get('by_max_iters', []))}; the sampler and every "
+              "baseline setting are timed in turns, batch by batch (20 targets x 50 solutions), so the machine's "
+              "load hits them alike.", "",
               "| refined | success 1 mm / 0.01 rad | success 0.1 mm / 0.001 rad | targets with ≥1 success "
               "| inside limits | time to 1000 successes, CPU / wall (s) | mean pairwise joint distance (rad) "
               f"| clusters per target (eps {a['cluster_eps']} rad) |", "|---|---|---|---|---|---|---|---|"]
 
     def trow(name, row):
         s1, s2, t = row["refined"]["1mm_0.01rad"], row["refined"]["0.1mm_0.001rad"], row["time_to_1000"]
+        # (the sampler and every baseline cap are timed in turns, chunk by chunk: see time_to_1000)
         return (f"| {name} | {100 * s1['success']:.2f} % | {100 * s2['success']:.2f} % | "
                 f"{100 * s1['targets_with_any']:.1f} % | {100 * s1['inside_limits']:.1f} % | "
                 f"{_f(t.get('cpu_s_per_1000_successes'), '{:.3f}')} / {_f(t['s_per_1000_successes'], '{:.3f}')} | "
