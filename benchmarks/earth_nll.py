@@ -4,7 +4,9 @@ Protocol (Mathieu & Nickel 2020, Chen & Lipman 2024): for each data set and seed
 gives a random 80/10/10 train/val/test split; a model is trained on train, the best EMA weights by
 validation NLL are kept (early stopping with ``--patience``), and the mean test NLL is reported (mean
 and std over seeds). Lower is better. Each run also records a dopri5 check of the test solver and a Monte
-Carlo estimate of the integral of exp(log_prob) (must be 1 within its standard error).
+Carlo estimate of the integral of exp(log_prob) (must be 1 within its standard error), on the same points
+with each solver of ``--mc-steps`` (the finest is the row's ``normalisation``), so that a reading far from 1
+can be told apart from solver error.
 
     python benchmarks/earth_nll.py --quick --out benchmarks/results/quick/earth_nll.json
     python benchmarks/earth_nll.py --workers 2 --out benchmarks/results/full/earth_nll.json
@@ -14,6 +16,9 @@ The settings of ``configs/earth_*.yaml`` (RFM, 256 x 5, Fourier features of x, t
     python benchmarks/earth_nll.py --objectives rfm --seeds 0 --steps 20000 --hidden 256 --depth 5 \\
         --val-every 2000 --patience 0 --fourier 6 --time-sampling late --eval-steps 256 \\
         --out benchmarks/results/full/earth_nll_fourier.json
+
+Seed 1 was added to that file with ``--seeds 0,1 --resume --mc-steps 16,256 --save-models runs/earth_models``
+(the check settings may differ between sessions: each row records its own).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Result, add_run_args, resolve_args, run_jobs, set_threads  # noqa: E402
+from common import Result, add_run_args, csv_list, resolve_args, run_jobs, set_threads  # noqa: E402
 
 OBJECTIVES = ("cnfm", "rfm", "moser", "interpolant")
 DATASETS = ("volcano", "earthquake", "flood", "fire")
@@ -64,21 +69,34 @@ def parse_args(argv=None):
     p.add_argument("--val-steps", type=int, help="rk4 steps of the validation NLL")
     p.add_argument("--eval-steps", type=int, help="rk4 steps of the test NLL and MC check")
     p.add_argument("--mc-points", type=int, help="points per Monte Carlo normalisation estimator (0: skip)")
-    p.add_argument("--mc-steps", type=int, help="rk4 steps of the Monte Carlo check's log_prob")
+    p.add_argument("--mc-steps", help="rk4 steps of the Monte Carlo check's log_prob, a comma list (e.g. 16,256): "
+                                      "the same points scored with each")
     p.add_argument("--check-points", type=int, help="test points re-scored with dopri5")
     p.add_argument("--cnfm-max-components", type=int, help="CNFM mixture components per step (0: all)")
     p.add_argument("--fourier", type=int, default=MODEL["fourier"],
                    help="octaves of Fourier features of x (the flow is on S2[fourier=K]; 0: x only)")
     p.add_argument("--time-sampling", choices=TIME_SAMPLINGS, default=MODEL["time_sampling"],
                    help="training times of RFM and the interpolant: uniform, or late, t = 1 - (1 - u)^2")
+    p.add_argument("--save-models", type=Path, default=None,
+                   help="folder for the trained flows (DATASET_OBJECTIVE_seedS.pt), to re-check them later")
     add_run_args(p, "benchmarks/results/earth_nll.json")
     args = resolve_args(p, p.parse_args(argv), QUICK, FULL, {"datasets": DATASETS, "objectives": OBJECTIVES})
+    args.mc_steps = sorted(set(csv_list(args.mc_steps, int)))
+    if not args.mc_steps or min(args.mc_steps) < 1:
+        p.error(f"--mc-steps must be positive integers, got {args.mc_steps}")
     if args.fourier < 0:
         p.error(f"--fourier must be >= 0, got {args.fourier}")
     if args.time_sampling != "uniform" and not set(args.objectives) <= {"rfm", "interpolant"}:
         p.error(f"--time-sampling {args.time_sampling} applies to rfm and interpolant, not to "
                 f"{', '.join(o for o in args.objectives if o not in ('rfm', 'interpolant'))}")
     return args
+
+
+class EarthResult(Result):
+    """A resumed file may mix check settings (Monte Carlo points and solvers, dopri5 points, where models are
+    saved): each row records its own, and they change no NLL."""
+
+    RESUMABLE = Result.RESUMABLE | {"mc_steps", "mc_points", "check_points", "save_models"}
 
 
 def model_manifold(fourier: int) -> str:
@@ -99,19 +117,31 @@ def run_one(job):
     """One (data set, objective, seed) run; executed in a worker process when --workers > 1."""
     from posegen.data import earth_splits
 
-    from evaluate import fit_and_evaluate
+    from evaluate import fit_and_evaluate, mc_normalisation
 
     dataset, objective, seed, a = job
     set_threads(a["threads"])
     train, val, test = earth_splits(dataset, seed)
-    row, _ = fit_and_evaluate(
+    finest = {"method": "rk4", "steps": max(a["mc_steps"])}
+    row, flow = fit_and_evaluate(
         model_manifold(a["fourier"]), train, val, test.points, objective, seed=seed, steps=a["steps"], batch_size=a["batch_size"],
         hidden=a["hidden"], depth=a["depth"], lr=a["lr"], val_every=a["val_every"], patience=a["patience"],
         val_solver={"method": "rk4", "steps": a["val_steps"]},
         test_solver={"method": "rk4", "steps": a["eval_steps"]},
         objective_options=a["objective_options"][objective], check_points=a["check_points"],
-        mc_points=a["mc_points"], mc_solver={"method": "rk4", "steps": a["mc_steps"]})
+        mc_points=a["mc_points"], mc_solver=finest)
     row["dataset"] = dataset
+    if a["mc_points"] and len(a["mc_steps"]) > 1:
+        # the same points (seeded by the split seed) with each coarser solver
+        row["normalisation_by_solver"] = [row["normalisation"]]
+        for steps in sorted(a["mc_steps"], reverse=True)[1:]:
+            solver = {"method": "rk4", "steps": steps}
+            mc = mc_normalisation(flow, a["mc_points"], train.points, solver, seed=seed)
+            row["normalisation_by_solver"].append({**mc, "solver": solver})
+    if a["save_models"]:
+        path = Path(a["save_models"]) / f"{dataset}_{objective}_seed{seed}.pt"
+        flow.save(path, extra={"benchmark": "earth_nll", "dataset": dataset, "seed": seed})
+        row["model_path"] = str(path)
     return row
 
 
@@ -120,7 +150,7 @@ def main(argv=None):
     set_threads(args.threads)
     settings = {k: v for k, v in vars(args).items() if k != "out"}
     settings["objective_options"] = {o: objective_options(o, args) for o in args.objectives}
-    res = Result("earth_nll", settings)
+    res = EarthResult("earth_nll", settings)
     res.extra["published"] = PUBLISHED
     done = res.resume_from(args.out, lambda r: (r["dataset"], r["objective"], r["seed"])) if args.resume else {}
     jobs = []
