@@ -88,6 +88,23 @@ def settings_line(a: Dict, keys: List[str]) -> str:
     return "Settings: " + ", ".join(f"{k}={a[k]}" for k in keys if k in a) + "."
 
 
+def mc_solver_label(n: Optional[Dict], a: Dict) -> str:
+    """``"rk4-256"`` from a normalisation record's solver (older files: the args' ``mc_steps``)."""
+    s = (n or {}).get("solver") or {"method": "rk4", "steps": a.get("mc_steps", a.get("eval_steps"))}
+    if isinstance(s.get("steps"), list):
+        s = {**s, "steps": max(s["steps"])}
+    return f"{s['method']}-{s['steps']}" if s.get("steps") is not None else f"{s['method']} tol {s.get('atol')}"
+
+
+def mc_cell(ns: List[Dict]) -> str:
+    """Mean estimate, mean SEM and largest |z| of several runs' estimates of one estimator."""
+    if not ns:
+        return "n/a"
+    zs = [abs(n["z_score"]) for n in ns if n.get("z_score") is not None]
+    return (f"{fmt(statistics.mean(n['estimate'] for n in ns), 3)} (SEM ~{fmt(statistics.mean(n['sem'] for n in ns), 3)}, "
+            f"max \\|z\\| {fmt(max(zs) if zs else None, 1)})")
+
+
 # ---------------------------------------------------------------------------------------------- earth
 def earth_section(d: Dict, name: str, title: str = "Earth data on S2: test NLL (lower is better)") -> str:
     rows = d["results"]
@@ -99,7 +116,7 @@ def earth_section(d: Dict, name: str, title: str = "Earth data on S2: test NLL (
         by.setdefault((r["objective"], r["dataset"]), []).append(r)
     out = [f"## {title}", "", provenance(d, name), "",
            settings_line(a, ["seeds", "steps", "batch_size", "hidden", "depth", "lr", "val_every", "patience",
-                             "val_steps", "eval_steps", "check_points", "mc_steps"]
+                             "val_steps", "eval_steps", "check_points"]
                          + (["cnfm_max_components"] if "cnfm" in objectives else [])
                          + [k for k in ("fourier", "time_sampling") if a.get(k) not in (None, 0, "uniform")]
                          + ["workers", "threads"])
@@ -153,33 +170,45 @@ def earth_section(d: Dict, name: str, title: str = "Earth data on S2: test NLL (
     out += ["", "### Checks: normalisation and solver accuracy", "",
             "Monte Carlo estimate of the integral of exp(log_prob) over S2 (must be 1 within its standard "
             "error): `uniform` = 4 pi mean p(x) over uniform x; `defensive` = importance sampling from "
-            "uniform / 2 + KDEs of the training data (widths 0.1, 0.03, 0.01 rad) / 2. Shown: mean estimate over seeds and the largest |z| "
-            f"= |estimate - 1| / SEM over seeds ({a.get('mc_points')} points per estimator, rk4 with "
-            f"{a.get('mc_steps', a.get('eval_steps'))} steps). Solver: largest |log_prob(rk4) - log_prob(dopri5, tol 1e-6)| "
-            "on the checked test points, and the mean of NLL(rk4) - NLL(dopri5) there (negative: rk4 "
-            "optimistic), largest |.| over seeds.", ""]
+            "uniform / 2 + KDEs of the training data (widths 0.1, 0.03, 0.01 rad) / 2. Shown: mean estimate "
+            "over seeds, mean SEM and the largest |z| = |estimate - 1| / SEM over seeds "
+            f"({a.get('mc_points')} points per estimator), one line per Monte Carlo solver (`MC solver`: the "
+            "rk4 steps that scored those points; seeds: the runs it covers). Solver: largest "
+            "|log_prob(rk4) - log_prob(dopri5, tol 1e-6)| on the checked test points, and the mean of "
+            "NLL(rk4) - NLL(dopri5) there (negative: rk4 optimistic), largest |.| over seeds.", ""]
     crs = []
     for o in objectives:
         for ds in datasets:
-            rs = by.get((o, ds), [])
-            if not rs:
-                continue
-            cells = [f"{OBJ_NAMES[o]}", ds]
-            for key in ("base", "defensive"):
-                est = [r["normalisation"][key]["estimate"] for r in rs if r.get("normalisation")]
-                zs = [abs(r["normalisation"][key]["z_score"]) for r in rs
-                      if r.get("normalisation") and r["normalisation"][key].get("z_score") is not None]
-                sems = [r["normalisation"][key]["sem"] for r in rs if r.get("normalisation")]
-                cells.append(f"{fmt(statistics.mean(est), 3)} (SEM ~{fmt(statistics.mean(sems), 3)}, max \\|z\\| "
-                             f"{fmt(max(zs) if zs else None, 1)})" if est else "n/a")
-            sc = [r["solver_check"].get("max_abs_diff") for r in rs]
-            sc = [x for x in sc if x is not None]
-            cells.append(f"{max(sc):.1e}" if sc else "closed form")
-            md = [r["solver_check"]["mean_nll_diff"] for r in rs if "mean_nll_diff" in r["solver_check"]]
-            cells.append(f"{max(md, key=abs):+.3f}" if md else "closed form")
-            crs.append(cells)
-    out.append(table(["objective", "data set", "uniform", "defensive", "solver max abs diff",
-                      "rk4 - dopri5, mean NLL"], crs))
+            groups: Dict[str, list] = {}
+            for r in by.get((o, ds), []):
+                groups.setdefault(mc_solver_label(r.get("normalisation"), a), []).append(r)
+            for label, rs in groups.items():
+                cells = [f"{OBJ_NAMES[o]}", ds, label, ",".join(str(x) for x in sorted(r["seed"] for r in rs))]
+                cells += [mc_cell([r["normalisation"][key] for r in rs if r.get("normalisation")])
+                          for key in ("base", "defensive")]
+                sc = [r["solver_check"].get("max_abs_diff") for r in rs]
+                sc = [x for x in sc if x is not None]
+                cells.append(f"{max(sc):.1e}" if sc else "closed form")
+                md = [r["solver_check"]["mean_nll_diff"] for r in rs if "mean_nll_diff" in r["solver_check"]]
+                cells.append(f"{max(md, key=abs):+.3f}" if md else "closed form")
+                crs.append(cells)
+    out.append(table(["objective", "data set", "MC solver", "seeds", "uniform", "defensive",
+                      "solver max abs diff", "rk4 - dopri5, mean NLL"], crs))
+    # the same Monte Carlo points scored with several solvers (earth_nll.py --mc-steps 16,256)
+    multi = [r for r in rows if len(r.get("normalisation_by_solver") or []) > 1]
+    if multi:
+        labels = sorted({mc_solver_label(n, a) for r in multi for n in r["normalisation_by_solver"]},
+                        key=lambda x: int(x.split("-")[-1]) if x.split("-")[-1].isdigit() else 0)
+        out += ["", "The same Monte Carlo points of one model scored with each solver (defensive estimator, "
+                    "estimate ± SEM; a CNF's density integrates to 1 when its ODE is solved exactly, so what "
+                    "moves from column to column is solver error):", ""]
+        mrs = []
+        for r in multi:
+            by_label = {mc_solver_label(n, a): n for n in r["normalisation_by_solver"]}
+            mrs.append([OBJ_NAMES[r["objective"]], r["dataset"], str(r["seed"])]
+                       + [f"{fmt(by_label[x]['defensive']['estimate'], 3)} ± {fmt(by_label[x]['defensive']['sem'], 3)}"
+                          if x in by_label else "n/a" for x in labels])
+        out.append(table(["objective", "data set", "seed"] + labels, mrs))
     # speed / time to target
     out += ["", "### Training speed and time to target", "",
             "Steps/s: training steps per second, validation excluded (mean over runs). Time to target: for "
