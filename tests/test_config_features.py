@@ -115,6 +115,24 @@ def test_a_bad_fourier_option_is_a_config_error(tmp_path):
         resolve(earth_config(manifold="S2[fourier=x]"))
 
 
+@pytest.mark.parametrize("name", ["volcano", "earthquake", "flood", "fire"])
+def test_earth_configs_train_what_the_benchmark_measured(name):
+    """configs/earth_*.yaml cite benchmarks/results/full/earth_nll_fourier.json: same manifold, objective and
+    time sampling, width, depth, steps, batch, validation cadence and eval solver as that run's settings."""
+    cfg = load_config(REPO / "configs" / f"earth_{name}.yaml")
+    args = json.loads((REPO / "benchmarks" / "results" / "full" / "earth_nll_fourier.json").read_text())["args"]
+    assert name in args["datasets"] and args["objectives"] == ["rfm"]
+    assert cfg["data"]["name"] == name
+    assert repr(parse(cfg["manifold"])) == f"S2[fourier={args['fourier']}]"
+    assert cfg["objective"]["name"] == "rfm"
+    assert cfg["objective"]["options"] == args["objective_options"]["rfm"] == {"time_sampling": "late"}
+    assert (cfg["model"]["hidden"], cfg["model"]["depth"]) == (args["hidden"], args["depth"])
+    t = cfg["train"]
+    assert (t["steps"], t["batch_size"], t["val_every"]) == (args["steps"], args["batch_size"], args["val_every"])
+    assert t["val_solver"] == {"method": "rk4", "steps": args["val_steps"]}
+    assert cfg["eval"]["solver"] == {"method": "rk4", "steps": args["eval_steps"]}
+
+
 # ---------------------------------------------------------------------- the CLI on that checkpoint
 def test_train_builds_the_flow_on_the_configs_manifold(fourier_run):
     flow = pg.PoseFlow.load(fourier_run / "model.pt")
