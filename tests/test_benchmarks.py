@@ -45,6 +45,9 @@ def results(tmp_path_factory):
     threads = torch.get_num_threads()  # the scripts set 1 thread; give the rest of the session its own back
     _module("earth_nll").main(TINY + ["--datasets", "volcano", "--objectives", "rfm,moser,cnfm",
                                       "--out", str(out / "earth_nll.json")])
+    # the same Monte Carlo points scored with two solvers, and the Fourier / late-times options
+    _module("earth_nll").main(TINY[:-1] + ["2,3", "--datasets", "volcano", "--objectives", "rfm", "--fourier", "1",
+                                           "--time-sampling", "late", "--out", str(out / "earth_nll_fourier.json")])
     _module("robot_nll").main(TINY + ["--tasks", "R3xT8xS3^6", "--objectives", "rfm", "--synthetic-n", "200",
                                       "--out", str(out / "robot_nll.json")])
     _module("speed").main(["--hidden", "16", "--depth", "2", "--batch-size", "32", "--repeat", "1",
@@ -64,6 +67,18 @@ def test_earth_json(results):
     for row in d["results"]:
         _check_row(row)
     assert set(d["published"]["RFM (Chen & Lipman 2024)"]) == {"volcano", "earthquake", "flood", "fire"}
+
+
+def test_earth_json_with_two_check_solvers_and_options_renders(results):
+    import make_results
+
+    d = json.loads((results / "earth_nll_fourier.json").read_text())
+    (row,) = d["results"]
+    _check_row(row)
+    assert [m["solver"]["steps"] for m in row["normalisation_by_solver"][1:]] == [2]
+    assert d["args"]["fourier"] == 1 and d["args"]["time_sampling"] == "late"
+    text = make_results.render(results, None)
+    assert "Fourier features (1 octaves)" in text
 
 
 def test_robot_json(results):
