@@ -12,7 +12,8 @@ they are imported only when a robot is loaded, so ``import posegen.robots`` work
 Modules: ``descriptions`` (built-in URDF files and their registry), ``description`` (URDF -> joints and
 links), ``mjcf`` (MJCF -> the same), ``chain`` (pytorch_kinematics chains per dtype/device), ``robot``
 (:class:`Robot`), ``loader`` (:func:`load`), ``ik`` (:func:`solve_ik`, batched DLS inside the limits),
-``ik_sampler`` (:class:`IKSampler`, learned IK distributions).
+``ik_sampler`` (:class:`IKSampler`, learned IK distributions), ``turns`` (full-turn joints as angles for
+``IKSampler(full_turns=True)``), ``collision`` (sphere models and :class:`CollisionChecker`).
 """
 
 from .description import Description, JointSpec, parse_urdf
