@@ -157,6 +157,11 @@ def test_checker_batches_dtypes_and_errors():
         load_sphere_table("nope.txt")
     with pytest.raises(ValueError, match="radius"):
         Capsule("l", (0, 0, 0), 0.0)
+    with pytest.raises(TypeError, match="must be a posegen.robots.Robot"):
+        CollisionModel(3.5)
+    # the forms every robot-taking function accepts: a Robot.spec dict too (what checkpoints store)
+    ur5e = CollisionModel("ur5e")
+    assert CollisionModel(ur5e.robot.spec).robot.joint_names == ur5e.robot.joint_names
 
 
 def test_yaml_table_from_a_file(tmp_path):

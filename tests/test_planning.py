@@ -313,3 +313,13 @@ def test_grasp_goal_configs_solve_ik_for_the_checker_robot(with_sampler):
         assert goals.q.shape == (2, ch.robot.dof) and ch.is_valid(goals.q).all()
         T = ch.robot.fk(goals.q)
         torch.testing.assert_close(T[:, :3, 3], goals.T[:, :3, 3], rtol=0, atol=2e-4)
+
+
+def test_planning_takes_a_robot_in_every_form():
+    from posegen.planning.ompl import _robot
+
+    assert _robot(None).name == "panda" and _robot("ur5e").name == "ur5e"
+    ur5e = _robot("ur5e")
+    assert _robot(ur5e) is ur5e and _robot(ur5e.spec).joint_names == ur5e.joint_names
+    with pytest.raises(TypeError, match="expected a posegen.robots.Robot"):
+        _robot(3.5)

@@ -250,10 +250,12 @@ class CollisionModel:
 
     def __init__(self, robot="panda", table=None, *, spacing: float = 0.5, conservative: bool = False,
                  dtype: torch.dtype = torch.float64, device=None):
-        if not hasattr(robot, "frames"):
-            from .loader import load
+        from .loader import as_robot
 
-            robot = load(robot)
+        robot = as_robot(robot)
+        if not hasattr(robot, "frames"):
+            raise TypeError(f"CollisionModel: robot must be a posegen.robots.Robot, a built-in name, a description "
+                            f"path or a Robot.spec dict, got {type(robot).__name__}")
         self.robot = robot
         self.table = load_sphere_table(robot if table is None else table)
         self.spacing, self.conservative = float(spacing), bool(conservative)
