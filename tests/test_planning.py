@@ -321,5 +321,5 @@ def test_planning_takes_a_robot_in_every_form():
     assert _robot(None).name == "panda" and _robot("ur5e").name == "ur5e"
     ur5e = _robot("ur5e")
     assert _robot(ur5e) is ur5e and _robot(ur5e.spec).joint_names == ur5e.joint_names
-    with pytest.raises(TypeError, match="expected a posegen.robots.Robot"):
+    with pytest.raises(TypeError, match="posegen.planning: robot must be a posegen.robots.Robot"):
         _robot(3.5)

@@ -90,11 +90,7 @@ def _robot(robot):
     """A :class:`~posegen.robots.Robot` from a Robot, a built-in name or a description path (None: the Panda)."""
     from ..robots import as_robot
 
-    robot = as_robot("panda" if robot is None else robot)
-    if not (hasattr(robot, "joint_limits") and hasattr(robot, "fk")):
-        raise TypeError(f"expected a posegen.robots.Robot, a built-in name, a description path or a Robot.spec "
-                        f"dict, got {type(robot).__name__}")
-    return robot
+    return as_robot("panda" if robot is None else robot, "posegen.planning")
 
 
 def _limits(joint_limits, robot=None) -> torch.Tensor:

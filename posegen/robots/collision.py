@@ -252,11 +252,7 @@ class CollisionModel:
                  dtype: torch.dtype = torch.float64, device=None):
         from .loader import as_robot
 
-        robot = as_robot(robot)
-        if not hasattr(robot, "frames"):
-            raise TypeError(f"CollisionModel: robot must be a posegen.robots.Robot, a built-in name, a description "
-                            f"path or a Robot.spec dict, got {type(robot).__name__}")
-        self.robot = robot
+        self.robot = robot = as_robot(robot, "CollisionModel")
         self.table = load_sphere_table(robot if table is None else table)
         self.spacing, self.conservative = float(spacing), bool(conservative)
         self.dtype, self.device = dtype, torch.device(device or "cpu")

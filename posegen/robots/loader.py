@@ -69,13 +69,16 @@ def load(robot: Union[str, os.PathLike], ee_link: Optional[str] = None) -> Robot
     return Robot(desc, ee_link or default_ee_link(desc), name=desc.name)
 
 
-def as_robot(robot):
+def as_robot(robot, who: Optional[str] = None):
     """``robot`` as a robot object, for functions that take a robot in any of its forms: a built-in name
     or a description path is loaded (:func:`load`), a :attr:`Robot.spec` dict (what checkpoints store) is
-    loaded with its ``ee_link``; anything else (a :class:`Robot`) is returned as it is, for the caller to
-    check."""
+    loaded with its ``ee_link``; anything else is returned as it is, for the caller to check, unless ``who``
+    (the caller's name, for the message) is given: then anything but a :class:`Robot` is a TypeError."""
     if isinstance(robot, (str, bytes)) or hasattr(robot, "__fspath__"):
         return load(robot)
     if isinstance(robot, Mapping) and "robot" in robot:
         return load(robot["robot"], ee_link=robot.get("ee_link"))
+    if who is not None and not isinstance(robot, Robot):
+        raise TypeError(f"{who}: robot must be a posegen.robots.Robot, a built-in name, a description path or a "
+                        f"Robot.spec dict, got {type(robot).__name__}")
     return robot
