@@ -64,6 +64,16 @@ def pose_features(pos: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
     return torch.cat([pos, R.reshape(*R.shape[:-2], 9)], -1)
 
 
+def _take_rows(out: Dict[str, torch.Tensor], idx: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """The rows ``idx (T, k)`` of every ``(T, m)`` or ``(T, m, dof)`` entry of ``out``."""
+    return {k: v.gather(1, idx if v.dim() == 2 else idx[..., None].expand(-1, -1, v.shape[-1])) for k, v in out.items()}
+
+
+def _valid(out: Dict[str, torch.Tensor]) -> torch.Tensor:
+    """``(T, m)``: refined rows that succeeded, and are collision-free when a checker scored them."""
+    return out["success"] & out["collision_free"] if "collision_free" in out else out["success"]
+
+
 def _robot_ref(robot) -> Dict[str, Any]:
     """How to load ``robot`` again: a built-in name, or the description file and the ee link."""
     from .descriptions import BUILTIN_ROBOTS
@@ -326,11 +336,11 @@ class IKSampler:
                                  f"{tuple(near.shape)}")
             if int(oversample) != oversample or oversample < 1:
                 raise ValueError(f"oversample must be a positive integer, got {oversample!r}")
-        if checker is not None and list(getattr(checker, "robot", self.robot).joint_names) != list(self.robot.joint_names):
-            raise ValueError(f"checker is for {checker.robot.name} (joints {list(checker.robot.joint_names)}), not "
-                             f"for this sampler's {self.robot.name}")
         if checker is not None and not hasattr(checker, "collision_free"):
             raise TypeError(f"checker must be a posegen.robots.CollisionChecker, got {type(checker).__name__}")
+        if checker is not None and list(checker.robot.joint_names) != list(self.robot.joint_names):
+            raise ValueError(f"checker is for {checker.robot.name} (joints {list(checker.robot.joint_names)}), not "
+                             f"for this sampler's {self.robot.name}")
         for name, v in (("retries", retries), ("retry_draws", retry_draws)):
             if int(v) != v or v < (0 if name == "retries" else 1):
                 raise ValueError(f"{name} must be a {'non-negative' if name == 'retries' else 'positive'} integer, "
@@ -364,14 +374,11 @@ class IKSampler:
         if checker is not None:
             key = key + torch.where(out["collision_free"], 0.0, 1e3)
         if m > n:
-            keep = torch.sort(key, dim=1, stable=True).indices[:, :n]
-            out = {k: v.gather(1, keep if v.dim() == 2 else keep[..., None].expand(-1, -1, v.shape[-1]))
-                   for k, v in out.items()}
+            out = _take_rows(out, torch.sort(key, dim=1, stable=True).indices[:, :n])
         if refine:
             out = {k: v.clone() for k, v in out.items()}
             for r in range(int(retries)):
-                valid = out["success"] & out["collision_free"] if checker is not None else out["success"]
-                ti, si = (~valid).nonzero(as_tuple=True)
+                ti, si = (~_valid(out)).nonzero(as_tuple=True)
                 if ti.numel() == 0:
                     break
                 # rows still failing (a local minimum, most often with a joint on its limit; or in collision):
@@ -384,10 +391,9 @@ class IKSampler:
                                 quat_order=quat_order, pos_tol=pos_tol, rot_tol=rot_tol, max_iters=max_iters)
                 new = {"joints": res2.joints, "position_error": res2.position_error,
                        "rotation_error": res2.rotation_error, "success": res2.success}
-                ok2 = res2.success
                 if checker is not None:
                     new["collision_free"] = self._collision_free(checker, res2.joints)
-                    ok2 = ok2 & new["collision_free"]
+                ok2 = _valid(new)
                 score = (res2.position_error + torch.where(ok2, 0.0, 1e6)).view(-1, k)
                 best = torch.arange(ti.numel(), device=score.device) * k + score.argmin(1)
                 better = ok2[best] | (res2.position_error[best] < out["position_error"][ti, si])
@@ -396,10 +402,7 @@ class IKSampler:
                     mask = better if v.dim() == 1 else better[:, None]
                     out[key_][ti, si] = torch.where(mask, v[best].to(old.dtype), old)
             if retries:  # rows fixed by a retry move up: valid rows first, in their order (stable)
-                valid = out["success"] & out["collision_free"] if checker is not None else out["success"]
-                order = torch.sort((~valid).to(torch.int8), dim=1, stable=True).indices
-                out = {k: v.gather(1, order if v.dim() == 2 else order[..., None].expand(-1, -1, v.shape[-1]))
-                       for k, v in out.items()}
+                out = _take_rows(out, torch.sort((~_valid(out)).to(torch.int8), dim=1, stable=True).indices)
         return out
 
     @staticmethod
