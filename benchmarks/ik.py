@@ -148,6 +148,20 @@ def raw_eval(ik, targets, per, steps=None, seed=0):
 TOLERANCES = (("1mm_0.01rad", (1e-3, 1e-2)), ("0.1mm_0.001rad", (1e-4, 1e-3)))
 
 
+def refined_stats(robot, solve, eps):
+    """``solve(pos_tol, rot_tol) -> (joints (T, n, dof), success (T, n), extra)`` at each of :data:`TOLERANCES`:
+    ``(stats per tolerance, diversity of the 1 mm / 0.01 rad solutions)``; ``extra`` joins each row's stats."""
+    stats, div = {}, None
+    for name, (pt, rt) in TOLERANCES:
+        joints, success, extra = solve(pt, rt)
+        stats[name] = {"success": float(success.double().mean()),
+                       "targets_with_any": float(success.any(1).double().mean()),
+                       "inside_limits": float(robot.within_limits(joints).double().mean()), **extra}
+        if div is None:
+            div = diversity(joints, success, eps)
+    return stats, div
+
+
 def time_to_1000(solves, targets, chunk_targets=20, per=50, chunks=10):
     """Time to 1000 successful solutions of each of ``solves`` (``{name: solve}``, ``solve(part (t, 7), per) ->
     success (t, per)``) on ``chunks`` batches of ``chunk_targets x per`` solutions (other targets each time):
@@ -210,15 +224,12 @@ def cmd_eval(args):
     sig = inspect.signature(IKSampler.sample).parameters
     row["refine_defaults"] = {"solver": REFINE_SAMPLE_SOLVER, "temperature": REFINE_TEMPERATURE,
                               **{k: sig[k].default for k in ("spare", "max_iters", "retries", "retry_draws")}}
-    row["refined"], row["diversity"] = {}, None
-    for name, (pt, rt) in TOLERANCES:
+    def sampler_solve(pt, rt):
         out = final.sample(targets, args.per_target, seed=1, refine=True, pos_tol=pt, rot_tol=rt)
-        row["refined"][name] = {"success": float(out["success"].double().mean()),
-                                "targets_with_any": float(out["success"].any(1).double().mean()),
-                                "inside_limits": float(robot.within_limits(out["joints"]).double().mean())}
-        if row["diversity"] is None:
-            row["diversity"] = diversity(out["joints"], out["success"], args.cluster_eps)
-        print("refined", name, json.dumps(row["refined"][name]), flush=True)
+        return out["joints"], out["success"], {}
+
+    row["refined"], row["diversity"] = refined_stats(robot, sampler_solve, args.cluster_eps)
+    print("refined", json.dumps(row["refined"]), flush=True)
     # the same at temperature 1 (the model's own density): what the wider draw buys in spread
     out = final.sample(targets, args.per_target, seed=1, refine=True, temperature=1.0)
     row["temperature_1"] = {"success": float(out["success"].double().mean()),
@@ -231,15 +242,11 @@ def cmd_eval(args):
     starts = robot.manifold.sample_base((args.targets, args.per_target), generator=g, dtype=torch.float64)
     base = {"robot": args.robot, "model": "DLS from uniform random starts", "by_max_iters": []}
     for it in args.baseline_iters:
-        stats_, div = {}, None
-        for name, (pt, rt) in TOLERANCES:
+        def dls_solve(pt, rt, it=it):
             r = solve_ik(robot, targets, starts, pos_tol=pt, rot_tol=rt, max_iters=it)
-            stats_[name] = {"success": float(r.success.double().mean()),
-                            "targets_with_any": float(r.success.any(1).double().mean()),
-                            "inside_limits": float(robot.within_limits(r.joints).double().mean()),
-                            "mean_iterations": float(r.iterations.double().mean())}
-            if div is None:
-                div = diversity(r.joints, r.success, args.cluster_eps)
+            return r.joints, r.success, {"mean_iterations": float(r.iterations.double().mean())}
+
+        stats_, div = refined_stats(robot, dls_solve, args.cluster_eps)
         base["by_max_iters"].append({"max_iters": it, "refined": stats_, "diversity": div})
         print("baseline", it, json.dumps(stats_["1mm_0.01rad"]), flush=True)
     # time to 1000 exact solutions: the sampler and each baseline cap in turns, chunk by chunk
