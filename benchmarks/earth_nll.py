@@ -51,7 +51,7 @@ FULL = dict(datasets=",".join(DATASETS), objectives="cnfm,rfm,moser", seeds="0,1
             batch_size=256, hidden=128, depth=4, val_every=250, patience=3, val_steps=8, eval_steps=32,
             mc_points=1024, mc_steps=16, check_points=64, cnfm_max_components=1024)
 # model and time options, the same in both modes: plain S2 (the network sees x) and uniform times
-MODEL = dict(fourier=0, time_sampling="uniform")
+MODEL = dict(fourier=0, time_sampling="uniform", weight_decay=0.0, ema_decay=0.999)
 
 
 def parse_args(argv=None):
@@ -77,6 +77,9 @@ def parse_args(argv=None):
                    help="octaves of Fourier features of x (the flow is on S2[fourier=K]; 0: x only)")
     p.add_argument("--time-sampling", choices=TIME_SAMPLINGS, default=MODEL["time_sampling"],
                    help="training times of RFM and the interpolant: uniform, or late, t = 1 - (1 - u)^2")
+    p.add_argument("--weight-decay", type=float, default=MODEL["weight_decay"], help="AdamW's decoupled weight decay")
+    p.add_argument("--ema-decay", type=float, default=MODEL["ema_decay"],
+                   help="decay of the weights' moving average that is validated and evaluated")
     p.add_argument("--save-models", type=Path, default=None,
                    help="folder for the trained flows (DATASET_OBJECTIVE_seedS.pt), to re-check them later")
     add_run_args(p, "benchmarks/results/earth_nll.json")
@@ -129,7 +132,8 @@ def run_one(job):
         val_solver={"method": "rk4", "steps": a["val_steps"]},
         test_solver={"method": "rk4", "steps": a["eval_steps"]},
         objective_options=a["objective_options"][objective], check_points=a["check_points"],
-        mc_points=a["mc_points"], mc_solver=finest)
+        mc_points=a["mc_points"], mc_solver=finest,
+        train_options={"weight_decay": a["weight_decay"], "ema_decay": a["ema_decay"]})
     row["dataset"] = dataset
     if a["mc_points"] and len(a["mc_steps"]) > 1:
         # the same points (seeded by the split seed) with each coarser solver

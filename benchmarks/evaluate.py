@@ -121,9 +121,10 @@ def fit_and_evaluate(manifold: str, train_data, val_data, test_points: torch.Ten
                      val_every: int, patience: int, val_solver: Dict[str, Any], test_solver: Dict[str, Any],
                      objective_options: Optional[Dict[str, Any]] = None, check_points: int = 64,
                      mc_points: int = 2048, mc_solver: Optional[Dict[str, Any]] = None,
-                     kde_sigma=(0.1, 0.03, 0.01)):
+                     kde_sigma=(0.1, 0.03, 0.01), train_options: Optional[Dict[str, Any]] = None):
     """Train a PoseFlow on ``manifold`` with ``objective`` (seeded), keep the best validated EMA model, and
-    evaluate it on ``test_points``. Returns ``(row, flow)``: one JSON-ready row (settings, NLL, checks,
+    evaluate it on ``test_points``. ``train_options`` go to ``posegen.train`` as they are (e.g.
+    ``weight_decay``, ``ema_decay``) and are recorded in the row. Returns ``(row, flow)``: one JSON-ready row (settings, NLL, checks,
     timings, training curve) and the trained flow."""
     torch.manual_seed(seed)
     param = "moser" if objective == "moser" else "cnf"
@@ -132,7 +133,7 @@ def fit_and_evaluate(manifold: str, train_data, val_data, test_points: torch.Ten
     res = train(flow, train_data, objective, val_data=val_data, steps=steps, batch_size=batch_size, lr=lr,
                 seed=seed, val_every=val_every, log_every=min(50, val_every), patience=patience,
                 val_points=100_000, val_solver=val_solver, checkpoint_every=10 ** 9, progress=False,
-                objective_options=dict(objective_options or {}), device="cpu")
+                objective_options=dict(objective_options or {}), device="cpu", **dict(train_options or {}))
     train_s = time.perf_counter() - t0
     flow = res.flow.eval()
     curve = training_curve(res.history)
@@ -141,7 +142,7 @@ def fit_and_evaluate(manifold: str, train_data, val_data, test_points: torch.Ten
         "manifold": manifold, "objective": objective, "objective_options": dict(objective_options or {}),
         "seed": seed, "steps": steps, "steps_done": res.steps_done, "best_step": res.best_step,
         "best_val_nll": res.best_val_nll, "stopped_early": res.stopped_early, "hidden": hidden, "depth": depth,
-        "batch_size": batch_size, "lr": lr, "n_train": int(len(train_data.points)),
+        "batch_size": batch_size, "lr": lr, "train_options": dict(train_options or {}), "n_train": int(len(train_data.points)),
         "n_val": int(len(val_data.points)), "n_test": int(test_points.shape[0]),
         "train_seconds": train_s, "train_seconds_excl_val": train_only_s,
         "steps_per_s": res.steps_done / train_only_s if train_only_s > 0 else None, "curve": curve,
