@@ -321,6 +321,19 @@ def test_cli_train_and_sample(tmp_path, capsys):
     import numpy as np
 
     assert np.load(tmp_path / "q.npy").shape == (2, 8)
+    # targets from a table (header optional) and a seed configuration: the rows kept are the draws closest to it
+    (tmp_path / "t.csv").write_text("x,y,z,qx,qy,qz,qw\n0.4,0,0.5,1,0,0,0\n0.3,0.1,0.6,0,1,0,0\n")
+    seed_q = "0,0,0,-1.5,0,1.5,0.8"
+    assert main(["ik", "sample", str(ck), "--targets", str(tmp_path / "t.csv"), "-n", "2", "--near", seed_q,
+                 "--out", str(tmp_path / "near.npy")]) == 0
+    near = np.load(tmp_path / "near.npy")
+    assert near.shape == (4, 8) and list(near[:, 0]) == [0, 0, 1, 1]
+    assert main(["ik", "sample", str(ck), "--targets", str(tmp_path / "t.csv"), "-n", "8",
+                 "--out", str(tmp_path / "all.npy")]) == 0
+    seed_t = torch.tensor([float(v) for v in seed_q.split(",")], dtype=torch.float64)
+    d_near = (torch.from_numpy(near[:, 1:]) - seed_t).norm(dim=-1)
+    d_all = (torch.from_numpy(np.load(tmp_path / "all.npy")[:, 1:]) - seed_t).norm(dim=-1)
+    assert d_near.mean() < d_all.mean()
     # bad input: one line, usage exit code
     assert main(["ik", "sample", str(ck), "--pose", "0.4,0,0.5,1,0,0"]) == 2
     assert main(["ik", "sample", str(ck), "--pose", "a,b,c,1,0,0,0"]) == 2
@@ -331,3 +344,14 @@ def test_cli_train_and_sample(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unit quaternions" in err and "7 numbers" in err and "quaternion order" in err
     assert "--temperature must be a positive" in err
+    (tmp_path / "six.csv").write_text("0.4,0,0.5,1,0,0\n")
+    for bad, msg in ((["--pose", "0.4,0,0.5,1,0,0,0", "--targets", str(tmp_path / "t.csv")], "one of the two"),
+                     ([], "one of the two"),
+                     (["--targets", str(tmp_path / "missing.csv")], "does not exist"),
+                     (["--targets", str(tmp_path / "six.csv")], "expected 7 columns"),
+                     (["--pose", "0.4,0,0.5,1,0,0,0", "--near", "0,0,0"], "must have shape (..., 7)"),
+                     (["--pose", "0.4,0,0.5,1,0,0,0", "--near", "a,b"], "--near"),
+                     (["--pose", "0.4,0,0.5,1,0,0,0", "--out", str(tmp_path / "q.txt")], ".csv or .npy")):
+        assert main(["ik", "sample", str(ck), *bad]) == 2, bad
+        assert msg in capsys.readouterr().err, bad
+    assert not (tmp_path / "q.txt").exists()

@@ -2,9 +2,11 @@
 
     posegen ik train --robot panda --out runs/ik_panda --minutes 10
     posegen ik sample runs/ik_panda/ik.pt --pose 0.4,0,0.5,1,0,0,0 -n 5 --refine
+    posegen ik sample runs/ik_panda/ik.pt --targets grasps.csv -n 20 --refine --near 0,0,0,-1.5,0,1.5,0.8
 
 ``train`` writes ``DIR/ik.pt``; ``sample`` prints one CSV row per solution (target index, the joints and, with
-``--refine``, the errors and success) or writes them with ``--out`` (``.csv`` or ``.npy``).
+``--refine``, the errors and success) or writes them with ``--out`` (``.csv`` or ``.npy``). Targets come from
+``--pose`` (repeatable) or ``--targets`` (a ``.csv``/``.npy`` table of 7 columns, a header optional).
 """
 
 from __future__ import annotations
@@ -48,27 +50,56 @@ def add_parser(sub, parser_class, debug_flag, device_flag) -> None:
     q = isub.add_parser("sample", help="draw IK solutions for end-effector poses",
                         description="Draw joint configurations reaching the given poses (base frame).")
     q.add_argument("checkpoint", metavar="CHECKPOINT", help="ik.pt written by posegen ik train")
-    q.add_argument("--pose", action="append", required=True, metavar="X,Y,Z,QX,QY,QZ,QW",
+    q.add_argument("--pose", action="append", default=[], metavar="X,Y,Z,QX,QY,QZ,QW",
                    help="target position (m) and unit quaternion in --quat-order; repeatable")
+    q.add_argument("--targets", metavar="FILE",
+                   help="targets from a .csv/.npy table instead: one pose per row, 7 columns as --pose")
     q.add_argument("-n", type=int, default=1, help="solutions per pose (default 1)")
     q.add_argument("--refine", action="store_true", help="polish with damped least squares (1 mm, 0.01 rad)")
     q.add_argument("--quat-order", default="xyzw", help="xyzw (default) or wxyz")
     q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     q.add_argument("--temperature", type=float, default=None,
                    help="widen the draws towards the joint limits (default 1, or 1.6 with --refine)")
+    q.add_argument("--near", metavar="Q1,...,QD", default=None,
+                   help="a seed configuration (rad / m, the robot's joint order): keep the n of 4 n draws "
+                        "closest to it")
     q.add_argument("--out", metavar="FILE", help="write .csv or .npy instead of printing")
     device_flag(q)
     debug_flag(q)
 
 
-def _parse_pose(text: str):
+def _numbers(flag: str, text: str, what: str):
     try:
-        vals = [float(v) for v in text.replace(" ", "").split(",") if v != ""]
+        return [float(v) for v in text.replace(" ", "").split(",") if v != ""]
     except ValueError:
-        raise UsageError(f"--pose {text!r}: expected 7 comma-separated numbers x,y,z,qx,qy,qz,qw") from None
+        raise UsageError(f"{flag} {text!r}: expected {what}") from None
+
+
+def _parse_pose(text: str):
+    vals = _numbers("--pose", text, "7 comma-separated numbers x,y,z,qx,qy,qz,qw")
     if len(vals) != 7:
         raise UsageError(f"--pose {text!r}: expected 7 numbers (position and quaternion), got {len(vals)}")
     return vals
+
+
+def _targets(args):
+    """``(T, 7)`` float64 from ``--pose`` or ``--targets`` (exactly one of them)."""
+    import torch
+
+    if bool(args.pose) == bool(args.targets):
+        raise UsageError("give the targets with --pose (repeatable) or --targets FILE, one of the two")
+    if args.pose:
+        return torch.tensor([_parse_pose(p) for p in args.pose], dtype=torch.float64)
+    from ..data.tabular import read_table
+
+    try:
+        _, values = read_table(args.targets)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--targets: {e}") from None
+    if values.shape[1] != 7:
+        raise UsageError(f"--targets {args.targets!r}: expected 7 columns x,y,z and a quaternion in --quat-order, "
+                         f"got {values.shape[1]}")
+    return torch.from_numpy(values.copy())
 
 
 def run_train(args) -> int:
@@ -111,14 +142,23 @@ def run_sample(args) -> int:
         raise UsageError(f"-n must be >= 1, got {args.n}")
     if args.temperature is not None and not (args.temperature > 0 and math.isfinite(args.temperature)):
         raise UsageError(f"--temperature must be a positive finite number, got {args.temperature}")
-    targets = torch.tensor([_parse_pose(p) for p in args.pose], dtype=torch.float64)
+    if args.out and Path(args.out).suffix not in (".csv", ".npy"):
+        raise UsageError(f"--out {args.out!r}: use a .csv or .npy file")
+    targets = _targets(args)
     ik = IKSampler.load(args.checkpoint, map_location=check_device(args.device))
     try:
         ik.conditions(targets, args.quat_order)  # bad quaternions are a usage error, before any work
     except ValueError as e:
-        raise UsageError(f"--pose: {e}") from None
+        raise UsageError(f"{'--pose' if args.pose else '--targets'}: {e}") from None
+    near = None
+    if args.near is not None:
+        near = _numbers("--near", args.near, f"{ik.robot.dof} comma-separated joint values")
+        try:
+            near = ik.robot.check_joints(torch.tensor(near, dtype=torch.float64), require_limits=False)
+        except ValueError as e:
+            raise UsageError(f"--near: {e}") from None
     out = ik.sample(targets, args.n, seed=args.seed, refine=args.refine, quat_order=args.quat_order,
-                    temperature=args.temperature)
+                    temperature=args.temperature, near=near)
     q = out["joints"].double().cpu()
     T, n, dof = q.shape
     cols = ["target"] + list(ik.robot.joint_names)
@@ -137,11 +177,9 @@ def run_sample(args) -> int:
         if path.suffix == ".npy":
             with atomic_path(path) as tmp:
                 np.save(tmp, arr)
-        elif path.suffix == ".csv":
+        else:
             with atomic_open(path, "w") as fh:
                 fh.write(_csv(cols, arr))
-        else:
-            raise UsageError(f"--out {args.out!r}: use a .csv or .npy file")
         say(f"wrote {T * n} solutions to {path}")
     else:
         print(_csv(cols, arr), end="", flush=True)
