@@ -9,6 +9,7 @@ much less, so ``ratio_cpu`` is the figure to compare across runs; ``ratio_cpu_mi
 fastest RFM step) moves least with the load.
 
     python benchmarks/cnfm_cost.py --hidden 64,256 --out benchmarks/results/cnfm_cost.json
+    python benchmarks/cnfm_cost.py --hidden 256 --max-components 0,1024   # all kernels, then 1024-subsets
     python benchmarks/cnfm_cost.py --quick      # seconds: tiny sizes (CI)
 """
 
@@ -35,11 +36,16 @@ def parse_args(argv=None):
     p.add_argument("--repeat", type=int, default=15)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--compile", action="store_true", help="also time compile=True steps")
+    p.add_argument("--max-components", default="0",
+                   help="CNFM mixture components per step, a comma list (0: all of them, the default)")
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args(argv)
     if a.quick:
         a.hidden, a.depth, a.batch_size, a.repeat = "16", 2, 32, 2
     a.hidden = csv_list(a.hidden, int)
+    a.max_components = csv_list(a.max_components, int)
+    if min(a.max_components) < 0:
+        p.error(f"--max-components must be >= 0, got {a.max_components}")
     return a
 
 
@@ -90,39 +96,42 @@ def main(argv=None):
         train = train.points[:200]
     pts = train.points if hasattr(train, "points") else train
     res = Result("cnfm_cost", vars(args))
-    for hidden in args.hidden:
+    for hidden, max_components in [(h, m) for h in args.hidden for m in args.max_components]:
+        cnfm_options = {"max_components": max_components} if max_components else {}
         torch.manual_seed(0)
         flow = pg.PoseFlow("S2", hidden=hidden, depth=args.depth)
         z = flow.to_internal(pts.to(torch.float32))
-        row = {"hidden": hidden, "depth": args.depth, "batch_size": args.batch_size, "n_components": z.shape[0]}
+        row = {"hidden": hidden, "depth": args.depth, "batch_size": args.batch_size, "n_components": z.shape[0],
+               "max_components": max_components or None}
         steps = {}
         for name in ("rfm", "cnfm"):
-            obj = make_objective(name)
+            obj = make_objective(name, **(cnfm_options if name == "cnfm" else {}))
             obj.setup(flow, z)
             steps[name] = step_fn(flow, obj, z, args.batch_size)
         for name, (wall, cpu, cpu_min) in time_turns(steps, args.repeat).items():
             row[f"{name}_step_ms"], row[f"{name}_step_cpu_ms"] = 1e3 * wall, 1e3 * cpu
             row[f"{name}_step_cpu_min_ms"] = 1e3 * cpu_min
-        # pieces of a CNFM step
-        obj = make_objective("cnfm")
-        obj.setup(flow, z)
-        gen = torch.Generator().manual_seed(0)
-        x1 = z[: args.batch_size]
-        t_, xt, _ = obj._draw(x1, None, gen, None)
-        row["targets_ms"] = 1e3 * timeit(lambda: obj.path.log_prob_dt_grad(xt, t_), repeat=args.repeat)["median_s"]
-        row["targets_cpu_ms"] = 1e3 * time_turns({"t": lambda: obj.path.log_prob_dt_grad(xt, t_)}, args.repeat)["t"][1]
-        row["draw_ms"] = 1e3 * timeit(lambda: obj._draw(x1, None, gen, None), repeat=args.repeat)["median_s"]
+        # pieces of a CNFM step with the whole mixture (a subset changes only the targets' share)
+        if not max_components:
+            obj = make_objective("cnfm")
+            obj.setup(flow, z)
+            gen = torch.Generator().manual_seed(0)
+            x1 = z[: args.batch_size]
+            t_, xt, _ = obj._draw(x1, None, gen, None)
+            row["targets_ms"] = 1e3 * timeit(lambda: obj.path.log_prob_dt_grad(xt, t_), repeat=args.repeat)["median_s"]
+            row["targets_cpu_ms"] = 1e3 * time_turns({"t": lambda: obj.path.log_prob_dt_grad(xt, t_)}, args.repeat)["t"][1]
+            row["draw_ms"] = 1e3 * timeit(lambda: obj._draw(x1, None, gen, None), repeat=args.repeat)["median_s"]
 
-        def vdiv():
-            v, d = flow.velocity_and_div(t_, xt)
-            (v.sum() + d.sum()).backward()
+            def vdiv():
+                v, d = flow.velocity_and_div(t_, xt)
+                (v.sum() + d.sum()).backward()
 
-        def vel():
-            flow.velocity(t_, xt).sum().backward()
+            def vel():
+                flow.velocity(t_, xt).sum().backward()
 
-        row["velocity_ms"] = 1e3 * timeit(vel, repeat=args.repeat)["median_s"]
-        row["velocity_div_ms"] = 1e3 * timeit(vdiv, repeat=args.repeat)["median_s"]
-        row["velocity_div_cpu_ms"] = 1e3 * time_turns({"v": vdiv}, args.repeat)["v"][1]
+            row["velocity_ms"] = 1e3 * timeit(vel, repeat=args.repeat)["median_s"]
+            row["velocity_div_ms"] = 1e3 * timeit(vdiv, repeat=args.repeat)["median_s"]
+            row["velocity_div_cpu_ms"] = 1e3 * time_turns({"v": vdiv}, args.repeat)["v"][1]
         row["ratio"] = row["cnfm_step_ms"] / row["rfm_step_ms"]
         row["ratio_cpu"] = row["cnfm_step_cpu_ms"] / row["rfm_step_cpu_ms"]
         row["ratio_cpu_min"] = row["cnfm_step_cpu_min_ms"] / row["rfm_step_cpu_min_ms"]
