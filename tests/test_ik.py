@@ -250,6 +250,46 @@ def test_sampler_with_a_collision_checker_ranks_collision_free_rows_first(loaded
         tiny_sampler.sample(targets, 2, checker=CollisionChecker(loaded["ur5e"]))
 
 
+@pytest.mark.parametrize("refine", [False, True])
+def test_sampler_ranks_by_density_and_clearance(loaded, tiny_sampler, refine):
+    from posegen.robots import Ball, CollisionChecker
+
+    robot = loaded["panda"]
+    _, targets = _targets(robot, 3, seed=31)
+    opts = dict(refine=True, max_iters=10, retries=1) if refine else {}
+    # density: the rows of each validity tier in falling model density; with spares, the most probable kept
+    out = tiny_sampler.sample(targets, 6, seed=2, rank="density", spare=1.0, **opts)
+    lp = tiny_sampler.log_prob(out["joints"].float(), targets).double()
+    tier = 2 * (~out["success"]).int() if refine else torch.zeros_like(lp, dtype=torch.int32)
+    key = tier * 1e9 - lp  # tiers first, then density
+    assert bool((key.diff(dim=1) >= -1e-6 * lp.abs().max()).all())
+    if not refine:  # the same 12 draws as without a ranking: the 6 most probable of them, best first
+        every = tiny_sampler.sample(targets, 12, seed=2, spare=0.0)["joints"]
+        lp_all = tiny_sampler.log_prob(every, targets).double().sort(1, descending=True).values[:, :6]
+        torch.testing.assert_close(lp, lp_all, rtol=2e-3, atol=0.0)  # float32, batch-size-dependent rounding
+    # clearance: collision-free first, then farthest from the obstacles first
+    checker = CollisionChecker(robot, [Ball(center=(0.3, 0.0, 0.5), radius=0.25)], self_collision=False)
+    out = tiny_sampler.sample(targets, 8, seed=5, rank="clearance", checker=checker, spare=0.5, **opts)
+    d = checker.clearance(out["joints"].reshape(-1, 7).double()).reshape(3, 8)
+    valid = out["collision_free"] & out["success"] if refine else out["collision_free"]
+    for t in range(3):
+        torch.testing.assert_close(valid[t], valid[t].sort(descending=True).values)
+        for rows in (valid[t], ~valid[t]):
+            if refine:  # within a tier of the same success (valid rows are all successes)
+                rows = rows & out["success"][t]
+            assert bool((d[t][rows].diff() <= 1e-9).all())
+
+
+def test_sampler_rank_needs_what_it_ranks_by(tiny_sampler, loaded):
+    _, targets = _targets(loaded["panda"], 1, seed=1)
+    with pytest.raises(ValueError, match=r"rank must be one of \['clearance', 'density', 'near'\]"):
+        tiny_sampler.sample(targets, 2, rank="distance")
+    with pytest.raises(ValueError, match="near="):
+        tiny_sampler.sample(targets, 2, rank="near")
+    with pytest.raises(ValueError, match="checker="):
+        tiny_sampler.sample(targets, 2, rank="clearance")
+
+
 def test_sampler_bad_input(tiny_sampler):
     with pytest.raises(ValueError, match=r"shape \(T, 7\)"):
         tiny_sampler.sample(torch.zeros(2, 3), 2)
@@ -334,6 +374,9 @@ def test_cli_train_and_sample(tmp_path, capsys):
     d_near = (torch.from_numpy(near[:, 1:]) - seed_t).norm(dim=-1)
     d_all = (torch.from_numpy(np.load(tmp_path / "all.npy")[:, 1:]) - seed_t).norm(dim=-1)
     assert d_near.mean() < d_all.mean()
+    assert main(["ik", "sample", str(ck), "--targets", str(tmp_path / "t.csv"), "-n", "3", "--rank", "density",
+                 "--out", str(tmp_path / "dens.csv")]) == 0
+    assert len((tmp_path / "dens.csv").read_text().splitlines()) == 1 + 6
     # bad input: one line, usage exit code
     assert main(["ik", "sample", str(ck), "--pose", "0.4,0,0.5,1,0,0"]) == 2
     assert main(["ik", "sample", str(ck), "--pose", "a,b,c,1,0,0,0"]) == 2
@@ -351,6 +394,7 @@ def test_cli_train_and_sample(tmp_path, capsys):
                      (["--targets", str(tmp_path / "six.csv")], "expected 7 columns"),
                      (["--pose", "0.4,0,0.5,1,0,0,0", "--near", "0,0,0"], "must have shape (..., 7)"),
                      (["--pose", "0.4,0,0.5,1,0,0,0", "--near", "a,b"], "--near"),
+                     (["--pose", "0.4,0,0.5,1,0,0,0", "--rank", "near"], "needs a seed configuration"),
                      (["--pose", "0.4,0,0.5,1,0,0,0", "--out", str(tmp_path / "q.txt")], ".csv or .npy")):
         assert main(["ik", "sample", str(ck), *bad]) == 2, bad
         assert msg in capsys.readouterr().err, bad

@@ -63,6 +63,9 @@ def add_parser(sub, parser_class, debug_flag, device_flag) -> None:
     q.add_argument("--near", metavar="Q1,...,QD", default=None,
                    help="a seed configuration (rad / m, the robot's joint order): keep the n of 4 n draws "
                         "closest to it")
+    q.add_argument("--rank", choices=("density", "near"), default=None,
+                   help="order each target's solutions (valid first) by model density or by distance to --near "
+                        "(the default with --near)")
     q.add_argument("--out", metavar="FILE", help="write .csv or .npy instead of printing")
     device_flag(q)
     debug_flag(q)
@@ -157,8 +160,10 @@ def run_sample(args) -> int:
             near = ik.robot.check_joints(torch.tensor(near, dtype=torch.float64), require_limits=False)
         except ValueError as e:
             raise UsageError(f"--near: {e}") from None
+    if args.rank == "near" and near is None:
+        raise UsageError("--rank near needs a seed configuration: --near Q1,...,QD")
     out = ik.sample(targets, args.n, seed=args.seed, refine=args.refine, quat_order=args.quat_order,
-                    temperature=args.temperature, near=near)
+                    temperature=args.temperature, near=near, rank=args.rank)
     q = out["joints"].double().cpu()
     T, n, dof = q.shape
     cols = ["target"] + list(ik.robot.joint_names)

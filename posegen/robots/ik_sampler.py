@@ -37,7 +37,7 @@ from .loader import as_robot
 from .turns import FullTurns
 
 __all__ = ["IKSampler", "pose_features", "POSE_FEATURES", "DEFAULT_SAMPLE_SOLVER", "REFINE_SAMPLE_SOLVER",
-           "REFINE_TEMPERATURE"]
+           "REFINE_TEMPERATURE", "RANKINGS"]
 
 #: width of :func:`pose_features`: position (3) and rotation matrix (9)
 POSE_FEATURES = 12
@@ -56,6 +56,8 @@ REFINE_SAMPLE_SOLVER = {"method": "midpoint", "steps": 2}
 #: on the iiwa14 (5.49), success 99.9 % or more throughout; at 2 the iiwa14's fell to 99.91 %. DLS from random
 #: starts spreads its solutions partly by leaving 15 % of them on a joint limit; a wider draw does the same.
 REFINE_TEMPERATURE = 1.6
+#: what ``IKSampler.sample(rank=...)`` orders the rows of a target by, after validity
+RANKINGS = ("clearance", "density", "near")
 
 
 def pose_features(pos: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
@@ -72,6 +74,19 @@ def _take_rows(out: Dict[str, torch.Tensor], idx: torch.Tensor) -> Dict[str, tor
 def _valid(out: Dict[str, torch.Tensor]) -> torch.Tensor:
     """``(T, m)``: refined rows that succeeded, and are collision-free when a checker scored them."""
     return out["success"] & out["collision_free"] if "collision_free" in out else out["success"]
+
+
+def _order(out: Dict[str, torch.Tensor], score: torch.Tensor) -> torch.Tensor:
+    """``(T, m)`` row order: successes (when refined) before failures, then collision-free rows (with a checker)
+    before colliding ones, and within each of those tiers ascending ``score (T, m)``; ties keep the draw order.
+    Two stable sorts rather than one key of big offsets: a score (a log-density, say) may have any scale."""
+    tier = torch.zeros(score.shape, dtype=torch.int8, device=score.device)
+    if "success" in out:
+        tier += 2 * (~out["success"]).to(torch.int8)
+    if "collision_free" in out:
+        tier += (~out["collision_free"]).to(torch.int8)
+    by_score = torch.sort(score, dim=1, stable=True).indices
+    return by_score.gather(1, torch.sort(tier.gather(1, by_score), dim=1, stable=True).indices)
 
 
 def _robot_ref(robot) -> Dict[str, Any]:
@@ -275,7 +290,8 @@ class IKSampler:
                device=None, refine_dtype: torch.dtype = torch.float64, pos_tol: float = 1e-3,
                rot_tol: float = 1e-2, max_iters: int = 10, near=None, oversample: int = 4,
                spare: float = 0.25, retries: int = 3, retry_draws: int = 4,
-               temperature: Optional[float] = None, checker=None) -> Dict[str, torch.Tensor]:
+               temperature: Optional[float] = None, checker=None, rank: Optional[str] = None
+               ) -> Dict[str, torch.Tensor]:
         """Joint configurations that put the end effector at ``targets``.
 
         Args:
@@ -308,6 +324,11 @@ class IKSampler:
                 (with an obstacle or themselves) rank after the collision-free ones, and ``"collision_free"``
                 ``(T, n)`` is returned; with ``refine`` a returned row is ``success & collision_free`` first.
                 Spare draws (``spare``, ``oversample`` with ``near``) are what it chooses from.
+            rank: how the rows of a target are ordered (and, with spare draws, which are kept) after validity
+                (success, then collision-free): ``"near"`` (closest to ``near`` first; the default when ``near``
+                is given), ``"density"`` (most probable under the model first, :meth:`log_prob` of the returned
+                joints: an extra likelihood pass), ``"clearance"`` (farthest from the checker's obstacles first;
+                needs ``checker``). Default: refined rows by position error, raw rows in draw order.
 
         Returns:
             ``{"joints": (T, n, dof)}`` inside the limits by construction (the flow's dtype, or ``refine_dtype``
@@ -318,7 +339,8 @@ class IKSampler:
             ``success`` False on its rows; it raises nothing.
 
         Raises:
-            ValueError: malformed targets (width, non-unit quaternion, NaN) or an unknown ``quat_order``.
+            ValueError: malformed targets (width, non-unit quaternion, NaN), an unknown ``quat_order`` or
+                ``rank``, or a ``rank`` without what it needs (``near``, ``checker``).
         """
         if int(n_per_target) != n_per_target or n_per_target < 1:
             raise ValueError(f"n_per_target must be a positive integer, got {n_per_target!r}")
@@ -347,6 +369,14 @@ class IKSampler:
                                  f"got {v!r}")
         if not spare >= 0:
             raise ValueError(f"spare must be >= 0, got {spare!r}")
+        if rank is None and near is not None:
+            rank = "near"
+        if rank is not None and rank not in RANKINGS:
+            raise ValueError(f"rank must be one of {list(RANKINGS)} or None, got {rank!r}")
+        if rank == "near" and near is None:
+            raise ValueError('rank="near" needs a seed configuration: near=')
+        if rank == "clearance" and checker is None:
+            raise ValueError('rank="clearance" needs a checker= (a CollisionChecker with the obstacles)')
         # draws per target: oversampled for near=, and with refine or a checker a share of spares, so that the
         # n rows returned can be (collision-free) successes without a second round in most cases
         m = n * int(oversample) if near is not None else (
@@ -365,22 +395,30 @@ class IKSampler:
                    "rotation_error": res.rotation_error, "success": res.success, "raw_joints": q}
         if checker is not None:
             out["collision_free"] = self._collision_free(checker, out["joints"])
-        if near is not None:
-            key = (out["joints"].double() - near[:, None]).norm(dim=-1)
-        else:  # successes first, then the closest failures; draws in their order otherwise (stable)
-            key = out["position_error"].double() if refine else torch.zeros(T, m, dtype=torch.float64)
-        if refine:
-            key = key + torch.where(out["success"], 0.0, 1e6)
-        if checker is not None:
-            key = key + torch.where(out["collision_free"], 0.0, 1e3)
-        if m > n:
-            out = _take_rows(out, torch.sort(key, dim=1, stable=True).indices[:, :n])
+
+        def score(out):  # lower first, within a validity tier
+            if rank == "near":
+                return (out["joints"].double() - near[:, None]).norm(dim=-1)
+            if rank == "density":
+                return -self.log_prob(out["joints"].to(self.flow.dtype), targets, quat_order=quat_order).double()
+            if rank == "clearance":
+                j = out["joints"]
+                return -checker.clearance(j.reshape(-1, j.shape[-1]).to(checker.device, checker.dtype)).reshape(
+                    j.shape[:-1]).to(j.device, torch.float64)
+            # successes first, then the closest failures; draws in their order otherwise (stable)
+            j = out["joints"]
+            return out["position_error"].double() if refine else j.new_zeros(j.shape[:2], dtype=torch.float64)
+
+        if m > n or rank is not None:
+            out = _take_rows(out, _order(out, score(out))[:, :n])
         if refine:
             out = {k: v.clone() for k, v in out.items()}
+            retried = False
             for r in range(int(retries)):
                 ti, si = (~_valid(out)).nonzero(as_tuple=True)
                 if ti.numel() == 0:
                     break
+                retried = True
                 # rows still failing (a local minimum, most often with a joint on its limit; or in collision):
                 # retry_draws fresh draws for their own target, refined; the best of them replaces the row if
                 # it is better (valid where the row is not, else closer)
@@ -394,15 +432,17 @@ class IKSampler:
                 if checker is not None:
                     new["collision_free"] = self._collision_free(checker, res2.joints)
                 ok2 = _valid(new)
-                score = (res2.position_error + torch.where(ok2, 0.0, 1e6)).view(-1, k)
-                best = torch.arange(ti.numel(), device=score.device) * k + score.argmin(1)
+                err = (res2.position_error + torch.where(ok2, 0.0, 1e6)).view(-1, k)
+                best = torch.arange(ti.numel(), device=err.device) * k + err.argmin(1)
                 better = ok2[best] | (res2.position_error[best] < out["position_error"][ti, si])
                 for key_, v in new.items():
                     old = out[key_][ti, si]
                     mask = better if v.dim() == 1 else better[:, None]
                     out[key_][ti, si] = torch.where(mask, v[best].to(old.dtype), old)
-            if retries:  # rows fixed by a retry move up: valid rows first, in their order (stable)
-                out = _take_rows(out, torch.sort((~_valid(out)).to(torch.int8), dim=1, stable=True).indices)
+            if retried:  # rows fixed by a retry move up: valid rows first, each tier in the ranking's order
+                # (without a ranking, in their order: the selection above already put the closest first)
+                v = out["success"]
+                out = _take_rows(out, _order(out, score(out) if rank else v.new_zeros(v.shape, dtype=torch.float64)))
         return out
 
     @staticmethod
