@@ -241,6 +241,18 @@ class MixturePath:
             logits = (logits + offset).masked_fill(drop, low)
         return logk, logits
 
+    def _drop_sources_(self, L: torch.Tensor, rows: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """:meth:`_stratify` without the reweighting (the caller adds ``log(N / M)`` to the chunk's log-sum),
+        in place on a chunk's log-kernels in the ``(n, B)`` layout: ``L[i, b]`` becomes the same large finite
+        value where ``rows[i] == s[b]``. Each row's own source is found by an inverse map of the chunk's rows,
+        ``O(N + B)`` work instead of an ``(n, B)`` comparison and fill (and no transposed copy of ``L``)."""
+        where = torch.full((self.num_components,), -1, dtype=torch.long, device=L.device)
+        where[rows] = torch.arange(rows.shape[0], device=L.device)
+        pos = where[s]
+        i, b = pos.clamp_min(0), torch.arange(s.shape[0], device=L.device)
+        L[i, b] = torch.where(pos >= 0, torch.finfo(L.dtype).min / 4, L[i, b])
+        return L
+
     def _chunks(self, index: Optional[torch.Tensor], with_rows: bool = False):
         """``(y (n, D), conditions (n, C) or None)`` chunk by chunk."""
         n = self.num_components if index is None else index.shape[0]
@@ -450,7 +462,9 @@ class MixturePath:
             # (n, B) layout: the K = F products and the reductions are several times faster this way round
             Lt = torch.addmm(cv.unsqueeze(0), psi, U.T, out=self._workspace(nc * S, B, U) if inplace else None)
             L = torch.logsumexp(Lt.view(nc, S, B), 1) if S > 1 else Lt  # SO3 sign terms: one kernel
-            if c is not None or s is not None:
+            if c is None and s is not None and inplace:  # the stratified subset: O(B) edits, N/M added below
+                L = self._drop_sources_(L, rows, s)
+            elif c is not None or s is not None:
                 logits = self._cond_logits(c, self.conditions[rows]) if c is not None else None
                 Lb = L.T
                 if s is not None:
@@ -465,6 +479,8 @@ class MixturePath:
             E = (L.sub_(m) if inplace else L - m).clamp_min_(self._exp_floor(L.dtype)).exp_()
             tot = E.sum(0)
             lse_c = m + torch.log(tot)
+            if c is None and s is not None and inplace:
+                lse_c = lse_c + math.log(self.num_components / self.max_components)
             new = torch.logaddexp(lse, lse_c)
             if mean:
                 if S > 1:  # each sign term's share of its centre's weight
