@@ -43,7 +43,7 @@ MACHINE_NOTE = "2-core AMD EPYC CPU (shared), one thread, no GPU"
 # configs/earth_fire.yaml before this benchmark (RFM, 256 x 5, batch 256, lr 2e-3, EMA 0.999)
 DEFAULTS = dict(minutes=4.0, checkpoints="1,2,4", hidden=256, depth=5, batch_size=256, lr=2e-3, warmup=100,
                 lr_schedule="cosine", ema_decay=0.999, fourier=0, time_sampling="uniform", weight_decay=0.0,
-                eval_steps=256, check_points=64, eval_points=0, seed=0)
+                eval_steps=256, check_points=64, eval_points=0, seed=0, coupling="independent")
 # eval_steps: the fire models with Fourier features and late times have a field that is sharp near t = 1;
 # after 20 minutes their rk4 NLL on 64 test points was 0.34 (64 steps), 0.15 (128) and 0.09 (256) below
 # dopri5 at 1e-6 (benchmarks/results/full/fire_budget.json): 256 steps is the least biased cheap choice,
@@ -51,6 +51,7 @@ DEFAULTS = dict(minutes=4.0, checkpoints="1,2,4", hidden=256, depth=5, batch_siz
 QUICK = dict(minutes=0.04, checkpoints="0.02,0.04", hidden=32, depth=2, batch_size=64, eval_steps=4,
              check_points=8, eval_points=64)
 TIME_SAMPLINGS = ("uniform", "logit_normal", "late")
+COUPLINGS = ("independent", "ot")
 
 
 # ---------------------------------------------------------------------------------------------- clock
@@ -113,15 +114,30 @@ def checkpoint_hook(clock: Clock, minutes: List[float], evaluate, record: List[D
 
 
 # ---------------------------------------------------------------------------------------------- posegen
-def _rfm_time_sampling(kind: str, loc: float, scale: float):
-    """An RFM objective whose times follow ``kind`` (benchmark-only: posegen's RFM draws t ~ U[0, 1 - t_eps]).
+def ot_pairing(manifold, x_0: torch.Tensor, x_1: torch.Tensor) -> torch.Tensor:
+    """``x_0 (B, D)`` reordered so that ``sum_b d(x_0[b], x_1[b])^2`` is smallest: the minibatch optimal-transport
+    coupling (Tong et al. 2023; Pooladian et al. 2023) with the squared geodesic distance as the cost, solved
+    exactly by ``scipy.optimize.linear_sum_assignment`` (benchmark-only dependency)."""
+    from scipy.optimize import linear_sum_assignment
 
-    ``logit_normal``: t = sigmoid(loc + scale n) (Esser et al. 2024); ``late``: t = 1 - (1 - u)^(1 + loc)
-    (more weight near the data, loc > 0)."""
+    B = x_0.shape[0]
+    cost = manifold.dist(x_0.unsqueeze(1).expand(B, B, -1), x_1.unsqueeze(0).expand(B, B, -1)) ** 2
+    rows, cols = linear_sum_assignment(cost.detach().double().cpu().numpy())
+    perm = torch.empty(B, dtype=torch.long)
+    perm[torch.as_tensor(cols)] = torch.as_tensor(rows)
+    return x_0[perm.to(x_0.device)]
+
+
+def _rfm_variant(kind: str, loc: float, scale: float, coupling: str = "independent"):
+    """An RFM objective whose times follow ``kind`` and whose base and data points are paired by ``coupling``
+    (benchmark-only: posegen's RFM draws t ~ U[0, 1 - t_eps] or late, independently of the pairing).
+
+    ``uniform``: t ~ U[0, 1); ``logit_normal``: t = sigmoid(loc + scale n) (Esser et al. 2024); ``late``:
+    t = 1 - (1 - u)^(1 + loc) (more weight near the data, loc > 0). ``coupling="ot"``: :func:`ot_pairing`."""
     from posegen.objectives.base import draw_base
     from posegen.objectives.rfm import RFM
 
-    class TimedRFM(RFM):
+    class VariantRFM(RFM):
         name = "rfm_t"
 
         def __init__(self, t_eps: float = 1e-3):
@@ -130,18 +146,20 @@ def _rfm_time_sampling(kind: str, loc: float, scale: float):
         def sample(self, flow, x_1, generator=None):
             B = x_1.shape[0]
             x_0 = draw_base(flow, B, x_1, generator)
+            if coupling == "ot":
+                x_0 = ot_pairing(flow.manifold, x_0, x_1)
             dev = generator.device if generator is not None else x_1.device
             if kind == "logit_normal":
                 n = torch.randn(B, generator=generator, dtype=x_1.dtype, device=dev)
                 t = torch.sigmoid(loc + scale * n)
-            else:  # late
+            else:  # uniform (loc = 0 is u itself) or late
                 u = torch.rand(B, generator=generator, dtype=x_1.dtype, device=dev)
-                t = 1 - (1 - u) ** (1 + loc)
+                t = 1 - (1 - u) ** (1 + loc) if kind == "late" else u
             t = (t * (1 - self.t_eps)).to(x_1.device)
             x_t, dx_t = self.path(flow.manifold, x_0, x_1, t)
             return t, x_t, dx_t
 
-    return TimedRFM
+    return VariantRFM
 
 
 def run_posegen(s: Dict[str, Any]) -> Dict[str, Any]:
@@ -161,11 +179,12 @@ def run_posegen(s: Dict[str, Any]) -> Dict[str, Any]:
     flow = PoseFlow(Product(Sphere(2, fourier=s["fourier"])), hidden=s["hidden"], depth=s["depth"])
     objective = "rfm"
     ts = s["time_sampling"]
-    if ts != "uniform":
+    coupling = s.get("coupling", "independent")
+    if ts != "uniform" or coupling != "independent":
         kind, *params = ts.split(":")
         vals = [float(v) for v in params[0].split(",")] if params else []
         loc, scale = (vals + [0.0, 1.0][len(vals):])[:2]
-        OBJECTIVES["rfm_t"] = _rfm_time_sampling(kind, loc, scale)
+        OBJECTIVES["rfm_t"] = _rfm_variant(kind, loc, scale, coupling)
         objective = "rfm_t"
     cfg = TrainConfig(objective=objective, steps=10 ** 9, batch_size=s["batch_size"], lr=s["lr"],
                       warmup=s["warmup"], lr_schedule=s["lr_schedule"], ema_decay=s["ema_decay"],
@@ -267,6 +286,9 @@ def parse_args(argv=None):
     p.add_argument("--fourier", type=int, help="Sphere(2, fourier=K): sin/cos(pi 2^k x) features, k < K")
     p.add_argument("--time-sampling", help="uniform | logit_normal[:loc,scale] | late[:a] (t = 1 - (1-u)^(1+a))")
     p.add_argument("--eval-steps", type=int, help="rk4 steps of the test NLL")
+    p.add_argument("--coupling", choices=COUPLINGS,
+                   help="pairing of base and data points in a batch: independent, or ot (minibatch optimal "
+                        "transport under the squared geodesic distance; needs scipy)")
     p.add_argument("--eval-points", type=int, help="test points scored (0: all)")
     p.add_argument("--check-points", type=int, help="test points re-scored with dopri5 at the end (0: none)")
     p.add_argument("--seed", type=int)
@@ -361,6 +383,8 @@ def _settings_text(s: Dict[str, Any]) -> str:
         t += f", fourier {s['fourier']}"
     if s.get("time_sampling", "uniform") != "uniform":
         t += f", t {s['time_sampling']}"
+    if s.get("coupling", "independent") != "independent":
+        t += f", {s['coupling']} coupling"
     if s.get("warmup") not in (None, 100):
         t += f", warmup {s['warmup']}"
     if s.get("weight_decay"):

@@ -215,8 +215,8 @@ def test_fire_budget_quick_with_baseline_and_table(tmp_path):
     fb = _module("fire_budget")
     out = tmp_path / "fire_budget.json"
     fb.main(["--quick", "--label", "a", "--out", str(out)])
-    fb.main(["--quick", "--label", "b", "--fourier", "2", "--time-sampling", "logit_normal", "--append",
-             "--out", str(out)])
+    fb.main(["--quick", "--label", "b", "--fourier", "2", "--time-sampling", "logit_normal", "--coupling", "ot",
+             "--append", "--out", str(out)])
     fb.main(["--quick", "--baseline-only", "--append", "--out", str(out)])
     torch.set_num_threads(threads)
     d = json.loads(out.read_text())
@@ -227,6 +227,7 @@ def test_fire_budget_quick_with_baseline_and_table(tmp_path):
     else:
         assert len(rows) == 2 and "not installed" in d["baseline_skipped"]
     assert [r["label"] for r in rows][:2] == ["a", "b"] and rows[1]["settings"]["fourier"] == 2
+    assert rows[1]["settings"]["coupling"] == "ot" and rows[0]["settings"]["coupling"] == "independent"
     for r in rows:
         assert [c["minutes"] for c in r["checkpoints"]] == [0.02, 0.04]
         assert all(_finite(c["nll"]) and c["finite"] and c["train_cpu_s"] >= 60 * c["minutes"]
@@ -236,6 +237,27 @@ def test_fire_budget_quick_with_baseline_and_table(tmp_path):
     assert "0.04 min" in text and text.count("\n| ") >= 3
     mr = _module("make_results")
     assert "0.04 min" in mr.render(tmp_path)
+
+
+@pytest.mark.parametrize("spec", ["S2", "R2 x S1"])
+def test_fire_budget_ot_pairing_is_the_cheapest_permutation(spec):
+    """The minibatch OT coupling pairs x_0 with x_1 at the least total squared geodesic distance: checked against
+    every permutation of 5 points, and it only reorders x_0."""
+    import itertools
+
+    import torch
+
+    pytest.importorskip("scipy")
+    from posegen.manifolds import parse
+
+    M = parse(spec)
+    g = torch.Generator().manual_seed(3)
+    x0, x1 = M.sample_base(5, generator=g, dtype=torch.float64), M.sample_base(5, generator=g, dtype=torch.float64)
+    paired = _module("fire_budget").ot_pairing(M, x0, x1)
+    cost = lambda a: float((M.dist(a, x1) ** 2).sum())  # noqa: E731
+    best = min(cost(x0[list(p)]) for p in itertools.permutations(range(5)))
+    assert cost(paired) == pytest.approx(best, rel=1e-12) and cost(paired) <= cost(x0)
+    assert sorted(map(tuple, paired.tolist())) == sorted(map(tuple, x0.tolist()))
 
 
 def test_ik_benchmark_trains_evaluates_and_renders(tmp_path):
