@@ -30,6 +30,12 @@ WORKSPACE_MAX = 1 << 22
 SHIFT_PROBES = 256
 
 
+def _dropped(dtype: torch.dtype) -> float:
+    """The log-kernel of a dropped component (a row's own source in a stratified subset chunk): a large finite
+    value, not -inf, because a chunk whose only component is the source must keep finite gradients."""
+    return torch.finfo(dtype).min / 4
+
+
 class MixturePath:
     r"""Kernel-mixture probability path ``p_t`` on a product manifold, optionally conditional.
 
@@ -233,9 +239,8 @@ class MixturePath:
     def _stratify(self, logk, logits, rows, s):
         """Reweight a subset chunk by ``N / M`` and drop each row's own source (``rows`` (n,), ``s`` (B,))."""
         offset = math.log(self.num_components / self.max_components)
-        # a large finite value, not -inf: a chunk whose only component is the source must keep finite grads
         drop = s.unsqueeze(-1) == rows.unsqueeze(0)
-        low = torch.finfo(logk.dtype).min / 4
+        low = _dropped(logk.dtype)
         logk = (logk + offset).masked_fill(drop, low)
         if logits is not None:
             logits = (logits + offset).masked_fill(drop, low)
@@ -250,7 +255,7 @@ class MixturePath:
         where[rows] = torch.arange(rows.shape[0], device=L.device)
         pos = where[s]
         i, b = pos.clamp_min(0), torch.arange(s.shape[0], device=L.device)
-        L[i, b] = torch.where(pos >= 0, torch.finfo(L.dtype).min / 4, L[i, b])
+        L[i, b] = torch.where(pos >= 0, _dropped(L.dtype), L[i, b])
         return L
 
     def _chunks(self, index: Optional[torch.Tensor], with_rows: bool = False):
