@@ -263,10 +263,12 @@ def test_sampler_ranks_by_density_and_clearance(loaded, tiny_sampler, refine):
     tier = 2 * (~out["success"]).int() if refine else torch.zeros_like(lp, dtype=torch.int32)
     key = tier * 1e9 - lp  # tiers first, then density
     assert bool((key.diff(dim=1) >= -1e-6 * lp.abs().max()).all())
-    if not refine:  # the same 12 draws as without a ranking: the 6 most probable of them, best first
+    if not refine:  # the same 12 draws as without a ranking (spare=1): the 6 most probable of them, best first
         every = tiny_sampler.sample(targets, 12, seed=2, spare=0.0)["joints"]
-        lp_all = tiny_sampler.log_prob(every, targets).double().sort(1, descending=True).values[:, :6]
-        torch.testing.assert_close(lp, lp_all, rtol=2e-3, atol=0.0)  # float32, batch-size-dependent rounding
+        lp_all = tiny_sampler.log_prob(every, targets).double()
+        assert float(lp_all.std(1).min()) > 1e-4  # apart beyond float32 rounding (~1e-5 here), even untrained
+        top = lp_all.argsort(1, descending=True)[:, :6]
+        torch.testing.assert_close(out["joints"], every.gather(1, top[..., None].expand(-1, -1, 7)), rtol=0, atol=0)
     # clearance: collision-free first, then farthest from the obstacles first
     checker = CollisionChecker(robot, [Ball(center=(0.3, 0.0, 0.5), radius=0.25)], self_collision=False)
     out = tiny_sampler.sample(targets, 8, seed=5, rank="clearance", checker=checker, spare=0.5, **opts)

@@ -324,7 +324,8 @@ class IKSampler:
                 (with an obstacle or themselves) rank after the collision-free ones, and ``"collision_free"``
                 ``(T, n)`` is returned; with ``refine`` a returned row is ``success & collision_free`` first.
                 Spare draws (``spare``, ``oversample`` with ``near``) are what it chooses from.
-            rank: how the rows of a target are ordered (and, with spare draws, which are kept) after validity
+            rank: how the rows of a target are ordered (and which of the ``ceil(n (1 + spare))`` draws, or
+                ``oversample * n`` with ``near``, are kept) after validity
                 (success, then collision-free): ``"near"`` (closest to ``near`` first; the default when ``near``
                 is given), ``"density"`` (most probable under the model first, :meth:`log_prob` of the returned
                 joints: an extra likelihood pass), ``"clearance"`` (farthest from the checker's obstacles first;
@@ -377,10 +378,10 @@ class IKSampler:
             raise ValueError('rank="near" needs a seed configuration: near=')
         if rank == "clearance" and checker is None:
             raise ValueError('rank="clearance" needs a checker= (a CollisionChecker with the obstacles)')
-        # draws per target: oversampled for near=, and with refine or a checker a share of spares, so that the
-        # n rows returned can be (collision-free) successes without a second round in most cases
+        # draws per target: oversampled for near=, and with refine, a checker or a ranking a share of spares, so
+        # that the n rows returned can be (collision-free) successes, or the best ranked, without a second round
         m = n * int(oversample) if near is not None else (
-            int(math.ceil(n * (1 + spare))) if refine or checker is not None else n)
+            int(math.ceil(n * (1 + spare))) if refine or checker is not None or rank is not None else n)
         if refine and method is None and steps is None:
             method, steps = REFINE_SAMPLE_SOLVER["method"], REFINE_SAMPLE_SOLVER["steps"]
         if temperature is None:
