@@ -137,8 +137,8 @@ def cmd_train(args):
 
 
 # ------------------------------------------------------------------------------------------- eval
-def raw_eval(ik, targets, per, steps=None, seed=0):
-    out = ik.sample(targets, per, seed=seed, steps=steps)
+def raw_eval(ik, targets, per, steps=None, seed=0, **sample_options):
+    out = ik.sample(targets, per, seed=seed, steps=steps, **sample_options)
     pe, re = ik.errors(out["joints"].double(), targets)
     inside = ik.robot.within_limits(out["joints"].double())
     return out["joints"], {"pos_mm": stats(pe, 1e3), "rot_deg": stats(re, DEG),
@@ -219,6 +219,21 @@ def cmd_eval(args):
         ms = 1e3 * timed(lambda: final.sample(one, 100, seed=0, steps=steps))
         row["ode_steps"].append({"method": "rk4", "steps": steps, **r, "ms_100": ms})
         print("steps", steps, json.dumps(r), f"{ms:.1f} ms", flush=True)
+
+    # raw samples ranked by the model's density (first 100 targets): the most probable n of (1 + spare) n draws
+    row["density_rank"] = []
+    for spare in args.density_spares:
+        c = time.thread_time()
+        _, r = raw_eval(final, targets[:100], args.per_target, seed=1, rank="density", spare=spare)
+        cpu = time.thread_time() - c
+        row["density_rank"].append({"draws_per_solution": 1 + spare, **r,
+                                    "cpu_s_per_1000": 1e3 * cpu / (100 * args.per_target)})
+        print("density rank", 1 + spare, json.dumps(r), flush=True)
+    if args.density_spares:  # the same targets and seed without a ranking, timed alike
+        c = time.thread_time()
+        _, r = raw_eval(final, targets[:100], args.per_target, seed=1)
+        row["density_rank"].insert(0, {"draws_per_solution": 1, **r,
+                                       "cpu_s_per_1000": 1e3 * (time.thread_time() - c) / (100 * args.per_target)})
 
     # refined: what sample(refine=True) returns with its defaults
     sig = inspect.signature(IKSampler.sample).parameters
@@ -375,6 +390,13 @@ def section(d) -> str:
         lines += ["", "Sampling integrator (first 100 targets): "
                   + "; ".join(f"rk4 x {s['steps']}: {s['pos_mm']['mean']:.1f} mm / {s['rot_deg']['mean']:.1f} deg, "
                               f"{s['ms_100']:.0f} ms per 100" for s in flow["ode_steps"]) + "."]
+    if flow.get("density_rank"):
+        lines += ["", "Raw samples ranked by the model's density (`sample(rank=\"density\", spare=k)`, the most probable "
+                  "of 1 + k draws each; first 100 targets, thread CPU time per 1000 solutions): " + "; ".join(
+                      (f"of {s['draws_per_solution']:g}x draws" if s["draws_per_solution"] > 1 else "unranked")
+                      + f": {s['pos_mm']['mean']:.1f} mm / {s['rot_deg']['mean']:.1f} deg, {s['cpu_s_per_1000']:.2f} s"
+                      for s in flow["density_rank"])
+                  + " (the likelihood pass with the exact divergence costs far more than the draws)."]
     if d.get("curve"):
         lines += ["", "Raw error against training time (one run, cosine schedule over the whole budget; first 100 "
                   "targets): " + "; ".join(
@@ -455,6 +477,8 @@ def main(argv=None):
                    help="iteration caps of the random-start baseline (its row is the fastest)")
     e.add_argument("--cluster-eps", type=float, default=0.2)
     e.add_argument("--ode-steps", type=lambda s: [int(v) for v in s.split(",")], default=[4, 8, 32])
+    e.add_argument("--density-spares", type=lambda s: [float(v) for v in s.split(",") if v], default=[1.0, 3.0],
+                   help="raw samples ranked by density from (1 + k) n draws, for each k (first 100 targets; '' skips)")
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--out", default=str(RESULTS))
     m = sub.add_parser("markdown")

@@ -275,8 +275,10 @@ def test_ik_benchmark_trains_evaluates_and_renders(tmp_path):
     assert set(flow["refined"]) == {"1mm_0.01rad", "0.1mm_0.001rad"}
     assert [b["max_iters"] for b in base["by_max_iters"]] == [4, 8] and base["max_iters"] in (4, 8)
     assert all(r["refined"]["1mm_0.01rad"]["inside_limits"] == 1.0 for r in [flow] + base["by_max_iters"])
+    assert [r["draws_per_solution"] for r in flow["density_rank"]] == [1, 2.0, 4.0]
+    assert all(_finite(r["pos_mm"]["mean"]) and r["inside_limits"] == 1.0 for r in flow["density_rank"])
     text = ik.markdown_section(d, "ik_iiwa14.json")
-    assert "IKSampler.sample(refine=True)" in text and "8 iterations" in text
+    assert "IKSampler.sample(refine=True)" in text and "8 iterations" in text and "of 4x draws" in text
 
 
 def test_compile_cost_runs_and_renders(tmp_path):
