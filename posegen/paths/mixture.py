@@ -236,9 +236,13 @@ class MixturePath:
         logit = -0.5 * ((c - c_s) ** 2).sum(-1) / self.cond_bandwidth ** 2
         return logk + logit, logit
 
+    def _subset_log_weight(self) -> float:
+        """``log(N / M)``: the weight of each of a subset's ``M`` components standing for the ``N``."""
+        return math.log(self.num_components / self.max_components)
+
     def _stratify(self, logk, logits, rows, s):
         """Reweight a subset chunk by ``N / M`` and drop each row's own source (``rows`` (n,), ``s`` (B,))."""
-        offset = math.log(self.num_components / self.max_components)
+        offset = self._subset_log_weight()
         drop = s.unsqueeze(-1) == rows.unsqueeze(0)
         low = _dropped(logk.dtype)
         logk = (logk + offset).masked_fill(drop, low)
@@ -458,6 +462,8 @@ class MixturePath:
         lse_w = U.new_full((B,), -math.inf) if c is not None else None
         psi_bar = U.new_zeros(B, U.shape[1]) if mean else None
         inplace = not (torch.is_grad_enabled() and (U.requires_grad or cv.requires_grad))
+        # the unconditional stratified subset, outside autograd: O(B) edits in place, N/M added to each chunk's sum
+        drop_in_place = c is None and s is not None and inplace
         n = self.num_components if index is None else index.shape[0]
         for a in range(0, n, self.chunk_size):
             rows = slice(a, min(a + self.chunk_size, n)) if index is None else index[a:a + self.chunk_size]
@@ -467,7 +473,7 @@ class MixturePath:
             # (n, B) layout: the K = F products and the reductions are several times faster this way round
             Lt = torch.addmm(cv.unsqueeze(0), psi, U.T, out=self._workspace(nc * S, B, U) if inplace else None)
             L = torch.logsumexp(Lt.view(nc, S, B), 1) if S > 1 else Lt  # SO3 sign terms: one kernel
-            if c is None and s is not None and inplace:  # the stratified subset: O(B) edits, N/M added below
+            if drop_in_place:
                 L = self._drop_sources_(L, rows, s)
             elif c is not None or s is not None:
                 logits = self._cond_logits(c, self.conditions[rows]) if c is not None else None
@@ -484,8 +490,8 @@ class MixturePath:
             E = (L.sub_(m) if inplace else L - m).clamp_min_(self._exp_floor(L.dtype)).exp_()
             tot = E.sum(0)
             lse_c = m + torch.log(tot)
-            if c is None and s is not None and inplace:
-                lse_c = lse_c + math.log(self.num_components / self.max_components)
+            if drop_in_place:
+                lse_c = lse_c + self._subset_log_weight()
             new = torch.logaddexp(lse, lse_c)
             if mean:
                 if S > 1:  # each sign term's share of its centre's weight
