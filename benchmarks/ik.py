@@ -220,20 +220,17 @@ def cmd_eval(args):
         row["ode_steps"].append({"method": "rk4", "steps": steps, **r, "ms_100": ms})
         print("steps", steps, json.dumps(r), f"{ms:.1f} ms", flush=True)
 
-    # raw samples ranked by the model's density (first 100 targets): the most probable n of (1 + spare) n draws
+    # raw samples ranked by the model's density (first 100 targets): the most probable n of (1 + spare) n draws,
+    # after the same targets and seed without a ranking (spare 0), timed alike
     row["density_rank"] = []
-    for spare in args.density_spares:
+    for spare in [0.0] + args.density_spares if args.density_spares else []:
         c = time.thread_time()
-        _, r = raw_eval(final, targets[:100], args.per_target, seed=1, rank="density", spare=spare)
+        _, r = raw_eval(final, targets[:100], args.per_target, seed=1,
+                        **({"rank": "density", "spare": spare} if spare else {}))
         cpu = time.thread_time() - c
         row["density_rank"].append({"draws_per_solution": 1 + spare, **r,
                                     "cpu_s_per_1000": 1e3 * cpu / (100 * args.per_target)})
         print("density rank", 1 + spare, json.dumps(r), flush=True)
-    if args.density_spares:  # the same targets and seed without a ranking, timed alike
-        c = time.thread_time()
-        _, r = raw_eval(final, targets[:100], args.per_target, seed=1)
-        row["density_rank"].insert(0, {"draws_per_solution": 1, **r,
-                                       "cpu_s_per_1000": 1e3 * (time.thread_time() - c) / (100 * args.per_target)})
 
     # refined: what sample(refine=True) returns with its defaults
     sig = inspect.signature(IKSampler.sample).parameters
