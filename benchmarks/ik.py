@@ -41,8 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import Result, read_json, set_threads  # noqa: E402
 
-from posegen.robots import IKSampler, load, solve_ik  # noqa: E402
-from posegen.robots.ik_sampler import REFINE_SAMPLE_SOLVER, REFINE_TEMPERATURE  # noqa: E402
+from posegen.robots import load, solve_ik  # noqa: E402
+from posegen.samplers import IKSampler  # noqa: E402
+from posegen.samplers.ik import REFINE_SAMPLE_SOLVER, REFINE_TEMPERATURE  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "full"
 DEG = 180.0 / torch.pi

@@ -26,10 +26,10 @@ import torch
 
 from posegen import PoseFlow
 from posegen.data import load_robomimic
-from posegen.planning.ompl import grasp_goal_configs
+from posegen.planning.goals import grasp_goal_configs
 from posegen.planning.scene import PandaCollisionChecker, table
 from posegen.rotations import se3_from_pos_quat
-from posegen.sampler import PoseSampler
+from posegen.samplers import PoseSampler
 from posegen.training import train
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "data" / "panda_reach_grasp.hdf5"
@@ -109,7 +109,7 @@ def main(argv=None):
     checker = PandaCollisionChecker([table()])
     ik = None
     if args.ik:
-        from posegen.robots import IKSampler
+        from posegen.samplers import IKSampler
 
         ik = IKSampler.load(args.ik)
     goals = grasp_goal_configs(sampler, obj, n_candidates=args.candidates, k=args.k, checker=checker, seed=0,

@@ -55,7 +55,7 @@ from posegen.robots import load
 from posegen.robots.collision import ready_configuration
 from posegen.robots.ik import solve_ik
 from posegen.rotations import rotmat_to_quat
-from posegen.sampler import PoseSampler
+from posegen.samplers import PoseSampler
 from posegen.training import train
 
 DATA = Path(__file__).resolve().parents[1] / "data"

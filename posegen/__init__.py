@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version as _version
 from . import manifolds
 from .flow import PoseFlow
 from .manifolds import parse, wrap_angle
-from .sampler import PoseSampler
+from .samplers import IKSampler, PoseSampler
 from .training import TrainConfig, train
 
 try:
@@ -18,4 +18,4 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["manifolds", "parse", "wrap_angle", "PoseFlow", "PoseSampler", "train", "TrainConfig", "__version__"]
+__all__ = ["manifolds", "parse", "wrap_angle", "PoseFlow", "PoseSampler", "IKSampler", "train", "TrainConfig", "__version__"]

@@ -16,9 +16,10 @@ pytest.importorskip("pytorch_kinematics")
 pytest.importorskip("roma")
 
 from posegen import robots  # noqa: E402
-from posegen.robots import IKSampler, solve_ik  # noqa: E402
+from posegen.robots import solve_ik  # noqa: E402
+from posegen.samplers import IKSampler  # noqa: E402
 from posegen.robots.ik import parse_targets, pose_errors, rotation_angle_atan2  # noqa: E402
-from posegen.robots.ik_sampler import pose_features  # noqa: E402
+from posegen.samplers.ik import pose_features  # noqa: E402
 from posegen.rotations import convert_quat_order  # noqa: E402
 
 ROBOTS = ("panda", "ur5e", "iiwa14")
@@ -201,7 +202,11 @@ def test_failed_refinements_are_redrawn_and_errors_stay_those_of_the_returned_jo
     _, targets = _targets(robot, 6, seed=12)
     once = tiny_sampler.sample(targets, 8, seed=3, refine=True, max_iters=20, retries=0)
     more = tiny_sampler.sample(targets, 8, seed=3, refine=True, max_iters=20, retries=3)
-    assert torch.equal(once["raw_joints"], more["raw_joints"])
+    ok = once["success"]
+    # a retried row keeps the raw draw of its first try; fixed rows move up past those still failing, so the
+    # raw rows of each target are the same, in another order where a retry succeeded
+    assert torch.equal(once["raw_joints"][ok], more["raw_joints"][ok])
+    assert torch.equal(once["raw_joints"].sort(1).values, more["raw_joints"].sort(1).values)
     assert int(more["success"].sum()) >= int(once["success"].sum())
     # rows that succeeded the first time are kept as they were
     torch.testing.assert_close(more["joints"][once["success"]], once["joints"][once["success"]])

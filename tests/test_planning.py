@@ -15,7 +15,7 @@ from posegen.data import panda
 from posegen.planning.scene import Ball, Box, CollisionChecker, PandaCollisionChecker, bin_walls, table, tabletop_scene
 from posegen.robots import load
 from posegen.robots.collision import Capsule, ready_configuration
-from posegen.sampler import PoseSampler
+from posegen.samplers import PoseSampler
 
 Q_READY = panda.Q_READY
 ONE = [Capsule("panda_hand_tcp", (0.0, 0.0, 0.0), 0.01)]      # a single 1 cm sphere at the TCP
@@ -281,8 +281,7 @@ def test_ur5e_query_through_the_same_api():
 
 @pytest.mark.parametrize("with_sampler", [False, True])
 def test_grasp_goal_configs_solve_ik_for_the_checker_robot(with_sampler):
-    pytest.importorskip("ompl")
-    from posegen.planning.ompl import grasp_goal_configs
+    from posegen.planning.goals import grasp_goal_configs
 
     class TopGrasps:
         """A stand-in grasp model: top grasps above the object, already ranked."""
@@ -294,7 +293,7 @@ def test_grasp_goal_configs_solve_ik_for_the_checker_robot(with_sampler):
             quat = torch.tensor([[1.0, 0.0, 0.0, 0.0]] * 3, dtype=torch.float64)     # z axis down
             return {"position": pos, "quat": quat, "log_prob": torch.tensor([0.0, -1.0, -2.0])}
 
-        def _se3_parts(self, *_):
+        def se3_parts(self, *_):
             class P:
                 def __init__(self, name):
                     self.name = name
@@ -304,7 +303,7 @@ def test_grasp_goal_configs_solve_ik_for_the_checker_robot(with_sampler):
         ch = CollisionChecker(name, [table()])
         ik = None
         if with_sampler:  # starts from a (barely trained) learned IK distribution instead of the ready pose
-            from posegen.robots import IKSampler
+            from posegen.samplers import IKSampler
 
             ik = IKSampler(ch.robot, hidden=16, depth=1).fit(steps=3, batch_size=32, seed=0, device="cpu")
         goals = grasp_goal_configs(TopGrasps(), (0.5, 0.1, 0.05), n_candidates=3, k=3, checker=ch, seed=0,

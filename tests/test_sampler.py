@@ -9,7 +9,7 @@ import torch
 
 from posegen import PoseFlow
 from posegen.data import panda
-from posegen.sampler import PoseSampler, SamplingShortfall, manifold_parts, resolve_joint_limits, unwrap_to_limits
+from posegen.samplers import PoseSampler, SamplingShortfall, manifold_parts, resolve_joint_limits, unwrap_to_limits
 
 SOLVER = {"method": "euler", "steps": 3}    # cheap: the tests check plumbing, not accuracy
 
@@ -224,7 +224,7 @@ def test_shortfall_raises_or_returns_fewer():
 
 
 @pytest.mark.parametrize("spec, limits, match", [
-    ("R3 x SO3", "panda", "no torus"),
+    ("R3 x SO3", "panda", "only for joints modelled as angles on a torus"),
     ("T3", "panda", r"shape \(3, 2\)"),
     ("T2", [[1.0, 0.0], [0.0, 1.0]], "lower < upper"),
     ("T2", "ur5", "panda"),

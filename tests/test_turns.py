@@ -16,7 +16,7 @@ pytest.importorskip("pytorch_kinematics")
 
 from posegen import robots  # noqa: E402
 from posegen.manifolds import Interval, Torus  # noqa: E402
-from posegen.robots import IKSampler  # noqa: E402
+from posegen.samplers import IKSampler  # noqa: E402
 from posegen.robots.turns import FullTurns, full_turn_mask  # noqa: E402
 
 # one joint that spans 1.6 turns (copies: 1 or 2 depending on the angle), one limited joint, one continuous

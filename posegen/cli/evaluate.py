@@ -51,7 +51,7 @@ def robot_check(flow, solver, n: int = 2000, cond=None):
     import torch
 
     from ..rotations import rotation_angle
-    from ..sampler import PoseSampler
+    from ..samplers import PoseSampler
 
     sampler = PoseSampler(flow, solver={k: v for k, v in solver.items() if k in ("method", "steps")})
     out = sampler.sample(n, condition=cond, seed=0)

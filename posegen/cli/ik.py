@@ -1,4 +1,4 @@
-"""``posegen ik train`` / ``posegen ik sample``: learned IK distributions (:class:`posegen.robots.IKSampler`).
+"""``posegen ik train`` / ``posegen ik sample``: learned IK distributions (:class:`posegen.samplers.IKSampler`).
 
     posegen ik train --robot panda --out runs/ik_panda --minutes 10
     posegen ik sample runs/ik_panda/ik.pt --pose 0.4,0,0.5,1,0,0,0 -n 5 --refine
@@ -106,7 +106,8 @@ def _targets(args):
 
 
 def run_train(args) -> int:
-    from ..robots import IKSampler, load
+    from ..robots import load
+    from ..samplers import IKSampler
 
     device = check_device(args.device)
     if args.steps is not None and args.steps < 1:
@@ -134,7 +135,7 @@ def run_sample(args) -> int:
     import numpy as np
     import torch
 
-    from ..robots import IKSampler
+    from ..samplers import IKSampler
     from ..rotations import check_quat_order
 
     try:

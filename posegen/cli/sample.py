@@ -58,7 +58,7 @@ def run(args) -> int:
     extras, columns, fk_note = None, columns_from_config(cfg, flow.manifold), ""
     if flow.robot_spec is not None:
         # a robot's joint model: store the end-effector pose of every sample (forward kinematics) beside it
-        from ..sampler import PoseSampler
+        from ..samplers import PoseSampler
 
         sampler = PoseSampler(flow, quat_order=args.quat_order)
         fk = sampler.forward_kinematics(x[:, sampler.joint_columns])

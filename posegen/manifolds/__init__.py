@@ -1,7 +1,7 @@
 """Geometry: the manifold protocol, its factors (R^d, tori, joint intervals, spheres, SO(3)), products
 and ``parse``.
 
-Imports only torch. Everything downstream (paths, models, solvers) consumes this protocol.
+Imports only torch (and numpy in :mod:`.gate`, which accepts arrays). Everything downstream (paths, models, solvers) consumes this protocol.
 """
 
 from .base import TOLERANCES, Manifold, tol

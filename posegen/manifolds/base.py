@@ -197,7 +197,12 @@ class Manifold(abc.ABC):
 
     #: CNFM kernel family, a key of :data:`posegen.paths.kernels.KERNELS` (None: no kernel)
     kernel: Optional[str] = None
-    #: default name of this factor's entry in a sampler's result (``"position"``, ``"joints"``, ...)
+    #: what the factor's coordinates are, which code acts on (independent of the display name ``part_name``):
+    #: ``"joints"`` (a robot's joints inside limits), ``"angle"`` (angles that may be a robot's joints),
+    #: ``"position"`` (a point in R^3), ``"quaternion"`` (a unit quaternion, xyzw), ``"direction"`` (a unit
+    #: vector), ``"coordinates"`` (anything else)
+    role: str = "coordinates"
+    #: default name of this factor's entry in a sampler's result (``"position"``, ``"joints"``, ...): display only
     part_name: str = "coords"
     #: how :func:`posegen.plots.plot_factors` draws it: ``"positions"``, ``"angles"``, ``"rotations"``,
     #: ``"sphere"`` or ``"box"``

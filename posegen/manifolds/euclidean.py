@@ -29,6 +29,10 @@ class Euclidean(Manifold):
         return f"R{self.dim}"
 
     @property
+    def role(self) -> str:
+        return "position" if self.dim == 3 else "coordinates"
+
+    @property
     def part_name(self) -> str:
         return "position" if self.dim == 3 else "euclidean"
 

@@ -89,6 +89,7 @@ class Interval(Manifold):
 
     compact = True  # finite volume prod(hi - lo) and a uniform base distribution
     kernel = "gaussian"  # a Gaussian in z, pushed forward (kernel_coords)
+    role = "joints"
     part_name = "joints"
     plot_kind = "angles"
 

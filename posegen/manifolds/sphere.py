@@ -57,6 +57,10 @@ class Sphere(Manifold):
         return self.dim == 3
 
     @property
+    def role(self) -> str:
+        return "quaternion" if self.dim == 3 else "direction"
+
+    @property
     def part_name(self) -> str:
         return "quat" if self.dim == 3 else "sphere"
 
@@ -205,6 +209,7 @@ class SO3(Sphere):
 
     kernel = "so3"
     holds_quaternion = True
+    role = "quaternion"
     part_name = "quat"
     plot_kind = "rotations"
 

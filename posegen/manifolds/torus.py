@@ -30,6 +30,7 @@ class Torus(Manifold):
 
     compact = True
     kernel = "von_mises"
+    role = "angle"
     part_name = "joints"
     periodic = True
     plot_kind = "angles"

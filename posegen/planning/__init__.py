@@ -1,6 +1,7 @@
 """Planning: scenes of boxes and balls, any robot's collision checker (torch) and the OMPL integration.
 
-``posegen.planning.scene`` builds scenes; the collision checker is
+``posegen.planning.scene`` builds scenes; ``posegen.planning.goals`` turns grasp poses into goal configurations
+(IK, collision-free; no OMPL needed); the collision checker is
 :class:`posegen.robots.collision.CollisionChecker` (re-exported here; built from the robot's description and
 its shipped collision table). ``posegen.planning.ompl`` needs the OMPL Python bindings
 (``pip install posegen[planning]``); its names are importable from here without them and raise a clear
@@ -8,12 +9,13 @@ ImportError only when used. Every function takes the robot through its checker o
 Panda).
 """
 
-from .ompl import (PLANNERS, VALID_SAMPLER_PLANNERS, GraspGoals, PlanResult, PosegenSamplerAllocator,
-                   SampleBuffer, goal_states, grasp_goal_configs, joint_space, panda_space, plan, require_ompl)
+from .goals import GraspGoals, goals_from_poses, grasp_goal_configs
+from .ompl import (PLANNERS, VALID_SAMPLER_PLANNERS, PlanResult, PosegenSamplerAllocator, SampleBuffer, goal_states,
+                   joint_space, panda_space, plan, require_ompl)
 from .scene import BINS, Ball, Box, CollisionChecker, PandaCollisionChecker, bin_walls, table, tabletop_scene
 
 __all__ = [
     "Box", "Ball", "CollisionChecker", "PandaCollisionChecker", "table", "bin_walls", "BINS", "tabletop_scene",
     "require_ompl", "joint_space", "panda_space", "SampleBuffer", "PosegenSamplerAllocator", "goal_states",
-    "GraspGoals", "grasp_goal_configs", "PlanResult", "plan", "PLANNERS", "VALID_SAMPLER_PLANNERS",
+    "GraspGoals", "grasp_goal_configs", "goals_from_poses", "PlanResult", "plan", "PLANNERS", "VALID_SAMPLER_PLANNERS",
 ]

@@ -8,7 +8,7 @@ What is here
 ------------
 * :func:`joint_space` -- a robot's ``RealVectorStateSpace`` (its dof, its joint limits as bounds);
   :func:`panda_space` is ``joint_space("panda")``.
-* :class:`SampleBuffer` -- draws joint configurations from a :class:`~posegen.sampler.PoseSampler` in
+* :class:`SampleBuffer` -- draws joint configurations from a :class:`~posegen.samplers.PoseSampler` in
   batches (one ODE solve per batch, optionally pre-filtered by the collision checker in one batched call)
   and serves them one at a time: no model call per state.
 * :class:`PosegenSamplerAllocator` -- an allocator for ``SpaceInformation.setValidStateSamplerAllocator``
@@ -17,10 +17,8 @@ What is here
   complete (every region keeps a positive sampling density); the learned share biases the roadmap toward
   configurations the robot actually uses. ``source="uniform"`` gives the same batched machinery with a
   uniform source, to separate the effect of the distribution from the effect of batching.
-* :func:`grasp_goal_configs` -- grasp poses from a conditional posegen model given an object position,
-  ranked by density, turned into goal configurations with :func:`posegen.robots.ik.solve_ik` (the robot's
-  IK, inside its limits) and filtered by the collision checker; :func:`goal_states` turns them into an
-  OMPL ``GoalStates``.
+* :func:`goal_states` -- goal configurations (e.g. from :func:`posegen.planning.goals.grasp_goal_configs`)
+  as an OMPL ``GoalStates``.
 * :func:`plan` -- one query (start, goal configuration(s)) with a named planner and either OMPL's default
   sampler or a posegen allocator; returns a :class:`PlanResult`.
 
@@ -32,7 +30,7 @@ OMPL planners draw states from one of two sampler kinds. The roadmap planners ``
 state space's *state sampler*, and the ompl 2.0.1 bindings expose no ``StateSpace::setStateSamplerAllocator``
 (and a Python override of ``allocDefaultStateSampler`` is not called from C++). So with ompl 2.0.1 the
 learned sampler biases PRM-family planners; RRT-Connect can still use posegen for its *goals*
-(:func:`grasp_goal_configs`). :func:`plan` refuses a posegen sampler with a tree planner instead of
+(:func:`posegen.planning.goals.grasp_goal_configs`). :func:`plan` refuses a posegen sampler with a tree planner instead of
 silently ignoring it.
 
 The robot is the collision checker's (:class:`~posegen.robots.collision.CollisionChecker`, approximate; read
@@ -50,12 +48,12 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
-from ..robots.collision import CollisionChecker, ready_configuration
-from ..rotations import rotmat_to_quat
-from ..sampler import PoseSampler, unwrap_to_limits
+from ..robots.collision import CollisionChecker
+from ..samplers import PoseSampler, unwrap_to_limits
+from ..samplers.parts import JOINT_ROLES
 
 __all__ = ["require_ompl", "joint_space", "panda_space", "SampleBuffer", "PosegenSamplerAllocator", "goal_states",
-           "GraspGoals", "grasp_goal_configs", "PlanResult", "plan", "PLANNERS", "VALID_SAMPLER_PLANNERS"]
+           "PlanResult", "plan", "PLANNERS", "VALID_SAMPLER_PLANNERS"]
 
 PLANNERS = ("PRM", "PRMstar", "BKPIECE1", "RRTConnect", "RRT", "RRTstar", "KPIECE1", "BITstar")
 VALID_SAMPLER_PLANNERS = ("PRM", "PRMstar", "BKPIECE1")
@@ -144,14 +142,14 @@ class SampleBuffer:
     """Joint configurations drawn in batches, served one at a time.
 
     Args:
-        sampler: a :class:`~posegen.sampler.PoseSampler` of a robot's joints (``PoseFlow(robot.manifold,
+        sampler: a :class:`~posegen.samplers.PoseSampler` of a robot's joints (``PoseFlow(robot.manifold,
             robot=robot)``: Interval and Torus factors, or an older model with one torus factor); or None with
             ``source="uniform"``.
         source: ``"posegen"`` (draw from ``sampler``) or ``"uniform"`` (uniform within ``joint_limits``;
             the same batching, for fair comparisons).
         joint_limits: ``(n, 2)`` bounds of the planning space; default the checker's, else those of
             ``robot``, else of the sampler's robot, else the Panda's. Angles of a model whose joints are all
-            on tori are mapped into them (:func:`~posegen.sampler.unwrap_to_limits`); samples outside them
+            on tori are mapped into them (:func:`~posegen.samplers.unwrap_to_limits`); samples outside them
             are dropped.
         robot: the robot whose limits are the default (a Robot or a name).
         checker: if given, each batch is filtered with ``checker.is_valid`` in one call, so served states
@@ -172,8 +170,8 @@ class SampleBuffer:
             raise ValueError(f'Invalid source "{source}". Must be one of {{"posegen", "uniform"}}')
         if source == "posegen":
             if not isinstance(sampler, PoseSampler):
-                raise TypeError(f"source='posegen' needs a posegen.sampler.PoseSampler, got {type(sampler).__name__}")
-            joints = [p for p in sampler.parts if p.kind == "joints"]
+                raise TypeError(f"source='posegen' needs a posegen.samplers.PoseSampler, got {type(sampler).__name__}")
+            joints = [p for p in sampler.parts if p.role in JOINT_ROLES]
             if not joints:
                 raise ValueError(f"the sampler's manifold {sampler.manifold!r} has no joint factor (Interval or "
                                  f"Torus); SampleBuffer draws joint configurations")
@@ -299,7 +297,7 @@ class PosegenSamplerAllocator:
     ``sampler=``).
 
     Args:
-        sampler: a joint-space :class:`~posegen.sampler.PoseSampler` (e.g. trained on ``robot0_joint_pos``),
+        sampler: a joint-space :class:`~posegen.samplers.PoseSampler` (e.g. trained on ``robot0_joint_pos``),
             or None with ``source="uniform"``.
         uniform_fraction: probability that a sample is uniform within the joint limits instead of learned
             (0 < fraction keeps probabilistic completeness; 1 is plain uniform sampling). The default 0.5
@@ -367,109 +365,6 @@ def _motion_validator_class():
 
     _MV_CLASS = BatchedMotionValidator
     return _MV_CLASS
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Goals from grasp poses
-# ---------------------------------------------------------------------------------------------------------
-@dataclass
-class GraspGoals:
-    """Goal configurations from grasp poses.
-
-    ``q (m, dof)`` joint configurations (inside the limits, valid for the checker), ``T (m, 4, 4)`` their grasp
-    poses (TCP, base frame), ``log_prob (m,)`` the grasp model's log-density of each pose (sorted, highest
-    first), ``n_candidates`` grasps drawn, ``n_ik_success`` grasps with an IK solution, ``n_valid`` of those
-    that are collision-free.
-    """
-
-    q: torch.Tensor
-    T: torch.Tensor
-    log_prob: torch.Tensor
-    n_candidates: int
-    n_ik_success: int
-    n_valid: int
-
-
-def grasp_goal_configs(grasp_sampler: PoseSampler, object_pos, *, n_candidates: int = 64, k: int = 16,
-                       checker: Optional[CollisionChecker] = None, robot=None, ik_seeds=None,
-                       ik_sampler=None, n_ik: int = 8, seed: Optional[int] = None, **ik_options) -> GraspGoals:
-    """Goal joint configurations for grasping an object at ``object_pos``.
-
-    Draws ``n_candidates`` grasp poses from ``grasp_sampler`` (a conditional model on ``R3 x SO3``, condition
-    = object position, e.g. trained on the last frames of demos), keeps the ``k`` most likely
-    (:meth:`PoseSampler.top_k`), solves IK (:func:`posegen.robots.ik.solve_ik`, batched over grasps and IK
-    seeds, inside the joint limits) and keeps, per grasp, the first seed whose solution converged and is
-    valid for ``checker``. With ``ik_sampler`` the starts are ``n_ik`` draws of the learned IK distribution
-    per grasp (:meth:`IKSampler.sample` with ``refine=True`` and the checker), from every IK branch instead of
-    around one ready configuration.
-
-    Args:
-        grasp_sampler: the grasp model's sampler (poses of the robot's end-effector link, base frame).
-        object_pos: ``(3,)`` (or whatever the model's condition is).
-        checker: collision checker; its robot is the robot (else ``robot``, else the Panda).
-        robot: a :class:`~posegen.robots.Robot` or a name, when no checker is given; use
-            ``robot.with_ee_link(...)`` for grasp poses of another link.
-        ik_seeds: ``(s, dof)`` initial configurations inside the limits (default the robot's ready
-            configuration and three perturbations of it, clamped into the limits).
-        ik_sampler: a :class:`~posegen.robots.IKSampler` of the robot (its ``robot`` is then the robot); starts
-            come from it instead of ``ik_seeds``.
-        n_ik: solutions drawn per grasp with ``ik_sampler``.
-        ik_options: passed to :func:`~posegen.robots.ik.solve_ik` (default ``max_iters=200, pos_tol=1e-4,
-            rot_tol=1e-3``: 0.1 mm and 0.06 degrees).
-    """
-    if ik_sampler is not None:
-        if ik_seeds is not None:
-            raise ValueError("grasp_goal_configs: give ik_seeds or ik_sampler, not both")
-        robot = ik_sampler.robot
-        if checker is not None and list(checker.robot.joint_names) != list(robot.joint_names):
-            raise ValueError(f"grasp_goal_configs: the checker is for {checker.robot.name}, the IK sampler for "
-                             f"{robot.name}")
-    else:
-        robot = checker.robot if checker is not None else _robot(robot if robot is not None else grasp_sampler.robot)
-    from ..robots.ik import solve_ik
-    from ..rotations import se3_from_pos_quat
-
-    res = grasp_sampler.top_k(int(n_candidates), int(k), condition=object_pos, seed=seed)
-    p_pos, p_rot = grasp_sampler._se3_parts(None, None)
-    T = se3_from_pos_quat(res[p_pos.name], res[p_rot.name], grasp_sampler.quat_order).to("cpu", torch.float64)
-    lp = res["log_prob"].detach().to("cpu", torch.float64)
-    dof, lim = robot.dof, robot.joint_limits
-    targets = torch.cat([T[:, :3, 3], rotmat_to_quat(T[:, :3, :3], "xyzw")], -1)
-    opts = dict(max_iters=200, pos_tol=1e-4, rot_tol=1e-3)
-    opts.update(ik_options)
-    if ik_sampler is not None:
-        if int(n_ik) != n_ik or n_ik < 1:
-            raise ValueError(f"grasp_goal_configs: n_ik must be a positive integer, got {n_ik!r}")
-        m = T.shape[0]
-        if m == 0:
-            return GraspGoals(q=torch.zeros(0, dof, dtype=torch.float64), T=T, log_prob=lp,
-                              n_candidates=int(n_candidates), n_ik_success=0, n_valid=0)
-        out = ik_sampler.sample(targets, int(n_ik), seed=seed, refine=True, checker=checker, **opts)
-        ok = out["success"].cpu()
-        valid = ok & out["collision_free"].cpu() if checker is not None else ok
-        has = valid.any(1)
-        pick = valid.to(torch.int8).argmax(1)  # rows come valid first; argmax finds the first valid one
-        q = out["joints"].double().cpu()[torch.arange(m), pick]
-        return GraspGoals(q=q[has], T=T[has], log_prob=lp[has], n_candidates=int(n_candidates),
-                          n_ik_success=int(ok.any(1).sum()), n_valid=int(has.sum()))
-    if ik_seeds is None:
-        g = torch.Generator().manual_seed(0 if seed is None else int(seed))
-        ready = ready_configuration(robot)
-        ik_seeds = torch.cat([ready[None], ready + 0.3 * torch.randn(3, dof, generator=g, dtype=torch.float64)])
-        ik_seeds = torch.minimum(torch.maximum(ik_seeds, lim[:, 0]), lim[:, 1])
-    seeds = torch.as_tensor(ik_seeds, dtype=torch.float64).reshape(-1, dof)
-    m, s = T.shape[0], seeds.shape[0]
-    sol = solve_ik(robot, targets, seeds.expand(m, s, dof), quat_order="xyzw", **opts)
-    q, ok = sol.joints.reshape(m * s, dof), sol.success.reshape(m * s)
-    valid = ok.clone()
-    if checker is not None and m * s:
-        valid &= checker.is_valid(q).cpu()
-    ok2, valid2 = ok.view(m, s), valid.view(m, s)
-    has = valid2.any(1)
-    first = valid2.to(torch.int8).argmax(1)
-    pick = (torch.arange(m) * s + first)[has]
-    return GraspGoals(q=q[pick], T=T[has], log_prob=lp[has], n_candidates=int(n_candidates),
-                      n_ik_success=int(ok2.any(1).sum()), n_valid=int(has.sum()))
 
 
 def goal_states(si, configs):

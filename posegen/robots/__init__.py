@@ -12,19 +12,19 @@ they are imported only when a robot is loaded, so ``import posegen.robots`` work
 Modules: ``descriptions`` (built-in URDF files and their registry), ``description`` (URDF -> joints and
 links), ``mjcf`` (MJCF -> the same), ``chain`` (pytorch_kinematics chains per dtype/device), ``robot``
 (:class:`Robot`), ``loader`` (:func:`load`), ``ik`` (:func:`solve_ik`, batched DLS inside the limits),
-``ik_sampler`` (:class:`IKSampler`, learned IK distributions), ``turns`` (full-turn joints as angles for
-``IKSampler(full_turns=True)``), ``collision`` (sphere models and :class:`CollisionChecker`).
+``turns`` (full-turn joints as angles, for ``posegen.samplers.IKSampler(full_turns=True)``), ``collision``
+(sphere models and :class:`CollisionChecker`). Nothing here learns: the learned IK distribution is
+:class:`posegen.samplers.IKSampler`, built on these kinematics.
 """
 
 from .description import Description, JointSpec, parse_urdf
 from .ik import IKResult, solve_ik
-from .ik_sampler import IKSampler
 from .descriptions import BUILTIN_ROBOTS, builtin_names
 from .loader import DescriptionFileNotFoundError, as_robot, default_ee_link, load, parse_description
 from .robot import Robot
 from .collision import Ball, Box, Capsule, CollisionChecker, CollisionModel, load_sphere_table, ready_configuration
 
 __all__ = ["load", "as_robot", "Robot", "builtin_names", "BUILTIN_ROBOTS", "Description", "JointSpec", "parse_urdf",
-           "parse_description", "default_ee_link", "DescriptionFileNotFoundError", "IKSampler", "solve_ik",
+           "parse_description", "default_ee_link", "DescriptionFileNotFoundError", "solve_ik",
            "IKResult", "CollisionChecker", "CollisionModel", "Capsule", "Box", "Ball", "load_sphere_table",
            "ready_configuration"]

@@ -23,6 +23,8 @@ from typing import Optional
 
 import torch
 
+from ..manifolds import Interval, Product, Torus, wrap_angle
+
 __all__ = ["FullTurns", "full_turn_mask"]
 
 TWO_PI = 2.0 * math.pi
@@ -52,7 +54,6 @@ class FullTurns:
     """
 
     def __init__(self, robot, enabled: bool = True):
-        from ..manifolds import Interval, Product, Torus
 
         self.robot = robot
         self.mask = full_turn_mask(robot) if enabled else torch.zeros(robot.dof, dtype=torch.bool)
@@ -83,7 +84,6 @@ class FullTurns:
         """Joints ``(..., dof)`` -> model coordinates: full-turn joints wrapped to ``[-pi, pi)``."""
         if not self.active:
             return q
-        from ..manifolds.torus import wrap_angle
 
         return torch.where(self.mask.to(q.device), wrap_angle(q), q)
 

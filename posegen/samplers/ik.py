@@ -1,4 +1,5 @@
-r"""``IKSampler``: a learned distribution of IK solutions ``p(q | pose)``, refined by :func:`.ik.solve_ik`.
+r"""``IKSampler``: a learned distribution of IK solutions ``p(q | pose)``, refined by
+:func:`posegen.robots.ik.solve_ik`.
 
 >>> ik = IKSampler("panda")
 >>> ik.fit(max_minutes=10, seed=0)                       # FK samples of uniform joints, drawn fresh each step
@@ -9,8 +10,8 @@ r"""``IKSampler``: a learned distribution of IK solutions ``p(q | pose)``, refin
 The model is a conditional :class:`~posegen.PoseFlow` on the robot's joint manifold (``Interval`` factors, so
 every sample is inside the limits by construction) trained with Riemannian Flow Matching. With
 ``full_turns=True``, joints whose limits span a full turn or more (the UR5e's ``[-2 pi, 2 pi]``) are angles in
-the model and each sample is lifted to a copy inside the limits (:mod:`.turns`): the pose fixes the angle, not
-the copy. The condition is
+the model and each sample is lifted to a copy inside the limits: the pose fixes the angle, not
+the copy (:mod:`posegen.robots.turns`). The condition is
 :func:`pose_features`: the position and the 9 entries of the rotation matrix. A quaternion would not do: ``q``
 and ``-q`` are one pose, and a network fed quaternions sees two far-apart inputs for it (and a jump where the
 sign convention flips); the rotation matrix is a continuous, sign-free function of the pose. The flow
@@ -18,23 +19,30 @@ standardises the features with their training mean and std.
 
 Training data are forward kinematics of joints drawn uniformly inside the limits. By default they are drawn
 fresh every step (``n_samples=None``): FK costs ~4 ms per 1000 rows on one CPU core, far less than the step,
-and the model never sees a sample twice, so there is no overfitting to a finite set.
+and the model never sees a sample twice, so there is no overfitting to a finite set. Training is posegen's one
+loop (:class:`posegen.training.Trainer` with a :class:`~posegen.training.StreamSource`): the same schedule,
+budgets, EMA, checkpoints and resume as every other model.
+
+Sampling is draw -> refine -> select: :meth:`IKSampler.draw_joints` (the flow, at a temperature), refinement by
+damped least squares (:func:`~posegen.robots.ik.solve_ik`), then the selection of :mod:`.ik_select` (validity
+tiers and rankings), with fresh draws for rows that stay invalid.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 import torch
 
 from ..checkpoint import load_checkpoint, save_checkpoint
-from .ik import parse_targets, pose_errors, solve_ik
-from .loader import as_robot
-from .turns import FullTurns
+from ..flow import PoseFlow
+from ..robots import BUILTIN_ROBOTS, as_robot
+from ..robots.ik import parse_targets, pose_errors, solve_ik
+from ..robots.turns import FullTurns
+from ..training import StreamSource, Trainer, make_config
+from .ik_select import RANKINGS, collision_free, order_rows, row_scores, take_rows, valid_rows
 
 __all__ = ["IKSampler", "pose_features", "POSE_FEATURES", "DEFAULT_SAMPLE_SOLVER", "REFINE_SAMPLE_SOLVER",
            "REFINE_TEMPERATURE", "RANKINGS"]
@@ -56,8 +64,6 @@ REFINE_SAMPLE_SOLVER = {"method": "midpoint", "steps": 2}
 #: on the iiwa14 (5.49), success 99.9 % or more throughout; at 2 the iiwa14's fell to 99.91 %. DLS from random
 #: starts spreads its solutions partly by leaving 15 % of them on a joint limit; a wider draw does the same.
 REFINE_TEMPERATURE = 1.6
-#: what ``IKSampler.sample(rank=...)`` orders the rows of a target by, after validity
-RANKINGS = ("clearance", "density", "near")
 
 
 def pose_features(pos: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
@@ -66,33 +72,8 @@ def pose_features(pos: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
     return torch.cat([pos, R.reshape(*R.shape[:-2], 9)], -1)
 
 
-def _take_rows(out: Dict[str, torch.Tensor], idx: torch.Tensor) -> Dict[str, torch.Tensor]:
-    """The rows ``idx (T, k)`` of every ``(T, m)`` or ``(T, m, dof)`` entry of ``out``."""
-    return {k: v.gather(1, idx if v.dim() == 2 else idx[..., None].expand(-1, -1, v.shape[-1])) for k, v in out.items()}
-
-
-def _valid(out: Dict[str, torch.Tensor]) -> torch.Tensor:
-    """``(T, m)``: refined rows that succeeded, and are collision-free when a checker scored them."""
-    return out["success"] & out["collision_free"] if "collision_free" in out else out["success"]
-
-
-def _order(out: Dict[str, torch.Tensor], score: torch.Tensor) -> torch.Tensor:
-    """``(T, m)`` row order: successes (when refined) before failures, then collision-free rows (with a checker)
-    before colliding ones, and within each of those tiers ascending ``score (T, m)``; ties keep the draw order.
-    Two stable sorts rather than one key of big offsets: a score (a log-density, say) may have any scale."""
-    tier = torch.zeros(score.shape, dtype=torch.int8, device=score.device)
-    if "success" in out:
-        tier += 2 * (~out["success"]).to(torch.int8)
-    if "collision_free" in out:
-        tier += (~out["collision_free"]).to(torch.int8)
-    by_score = torch.sort(score, dim=1, stable=True).indices
-    return by_score.gather(1, torch.sort(tier.gather(1, by_score), dim=1, stable=True).indices)
-
-
 def _robot_ref(robot) -> Dict[str, Any]:
     """How to load ``robot`` again: a built-in name, or the description file and the ee link."""
-    from .descriptions import BUILTIN_ROBOTS
-
     src = robot.description.source
     if robot.name in BUILTIN_ROBOTS and src.startswith("<built-in"):
         return {"name": robot.name, "ee_link": robot.ee_link}
@@ -119,8 +100,6 @@ class IKSampler:
     def __init__(self, robot, *, hidden: int = 256, depth: int = 4, conditioning: str = "concat",
                  activation: str = "silu", time_freqs: int = 4, solver: Optional[Dict[str, Any]] = None,
                  full_turns: bool = False, _flow=None):
-        from ..flow import PoseFlow
-
         self.robot = as_robot(robot)
         if _flow is not None:  # a loaded flow says itself whether it models full turns as angles
             full_turns = _flow.manifold != self.robot.manifold
@@ -139,13 +118,14 @@ class IKSampler:
                 f"conditioning={c['conditioning']!r}, trained_steps={self.training.get('steps', 0)})")
 
     # ------------------------------------------------------------------------------ data
-    def draw(self, n: int, generator: torch.Generator, dtype=torch.float32, device=None):
-        """``n`` training pairs: joints ``(n, dof)`` uniform inside the limits (drawn on the CPU from
-        ``generator``, so a seed gives the same data on any device) and their pose features ``(n, 12)``."""
-        q = self.robot.manifold.sample_base(n, generator=generator, dtype=dtype).to(device)
+    def training_pairs(self, n: int, generator: torch.Generator, dtype=torch.float32, device=None):
+        """``n`` training pairs: joints ``(n, dof)`` uniform inside the limits (drawn on the generator's device,
+        so a seed gives the same data for every run on that kind of device) and their pose features
+        ``(n, 12)``."""
+        q = self.robot.manifold.sample_base(n, generator=generator, dtype=dtype, device=generator.device)
         with torch.no_grad():
-            T = self.robot.fk(q)
-        return q, pose_features(T[..., :3, 3], T[..., :3, :3])
+            T = self.robot.fk(q.to(device) if device is not None else q)
+        return q.to(T.device), pose_features(T[..., :3, 3], T[..., :3, :3])
 
     def conditions(self, targets, quat_order: str = "xyzw", dtype=None, device=None) -> torch.Tensor:
         """Checked targets ``(T, 7)`` -> condition rows ``(T, 12)`` (ValueError for bad rows, see
@@ -154,13 +134,19 @@ class IKSampler:
         return pose_features(pos, R)
 
     # ------------------------------------------------------------------------------ training
+    def _model_pairs(self, n: int, generator: torch.Generator):
+        """Training pairs in the model's coordinates (full-turn joints as angles): the stream of :meth:`fit`."""
+        q, c = self.training_pairs(n, generator, self.flow.dtype)
+        return self.turns.to_model(q), c
+
     def fit(self, steps: Optional[int] = None, *, max_minutes: Optional[float] = None, batch_size: int = 512,
             lr: float = 3e-3, weight_decay: float = 0.0, warmup: int = 200, grad_clip: float = 1.0,
             ema_decay: float = 0.999, seed: int = 0, n_samples: Optional[int] = None, device=None,
-            time_sampling: str = "uniform",
-            log_every: int = 100, callback: Optional[Callable[[Dict[str, Any]], None]] = None,
+            time_sampling: str = "uniform", log_every: int = 100, out_dir=None, resume: bool = False,
+            checkpoint_every: int = 2000, callback: Optional[Callable[[Dict[str, Any]], None]] = None,
             verbose: bool = False) -> "IKSampler":
-        """Train ``p(q | pose)`` with Riemannian Flow Matching on FK samples of uniform joints.
+        """Train ``p(q | pose)`` with Riemannian Flow Matching on FK samples of uniform joints, by posegen's one
+        training loop (:class:`posegen.training.Trainer`).
 
         Args:
             steps: optimiser steps (at most). At least one of ``steps`` and ``max_minutes`` is required.
@@ -177,104 +163,61 @@ class IKSampler:
             time_sampling: RFM's draw of ``t``: ``"uniform"`` or ``"late"`` (``t = 1 - (1 - u)^2``, more steps
                 near the data, where IK's nearly singular conditionals need the most resolution).
             log_every: steps between ``callback`` calls and history rows.
+            out_dir, resume, checkpoint_every: the trainer's atomic checkpoints (``out_dir/ckpt.pt``) and resume,
+                for long runs (the shipped weights).
             callback: called with ``{"step", "elapsed_s", "loss", "lr", "snapshot"}``; ``snapshot()``
                 returns a copy of this sampler with the current EMA weights (for curves against time).
-            verbose: print the history rows.
+            verbose: a progress bar and the history rows printed.
 
         Returns:
             self, with :attr:`training` describing the run.
         """
-        from ..objectives import make_objective
-        from ..training.ema import EMA
-
         if steps is None and max_minutes is None:
             raise ValueError("IKSampler.fit: give steps= or max_minutes= (or both)")
-        if steps is not None and (int(steps) != steps or steps < 1):
-            raise ValueError(f"IKSampler.fit: steps must be a positive integer, got {steps!r}")
-        if max_minutes is not None and not max_minutes > 0:
-            raise ValueError(f"IKSampler.fit: max_minutes must be > 0, got {max_minutes!r}")
-        if int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"IKSampler.fit: batch_size must be a positive integer, got {batch_size!r}")
-        if not lr > 0:
-            raise ValueError(f"IKSampler.fit: lr must be > 0, got {lr!r}")
-        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        flow = self.flow.to(dev)
-        gen = torch.Generator().manual_seed(int(seed))
-        t0 = time.perf_counter()
-
-        # standardise the pose features (positions are ~0.5 m, matrix entries ~0.6): one seeded draw. A sampler
-        # that was trained already keeps its standardisation: its network was fitted to it.
-        q_std, c_std = self.draw(65536 if n_samples is None else int(n_samples), gen, flow.dtype, dev)
-        if not self.training.get("steps"):
-            flow.fit_standardization(self.turns.to_model(q_std), c_std)
-        objective = make_objective("rfm", time_sampling=time_sampling)
-        objective.setup(flow, flow.to_internal(self.turns.to_model(q_std)), c_std)
-        cache = (q_std, c_std) if n_samples is not None else None
-
-        opt = torch.optim.AdamW(flow.parameters(), lr=lr, weight_decay=weight_decay)
-        ema = EMA(flow, ema_decay)
-        budget = None if max_minutes is None else 60.0 * float(max_minutes)
-        history, window, step = [], [], 0
         start = self.training.get("steps", 0)
-        flow.train()
-        while True:
-            elapsed = time.perf_counter() - t0
-            progress = max(step / steps if steps else 0.0, elapsed / budget if budget else 0.0)
-            if progress >= 1.0:
-                break
-            scale = min(1.0, (step + 1) / warmup) if warmup else 1.0
-            for g in opt.param_groups:
-                g["lr"] = lr * scale * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
-            if cache is None:
-                q, c = self.draw(batch_size, gen, flow.dtype, dev)
-            else:
-                idx = torch.randint(cache[0].shape[0], (batch_size,), generator=gen).to(dev)
-                q, c = cache[0][idx], cache[1][idx]
-            loss = objective.loss(flow, flow.to_internal(self.turns.to_model(q)), c, generator=gen)
-            if not bool(torch.isfinite(loss)):
-                raise RuntimeError(f"IKSampler.fit: the loss became {float(loss):.4g} at step {step}; try a lower "
-                                   f"lr (now {lr:g})")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip:
-                torch.nn.utils.clip_grad_norm_(flow.parameters(), grad_clip)
-            opt.step()
-            ema.update(flow)
-            step += 1
-            window.append(float(loss.detach()))
-            if step % log_every == 0:
-                row = {"step": start + step, "elapsed_s": time.perf_counter() - t0,
-                       "loss": sum(window) / len(window), "lr": opt.param_groups[0]["lr"]}
-                window = []
-                history.append(row)
-                if verbose:
-                    print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
-                          flush=True)
-                if callback is not None:
-                    callback({**row, "snapshot": lambda: self._with_weights(ema.shadow)})
-        ema.copy_to(flow)
-        flow.eval()
+        cfg = make_config(
+            objective="rfm", objective_options={"time_sampling": time_sampling}, steps=steps,
+            max_minutes=max_minutes, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup=warmup,
+            grad_clip=grad_clip, ema_decay=ema_decay, seed=seed, log_every=log_every, val_every=0,
+            checkpoint_every=checkpoint_every, augment_so3=False, device=None if device is None else str(device),
+            progress=verbose, fit_standardization=not start)
+        if n_samples is None:
+            data = StreamSource(self._model_pairs, reference_size=65536, seed=seed)
+        else:  # a fixed set, drawn once (IKFlow's protocol)
+            data = self._model_pairs(int(n_samples), torch.Generator().manual_seed(int(seed)))
+        history = []
+
+        def on_record(record, trainer):
+            row = {"step": start + record["step"], "elapsed_s": record["elapsed_s"], "loss": record["loss"],
+                   "lr": record["lr"]}
+            history.append(row)
+            if verbose:
+                print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
+                      flush=True)
+            if callback is not None:
+                callback({**row, "snapshot": lambda: self._with_flow(trainer.ema_flow())})
+
+        self.flow.train()
+        res = Trainer(self.flow, data, config=cfg, out_dir=out_dir, resume=resume, callback=on_record).fit()
+        self.flow.eval()
         self.training = {
-            "steps": start + step, "seconds": self.training.get("seconds", 0.0) + time.perf_counter() - t0,
-            "samples_seen": self.training.get("samples_seen", 0) + step * int(batch_size),
+            "steps": start + res.steps_done, "seconds": self.training.get("seconds", 0.0) + res.seconds,
+            "samples_seen": self.training.get("samples_seen", 0) + res.steps_done * int(batch_size),
             "n_samples": n_samples, "batch_size": int(batch_size), "lr": float(lr), "ema_decay": float(ema_decay),
-            "seed": int(seed), "device": str(dev), "max_minutes": max_minutes, "objective": "rfm",
-            "time_sampling": time_sampling,
-            "final_loss": history[-1]["loss"] if history else (sum(window) / len(window) if window else None),
+            "seed": int(seed), "device": str(self.flow.device), "max_minutes": max_minutes, "objective": "rfm",
+            "time_sampling": time_sampling, "final_loss": history[-1]["loss"] if history else None,
             "history": history,
         }
         return self
 
-    def _with_weights(self, state) -> "IKSampler":
-        flow = copy.deepcopy(self.flow)
-        flow.load_state_dict(state)
-        flow.eval()
-        twin = IKSampler(self.robot, _flow=flow)
+    def _with_flow(self, flow) -> "IKSampler":
+        twin = IKSampler(self.robot, _flow=flow.eval())
         twin.training = {k: v for k, v in self.training.items() if k != "history"}
         return twin
 
     # ------------------------------------------------------------------------------ sampling and scoring
-    def _draw(self, cond: torch.Tensor, seed: Optional[int], method, steps, temperature: float) -> torch.Tensor:
+    def draw_joints(self, cond: torch.Tensor, seed: Optional[int] = None, method=None, steps=None,
+                    temperature: float = 1.0) -> torch.Tensor:
         """One joint vector per condition row ``(N, 12) -> (N, dof)``: the flow's sample, full-turn joints
         lifted to a copy inside the limits (the copies drawn from their own stream of ``seed``)."""
         theta = self.flow.sample(cond.shape[0], condition=cond, seed=seed, method=method, steps=steps,
@@ -343,20 +286,56 @@ class IKSampler:
             ValueError: malformed targets (width, non-unit quaternion, NaN), an unknown ``quat_order`` or
                 ``rank``, or a ``rank`` without what it needs (``near``, ``checker``).
         """
-        if int(n_per_target) != n_per_target or n_per_target < 1:
-            raise ValueError(f"n_per_target must be a positive integer, got {n_per_target!r}")
-        n = int(n_per_target)
+        n, near, rank = self._check_sample_args(n_per_target, near, oversample, checker, retries, retry_draws,
+                                                spare, rank)
         if device is not None:
             self.flow.to(device)
         cond = self.conditions(targets, quat_order)
         T = cond.shape[0]
         if near is not None:
-            near = self.robot.check_joints(near, require_limits=False).to(self.flow.device, torch.float64)
-            if near.dim() == 1:
-                near = near.expand(T, -1)
+            near = near.to(self.flow.device, torch.float64)
+            near = near.expand(T, -1) if near.dim() == 1 else near
             if near.shape != (T, self.robot.dof):
                 raise ValueError(f"near must have shape ({self.robot.dof},) or ({T}, {self.robot.dof}), got "
                                  f"{tuple(near.shape)}")
+        # draws per target: oversampled for near=, and with refine, a checker or a ranking a share of spares, so
+        # that the n rows returned can be (collision-free) successes, or the best ranked, without a second round
+        m = n * int(oversample) if near is not None else (
+            int(math.ceil(n * (1 + spare))) if refine or checker is not None or rank is not None else n)
+        if refine and method is None and steps is None:
+            method, steps = REFINE_SAMPLE_SOLVER["method"], REFINE_SAMPLE_SOLVER["steps"]
+        if temperature is None:
+            temperature = REFINE_TEMPERATURE if refine else 1.0
+        draw = dict(method=method, steps=steps, temperature=temperature)
+        refine_opts = dict(quat_order=quat_order, pos_tol=pos_tol, rot_tol=rot_tol, max_iters=max_iters)
+        # draw
+        q = self.draw_joints(cond.repeat_interleave(m, 0), seed, **draw).reshape(T, m, self.robot.dof)
+        out = {"joints": q}
+        # refine
+        if refine:
+            tgt = torch.as_tensor(targets).to(q.device, refine_dtype).reshape(T, 7)
+            out = {**self._refine(tgt, q.to(refine_dtype), checker, refine_opts), "raw_joints": q}
+        elif checker is not None:
+            out["collision_free"] = collision_free(checker, q)
+
+        # select
+        def score(rows):
+            return row_scores(rows, rank, near=near, checker=checker, log_prob=lambda j: self.log_prob(
+                j.to(self.flow.dtype), targets, quat_order=quat_order))
+
+        if m > n or rank is not None:
+            out = take_rows(out, order_rows(out, score(out))[:, :n])
+        if refine:
+            out = self._retry(out, cond, tgt, seed, draw, refine_opts, checker, retries, retry_draws,
+                              score if rank else None)
+        return out
+
+    def _check_sample_args(self, n_per_target, near, oversample, checker, retries, retry_draws, spare, rank):
+        """The checks of :meth:`sample`, before any work: ``(n, near (dof,) or (T, dof) or None, rank)``."""
+        if isinstance(n_per_target, bool) or int(n_per_target) != n_per_target or n_per_target < 1:
+            raise ValueError(f"n_per_target must be a positive integer, got {n_per_target!r}")
+        if near is not None:
+            near = self.robot.check_joints(near, require_limits=False)
             if int(oversample) != oversample or oversample < 1:
                 raise ValueError(f"oversample must be a positive integer, got {oversample!r}")
         if checker is not None and not hasattr(checker, "collision_free"):
@@ -364,10 +343,10 @@ class IKSampler:
         if checker is not None and list(checker.robot.joint_names) != list(self.robot.joint_names):
             raise ValueError(f"checker is for {checker.robot.name} (joints {list(checker.robot.joint_names)}), not "
                              f"for this sampler's {self.robot.name}")
-        for name, v in (("retries", retries), ("retry_draws", retry_draws)):
-            if int(v) != v or v < (0 if name == "retries" else 1):
-                raise ValueError(f"{name} must be a {'non-negative' if name == 'retries' else 'positive'} integer, "
-                                 f"got {v!r}")
+        if int(retries) != retries or retries < 0:
+            raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
+        if int(retry_draws) != retry_draws or retry_draws < 1:
+            raise ValueError(f"retry_draws must be a positive integer, got {retry_draws!r}")
         if not spare >= 0:
             raise ValueError(f"spare must be >= 0, got {spare!r}")
         if rank is None and near is not None:
@@ -378,80 +357,43 @@ class IKSampler:
             raise ValueError('rank="near" needs a seed configuration: near=')
         if rank == "clearance" and checker is None:
             raise ValueError('rank="clearance" needs a checker= (a CollisionChecker with the obstacles)')
-        # draws per target: oversampled for near=, and with refine, a checker or a ranking a share of spares, so
-        # that the n rows returned can be (collision-free) successes, or the best ranked, without a second round
-        m = n * int(oversample) if near is not None else (
-            int(math.ceil(n * (1 + spare))) if refine or checker is not None or rank is not None else n)
-        if refine and method is None and steps is None:
-            method, steps = REFINE_SAMPLE_SOLVER["method"], REFINE_SAMPLE_SOLVER["steps"]
-        if temperature is None:
-            temperature = REFINE_TEMPERATURE if refine else 1.0
-        q = self._draw(cond.repeat_interleave(m, 0), seed, method, steps, temperature).reshape(T, m, self.robot.dof)
-        out = {"joints": q}
-        if refine:
-            tgt = torch.as_tensor(targets).to(q.device, refine_dtype).reshape(T, 7)
-            res = solve_ik(self.robot, tgt, q.to(refine_dtype), quat_order=quat_order, pos_tol=pos_tol,
-                           rot_tol=rot_tol, max_iters=max_iters)
-            out = {"joints": res.joints, "position_error": res.position_error,
-                   "rotation_error": res.rotation_error, "success": res.success, "raw_joints": q}
+        return int(n_per_target), near, rank
+
+    def _refine(self, tgt: torch.Tensor, q: torch.Tensor, checker, opts) -> Dict[str, torch.Tensor]:
+        """DLS from ``q (T, m, dof)`` towards ``tgt (T, 7)``: joints, errors, success (and collision_free)."""
+        res = solve_ik(self.robot, tgt, q, **opts)
+        out = {"joints": res.joints, "position_error": res.position_error, "rotation_error": res.rotation_error,
+               "success": res.success}
         if checker is not None:
-            out["collision_free"] = self._collision_free(checker, out["joints"])
-
-        def score(out):  # lower first, within a validity tier
-            if rank == "near":
-                return (out["joints"].double() - near[:, None]).norm(dim=-1)
-            if rank == "density":
-                return -self.log_prob(out["joints"].to(self.flow.dtype), targets, quat_order=quat_order).double()
-            if rank == "clearance":
-                j = out["joints"]
-                return -checker.clearance(j.reshape(-1, j.shape[-1]).to(checker.device, checker.dtype)).reshape(
-                    j.shape[:-1]).to(j.device, torch.float64)
-            # successes first, then the closest failures; draws in their order otherwise (stable)
-            j = out["joints"]
-            return out["position_error"].double() if refine else j.new_zeros(j.shape[:2], dtype=torch.float64)
-
-        if m > n or rank is not None:
-            out = _take_rows(out, _order(out, score(out))[:, :n])
-        if refine:
-            out = {k: v.clone() for k, v in out.items()}
-            retried = False
-            for r in range(int(retries)):
-                ti, si = (~_valid(out)).nonzero(as_tuple=True)
-                if ti.numel() == 0:
-                    break
-                retried = True
-                # rows still failing (a local minimum, most often with a joint on its limit; or in collision):
-                # retry_draws fresh draws for their own target, refined; the best of them replaces the row if
-                # it is better (valid where the row is not, else closer)
-                k = int(retry_draws)
-                q2 = self._draw(cond[ti].repeat_interleave(k, 0), None if seed is None else seed + 1 + r, method,
-                                steps, temperature)
-                res2 = solve_ik(self.robot, tgt[ti].repeat_interleave(k, 0), q2.to(refine_dtype),
-                                quat_order=quat_order, pos_tol=pos_tol, rot_tol=rot_tol, max_iters=max_iters)
-                new = {"joints": res2.joints, "position_error": res2.position_error,
-                       "rotation_error": res2.rotation_error, "success": res2.success}
-                if checker is not None:
-                    new["collision_free"] = self._collision_free(checker, res2.joints)
-                ok2 = _valid(new)
-                err = (res2.position_error + torch.where(ok2, 0.0, 1e6)).view(-1, k)
-                best = torch.arange(ti.numel(), device=err.device) * k + err.argmin(1)
-                better = ok2[best] | (res2.position_error[best] < out["position_error"][ti, si])
-                for key_, v in new.items():
-                    old = out[key_][ti, si]
-                    mask = better if v.dim() == 1 else better[:, None]
-                    out[key_][ti, si] = torch.where(mask, v[best].to(old.dtype), old)
-            if retried:  # rows fixed by a retry move up: valid rows first, each tier in the ranking's order
-                # (without a ranking, in their order: the selection above already put the closest first)
-                v = out["success"]
-                out = _take_rows(out, _order(out, score(out) if rank else v.new_zeros(v.shape, dtype=torch.float64)))
+            out["collision_free"] = collision_free(checker, res.joints)
         return out
 
-    @staticmethod
-    def _collision_free(checker, joints: torch.Tensor) -> torch.Tensor:
-        """``(T, m)`` bool on the joints' device: :meth:`CollisionChecker.collision_free` of ``joints (T, m, dof)``,
-        computed where the checker lives."""
-        ok = checker.collision_free(joints.to(checker.device, checker.dtype))
-        return ok.to(joints.device)
+    def _retry(self, out, cond, tgt, seed, draw, refine_opts, checker, retries: int, k: int, score):
+        """Rows still invalid after refinement (a local minimum, most often with a joint on its limit; or in
+        collision) get ``k`` fresh draws for their own target, refined, in up to ``retries`` rounds; the best of
+        them replaces the row if it is better (valid where the row is not, else closer). Rows fixed by a retry
+        move up: valid rows first, each tier in the ranking's order (``score``; without one, in their order)."""
+        out = {key: v.clone() for key, v in out.items()}
+        retried = False
+        for r in range(int(retries)):
+            ti, si = (~valid_rows(out)).nonzero(as_tuple=True)
+            if ti.numel() == 0:
+                break
+            retried = True
+            q2 = self.draw_joints(cond[ti].repeat_interleave(k, 0), None if seed is None else seed + 1 + r, **draw)
+            new = self._refine(tgt[ti].repeat_interleave(k, 0), q2.to(tgt.dtype), checker, refine_opts)
+            ok2 = valid_rows(new)
+            err = (new["position_error"] + torch.where(ok2, 0.0, 1e6)).view(-1, k)
+            best = torch.arange(ti.numel(), device=err.device) * k + err.argmin(1)
+            better = ok2[best] | (new["position_error"][best] < out["position_error"][ti, si])
+            for key, v in new.items():
+                old = out[key][ti, si]
+                mask = better if v.dim() == 1 else better[:, None]
+                out[key][ti, si] = torch.where(mask, v[best].to(old.dtype), old)
+        if retried:
+            v = out["success"]
+            out = take_rows(out, order_rows(out, score(out) if score else v.new_zeros(v.shape, dtype=torch.float64)))
+        return out
 
     def errors(self, joints: torch.Tensor, targets, quat_order: str = "xyzw"):
         """``(position_error (T, n) m, rotation_error (T, n) rad)`` of ``joints (T, n, dof)`` against
@@ -490,8 +432,6 @@ class IKSampler:
     def load(cls, path, map_location=None) -> "IKSampler":
         """Load a sampler written by :meth:`save`; ValueError if the file is another kind of checkpoint or the
         robot's joints changed since."""
-        from ..flow import PoseFlow
-
         ck = load_checkpoint(path, map_location="cpu", kind="ik_sampler")
         ref = ck["robot"]
         robot = as_robot(ref.get("name") or ref["path"])

@@ -1,4 +1,9 @@
-r"""Planner-facing sampling: named pose parts, quaternion order, joint limits, SE(3), ranking.
+r"""Planner-facing sampling of a learned pose or joint model: named parts, quaternion order, robot states,
+joint limits, SE(3), ranking.
+
+The jobs live in their own modules: naming and conventions (:mod:`.parts`), conditions (:mod:`.conditions`),
+robot-state extras (:mod:`.robot_state`), the joint filter of torus models (:mod:`.joint_filter`); this module
+puts them together.
 
 :class:`PoseSampler` wraps a trained :class:`~posegen.PoseFlow` for code that consumes samples (motion
 planners, grasp pipelines). Everything that enters or leaves it is in the caller's conventions:
@@ -17,7 +22,7 @@ planners, grasp pipelines). Everything that enters or leaves it is in the caller
   ``robot=``; :attr:`PoseSampler.joint_names` names the joint columns.
 * **Joint limits on tori (older models).** Angles on a torus live in ``[-pi, pi)``; a robot's joint ranges
   need not (the Panda's q6 is ``[-0.0175, 3.7525]``). With ``joint_limits`` each sampled angle is mapped to its
-  representative ``q + 2 pi k`` inside the limits (:func:`unwrap_to_limits`); samples with a joint that has no such
+  representative ``q + 2 pi k`` inside the limits (:func:`~.joint_filter.unwrap_to_limits`); samples with a joint that has no such
   representative are rejected and redrawn, in rounds, until ``n`` are valid. The acceptance rate is
   reported (``result["acceptance_rate"]`` and :attr:`PoseSampler.last_acceptance_rate`); a shortfall after
   ``max_rounds`` raises :class:`SamplingShortfall` (or returns fewer rows with ``allow_fewer=True``), never
@@ -51,130 +56,21 @@ Example::
 
 from __future__ import annotations
 
-import math
-from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from .flow import PoseFlow
-from .manifolds import Manifold, wrap_angle
-from .rotations import check_quat_order, convert_quat_order, se3_from_pos_quat
+from ..flow import PoseFlow
+from ..robots import as_robot
+from ..rotations import check_quat_order, se3_from_pos_quat
+from .conditions import ConditionCache
+from .joint_filter import JointFilter, SamplingShortfall, resolve_joint_limits
+from .parts import JOINT_ROLES, Part, from_caller, manifold_parts, split_parts, to_caller
+from .robot_state import end_effector_pose, reachable
 
-__all__ = ["PoseSampler", "SamplingShortfall", "Part", "manifold_parts", "unwrap_to_limits",
-           "resolve_joint_limits"]
+__all__ = ["PoseSampler"]
 
 _SOLVER_KEYS = ("method", "steps", "step", "atol", "rtol")
-_RESERVED = ("points", "log_prob", "acceptance_rate", "n_drawn", "fk_position", "fk_quat")
-
-
-class SamplingShortfall(RuntimeError):
-    """Fewer valid samples than requested after the allowed rejection rounds."""
-
-
-@dataclass(frozen=True)
-class Part:
-    """One named factor of the manifold: ``name``, ``kind`` (``"position"``, ``"euclidean"``, ``"joints"``,
-    ``"quat"``, ``"sphere"``), the factor, and its ``columns`` in the flat coordinates."""
-
-    name: str
-    kind: str
-    factor: Manifold
-    columns: slice
-
-
-def _kind(f: Manifold) -> str:
-    return f.part_name
-
-
-def manifold_parts(manifold, names: Optional[Sequence[str]] = None) -> List[Part]:
-    """The named parts of ``manifold`` (a spec or :class:`~posegen.manifolds.Product`), in factor order.
-
-    Args:
-        manifold: e.g. ``"R3 x SO3"`` -> ``[position, quat]``; ``"R3 x T7 x SO3^2"`` -> ``[position, joints,
-            quat_0, quat_1]``.
-        names: one name per factor, to override the defaults (unique, not ``"points"``, ``"log_prob"``,
-            ``"acceptance_rate"`` or ``"n_drawn"``).
-    """
-    from .manifolds import parse
-
-    M = parse(manifold)
-    kinds = [_kind(f) for f in M.factors]
-    if names is None:
-        counts = {k: kinds.count(k) for k in kinds}
-        seen: Dict[str, int] = {}
-        names = []
-        for k in kinds:
-            if counts[k] == 1:
-                names.append(k)
-            else:
-                names.append(f"{k}_{seen.get(k, 0)}")
-                seen[k] = seen.get(k, 0) + 1
-    else:
-        names = [str(n) for n in names]
-        if len(names) != len(M.factors):
-            raise ValueError(f"names must give one name per factor of {M!r} ({len(M.factors)}), got {names}")
-        if len(set(names)) != len(names):
-            raise ValueError(f"names must be unique, got {names}")
-        clash = [n for n in names if n in _RESERVED]
-        if clash:
-            raise ValueError(f"names {clash} are reserved for result entries {_RESERVED}")
-    return [Part(n, k, f, s) for n, k, f, s in zip(names, kinds, M.factors, M.slices)]
-
-
-def _load_robot(robot):
-    """A Robot from a Robot, a built-in name or path, or a ``Robot.spec`` dict; None stays None."""
-    if robot is None:
-        return None
-    from .robots import as_robot
-
-    return as_robot(robot)
-
-
-def resolve_joint_limits(joint_limits, n_joints: int, dtype=torch.float64, device=None) -> Optional[torch.Tensor]:
-    """``None``, a robot (a :class:`posegen.robots.Robot` or a built-in name such as ``"panda"``) or an
-    array-like ``(n_joints, 2)`` of ``[lower, upper]`` (rad) -> tensor or None.
-
-    ``n_joints`` is the number of angles of the manifold's torus factors (all of them, in factor order).
-    """
-    if joint_limits is None:
-        return None
-    if isinstance(joint_limits, str) or hasattr(joint_limits, "joint_limits"):
-        try:
-            lim = _load_robot(joint_limits).joint_limits
-        except ValueError as e:
-            raise ValueError(f"joint_limits must be None, a robot (e.g. \"panda\") or a (n_joints, 2) array: "
-                             f"{e}") from None
-    else:
-        lim = torch.as_tensor(joint_limits, dtype=torch.float64)
-    if n_joints == 0:
-        raise ValueError("joint_limits were given but the manifold has no torus (T<n>) factor with joint angles")
-    if lim.shape != (n_joints, 2):
-        raise ValueError(f"joint_limits must have shape ({n_joints}, 2) for the manifold's {n_joints} joint "
-                         f"angles, got {tuple(lim.shape)}")
-    if not torch.isfinite(lim).all() or not (lim[:, 0] < lim[:, 1]).all():
-        raise ValueError(f"joint_limits must be finite with lower < upper in every row, got {lim.tolist()}")
-    return lim.to(dtype=dtype, device=device)
-
-
-def unwrap_to_limits(q: torch.Tensor, limits: torch.Tensor, atol: float = 1e-6) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Map angles known modulo 2 pi into joint ranges (generic :func:`posegen.data.panda.unwrap_to_limits`).
-
-    Args:
-        q (..., n): angles in radians, any 2 pi offset.
-        limits (n, 2): ``[lower, upper]`` per joint.
-        atol: slack at the limits for values that sit on a limit up to rounding.
-    Returns:
-        ``q_in (..., n)`` with ``q_in == q (mod 2 pi)``: the smallest representative ``>= lower - atol``
-        (for ranges shorter than 2 pi the only one inside), and ``valid (...,)`` True where every joint's
-        representative is ``<= upper + atol``. Invalid joints keep the representative just above ``lower``;
-        nothing is clipped.
-    """
-    lo, hi = limits[:, 0].to(q), limits[:, 1].to(q)
-    k = torch.ceil((lo - atol - q) / (2 * math.pi))
-    q_in = q + 2 * math.pi * k
-    return q_in, (q_in <= hi + atol).all(-1)
 
 
 class PoseSampler:
@@ -219,29 +115,31 @@ class PoseSampler:
         self.manifold = flow.manifold
         self.parts = manifold_parts(self.manifold, names)
         self._part = {p.name: p for p in self.parts}
-        # angle columns (tori) for the rejection path of older models; all joint columns for kinematics
-        self._joint_cols = [c for p in self.parts if p.kind == "joints" and p.factor.periodic
+        # angle columns (tori) for the joint filter of older models; all joint columns for kinematics
+        self._angle_cols = [c for p in self.parts if p.role == "angle" for c in range(p.columns.start, p.columns.stop)]
+        self._robot_cols = [c for p in self.parts if p.role in JOINT_ROLES
                             for c in range(p.columns.start, p.columns.stop)]
-        self._robot_cols = [c for p in self.parts if p.kind == "joints"
-                            for c in range(p.columns.start, p.columns.stop)]
-        self.robot = _load_robot(robot if robot is not None else flow.robot_spec)
+        spec = robot if robot is not None else flow.robot_spec
+        self.robot = None if spec is None else as_robot(spec, "PoseSampler")
         self._fk_names = None
         if self.robot is not None and self._robot_cols:  # a model of the robot's joints (else: poses only)
             if len(self._robot_cols) != self.robot.dof:
                 raise ValueError(f"the robot {self.robot.name!r} has {self.robot.dof} joints but {self.manifold!r} "
                                  f"has {len(self._robot_cols)} joint coordinates")
-            kinds = {p.kind for p in self.parts}
-            self._fk_names = (("fk_position", "fk_quat") if kinds & {"position", "quat"}
+            roles = {p.role for p in self.parts}
+            self._fk_names = (("fk_position", "fk_quat") if roles & {"position", "quaternion"}
                               else ("position", "quat"))
-            if joint_limits is None and self._joint_cols:
-                joint_limits = self.robot.joint_limits[[self._robot_cols.index(c) for c in self._joint_cols]]
-        self.joint_limits = resolve_joint_limits(joint_limits, len(self._joint_cols), flow.dtype, flow.device)
+            if joint_limits is None and self._angle_cols:
+                joint_limits = self.robot.joint_limits[[self._robot_cols.index(c) for c in self._angle_cols]]
+        self.joint_limits = resolve_joint_limits(joint_limits, len(self._angle_cols), flow.dtype, flow.device)
         solver = dict(solver or {})
         unknown = set(solver) - set(_SOLVER_KEYS)
         if unknown:
             raise ValueError(f"unknown solver setting(s) {sorted(unknown)}; valid: {list(_SOLVER_KEYS)}")
         self.solver = {k: solver.get(k) for k in _SOLVER_KEYS}
         flow._solver(**self.solver)                      # validate the method/step combination now
+        self._filter = None if self.joint_limits is None else JointFilter(
+            self._angle_cols, self.joint_limits, atol=limits_atol, max_rounds=max_rounds)
         if int(max_rounds) != max_rounds or max_rounds < 1:
             raise ValueError(f"max_rounds must be a positive integer, got {max_rounds!r}")
         self.max_rounds = int(max_rounds)
@@ -250,8 +148,7 @@ class PoseSampler:
         self.log_prob_mode = log_prob
         self.limits_atol = float(limits_atol)
         self.last_acceptance_rate: Optional[float] = None
-        self._cache_size = int(condition_cache)
-        self._cond_cache: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
+        self._condition = ConditionCache(flow.cond_dim, flow.dtype, flow.device, condition_cache)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -321,32 +218,15 @@ class PoseSampler:
         """
         if self.robot is None:
             raise ValueError("reachable needs a robot: pass robot= (e.g. 'panda') to PoseSampler")
-        from .robots.ik import solve_ik
-
-        pos = torch.as_tensor(position, dtype=torch.float64).reshape(-1, 3)
-        q = torch.as_tensor(quat, dtype=torch.float64).reshape(-1, 4)
-        if pos.shape[0] != q.shape[0]:
-            raise ValueError(f"reachable: position has {pos.shape[0]} rows but quat has {q.shape[0]}")
-        # starts: uniform configurations, the base distribution of the robot's joint space
-        starts = self.robot.manifold.sample_base((pos.shape[0], int(n_starts)),
-                                                 generator=torch.Generator().manual_seed(int(seed)),
-                                                 dtype=torch.float64)
-        res = solve_ik(self.robot, torch.cat([pos, q], -1), starts, quat_order=self.quat_order, pos_tol=pos_tol,
-                       rot_tol=rot_tol)
-        # per pose, a successful start if there is one, else the one closest to the target
-        score = res.position_error + res.rotation_error * 0.1 - 1e3 * res.success.double()
-        best = score.argmin(-1)
-        rows = torch.arange(pos.shape[0])
-        return {"reachable": res.success.any(-1), "joints": res.joints[rows, best],
-                "position_error": res.position_error[rows, best], "rotation_error": res.rotation_error[rows, best]}
+        return reachable(self.robot, position, quat, quat_order=self.quat_order, n_starts=n_starts, seed=seed,
+                         pos_tol=pos_tol, rot_tol=rot_tol)
 
     def forward_kinematics(self, joints: torch.Tensor) -> Dict[str, torch.Tensor]:
         """End-effector pose of joint configurations ``(..., dof)``: ``{"position": (..., 3), "quat": (..., 4)}``
         (quaternion in ``quat_order``), by the robot's forward kinematics (needs a robot)."""
         if self.robot is None:
             raise ValueError("forward_kinematics needs a robot: pass robot= or load a model saved with one")
-        pos, quat = self.robot.pose(joints, quat_order=self.quat_order)
-        return {"position": pos, "quat": quat}
+        return end_effector_pose(self.robot, joints, self.quat_order)
 
     def __repr__(self) -> str:
         lim = "none" if self.joint_limits is None else f"{tuple(self.joint_limits.shape)}"
@@ -354,132 +234,16 @@ class PoseSampler:
         return (f"PoseSampler({self.manifold!r}, parts={self.part_names}, quat_order={self.quat_order!r}, "
                 f"cond_dim={self.cond_dim}, joint_limits={lim}{rob}, device={self.device})")
 
-    # ------------------------------------------------------------------ conditions
-    def _condition(self, condition) -> Optional[torch.Tensor]:
-        """``condition`` as a ``(cond_dim,)`` or ``(m, cond_dim)`` tensor on the flow's device and dtype.
-
-        Single conditions (one row) are cached by value, so repeated calls with the same object position
-        reuse the prepared tensor.
-        """
-        if condition is None:
-            if self.cond_dim:
-                raise ValueError(f"this sampler's flow is conditional (cond_dim={self.cond_dim}): pass "
-                                 f"condition= with shape ({self.cond_dim},) or (n, {self.cond_dim})")
-            return None
-        if not self.cond_dim:
-            raise ValueError("this sampler's flow is unconditional (cond_dim=0) but condition= was given")
-        single = (isinstance(condition, (list, tuple)) and len(condition) == self.cond_dim
-                  and all(isinstance(v, (int, float)) for v in condition))
-        if isinstance(condition, torch.Tensor) and condition.numel() == self.cond_dim and condition.dim() <= 2:
-            single = True
-        key = None
-        if single and self._cache_size > 0:
-            key = tuple(float(v) for v in torch.as_tensor(condition).reshape(-1).tolist())
-            hit = self._cond_cache.get(key)
-            if hit is not None:
-                self._cond_cache.move_to_end(key)
-                return hit
-        c = torch.as_tensor(condition, dtype=self.dtype, device=self.device)
-        if c.dim() == 2 and c.shape[0] == 1:
-            c = c[0]
-        if c.dim() not in (1, 2) or c.shape[-1] != self.cond_dim:
-            raise ValueError(f"condition must have shape ({self.cond_dim},) or (n, {self.cond_dim}), got "
-                             f"{tuple(c.shape)}")
-        if not torch.isfinite(c).all():
-            raise ValueError("condition contains NaN or inf")
-        if key is not None:
-            self._cond_cache[key] = c
-            while len(self._cond_cache) > self._cache_size:
-                self._cond_cache.popitem(last=False)
-        return c
-
     # ------------------------------------------------------------------ conversions
     def _to_caller(self, x: torch.Tensor) -> torch.Tensor:
-        """Internal points (xyzw) -> flat points in the caller's quaternion order."""
-        if self.quat_order == "xyzw":
-            return x
-        parts = [convert_quat_order(x[..., p.columns], "xyzw", self.quat_order) if p.kind == "quat"
-                 else x[..., p.columns] for p in self.parts]
-        return torch.cat(parts, -1)
+        return to_caller(self.parts, x, self.quat_order)
 
     def _from_caller(self, x: torch.Tensor) -> torch.Tensor:
-        """Flat points in the caller's quaternion order (any 2 pi offset on angles) -> internal points."""
-        parts = []
-        for p in self.parts:
-            a = x[..., p.columns]
-            if p.kind == "quat" and self.quat_order != "xyzw":
-                a = convert_quat_order(a, self.quat_order, "xyzw")
-            elif p.factor.periodic:
-                a = wrap_angle(a)
-            parts.append(a)
-        return torch.cat(parts, -1)
-
-    def _split(self, x_caller: torch.Tensor, joints: Optional[torch.Tensor]) -> Dict[str, torch.Tensor]:
-        out = {}
-        for p in self.parts:
-            out[p.name] = x_caller[..., p.columns]
-        if joints is not None:
-            k = 0
-            for p in self.parts:
-                if p.kind == "joints":
-                    w = p.columns.stop - p.columns.start
-                    out[p.name] = joints[..., k:k + w]
-                    k += w
-        return out
+        return from_caller(self.parts, x, self.quat_order)
 
     # ------------------------------------------------------------------ drawing
     def _draw(self, m: int, cond: Optional[torch.Tensor], generator) -> torch.Tensor:
         return self.flow.sample(m, condition=cond, generator=generator, **self.solver)
-
-    def _limit(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        return unwrap_to_limits(x[:, self._joint_cols], self.joint_limits, self.limits_atol)
-
-    def _draw_limited(self, n: int, cond: Optional[torch.Tensor], generator):
-        """Rejection rounds: ``(x (m, D) internal, joints_in_limits (m, J), drawn, accepted)``, ``m <= n``.
-
-        Each round draws enough for the missing rows at the acceptance rate seen so far. The first round
-        uses the previous call's rate without a seed (fewer rounds for repeated calls) and a fixed guess
-        with one (so that a seed alone fixes the result, whatever was sampled before).
-        """
-        D, J = self.manifold.coord_dim, len(self._joint_cols)
-        per_row = cond is not None and cond.dim() == 2
-        x_out = torch.empty(n, D, dtype=self.dtype, device=self.device)
-        q_out = torch.empty(n, J, dtype=self.dtype, device=self.device)
-        filled = torch.zeros(n, dtype=torch.bool, device=self.device)
-        drawn = accepted = 0
-        rate = self.last_acceptance_rate if (generator is None and self.last_acceptance_rate) else 0.5
-        for _ in range(self.max_rounds):
-            pending = (~filled).nonzero().squeeze(-1)
-            need = int(pending.numel())
-            if need == 0:
-                break
-            floor = max(rate, 0.02)
-            if per_row:
-                # every pending row needs its own condition: draw r candidates per row, keep the first valid
-                r = min(int(math.ceil(1.5 / floor)), 64)
-                rows = pending.repeat_interleave(r)
-                x = self._draw(rows.numel(), cond[rows], generator)
-                q, ok = self._limit(x)
-                ok2 = ok.view(need, r)
-                has = ok2.any(1)
-                first = ok2.to(torch.int8).argmax(1)
-                pick = torch.arange(need, device=self.device) * r + first
-                dst = pending[has]
-                x_out[dst], q_out[dst] = x[pick[has]], q[pick[has]]
-                filled[dst] = True
-            else:
-                m = int(math.ceil(need / floor * 1.1)) + 8
-                x = self._draw(m, cond, generator)
-                q, ok = self._limit(x)
-                idx = ok.nonzero().squeeze(-1)[:need]
-                dst = pending[: idx.numel()]
-                x_out[dst], q_out[dst] = x[idx], q[idx]
-                filled[dst] = True
-            drawn += int(x.shape[0])
-            accepted += int(ok.sum())
-            rate = accepted / drawn
-        keep = filled.nonzero().squeeze(-1)
-        return x_out[keep], q_out[keep], drawn, accepted
 
     def _cheap_log_prob(self, want: Optional[bool]) -> bool:
         want = self.log_prob_mode if want is None else want
@@ -526,7 +290,9 @@ class PoseSampler:
                 x = self._draw(n, cond, generator)
                 q, drawn, accepted = None, n, n
             else:
-                x, q, drawn, accepted = self._draw_limited(n, cond, generator)
+                x, q, drawn, accepted = self._filter.draw(self._draw, n, cond, generator,
+                                                          coord_dim=self.manifold.coord_dim, dtype=self.dtype,
+                                                          device=self.device)
         rate = accepted / drawn if drawn else 1.0
         self.last_acceptance_rate = rate
         if x.shape[0] < n:
@@ -537,11 +303,11 @@ class PoseSampler:
                 raise SamplingShortfall(msg)
             if cond is not None and cond.dim() == 2:
                 raise SamplingShortfall(msg + " (allow_fewer cannot drop rows of a per-sample condition)")
-        out: Dict[str, Any] = self._split(self._to_caller(x), q)
+        out: Dict[str, Any] = split_parts(self.parts, self._to_caller(x), q)
         out["points"] = self._to_caller(x)
         if self._fk_names is not None:
             # the end-effector pose of each sampled configuration: a robot state, consistent by construction
-            joints = torch.cat([out[p.name] for p in self.parts if p.kind == "joints"], -1)
+            joints = torch.cat([out[p.name] for p in self.parts if p.role in JOINT_ROLES], -1)
             fk = self.forward_kinematics(joints)
             out[self._fk_names[0]], out[self._fk_names[1]] = fk["position"], fk["quat"]
         if self._cheap_log_prob(log_prob):
@@ -615,22 +381,24 @@ class PoseSampler:
         out["log_prob"] = lp[order]
         return out
 
-    def _se3_parts(self, position: Optional[str], rotation: Optional[str]) -> Tuple[Part, Part]:
-        def pick(name, kind, label):
+    def se3_parts(self, position: Optional[str] = None, rotation: Optional[str] = None) -> Tuple[Part, Part]:
+        """The position (R3) and rotation (quaternion) parts that make a pose: the only one of each role, or
+        the ones named by ``position=`` / ``rotation=``. ValueError when there is none or a choice is needed."""
+        def pick(name, role, label):
             if name is not None:
-                if name not in self._part or self._part[name].kind != kind:
-                    raise ValueError(f"sample_se3: {label}={name!r} is not a {kind} part; parts: "
-                                     f"{[(p.name, p.kind) for p in self.parts]}")
+                if name not in self._part or self._part[name].role != role:
+                    raise ValueError(f"sample_se3: {label}={name!r} is not a {role} part; parts: "
+                                     f"{[(p.name, p.role) for p in self.parts]}")
                 return self._part[name]
-            cands = [p for p in self.parts if p.kind == kind]
+            cands = [p for p in self.parts if p.role == role]
             if len(cands) != 1:
-                what = "an R3 factor" if kind == "position" else "an SO3 (or S3) factor"
+                what = "an R3 factor" if role == "position" else "an SO3 (or S3) factor"
                 raise ValueError(f"sample_se3 needs {what} in the manifold; {self.manifold!r} has "
                                  f"{len(cands)} (parts {self.part_names})"
                                  + (f"; name one with {label}=" if cands else ""))
             return cands[0]
 
-        return pick(position, "position", "position"), pick(rotation, "quat", "rotation")
+        return pick(position, "position", "position"), pick(rotation, "quaternion", "rotation")
 
     def sample_se3(self, n: int, condition=None, seed: Optional[int] = None, *, position: Optional[str] = None,
                    rotation: Optional[str] = None, allow_fewer: bool = False) -> torch.Tensor:
@@ -641,8 +409,8 @@ class PoseSampler:
         if self._fk_names == ("position", "quat") and position is None and rotation is None:
             # a robot's joint model: the end-effector pose by forward kinematics
             res = self.sample(n, condition, seed, allow_fewer=allow_fewer, log_prob=False)
-            joints = torch.cat([res[p.name] for p in self.parts if p.kind == "joints"], -1)
+            joints = torch.cat([res[p.name] for p in self.parts if p.role in JOINT_ROLES], -1)
             return self.robot.fk(joints)
-        p_pos, p_rot = self._se3_parts(position, rotation)
+        p_pos, p_rot = self.se3_parts(position, rotation)
         res = self.sample(n, condition, seed, allow_fewer=allow_fewer, log_prob=False)
         return se3_from_pos_quat(res[p_pos.name], res[p_rot.name], self.quat_order)
