@@ -5,17 +5,11 @@ simulation-free CNF objectives (CNFM, Moser Flow, stochastic interpolants, Riema
 velocity model, one ODE integrator and one exact likelihood; sample and score pose candidates for planners.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
-
 from . import manifolds
 from .flow import PoseFlow
 from .manifolds import parse, wrap_angle
 from .samplers import IKSampler, PoseSampler
 from .training import TrainConfig, train
-
-try:
-    __version__ = _version("posegen")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0+unknown"
+from .version import __version__
 
 __all__ = ["manifolds", "parse", "wrap_angle", "PoseFlow", "PoseSampler", "IKSampler", "train", "TrainConfig", "__version__"]

@@ -15,6 +15,7 @@ from typing import Any, Dict, Optional
 import torch
 
 from .atomic import atomic_path
+from .version import __version__
 
 FORMAT = "posegen-checkpoint"
 FORMAT_VERSION = 1
@@ -44,8 +45,6 @@ def atomic_save(obj: Any, path) -> Path:
 
 def save_checkpoint(payload: Dict[str, Any], path, kind: str = "model") -> Path:
     """Write ``payload`` (plain data) with the format header added."""
-    from . import __version__
-
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "posegen_version": __version__, "kind": kind}
     return atomic_save({**header, **payload}, path)
 

@@ -38,6 +38,15 @@ import yaml
 
 from .atomic import atomic_open
 from .solvers.defaults import LOG_PROB_CHUNK_SIZE, SAMPLE_CHUNK_SIZE, SOLVER_KEYS, default_solver, preview_solver
+from .data.earth import EARTH_DATASETS
+from .data.robomimic import bare_interval_dims
+from .manifolds import parse
+from .models.velocity import ACTIVATIONS, CONDITIONING
+from .objectives import OBJECTIVES
+from .rotations import check_quat_order
+from .solvers.divergence import METHODS as DIV_METHODS
+from .solvers.ode import METHODS, STEPS
+from .training import TrainConfig
 
 SOURCES = ("robomimic", "lerobot", "points", "earth", "table")
 # sources whose points come from data.keys (ordered {key: manifold token}); data.robot applies to them
@@ -53,8 +62,6 @@ _TRAIN_EXCLUDED = ("objective", "objective_options")
 
 
 def _train_defaults() -> Dict[str, Any]:
-    from .training import TrainConfig  # late: keeps `posegen --help` and config checks light
-
     return {f.name: copy.deepcopy(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)
             if f.name not in _TRAIN_EXCLUDED}
 
@@ -343,8 +350,6 @@ def _check_choice(path: str, value: Any, choices: Sequence[str]) -> None:
 def _check_keys(d: Dict[str, Any]) -> None:
     """The tokens of ``data.keys`` parse; bare ``I<d>`` tokens (joints whose limits are not written) need
     ``data.robot``, which needs at least one of them (checked without loading the robot)."""
-    from .data.robomimic import bare_interval_dims
-
     bare = {}
     for k, tok in d["keys"].items():
         n = bare_interval_dims(tok)
@@ -364,8 +369,6 @@ def _check_keys(d: Dict[str, Any]) -> None:
 
 def check_manifold_spec_limits(spec: str, rows: int, what: str):
     """:func:`check_manifold_spec` for a spec whose bare ``I<d>`` tokens take ``rows`` limits from elsewhere."""
-    from .manifolds import parse
-
     try:
         return parse(spec, limits=[[0.0, 1.0]] * rows)
     except (TypeError, ValueError) as e:
@@ -374,8 +377,6 @@ def check_manifold_spec_limits(spec: str, rows: int, what: str):
 
 def check_manifold_spec(spec: Any, what: str):
     """``parse(spec)`` with a one-line :class:`ConfigError` naming ``what`` when it does not parse."""
-    from .manifolds import parse
-
     try:
         return parse(spec)
     except (TypeError, ValueError) as e:
@@ -384,21 +385,11 @@ def check_manifold_spec(spec: Any, what: str):
 
 def objective_parametrization(name: str) -> str:
     """``"cnf"`` or ``"moser"``: the PoseFlow parametrization objective ``name`` trains."""
-    from .objectives import OBJECTIVES
-
     return OBJECTIVES[name].parametrization
 
 
 def validate(cfg: Dict[str, Any], source: str = "config") -> Dict[str, Any]:
     """Check a merged config (values, names, specs) without loading data or training; returns it."""
-    from .data.earth import EARTH_DATASETS
-    from .models.velocity import ACTIVATIONS, CONDITIONING
-    from .objectives import OBJECTIVES
-    from .rotations import check_quat_order
-    from .solvers.divergence import METHODS as DIV_METHODS
-    from .solvers.ode import METHODS, STEPS
-    from .training import TrainConfig
-
     d = cfg["data"]
     _check_choice("data.source", d["source"], SOURCES)
     if d["source"] in ("robomimic", "lerobot", "points", "table") and not d["path"]:

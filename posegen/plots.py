@@ -19,6 +19,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
+from .manifolds import parse
+from .rotations import quat_to_rotmat
+from .rotations import quat_to_rotvec
 
 DATA_COLOR = "0.35"
 SAMPLE_COLOR = "tab:orange"
@@ -270,8 +273,6 @@ def plot_torus_pairs(out, samples=None, data=None, *, names: Optional[Sequence[s
 def quat_to_rotvec_np(q: np.ndarray) -> np.ndarray:
     """Unit quaternions ``(N, 4)``, xyzw, to rotation vectors ``(N, 3)`` of norm in [0, pi] (the shortest
     arc: q and -q give the same vector)."""
-    from .rotations import quat_to_rotvec
-
     q = q / np.linalg.norm(q, axis=1, keepdims=True)
     return quat_to_rotvec(torch.as_tensor(q), order="xyzw").numpy()
 
@@ -279,8 +280,6 @@ def quat_to_rotvec_np(q: np.ndarray) -> np.ndarray:
 def quat_to_axes_np(q: np.ndarray) -> np.ndarray:
     """Unit quaternions ``(N, 4)``, xyzw, to the rotated body axes ``(N, 3, 3)``: ``[:, :, k]`` is
     ``R e_k`` (the columns of the rotation matrix), the same for q and -q."""
-    from .rotations import quat_to_rotmat
-
     q = q / np.linalg.norm(q, axis=1, keepdims=True)
     return quat_to_rotmat(torch.as_tensor(q), order="xyzw").numpy()
 
@@ -382,8 +381,6 @@ def plot_samples_vs_data(out_dir, manifold, samples=None, data=None, flow=None, 
     S2 -> :func:`plot_sphere` (with the model density when ``flow`` is an unconditional flow on S2 alone),
     other spheres -> projections of their coordinates. Files are ``<prefix>_<label>.png`` in ``out_dir``;
     ``labels`` name the factors (default ``<index>_<spec>``). Returns the paths written."""
-    from .manifolds import parse
-
     M = parse(manifold)
     labels = list(labels) if labels is not None else [f"{i}_{f.spec}" for i, f in enumerate(M.factors)]
     if len(labels) != len(M.factors):

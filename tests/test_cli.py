@@ -163,13 +163,13 @@ def test_resume_continues_to_the_same_model(run, tiny_h5, tmp_path):
 
 
 def test_ctrl_c_keeps_a_checkpoint_and_says_how_to_resume(tiny_h5, tmp_path, monkeypatch, capsys):
-    import posegen.training as training
+    import posegen.cli.train as train_command
 
     def interrupted(flow, data, objective, **kw):
         (kw["out_dir"] / "ckpt.pt").write_bytes(b"stand-in")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "train", interrupted)
+    monkeypatch.setattr(train_command, "train", interrupted)
     cfg = write_yaml(tmp_path / "c.yaml", tiny_config(tiny_h5))
     assert main(["train", str(cfg), "--out", str(tmp_path / "o")]) == 130
     err = capsys.readouterr().err
@@ -192,7 +192,7 @@ def test_sample_writes_points_reproducibly(run, tmp_path, capsys):
     assert main(["sample", str(run / "model.pt"), "-n", "25", "-o", str(a), "--seed", "3"]) == 0
     assert "wrote 25 samples on R3 x T7 x SO3" in capsys.readouterr().out
     assert main(["sample", str(run / "model.pt"), "-n", "25", "-o", str(b), "--seed", "3"]) == 0
-    assert main(["sample", str(run / "model.pt"), "-n", "25", "-o", str(c), "--seed", "4", "--steps", "2",
+    assert main(["sample", str(run / "model.pt"), "-n", "25", "-o", str(c), "--seed", "4", "--solver-steps", "2",
                  "--method", "midpoint"]) == 0
     da, db, dc = load_points(a), load_points(b), load_points(c)
     assert da.points.shape == (25, 14) and repr(da.manifold) == "R3 x T7 x SO3"
@@ -276,7 +276,7 @@ def test_eval_of_a_points_file_needs_no_config(run, tmp_path, capsys):
     samples = tmp_path / "s.h5"
     assert main(["sample", str(run / "model.pt"), "-n", "8", "-o", str(samples)]) == 0
     capsys.readouterr()
-    assert main(["eval", str(run / "model.pt"), "--data", str(samples), "--steps", "1", "--method", "euler"]) == 0
+    assert main(["eval", str(run / "model.pt"), "--data", str(samples), "--solver-steps", "1", "--method", "euler"]) == 0
     rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rec["split"] == "all" and rec["n"] == 8 and rec["steps"] == 1
 
@@ -324,10 +324,10 @@ def test_data_inspect_points_file(run, tmp_path, capsys):
 
 
 def test_data_generate_panda_calls_the_generator(tmp_path, monkeypatch):
-    import posegen.data.generate as generate
+    import posegen.cli.data as data_command
 
     calls = []
-    monkeypatch.setattr(generate, "generate_panda_dataset", lambda path, **kw: calls.append((path, kw)) or {})
+    monkeypatch.setattr(data_command, "generate_panda_dataset", lambda path, **kw: calls.append((path, kw)) or {})
     out = tmp_path / "p.hdf5"
     assert main(["data", "generate-panda", "--out", str(out), "--demos", "7", "--seed", "3"]) == 0
     assert calls == [(out, {"n_demos": 7, "seed": 3, "verbose": True})]

@@ -6,9 +6,12 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import h5py
 import torch
 
 from ..config import ConfigError, load_config
+from ..data import load_points, read_table
+from ..flow import PoseFlow
 
 
 class UsageError(ConfigError):
@@ -16,6 +19,25 @@ class UsageError(ConfigError):
 
 
 MASK_KEYS = {"train": "data.train_mask", "valid": "data.val_mask", "test": "data.test_mask"}
+
+
+FILE_KINDS = ("posegen-points", "robomimic", "hdf5", "table")
+
+
+def sniff(path) -> str:
+    """What ``path`` holds: ``"posegen-points"``, ``"robomimic"`` (an HDF5 file with a ``data`` group),
+    ``"hdf5"`` (any other HDF5 file) or ``"table"`` (anything else)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"data file '{path}' does not exist")
+    if not h5py.is_hdf5(path):
+        return "table"
+    with h5py.File(path, "r") as f:
+        fmt = f.attrs.get("format", b"")
+        fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
+        if fmt == "posegen-points":
+            return "posegen-points"
+        return "robomimic" if "data" in f and hasattr(f["data"], "keys") else "hdf5"
 
 
 def missing_split(split: str) -> UsageError:
@@ -55,8 +77,6 @@ def config_for(path, config: Optional[str], overrides=()) -> Optional[Dict[str, 
 
 def load_flow(path, device: Optional[str] = None):
     """The :class:`~posegen.PoseFlow` in checkpoint ``path`` (``model.pt`` or a trainer ``ckpt.pt``)."""
-    from ..flow import PoseFlow
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint '{path}' does not exist")
@@ -82,13 +102,8 @@ def parse_condition(text: str, cond_dim: int) -> torch.Tensor:
 
 def read_conditions(path, cond_dim: int) -> torch.Tensor:
     """Condition rows ``(K, cond_dim)`` from a table (CSV/TSV/NPY) or a posegen points file's conditions."""
-    from ..data import read_table
-    from .datasets import sniff
-
     kind = sniff(path)
     if kind == "posegen-points":
-        from ..data import load_points
-
         c = load_points(path).conditions
         if c is None:
             raise UsageError(f"--condition-file '{path}' is a posegen points file without conditions")

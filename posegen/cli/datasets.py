@@ -22,27 +22,19 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ..config import ConfigError, check_manifold_spec, resolve_data_path
-
-FILE_KINDS = ("posegen-points", "robomimic", "hdf5", "table")
-
-
-def sniff(path) -> str:
-    """What ``path`` holds: ``"posegen-points"``, ``"robomimic"`` (an HDF5 file with a ``data`` group),
-    ``"hdf5"`` (any other HDF5 file) or ``"table"`` (anything else)."""
-    import h5py
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"data file '{path}' does not exist")
-    if not h5py.is_hdf5(path):
-        return "table"
-    with h5py.File(path, "r") as f:
-        fmt = f.attrs.get("format", b"")
-        fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
-        if fmt == "posegen-points":
-            return "posegen-points"
-        return "robomimic" if "data" in f and hasattr(f["data"], "keys") else "hdf5"
-
+from .common import sniff
+from ..data import earth_splits, load_latlon
+from ..data import load_latlon, load_table
+from ..data import load_lerobot
+from ..data import load_points
+from ..data import load_robomimic
+from ..data.earth import EARTH_FILES
+from ..data.robomimic import joint_keys
+from ..manifolds import Product, parse
+from ..manifolds import parse
+from ..robots import builtin_names
+from ..robots import load
+import h5py
 
 def data_path(d: Dict[str, Any], config_path: Optional[str]) -> Path:
     """The data file of section ``d``, resolved (see :func:`posegen.config.resolve_data_path`)."""
@@ -54,8 +46,6 @@ def data_path(d: Dict[str, Any], config_path: Optional[str]) -> Path:
 
 @functools.lru_cache(maxsize=8)
 def _load_robot(spec: str, ee_link: Optional[str]):
-    from ..robots import load
-
     return load(spec, ee_link=ee_link)
 
 
@@ -67,7 +57,6 @@ def config_robot(cfg: Dict[str, Any]):
     name = cfg["data"].get("robot")
     if name is None:
         return None
-    from ..robots import builtin_names
 
     if name not in builtin_names():
         p = resolve_data_path(name, cfg.get("_config_path"))
@@ -88,32 +77,11 @@ def config_keys(cfg: Dict[str, Any]) -> Optional[Dict[str, str]]:
     robot = config_robot(cfg)
     if robot is None:
         return dict(keys)
-    from ..data.robomimic import joint_keys
 
     try:
         return joint_keys(keys, robot=robot)
     except ValueError as e:
         raise ConfigError(f"config keys 'data.keys' and 'data.robot': {e}") from None
-
-
-def run_generate_robot(args) -> int:
-    """``posegen data generate --robot NAME|PATH --out FILE``: reach demos of any robot (robomimic layout)."""
-    from ..data.generate_robot import generate_robot_dataset
-    from ..robots import builtin_names
-    from .common import UsageError
-
-    robot = args.robot
-    if robot not in builtin_names() and not Path(robot).is_file():
-        raise UsageError(f"--robot {robot!r} is neither a built-in robot ({', '.join(builtin_names())}) nor a "
-                         f"description file")
-    kw: Dict[str, Any] = {"n_demos": args.demos, "seed": args.seed, "verbose": True, "ee_link": args.ee_link}
-    if args.frames is not None:
-        kw["frames"] = args.frames
-    try:
-        generate_robot_dataset(Path(args.out), robot, **kw)
-    except ValueError as e:   # bad counts, unknown ee_link, a malformed description
-        raise UsageError(str(e)) from None
-    return 0
 
 
 def _fractions(d: Dict[str, Any]) -> List[float]:
@@ -130,8 +98,6 @@ def _cap(ds, d: Dict[str, Any]):
 
 
 def _robomimic(d: Dict[str, Any], path: Path, splits, keys) -> Dict[str, Any]:
-    from ..data import load_robomimic
-
     kw = dict(keys=keys, quat_order=d["quat_order"], condition_keys=d["condition_keys"] or None,
               frames=d["frames"], nonfinite=d["nonfinite"])
     masks = {"train": d["train_mask"], "valid": d["val_mask"], "test": d["test_mask"]}
@@ -148,8 +114,6 @@ def _robomimic(d: Dict[str, Any], path: Path, splits, keys) -> Dict[str, Any]:
 
 
 def _lerobot(d: Dict[str, Any], path: Path, splits, keys) -> Dict[str, Any]:
-    from ..data import load_lerobot
-
     if not path.is_dir():
         raise ConfigError(f"data path '{path}' is a file; data.source 'lerobot' reads a LeRobot dataset folder "
                           f"(the one holding meta/info.json)")
@@ -166,8 +130,6 @@ def _by_group(full, d: Dict[str, Any], splits) -> Dict[str, Any]:
 
 
 def _has_masks(path: Path) -> bool:
-    import h5py
-
     with h5py.File(path, "r") as f:
         return "mask" in f and hasattr(f["mask"], "keys") and len(f["mask"]) > 0
 
@@ -197,8 +159,6 @@ def load_splits(cfg: Dict[str, Any], splits=("train", "valid", "test"), path=Non
             d["path"] = str(path)
         kind = sniff(path) if path.is_file() else "table"
         if kind == "posegen-points" and source != "points":
-            from ..data import load_points
-
             return {"all": load_points(path, nonfinite=d["nonfinite"])}
     if source == "robomimic":
         p = data_path(d, config_path)
@@ -210,8 +170,6 @@ def load_splits(cfg: Dict[str, Any], splits=("train", "valid", "test"), path=Non
     elif source == "lerobot":
         out = _lerobot(d, data_path(d, config_path), splits, config_keys(cfg))
     elif source == "points":
-        from ..data import load_points
-
         out = _random(load_points(data_path(d, config_path), nonfinite=d["nonfinite"]), d, splits)
     elif source == "earth":
         out = _earth(d, path, splits)
@@ -250,9 +208,6 @@ def check_same_points(model, data, what: str = "the checkpoint models points on"
 
 
 def _earth(d: Dict[str, Any], path, splits) -> Dict[str, Any]:
-    from ..data import earth_splits, load_latlon
-    from ..data.earth import EARTH_FILES
-
     name = d["name"]
     fr = tuple(_fractions(d))
     if path is not None and Path(path).is_file() and Path(path).name != EARTH_FILES[name]:
@@ -269,8 +224,6 @@ def _earth(d: Dict[str, Any], path, splits) -> Dict[str, Any]:
 
 
 def _table(cfg: Dict[str, Any], d: Dict[str, Any], path: Path):
-    from ..data import load_latlon, load_table
-
     if d["latlon"]:
         cols = d["columns"] or [None, None]
         if len(cols) != 2:
@@ -288,8 +241,6 @@ def _table(cfg: Dict[str, Any], d: Dict[str, Any], path: Path):
 def data_manifold(cfg: Dict[str, Any]):
     """The manifold the data section describes, without reading data where the config says it
     (robomimic keys, earth, a table's ``manifold``); None when only the file knows (points)."""
-    from ..manifolds import Product, parse
-
     d = cfg["data"]
     if d["source"] in ("robomimic", "lerobot"):
         return Product(*[f for tok in config_keys(cfg).values() for f in parse(tok).factors])
@@ -304,7 +255,6 @@ def columns_from_config(cfg: Optional[Dict[str, Any]], manifold) -> Optional[Lis
     """Column names ``key.coord`` from robomimic / lerobot keys when they describe ``manifold``, else None."""
     if not cfg or cfg["data"]["source"] not in ("robomimic", "lerobot") or not cfg["data"].get("keys"):
         return None
-    from ..manifolds import parse
 
     cols = [f"{k}.{c}" for k, tok in config_keys(cfg).items() for c in parse(tok).coord_names()]
     return cols if len(cols) == manifold.coord_dim else None
@@ -316,7 +266,6 @@ def factor_labels(cfg: Optional[Dict[str, Any]], manifold) -> List[str]:
     if not cfg or cfg["data"]["source"] not in ("robomimic", "lerobot") or not cfg["data"].get("keys"):
         return ["S2" if f.geometry.spec == "S2" and len(manifold.factors) == 1 else lab
                 for f, lab in zip(manifold.factors, default)]
-    from ..manifolds import parse
 
     labels = [k for k, tok in config_keys(cfg).items() for _ in parse(tok).factors]
     return labels if len(labels) == len(manifold.factors) else default

@@ -16,8 +16,12 @@ from pathlib import Path
 
 from ..config import default_config
 from ..data import load_points
-from .common import UsageError, config_for, load_flow, missing_split, say, solver_options
-from .datasets import check_same_points, load_splits, sniff
+from .common import UsageError, config_for, load_flow, missing_split, say, sniff, solver_options
+from .datasets import check_same_points, load_splits
+from .options import debug_flag, device_flag, solver_flags
+from ..rotations import rotation_angle
+from ..samplers import PoseSampler
+import torch
 
 
 def eval_dataset(args, cfg):
@@ -48,11 +52,6 @@ def robot_check(flow, solver, n: int = 2000, cond=None):
     """Sample ``n`` configurations of a robot's joint model and check them as robot states: the share
     inside the joint limits, and how far the pose the sampler reports (FK in the model's dtype) is from
     float64 FK of the same joints (round-off: the pose is computed, not sampled)."""
-    import torch
-
-    from ..rotations import rotation_angle
-    from ..samplers import PoseSampler
-
     sampler = PoseSampler(flow, solver={k: v for k, v in solver.items() if k in ("method", "steps")})
     out = sampler.sample(n, condition=cond, seed=0)
     q = out["joints"] if "joints" in out else out["points"][:, sampler.joint_columns]
@@ -81,7 +80,7 @@ def run(args) -> int:
         if ds.conditions is None:
             raise ValueError(f"the flow is conditional on {flow.cond_dim} values but the data have no conditions")
         cond = ds.conditions
-    solver = solver_options(ev["solver"], args.method, args.steps)
+    solver = solver_options(ev["solver"], args.method, args.solver_steps)
     divergence = args.divergence or ev["divergence"]
     lp = flow.log_prob(ds.points.to(flow.dtype), cond, divergence=divergence, seed=0 if divergence != "exact" else None,
                        chunk_size=ev["chunk_size"], **solver)
@@ -110,3 +109,21 @@ def run(args) -> int:
         say(f"{k:<{width}}  {v}")
     say(json.dumps(rec))
     return 0
+
+
+def add_parser(subparsers) -> None:
+    """Register this command on the ``posegen`` subparsers."""
+    p = subparsers.add_parser("eval", help="negative log-likelihood (nats, bits/dim) of held-out data",
+                              description="Exact NLL of data under a trained flow: a table, then one JSON line.")
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument("--data", required=True, metavar="FILE", help="data file, read with the config's data section")
+    p.add_argument("--config", help="config whose data section reads FILE (default: config.yaml beside the "
+                   "checkpoint; a posegen points file needs none)")
+    p.add_argument("--split", choices=("test", "valid", "train"), default=None,
+                   help="which split (default: the config's eval.split, else test if defined, else valid)")
+    solver_flags(p)
+    p.add_argument("--divergence", choices=("exact", "hutchinson"), default=None, help="divergence estimator")
+    p.add_argument("--max-points", type=int, default=None, help="score at most this many points (seeded subset)")
+    device_flag(p)
+    debug_flag(p)
+    p.set_defaults(run=run)

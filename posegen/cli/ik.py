@@ -1,6 +1,6 @@
 """``posegen ik train`` / ``posegen ik sample``: learned IK distributions (:class:`posegen.samplers.IKSampler`).
 
-    posegen ik train --robot panda --out runs/ik_panda --minutes 10
+    posegen ik train --robot panda --out runs/ik_panda --max-minutes 10
     posegen ik sample runs/ik_panda/ik.pt --pose 0.4,0,0.5,1,0,0,0 -n 5 --refine
     posegen ik sample runs/ik_panda/ik.pt --targets grasps.csv -n 20 --refine --near 0,0,0,-1.5,0,1.5,0.8
 
@@ -15,18 +15,26 @@ import io
 import math
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from ..atomic import atomic_open, atomic_path
+from ..data.tabular import read_table
+from ..robots import load
+from ..rotations import check_quat_order
+from ..samplers import IKSampler
 from .common import UsageError, check_device, say
+from .options import Parser, debug_flag, device_flag
 
 CHECKPOINT_NAME = "ik.pt"
 
 
-def add_parser(sub, parser_class, debug_flag, device_flag) -> None:
-    """Register ``ik`` and its actions on the subparsers ``sub`` of ``posegen`` (``parser_class``,
-    ``debug_flag`` and ``device_flag`` are main's, so errors and flags read like the other commands')."""
-    p = sub.add_parser("ik", help="learned inverse-kinematics distributions: train, sample",
+def add_parser(subparsers) -> None:
+    """Register ``ik`` and its actions on the ``posegen`` subparsers."""
+    p = subparsers.add_parser("ik", help="learned inverse-kinematics distributions: train, sample",
                        description="Train p(joints | end-effector pose) on forward-kinematics samples and draw IK "
                        "solutions from it, optionally refined by damped least squares.")
-    isub = p.add_subparsers(dest="ik_command", metavar="ACTION", parser_class=parser_class)
+    isub = p.add_subparsers(dest="ik_command", metavar="ACTION", parser_class=Parser)
     isub.required = True
 
     q = isub.add_parser("train", help="train an IK sampler for a robot",
@@ -35,7 +43,7 @@ def add_parser(sub, parser_class, debug_flag, device_flag) -> None:
     q.add_argument("--ee-link", default=None, help="end-effector link (default: the robot's)")
     q.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     q.add_argument("--steps", type=int, default=None, help="optimiser steps (at most)")
-    q.add_argument("--minutes", type=float, default=None,
+    q.add_argument("--max-minutes", type=float, default=None,
                    help="wall-clock budget in minutes (default 10 when --steps is not given)")
     q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     q.add_argument("--batch-size", type=int, default=512, help="training batch (default 512)")
@@ -69,6 +77,7 @@ def add_parser(sub, parser_class, debug_flag, device_flag) -> None:
     q.add_argument("--out", metavar="FILE", help="write .csv or .npy instead of printing")
     device_flag(q)
     debug_flag(q)
+    p.set_defaults(run=run)
 
 
 def _numbers(flag: str, text: str, what: str):
@@ -87,14 +96,10 @@ def _parse_pose(text: str):
 
 def _targets(args):
     """``(T, 7)`` float64 from ``--pose`` or ``--targets`` (exactly one of them)."""
-    import torch
-
     if bool(args.pose) == bool(args.targets):
         raise UsageError("give the targets with --pose (repeatable) or --targets FILE, one of the two")
     if args.pose:
         return torch.tensor([_parse_pose(p) for p in args.pose], dtype=torch.float64)
-    from ..data.tabular import read_table
-
     try:
         _, values = read_table(args.targets)
     except (OSError, ValueError) as e:
@@ -106,15 +111,12 @@ def _targets(args):
 
 
 def run_train(args) -> int:
-    from ..robots import load
-    from ..samplers import IKSampler
-
     device = check_device(args.device)
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
-    if args.minutes is not None and not args.minutes > 0:
-        raise UsageError(f"--minutes must be > 0, got {args.minutes}")
-    minutes = args.minutes if (args.minutes is not None or args.steps is not None) else 10.0
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise UsageError(f"--max-minutes must be > 0, got {args.max_minutes}")
+    minutes = args.max_minutes if (args.max_minutes is not None or args.steps is not None) else 10.0
     robot = load(args.robot, ee_link=args.ee_link)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -132,12 +134,6 @@ def run_train(args) -> int:
 
 
 def run_sample(args) -> int:
-    import numpy as np
-    import torch
-
-    from ..samplers import IKSampler
-    from ..rotations import check_quat_order
-
     try:
         check_quat_order(args.quat_order)
     except ValueError as e:
@@ -177,8 +173,6 @@ def run_sample(args) -> int:
         rows = torch.cat([rows, extra], 1)
     arr = rows.numpy()
     if args.out:
-        from ..atomic import atomic_open, atomic_path
-
         path = Path(args.out)
         if path.suffix == ".npy":
             with atomic_path(path) as tmp:

@@ -14,8 +14,12 @@ from typing import Dict, List
 
 import numpy as np
 
-from .common import say
-from .datasets import sniff
+from .common import say, sniff
+from ..data import load_points
+from ..data import read_table
+from ..data.h5io import _attr_str
+from ..data.robomimic import demo_sort_key
+import h5py
 
 ANGLE_WORDS = ("joint", "angle", "theta", "yaw", "pitch", "roll")
 SAMPLE_DEMOS = 20  # demos read to judge value ranges: enough to be representative, fast on big files
@@ -69,11 +73,6 @@ def _size(path: Path) -> str:
 
 
 def inspect_robomimic(path: Path) -> None:
-    import h5py
-
-    from ..data.h5io import _attr_str
-    from ..data.robomimic import demo_sort_key
-
     with h5py.File(path, "r") as f:
         data = f["data"]
         names = sorted(data.keys(), key=demo_sort_key)
@@ -127,8 +126,6 @@ def inspect_robomimic(path: Path) -> None:
 
 
 def inspect_points(path: Path) -> None:
-    from ..data import load_points
-
     ds = load_points(path)
     say(f"file        {path} (posegen points, {_size(path)})")
     say(f"manifold    {ds.manifold!r} (dim {ds.manifold.dim}, {ds.manifold.coord_dim} coordinates)")
@@ -147,8 +144,6 @@ def inspect_points(path: Path) -> None:
 
 
 def inspect_table(path: Path) -> None:
-    from ..data import read_table
-
     header, values = read_table(path)
     say(f"file     {path} (table, {_size(path)})")
     say(f"rows     {values.shape[0]}, columns {values.shape[1]}")
@@ -160,8 +155,6 @@ def inspect_table(path: Path) -> None:
 
 
 def inspect_hdf5(path: Path) -> None:
-    import h5py
-
     say(f"file     {path} (HDF5, not robomimic or posegen points: no 'data' group or format attribute)")
     found: List[str] = []
 
@@ -175,22 +168,8 @@ def inspect_hdf5(path: Path) -> None:
         say(line)
 
 
-def run_inspect(args) -> int:
-    path = Path(args.file)
-    kind = sniff(path)
+def inspect_file(path) -> None:
+    """Print what ``path`` holds (keys, shapes, dtypes, demos, masks) and the manifold tokens that fit its data."""
+    path = Path(path)
     {"robomimic": inspect_robomimic, "posegen-points": inspect_points, "table": inspect_table,
-     "hdf5": inspect_hdf5}[kind](path)
-    return 0
-
-
-def run_generate(args) -> int:
-    try:
-        from ..data.generate import generate_panda_dataset
-    except ImportError as e:
-        raise ImportError(f"the Panda data generator is not available in this installation: {e}") from None
-    out = Path(args.out)
-    kw: Dict = {"n_demos": args.demos, "seed": args.seed, "verbose": True}
-    if args.frames is not None:
-        kw["frames"] = args.frames
-    generate_panda_dataset(out, **kw)
-    return 0
+     "hdf5": inspect_hdf5}[sniff(path)](path)

@@ -16,8 +16,9 @@ import torch
 from .. import plots
 from ..config import default_config
 from ..data import load_points
-from .common import UsageError, config_for, load_flow, missing_split, say
-from .datasets import check_same_points, factor_labels, load_splits, sniff
+from .common import UsageError, config_for, load_flow, missing_split, say, sniff
+from .datasets import check_same_points, factor_labels, load_splits
+from .options import debug_flag, device_flag
 
 
 def _reference_data(args, cfg):
@@ -80,3 +81,20 @@ def run(args) -> int:
     for p in paths:
         say(f"wrote {p}")
     return 0
+
+
+def add_parser(subparsers) -> None:
+    """Register this command on the ``posegen`` subparsers."""
+    p = subparsers.add_parser("plot", help="PNG figures of samples against data (and training curves)",
+                              description="Figures of a checkpoint (sampled) or a samples file against the data.")
+    p.add_argument("input", metavar="CHECKPOINT|SAMPLES.h5")
+    p.add_argument("--data", metavar="FILE", help="data to draw beside the samples (read with the config)")
+    p.add_argument("--config", help="config (default: config.yaml beside the input)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: plots/ beside the input)")
+    p.add_argument("--split", choices=("train", "valid", "test"), default=None,
+                   help="data split to draw (default: the config's plot.split, train)")
+    p.add_argument("-n", type=int, default=None, help="samples drawn from a checkpoint (default: plot.n)")
+    p.add_argument("--seed", type=int, default=0, help="seed of those samples")
+    device_flag(p)
+    debug_flag(p)
+    p.set_defaults(run=run)

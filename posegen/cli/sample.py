@@ -7,12 +7,13 @@ from pathlib import Path
 from .common import (UsageError, condition_columns, config_for, load_flow, parse_condition, read_conditions,
                      say, solver_options)
 from .datasets import columns_from_config
+from .options import debug_flag, device_flag, solver_flags
+from ..config import default_config
+from ..data import save_points
+from ..samplers import PoseSampler
 
 
 def run(args) -> int:
-    from ..config import default_config
-    from ..data import save_points
-
     flow = load_flow(args.checkpoint, args.device)
     cfg = config_for(args.checkpoint, args.config)
     sample_cfg = cfg["sample"] if cfg else default_config()["sample"]  # its solver is used with --config only
@@ -48,7 +49,7 @@ def run(args) -> int:
         raise UsageError("the flow is unconditional (trained without condition keys); drop --condition")
 
     # The flow's own default integrator is the training config's sample.solver; an explicit --config wins.
-    solver = solver_options(sample_cfg["solver"] if args.config else {}, args.method, args.steps)
+    solver = solver_options(sample_cfg["solver"] if args.config else {}, args.method, args.solver_steps)
     x = flow.sample(n, cond, seed=seed, chunk_size=args.chunk_size or sample_cfg["chunk_size"], **solver)
     used = {**flow.solver, **solver}
     c = None if cond is None else cond.to(x.dtype).cpu()
@@ -58,7 +59,6 @@ def run(args) -> int:
     extras, columns, fk_note = None, columns_from_config(cfg, flow.manifold), ""
     if flow.robot_spec is not None:
         # a robot's joint model: store the end-effector pose of every sample (forward kinematics) beside it
-        from ..samplers import PoseSampler
 
         sampler = PoseSampler(flow, quat_order=args.quat_order)
         fk = sampler.forward_kinematics(x[:, sampler.joint_columns])
@@ -77,3 +77,24 @@ def run(args) -> int:
     say(f"wrote {n} samples on {points_on!r} to {out} (seed {seed}, {used['method']} {used['steps']} steps"
         f"{quat}){fk_note}")
     return 0
+
+
+def add_parser(subparsers) -> None:
+    """Register this command on the ``posegen`` subparsers."""
+    p = subparsers.add_parser("sample", help="draw samples from a trained flow into an HDF5 file",
+                              description="Draw samples from a trained flow and write them in posegen's HDF5 layout.")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="model.pt (or ckpt.pt) written by posegen train")
+    p.add_argument("-n", type=int, default=None, help="number of samples (default: the config's sample.n)")
+    p.add_argument("-o", "--out", required=True, metavar="OUT.h5", help="output file (replaced if it exists)")
+    p.add_argument("--condition", metavar="X,Y,Z", help="one condition vector for all samples (conditional flows)")
+    p.add_argument("--condition-file", metavar="F", help="condition rows (CSV/TSV/NPY or posegen .h5): one row for "
+                   "all samples, or one per sample")
+    solver_flags(p)
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's sample.seed, 0)")
+    p.add_argument("--chunk-size", type=int, default=None, help="samples integrated at once (memory bound)")
+    p.add_argument("--quat-order", choices=("xyzw", "wxyz"), default="xyzw",
+                   help="how to store quaternions (default xyzw; wxyz for MuJoCo/PyTorch3D)")
+    p.add_argument("--config", help="config to read defaults from (default: config.yaml beside the checkpoint)")
+    device_flag(p)
+    debug_flag(p)
+    p.set_defaults(run=run)

@@ -18,6 +18,12 @@ from typing import Any, Dict
 from ..config import dump_config, load_config, objective_parametrization
 from .common import check_device, note, say
 from .datasets import data_path, factor_labels, load_splits, model_manifold
+from .options import debug_flag, device_flag
+from .. import plots
+from ..flow import PoseFlow
+from ..robots import load
+from ..training import train
+import torch
 
 RUN_FILES = ("model.pt", "ckpt.pt", "metrics.jsonl")
 
@@ -25,10 +31,6 @@ RUN_FILES = ("model.pt", "ckpt.pt", "metrics.jsonl")
 def build_flow(cfg: Dict[str, Any], manifold, cond_dim: int):
     """The untrained :class:`~posegen.PoseFlow` a config asks for (``moser`` objective: Moser
     parametrization; ``sample.solver`` becomes the flow's default integrator)."""
-    import torch
-
-    from ..flow import PoseFlow
-
     m = cfg["model"]
     # The trainer seeds every step's draws; the initial weights are seeded here, so that one config and
     # seed give one run (and a resumed run equals an uninterrupted one). The caller's RNG is left as it was.
@@ -45,7 +47,6 @@ def _robot_spec(cfg: Dict[str, Any]):
     name = cfg["data"].get("robot")
     if not name:
         return None
-    from ..robots import load
 
     return load(name, ee_link=cfg["data"].get("ee_link")).spec
 
@@ -94,8 +95,6 @@ def run(args) -> int:
         + f"; objective {cfg['objective']['name']}, {t['steps']} steps, batch {t['batch_size']}")
     say(f"run folder: {out}")
 
-    from ..training import train
-
     try:
         result = train(flow, train_ds, cfg["objective"]["name"], val_data=val_ds, out_dir=out,
                        resume=args.resume, objective_options=cfg["objective"]["options"], **t)
@@ -122,8 +121,6 @@ def run(args) -> int:
 def write_run_plots(out: Path, cfg: Dict[str, Any], flow, data) -> None:
     """Training curves and samples against ``data`` into ``out/plots``; skipped with a note when
     matplotlib is missing (training results do not depend on it)."""
-    from .. import plots
-
     try:
         paths = []
         if (out / "metrics.jsonl").exists():
@@ -138,10 +135,6 @@ def write_run_plots(out: Path, cfg: Dict[str, Any], flow, data) -> None:
 def samples_vs_data(out_dir: Path, cfg: Dict[str, Any], flow, data):
     """Draw ``plot.n`` samples (one per data condition for conditional flows) and plot them against
     ``data`` (a PoseDataset); returns the figure paths."""
-    import torch
-
-    from .. import plots
-
     p = cfg["plot"]
     n = min(p["n"], len(data)) if flow.cond_dim else p["n"]
     ref = data.subsample(n=n, seed=0) if len(data) > n else data
@@ -152,3 +145,18 @@ def samples_vs_data(out_dir: Path, cfg: Dict[str, Any], flow, data):
     return plots.plot_samples_vs_data(out_dir, flow.manifold, x, ref.points.to(torch.float64),
                                       flow=flow, labels=factor_labels(cfg, flow.manifold),
                                       grid=p["grid"], solver=solver)
+
+
+def add_parser(subparsers) -> None:
+    """Register this command on the ``posegen`` subparsers."""
+    p = subparsers.add_parser("train", help="train a flow from a YAML config",
+                              description="Train a flow from a YAML config; writes model.pt, config.yaml, "
+                              "metrics.jsonl and plots/ to the run folder.")
+    p.add_argument("config", metavar="CONFIG", help="YAML config (see configs/)")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                   help="override a config key (train.steps=100, or the short form steps=100); repeatable")
+    p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<config name>)")
+    device_flag(p)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its ckpt.pt")
+    debug_flag(p)
+    p.set_defaults(run=run)

@@ -59,6 +59,10 @@ import roma
 import torch
 
 from ..atomic import atomic_path
+from ..robots import load
+from ..robots.collision import ready_configuration
+from ..version import __version__
+import h5py
 
 __all__ = ["generate_panda_dataset", "sorted_demo_names", "GRASP_FAMILIES", "main"]
 
@@ -107,8 +111,6 @@ def _panda():
     """The Panda (TCP ``panda_hand_tcp``) from its URDF; loaded once (pytorch_kinematics chains are cached)."""
     global _PANDA
     if _PANDA is None:
-        from ..robots import load
-
         _PANDA = load("panda")
     return _PANDA
 
@@ -121,8 +123,6 @@ def _limits() -> torch.Tensor:
 
 
 def _q_ready() -> torch.Tensor:
-    from ..robots.collision import ready_configuration
-
     return ready_configuration(_panda())
 
 
@@ -409,7 +409,6 @@ def _continuous_quat(quat: np.ndarray) -> np.ndarray:
 
 def _env_args(seed: int, n_demos: int, frames: int, families: Sequence[str], kept: int,
               discarded: Dict[str, int]) -> str:
-    from .. import __version__
     args = {
         "env_name": ENV_NAME,
         "type": "posegen_synthetic",
@@ -446,8 +445,6 @@ def generate_panda_dataset(path, n_demos: int = 300, seed: int = 0, frames: int 
     Returns:
         dict with ``n_requested``, ``n_kept``, ``n_discarded`` (per family), ``total_frames``, ``seconds``.
     """
-    import h5py
-
     if int(n_demos) != n_demos or n_demos < 1:
         raise ValueError(f"n_demos must be a positive integer, got {n_demos!r}")
     if int(frames) != frames or frames < 20:

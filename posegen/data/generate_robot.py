@@ -46,6 +46,10 @@ import torch
 
 from ..atomic import atomic_path
 from .generate import _continuous_quat  # one sign convention for the quaternions of every generated demo
+from ..robots import as_robot
+from ..robots import load
+from ..version import __version__
+import h5py
 
 __all__ = ["generate_robot_dataset", "HOME", "PARAMS"]
 
@@ -74,8 +78,6 @@ def _min_jerk(s: np.ndarray) -> np.ndarray:
 
 
 def _robot(robot):
-    from ..robots import as_robot
-
     robot = as_robot(robot)
     if not hasattr(robot, "pose") or not hasattr(robot, "joint_limits"):
         raise ValueError(f"robot must be a built-in name, a description path or a posegen.robots.Robot, got "
@@ -127,8 +129,6 @@ def _reachable(robot):
 
 
 def _env_args(robot, source: str, seed: int, n_demos: int, frames: int, home: np.ndarray) -> str:
-    from .. import __version__
-
     return json.dumps({
         "env_name": ENV_NAME,
         "type": "posegen_synthetic",
@@ -161,8 +161,6 @@ def generate_robot_dataset(path, robot: Union[str, os.PathLike, object] = "ur5e"
     Returns:
         dict with ``n_demos``, ``total_frames``, ``robot``, ``dof``, ``seconds``, ``path``.
     """
-    import h5py
-
     if isinstance(n_demos, bool) or int(n_demos) != n_demos or n_demos < 1:
         raise ValueError(f"n_demos must be a positive integer, got {n_demos!r}")
     if isinstance(frames, bool) or int(frames) != frames or frames < 10:
@@ -171,8 +169,6 @@ def generate_robot_dataset(path, robot: Union[str, os.PathLike, object] = "ur5e"
     t0 = time.perf_counter()
     source = os.fspath(robot) if isinstance(robot, (str, os.PathLike)) else repr(robot)
     if ee_link is not None and isinstance(robot, (str, os.PathLike)):
-        from ..robots import load
-
         robot = load(robot, ee_link=ee_link)
     robot = _robot(robot)
     box = _box(robot)

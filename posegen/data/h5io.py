@@ -31,14 +31,13 @@ from ..manifolds import parse
 from ..rotations import check_quat_order
 from .dataset import PoseDataset
 from .validate import as_float_tensor, convert_quats, validate_points
+from ..version import __version__
 
 FORMAT = "posegen-points"
 FORMAT_VERSION = 1
 
 
 def _posegen_version() -> str:
-    from .. import __version__  # late: posegen/__init__ may import this package
-
     return __version__
 
 

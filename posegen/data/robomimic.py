@@ -25,6 +25,7 @@ from ..rotations import check_quat_order
 from .dataset import PoseDataset
 from .h5io import _attr_str, open_h5
 from .validate import check_nonfinite_mode, convert_quats, validate_with_conditions
+from ..robots import as_robot
 
 DEFAULT_KEYS = {"robot0_eef_pos": "R3", "robot0_eef_quat": "SO3", "robot0_joint_pos": "T7"}
 
@@ -48,8 +49,6 @@ def bare_interval_dims(token) -> int:
 
 
 def _as_robot(robot):
-    from ..robots import as_robot
-
     robot = as_robot(robot)
     if not hasattr(robot, "joint_limits") or not hasattr(robot, "manifold"):
         raise ValueError(f"robot must be a posegen.robots.Robot (or a built-in name or description path), got "

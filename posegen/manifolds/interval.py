@@ -44,6 +44,7 @@ from typing import Optional, Sequence, Union
 import torch
 
 from .base import DataCheck, Manifold, Shape, _rows_message, _safe_sqrt, as_shape
+from .euclidean import Euclidean
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 #: beyond this |z| the map g(z) is a limit to the dtype's precision (1 - Phi(5.4) < 2^-24; 1 - Phi(37.5)
@@ -239,8 +240,6 @@ class Interval(Manifold):
         return True
 
     def chart_manifold(self):
-        from .euclidean import Euclidean
-
         return Euclidean(self.dim)
 
     def to_chart(self, x):

@@ -10,6 +10,7 @@ from .interval import Interval
 from .product import Product
 from .sphere import SO3, Sphere
 from .torus import Torus
+import torch
 
 ACCEPTED = ("R<d> (Euclidean R^d)", "T<n> (n angles, a torus)", "S1 (alias of T1)",
             "S<d> (sphere S^d in R^(d+1); S<d>[fourier=K] adds K octaves of Fourier features)", "SO3 (rotations as xyzw unit quaternions, q ~ -q)",
@@ -85,8 +86,6 @@ def parse(spec, limits=None) -> Product:
         raise ValueError(f"empty manifold spec {spec!r}; {_accepted()}")
     rows = None
     if limits is not None:
-        import torch
-
         lim = torch.as_tensor(limits, dtype=torch.float64)
         if lim.dim() != 2 or lim.shape[1] != 2:
             raise ValueError(f"limits must have shape (k, 2), one [lo, hi] row per interval coordinate, got "

@@ -51,6 +51,7 @@ import torch
 from ..robots.collision import CollisionChecker
 from ..samplers import PoseSampler, unwrap_to_limits
 from ..samplers.parts import JOINT_ROLES
+from ..robots import as_robot
 
 __all__ = ["require_ompl", "joint_space", "panda_space", "SampleBuffer", "PosegenSamplerAllocator", "goal_states",
            "PlanResult", "plan", "PLANNERS", "VALID_SAMPLER_PLANNERS"]
@@ -86,8 +87,6 @@ def _quiet_set_seed(ou, seed: int) -> None:
 
 def _robot(robot):
     """A :class:`~posegen.robots.Robot` from a Robot, a built-in name or a description path (None: the Panda)."""
-    from ..robots import as_robot
-
     return as_robot("panda" if robot is None else robot, "posegen.planning")
 
 

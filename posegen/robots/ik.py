@@ -40,6 +40,7 @@ import roma
 import torch
 
 from ..rotations import check_quat_order, convert_quat_order
+from .loader import as_robot
 
 __all__ = ["IKResult", "solve_ik", "parse_targets", "pose_errors", "rotation_angle_atan2", "UNIT_TOL"]
 
@@ -198,8 +199,6 @@ def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float
         ValueError: malformed targets (see :func:`parse_targets`), ``q_init`` of the wrong shape, outside the
             limits or not finite, or non-positive tolerances.
     """
-    from .loader import as_robot
-
     robot = as_robot(robot)
     for name, v in (("pos_tol", pos_tol), ("rot_tol", rot_tol), ("max_step", max_step), ("rot_weight", rot_weight),
                     ("min_damping", min_damping)):

@@ -31,6 +31,7 @@ import torch
 
 from ..manifolds import Manifold
 from .defaults import DEFAULT_SOLVER
+from torchdiffeq import odeint
 
 # Butcher tableaus: (a rows, b, c).
 _TABLEAUS = {
@@ -126,8 +127,6 @@ def _fixed(field, x, manifold, t0, t1, extra, method, steps, step):
 
 
 def _adaptive(field, x, manifold, t0, t1, extra, method, atol, rtol):
-    from torchdiffeq import odeint
-
     D = x.shape[-1]
     B = x.shape[0]
 
