@@ -11,19 +11,15 @@ Needs the ``mujoco`` package (in the ``robots`` extra).
 from __future__ import annotations
 
 import math
-import xml.etree.ElementTree as ET
 
-from .description import Description, JointSpec
+from .description import Description, JointSpec, xml_root
 
 __all__ = ["parse_mjcf"]
 
 
 def parse_mjcf(text: str, source: str = "<mjcf>") -> Description:
     """Parse MJCF text; ValueError (naming ``source``) for malformed XML or unsupported joints."""
-    try:
-        model_name = ET.fromstring(text.encode("utf-8")).get("model") or "robot"
-    except ET.ParseError as e:
-        raise ValueError(f"{source}: malformed XML ({e})") from None
+    model_name = xml_root(text, source).get("model") or "robot"
     try:
         import mujoco
     except ImportError as e:
