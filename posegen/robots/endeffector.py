@@ -35,7 +35,7 @@ _TOOL_WORDS = ("ee",)
 
 def _words(name: str) -> List[str]:
     """``"LHand_joint"`` -> ``["l", "hand", "joint"]``: split at non-letters and at camelCase humps."""
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    spaced = re.sub(r"([a-z0-9])([A-Z])|([A-Z])([A-Z][a-z])", r"\1\3 \2\4", name)
     return [w.lower() for w in re.split(r"[^A-Za-z]+", spaced) if w]
 
 
