@@ -165,6 +165,37 @@ def test_joints_without_limits_cut_the_default_chain_with_a_warning(tmp_path, ca
         robots.load(path, ee_link="antenna")
 
 
+MJCF = """<mujoco model="arm">
+  <worldbody>
+    <body name="l1" pos="0 0 0.1">
+      <joint name="j1" type="hinge" axis="0 0 1" range="-2 2"/>
+      <geom type="sphere" size="0.05"/>
+      <body name="l2" pos="0.3 0 0">
+        <joint name="j2" type="hinge" axis="0 0 1" range="-2 2"/>
+        <geom type="sphere" size="0.05"/>
+        <site name="tool" pos="0.2 0 0"/>
+      </body>
+    </body>
+    <body name="cart" pos="1 0 0">
+      <joint name="rail" type="slide" axis="1 0 0"/>
+      <geom type="box" size="0.1 0.1 0.1"/>
+    </body>
+  </worldbody>
+</mujoco>
+"""
+
+
+def test_mjcf_slide_without_range_matters_only_on_the_chain(tmp_path):
+    pytest.importorskip("mujoco")
+    path = write(tmp_path, MJCF, "arm.xml")
+    robot = robots.load(path)
+    assert robot.ee_link == "tool" and robot.joint_names == ("j1", "j2")
+    q = uniform_q(robot, 10)
+    torch.testing.assert_close(robot.fk(q), planar(q, [(0.3, 0.0), (0.2, 0.0)], z=0.1), atol=1e-15, rtol=0)
+    with pytest.raises(ValueError, match=r"joint 'rail' on the chain to 'cart': a prismatic joint needs <limit"):
+        robots.load(path, ee_link="cart")
+
+
 def test_a_gripper_on_its_own_uses_its_finger_joints(tmp_path):
     text = urdf("gripper", ["palm", "left", "right"], [
         joint("finger_joint_l", "palm", "left", "prismatic", axis="0 1 0", limit=(0.0, 0.04)),

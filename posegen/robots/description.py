@@ -178,7 +178,7 @@ def limit_problem(j: JointSpec) -> Optional[str]:
     """
     if j.type in ("revolute", "prismatic"):
         if j.lower is None or j.upper is None:
-            return f"a {j.type} joint needs <limit lower=... upper=...>"
+            return f"a {j.type} joint needs <limit lower=... upper=...> (MJCF: range=...)"
         if not j.lower < j.upper:
             return f"limit lower={j.lower} must be below upper={j.upper}"
     return None
