@@ -229,6 +229,20 @@ def test_a_chain_through_mimic_joints_follows_their_driver(tmp_path):
     torch.testing.assert_close(gap, 0.02 + 2 * q[:, 3], atol=1e-15, rtol=0)
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mimic_chain_on_cuda_matches_cpu(tmp_path, dtype):
+    robot = robots.load(write(tmp_path, ARM), ee_link="finger_r")
+    q = uniform_q(robot, 32, seed=3).to(dtype)
+    tol = 1e-12 if dtype == F64 else 1e-5
+    T, J = robot.fk_and_jacobian(q.cuda())
+    assert T.is_cuda and J.is_cuda and T.dtype == J.dtype == dtype
+    torch.testing.assert_close(T.cpu(), robot.fk(q), atol=tol, rtol=0)
+    torch.testing.assert_close(J.cpu(), robot.jacobian(q), atol=tol, rtol=0)
+    fr = robot.frames(q.cuda(), "finger_l")["finger_l"]
+    torch.testing.assert_close(fr.cpu(), robot.frames(q, "finger_l")["finger_l"], atol=tol, rtol=0)
+
+
 def test_mimics_of_mimics_compose(tmp_path):
     """m1 = 2 q + 0.1, m2 = 3 m1 - 0.2 = 6 q + 0.1: the tip turns by q + m1 + m2 = 9 q + 0.2."""
     text = urdf("m", ["a", "b", "c", "d"], [

@@ -10,6 +10,7 @@ independent (driving) joints only, so the chain's joint values are an affine map
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Dict, Optional, Sequence, Tuple
 
 from .description import Description, JointSpec
@@ -54,7 +55,7 @@ class ChainDrive:
     multiplier: Tuple[float, ...]
     offset: Tuple[float, ...]
 
-    @property
+    @cached_property
     def identity(self) -> bool:
         return (self.index == tuple(range(len(self.index))) and all(m == 1.0 for m in self.multiplier)
                 and all(c == 0.0 for c in self.offset))
