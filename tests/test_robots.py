@@ -397,14 +397,23 @@ def test_malformed_descriptions(tmp_path, text, match):
     path = tmp_path / "bad.urdf"
     path.write_text(text)
     with pytest.raises(ValueError, match=match):
-        robots.load(path)
+        robots.load(path, ee_link="tip")  # limits are checked on the chain (tests/test_robot_loading.py)
 
 
-def test_mimic_joint_on_the_chain_is_refused(tmp_path):
+def test_mimic_joint_on_the_chain_follows_its_driver(tmp_path, user_urdf):
+    """slide = 0.1 * spin + 0.05: one robot joint, the pose of the two-joint robot at (q, 0.1 q + 0.05), and
+    the Jacobian column the sum of both columns with the slide's scaled by 0.1."""
     path = tmp_path / "mimic.urdf"
-    path.write_text(USER_URDF.replace('<axis xyz="1 0 0"/>', '<axis xyz="1 0 0"/><mimic joint="spin"/>'))
-    with pytest.raises(ValueError, match="mimic joints are not supported"):
-        robots.load(path)
+    path.write_text(USER_URDF.replace('<axis xyz="1 0 0"/>',
+                                      '<axis xyz="1 0 0"/><mimic joint="spin" multiplier="0.1" offset="0.05"/>'))
+    robot, free = robots.load(path, ee_link="tip"), robots.load(user_urdf, ee_link="tip")
+    assert robot.joint_names == ("spin",) and robot.dof == 1
+    q = torch.linspace(-3.0, 3.0, 7, dtype=F64)[:, None]
+    q2 = torch.cat([q, 0.1 * q + 0.05], -1)
+    torch.testing.assert_close(robot.fk(q), free.fk(q2), atol=1e-15, rtol=0)
+    torch.testing.assert_close(robot.jacobian(q)[..., 0], free.jacobian(q2) @ torch.tensor([1.0, 0.1], dtype=F64),
+                               atol=1e-15, rtol=0)
+    assert torch.allclose(robot.jacobian(q), fd_jacobian(robot, q), atol=1e-8)
 
 
 def test_unknown_ee_link(loaded, user_urdf):

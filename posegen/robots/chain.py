@@ -59,6 +59,8 @@ class ChainCache:
     """One float64 CPU chain and the serial sub-chain to the end effector, copied per ``(dtype, device)``.
 
     ``get(dtype, device)`` returns ``(full_chain, serial_chain)``; the copies are made on first use.
+    ``joint_names`` are the movable joints from the root to ``ee_link`` (mimic joints included), the order
+    of the serial chain's joint vector; ``full_names`` is the order of the full chain's.
     """
 
     def __init__(self, full_chain, ee_link: str, joint_names: Sequence[str]):
@@ -70,10 +72,8 @@ class ChainCache:
             raise RuntimeError(f"pytorch_kinematics ordered the joints to {ee_link!r} as {got}, "
                                f"expected {tuple(joint_names)}")
         self.ee_index = int(serial.get_frame_indices(ee_link)[0])
-        full_names = full_chain.get_joint_parameter_names()
-        # where each of our joints sits in the full chain's joint vector (frames() fills the rest with 0)
-        self.full_joint_index = [full_names.index(n) for n in joint_names]
-        self.n_full = len(full_names)
+        self.full_names: Tuple[str, ...] = tuple(full_chain.get_joint_parameter_names())
+        self.n_full = len(self.full_names)
         self._chains: Dict[Tuple[torch.dtype, torch.device], tuple] = {
             (f64, torch.device("cpu")): (full_chain, serial)}
 

@@ -3,7 +3,8 @@
 MuJoCo resolves defaults, ``<include>``, angle units and orientation conventions; this module only maps its
 compiled model to links and joints: every body is a link, a body's joint (hinge or slide, at most one, at
 the body origin) is the joint to its parent, a body without one hangs on a fixed joint, and every site is
-a fixed child link (sites are the usual tool frames). Hinge joints without ``range`` are continuous.
+a fixed child link (sites are the usual tool frames). Hinge joints without ``range`` are continuous; a slide
+joint without one has no limits, which only matters when it is on a robot's chain.
 
 Needs the ``mujoco`` package (in the ``robots`` extra).
 """
@@ -11,19 +12,15 @@ Needs the ``mujoco`` package (in the ``robots`` extra).
 from __future__ import annotations
 
 import math
-import xml.etree.ElementTree as ET
 
-from .description import Description, JointSpec
+from .description import Description, JointSpec, xml_root
 
 __all__ = ["parse_mjcf"]
 
 
 def parse_mjcf(text: str, source: str = "<mjcf>") -> Description:
     """Parse MJCF text; ValueError (naming ``source``) for malformed XML or unsupported joints."""
-    try:
-        model_name = ET.fromstring(text.encode("utf-8")).get("model") or "robot"
-    except ET.ParseError as e:
-        raise ValueError(f"{source}: malformed XML ({e})") from None
+    model_name = xml_root(text, source).get("model") or "robot"
     try:
         import mujoco
     except ImportError as e:
@@ -60,12 +57,9 @@ def parse_mjcf(text: str, source: str = "<mjcf>") -> Description:
         lo, hi = (float(v) for v in m.jnt_range[k])
         if jtype == hinge and not limited:
             kind, lo, hi = "continuous", None, None
-        elif not limited:
-            raise ValueError(f"{where}: a slide joint needs a range")
-        else:
+        else:  # limits are checked where a robot uses the joint (description.limit_problem)
             kind = "revolute" if jtype == hinge else "prismatic"
-            if not lo < hi:
-                raise ValueError(f"{where}: range lower={lo} must be below upper={hi}")
+            lo, hi = (lo, hi) if limited else (None, None)
         joints.append(JointSpec(name, kind, parent, child, pos, (0.0, 0.0, 0.0), axis, lo, hi, quat=quat))
     links = list(body_names)
     for s in range(m.nsite):

@@ -16,7 +16,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import torch
 
 from .chain import ChainCache, build_chain
-from .description import Description, JointSpec
+from .description import Description, JointSpec, limit_problem
+from .mimic import chain_drive, driven_by
 
 __all__ = ["Robot"]
 
@@ -29,29 +30,44 @@ def _few(names: Sequence[str], n: int = 8) -> str:
 class Robot:
     """A robot loaded from its description, seen as the chain from its root link to ``ee_link``.
 
-    The joints of the robot are the movable joints on that chain; links are every link whose pose they
-    (and fixed joints) determine. Build one with :func:`posegen.robots.load`.
+    The joints of the robot are the independent movable joints on that chain: a mimic joint on it is set
+    by the joint it mimics (``<mimic joint= multiplier= offset=>``), which is then a robot joint even when
+    it sits on another branch (a gripper's driving joint). Only these joints need limits. Links are every
+    link whose pose the robot joints (with their mimics and fixed joints) determine. Build one with
+    :func:`posegen.robots.load`. A chain without a movable joint is refused (ValueError).
     """
 
-    def __init__(self, description: Description, ee_link: str, name: Optional[str] = None):
+    def __init__(self, description: Description, ee_link: str, name: Optional[str] = None,
+                 ee_link_reason: Optional[str] = None):
         desc = description
         if ee_link not in desc.links:
             raise ValueError(f"{desc.source}: unknown ee_link {ee_link!r}; links of {desc.name!r} include "
                              f"{_few(list(desc.links))}")
-        path = [j for j in desc.path_joints(ee_link) if j.movable]
-        for j in path:
-            if j.mimic is not None:
-                raise ValueError(f"{desc.source}: joint {j.name!r} on the chain to {ee_link!r} mimics "
-                                 f"{j.mimic!r}; mimic joints are not supported")
+        path = tuple(j for j in desc.path_joints(ee_link) if j.movable)
+        if not path:
+            raise ValueError(f"{desc.source}: the chain from the root link {desc.root!r} to ee_link {ee_link!r} "
+                             f"has no movable joint; pass an ee_link below a revolute, continuous or prismatic "
+                             f"joint")
+        drive = chain_drive(desc, path)
+        for j in drive.dofs:
+            problem = limit_problem(j)
+            if problem is not None:
+                raise ValueError(f"{desc.source}: joint {j.name!r} on the chain to {ee_link!r}: {problem}")
         self._desc = desc
-        self._joints: Tuple[JointSpec, ...] = tuple(path)
+        self._joints: Tuple[JointSpec, ...] = drive.dofs
+        self._drive = drive
         self._ee_link = ee_link
+        self._ee_reason = ee_link_reason or f"{desc.source}: end effector {ee_link!r}, given as ee_link="
         self._name = name or desc.name
-        names = {j.name for j in path}
-        # a link belongs to this robot when no movable joint outside the chain moves it
+        dof_index = {j.name: k for k, j in enumerate(drive.dofs)}
+        driven = {j.name: driven_by(desc, j, dof_index) for j in desc.joints if j.movable}
+        # a link belongs to this robot when every movable joint above it is a robot joint or mimics one
         self._links = tuple(lk for lk in desc.links
-                            if all(not j.movable or j.name in names for j in desc.path_joints(lk)))
-        self._chains = ChainCache(build_chain(desc), ee_link, self.joint_names)
+                            if all(not j.movable or driven[j.name] is not None for j in desc.path_joints(lk)))
+        self._chains = ChainCache(build_chain(desc), ee_link, [j.name for j in path])
+        # the full chain's joints set by q (the rest stay 0): (full index, dof index, multiplier, offset)
+        self._full_drive = tuple((self._chains.full_names.index(n), *d) for n, d in driven.items() if d is not None)
+        self._drive_tensors: Dict[Tuple[torch.dtype, torch.device], tuple] = {}
 
     # ------------------------------------------------------------------------------------- metadata
     @property
@@ -65,6 +81,12 @@ class Robot:
     @property
     def ee_link(self) -> str:
         return self._ee_link
+
+    @property
+    def ee_link_reason(self) -> str:
+        """Why :attr:`ee_link` is the end effector: given, the SRDF's, the built-in's, or the default rule of
+        :func:`posegen.robots.load` (then with the finger joints it left out and how to choose another)."""
+        return self._ee_reason
 
     @property
     def base_link(self) -> str:
@@ -207,14 +229,44 @@ class Robot:
         return q
 
     # ------------------------------------------------------------------------------------ kinematics
+    def _tensors(self, dtype: torch.dtype, device: torch.device) -> tuple:
+        """The chain and full-chain drives as tensors on ``(dtype, device)``, made once per pair."""
+        key = (dtype, torch.device(device))
+        hit = self._drive_tensors.get(key)
+        if hit is None:
+            d = self._drive
+            full_th, full_q, full_m, full_c = (zip(*self._full_drive) if self._full_drive else ((),) * 4)
+            idx = dict(dtype=torch.long, device=key[1])
+            val = dict(dtype=dtype, device=key[1])
+            hit = (torch.tensor(d.index, **idx), torch.tensor(d.multiplier, **val), torch.tensor(d.offset, **val),
+                   torch.tensor(full_th, **idx), torch.tensor(full_q, **idx), torch.tensor(full_m, **val),
+                   torch.tensor(full_c, **val))
+            self._drive_tensors[key] = hit
+        return hit
+
+    def _chain_values(self, q: torch.Tensor) -> torch.Tensor:
+        """Values of the movable joints on the chain ``(B, n_path)`` for ``q (B, dof)`` (mimics followed)."""
+        if self._drive.identity:
+            return q
+        index, mult, offset = self._tensors(q.dtype, q.device)[:3]
+        return q[:, index] * mult + offset
+
+    def _jacobian_in_q(self, J_path: torch.Tensor) -> torch.Tensor:
+        """``J (B, 6, n_path)`` in the chain's joint values -> ``(B, 6, dof)`` in q (chain rule, mimics)."""
+        if self._drive.identity:
+            return J_path
+        index, mult = self._tensors(J_path.dtype, J_path.device)[:2]
+        return J_path.new_zeros(*J_path.shape[:-1], self.dof).index_add(-1, index, J_path * mult)
+
     def _all_transforms(self, q: torch.Tensor, full: bool):
         """pytorch_kinematics transforms ``(num_frames, B, 4, 4)`` for ``q (B, dof)``."""
         full_chain, serial = self._chains.get(q.dtype, q.device)
         if not full:
             # analytical_grad=False: plain autograd, so create_graph / double backward work
-            return serial, serial.forward_kinematics_tensor(q, analytical_grad=False)
+            return serial, serial.forward_kinematics_tensor(self._chain_values(q), analytical_grad=False)
+        full_th, full_q, full_m, full_c = self._tensors(q.dtype, q.device)[3:]
         th = q.new_zeros(q.shape[0], self._chains.n_full)
-        th[:, self._chains.full_joint_index] = q  # joints off the chain stay 0; they move no returned link
+        th[:, full_th] = q[:, full_q] * full_m + full_c  # joints no robot joint drives stay 0: they move no link here
         return full_chain, full_chain.forward_kinematics_tensor(th, analytical_grad=False)
 
     def fk(self, q) -> torch.Tensor:
@@ -247,9 +299,9 @@ class Robot:
         """
         q = self._as_q(q, "jacobian")
         batch = q.shape[:-1]
-        th = q.reshape(-1, self.dof)
-        serial, T = self._all_transforms(th, full=False)
-        J = serial.jacobian_tensor(th, all_transforms=T)
+        q = q.reshape(-1, self.dof)
+        serial, T = self._all_transforms(q, full=False)
+        J = self._jacobian_in_q(serial.jacobian_tensor(self._chain_values(q), all_transforms=T))
         return J.reshape(*batch, 6, self.dof)
 
     def fk_and_jacobian(self, q) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -258,9 +310,9 @@ class Robot:
         that wants both at each new point pays it once instead of twice."""
         q = self._as_q(q, "fk_and_jacobian")
         batch = q.shape[:-1]
-        th = q.reshape(-1, self.dof)
-        serial, T = self._all_transforms(th, full=False)
-        J = serial.jacobian_tensor(th, all_transforms=T)
+        q = q.reshape(-1, self.dof)
+        serial, T = self._all_transforms(q, full=False)
+        J = self._jacobian_in_q(serial.jacobian_tensor(self._chain_values(q), all_transforms=T))
         return T[self._chains.ee_index].reshape(*batch, 4, 4), J.reshape(*batch, 6, self.dof)
 
     def pose(self, q, quat_order: str = "xyzw") -> Tuple[torch.Tensor, torch.Tensor]:
