@@ -10,7 +10,9 @@ pytorch_kinematics (and mujoco, for MJCF files) are optional dependencies (``pip
 they are imported only when a robot is loaded, so ``import posegen.robots`` works without them.
 
 Modules: ``descriptions`` (built-in URDF files and their registry), ``description`` (URDF -> joints and
-links), ``mjcf`` (MJCF -> the same), ``chain`` (pytorch_kinematics chains per dtype/device), ``robot``
+links), ``mjcf`` (MJCF -> the same), ``endeffector`` (the default end effector: the tip of the longest chain
+of movable non-finger joints; ``Robot.ee_link_reason`` says why), ``mimic`` (mimic joints driven by the joint
+they follow), ``srdf`` (an SRDF's end effector), ``chain`` (pytorch_kinematics chains per dtype/device), ``robot``
 (:class:`Robot`), ``loader`` (:func:`load`), ``ik`` (:func:`solve_ik`, batched DLS inside the limits),
 ``turns`` (full-turn joints as angles, for ``posegen.samplers.IKSampler(full_turns=True)``), ``collision``
 (sphere models and :class:`CollisionChecker`). Nothing here learns: the learned IK distribution is
