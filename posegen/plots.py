@@ -19,9 +19,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
+
 from .manifolds import parse
-from .rotations import quat_to_rotmat
-from .rotations import quat_to_rotvec
+from .rotations import quat_to_rotmat, quat_to_rotvec
 
 DATA_COLOR = "0.35"
 SAMPLE_COLOR = "tab:orange"

@@ -21,20 +21,16 @@ import functools
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import h5py
+
 from ..config import ConfigError, check_manifold_spec, resolve_data_path
-from .common import sniff
-from ..data import earth_splits, load_latlon
-from ..data import load_latlon, load_table
-from ..data import load_lerobot
-from ..data import load_points
-from ..data import load_robomimic
+from ..data import earth_splits, load_latlon, load_lerobot, load_points, load_robomimic, load_table
 from ..data.earth import EARTH_FILES
 from ..data.robomimic import joint_keys
 from ..manifolds import Product, parse
-from ..manifolds import parse
-from ..robots import builtin_names
-from ..robots import load
-import h5py
+from ..robots import builtin_names, load
+from .common import sniff
+
 
 def data_path(d: Dict[str, Any], config_path: Optional[str]) -> Path:
     """The data file of section ``d``, resolved (see :func:`posegen.config.resolve_data_path`)."""

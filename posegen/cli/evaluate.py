@@ -14,14 +14,15 @@ import json
 import math
 from pathlib import Path
 
+import torch
+
 from ..config import default_config
 from ..data import load_points
+from ..rotations import rotation_angle
+from ..samplers import PoseSampler
 from .common import UsageError, config_for, load_flow, missing_split, say, sniff, solver_options
 from .datasets import check_same_points, load_splits
 from .options import debug_flag, device_flag, solver_flags
-from ..rotations import rotation_angle
-from ..samplers import PoseSampler
-import torch
 
 
 def eval_dataset(args, cfg):

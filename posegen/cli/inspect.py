@@ -10,16 +10,15 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
+import h5py
 import numpy as np
 
-from .common import say, sniff
-from ..data import load_points
-from ..data import read_table
+from ..data import load_points, read_table
 from ..data.h5io import _attr_str
 from ..data.robomimic import demo_sort_key
-import h5py
+from .common import say, sniff
 
 ANGLE_WORDS = ("joint", "angle", "theta", "yaw", "pitch", "roll")
 SAMPLE_DEMOS = 20  # demos read to judge value ranges: enough to be representative, fast on big files

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import (UsageError, condition_columns, config_for, load_flow, parse_condition, read_conditions,
-                     say, solver_options)
-from .datasets import columns_from_config
-from .options import debug_flag, device_flag, solver_flags
 from ..config import default_config
 from ..data import save_points
 from ..samplers import PoseSampler
+from .common import (
+    UsageError,
+    condition_columns,
+    config_for,
+    load_flow,
+    parse_condition,
+    read_conditions,
+    say,
+    solver_options,
+)
+from .datasets import columns_from_config
+from .options import debug_flag, device_flag, solver_flags
 
 
 def run(args) -> int:

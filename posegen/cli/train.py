@@ -15,15 +15,16 @@ import sys
 from pathlib import Path
 from typing import Any, Dict
 
-from ..config import dump_config, load_config, objective_parametrization
-from .common import check_device, note, say
-from .datasets import data_path, factor_labels, load_splits, model_manifold
-from .options import debug_flag, device_flag
+import torch
+
 from .. import plots
+from ..config import dump_config, load_config, objective_parametrization
 from ..flow import PoseFlow
 from ..robots import load
 from ..training import train
-import torch
+from .common import check_device, note, say
+from .datasets import data_path, factor_labels, load_splits, model_manifold
+from .options import debug_flag, device_flag
 
 RUN_FILES = ("model.pt", "ckpt.pt", "metrics.jsonl")
 

@@ -50,10 +50,10 @@ import argparse
 import json
 import math
 import os
-import re
 import time
-from typing import Dict, Iterable, List, Sequence
+from typing import Dict, List, Sequence
 
+import h5py
 import numpy as np
 import roma
 import torch
@@ -62,7 +62,7 @@ from ..atomic import atomic_path
 from ..robots import load
 from ..robots.collision import ready_configuration
 from ..version import __version__
-import h5py
+from .demo_io import H5, continuous_quat, sorted_demo_names, write_masks
 
 __all__ = ["generate_panda_dataset", "sorted_demo_names", "GRASP_FAMILIES", "main"]
 
@@ -99,13 +99,6 @@ _ACCEPT = {"pos_err": 1e-3, "rot_err": math.radians(0.5), "max_joint_step": 0.3}
 # random-restart IK of side grasps at (0.45-0.5, +-0.15, 0.18).
 _SIDE_SEEDS = ((-1.24, -1.6, 2.03, -2.65, -2.62, 2.34, -0.84), (1.24, -1.6, -2.03, -2.65, 2.62, 2.34, 2.41),
                (1.63, 1.08, -1.21, -2.72, -2.71, 2.01, -1.45), (-1.69, 1.22, 1.2, -2.71, 2.67, 2.07, 2.5))
-
-# contiguous, uncompressed (gzip chunks make these small arrays larger); no timestamps, so reruns with
-# the same seed give byte-identical files
-_H5 = {"track_times": False}
-
-_DEMO_RE = re.compile(r"^demo_(\d+)$")
-
 
 def _panda():
     """The Panda (TCP ``panda_hand_tcp``) from its URDF; loaded once (pytorch_kinematics chains are cached)."""
@@ -182,19 +175,6 @@ def _dls_ik(target_pos: torch.Tensor, target_quat: torch.Tensor, q_init: torch.T
         _, ep, er = errors(robot.fk(q))
     success = (ep <= tol_pos) & (er <= tol_rot)
     return q.reshape(*batch, 7), success.reshape(batch), ep.reshape(batch), er.reshape(batch)
-
-
-def sorted_demo_names(names: Iterable[str]) -> List[str]:
-    """Demo group names ``demo_<i>`` sorted by the integer ``i`` (``demo_10`` after ``demo_9``).
-
-    Args:
-        names: group names, e.g. ``f["data"].keys()``; names that are not ``demo_<int>`` are refused.
-    """
-    names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
-    bad = [n for n in names if not _DEMO_RE.match(n)]
-    if bad:
-        raise ValueError(f"expected demo group names like 'demo_0', 'demo_1', ...; got {bad[:5]}")
-    return sorted(names, key=lambda n: int(_DEMO_RE.match(n).group(1)))
 
 
 def _min_jerk(s: np.ndarray) -> np.ndarray:
@@ -398,15 +378,6 @@ def _solve_joints(demos: List[Dict]):
     return q_traj, ok
 
 
-def _continuous_quat(quat: np.ndarray) -> np.ndarray:
-    """Flip signs along axis 0 so consecutive quaternions have a non-negative dot product."""
-    out = quat.copy()
-    for t in range(1, len(out)):
-        if np.dot(out[t], out[t - 1]) < 0:
-            out[t] = -out[t]
-    return out
-
-
 def _env_args(seed: int, n_demos: int, frames: int, families: Sequence[str], kept: int,
               discarded: Dict[str, int]) -> str:
     args = {
@@ -429,6 +400,43 @@ def _env_args(seed: int, n_demos: int, frames: int, families: Sequence[str], kep
         "posegen_version": __version__,
     }
     return json.dumps(args, sort_keys=True)
+
+
+def _write_demo(g, d: Dict, q: torch.Tensor, source_index: int) -> int:
+    """One demo (``d`` from :func:`_sample_demo`, joints ``q (T, 7)``) into the HDF5 group ``g``; returns T."""
+    T = d["T"]
+    eef_pos, eef_quat = _fk(q)
+    eef_pos = eef_pos.numpy()
+    eef_quat = continuous_quat(eef_quat.numpy())
+    Tm = _panda().fk(q)
+    d_pos = np.zeros((T, 3))
+    d_rot = np.zeros((T, 3))
+    d_pos[:-1] = eef_pos[1:] - eef_pos[:-1]
+    d_rot[:-1] = roma.rotmat_to_rotvec(Tm[1:, :3, :3] @ Tm[:-1, :3, :3].transpose(-1, -2)).numpy()
+    arrive = d["n_reach"] + d["n_app"]          # frame index where the grasp pose is reached
+    grip_cmd = np.where(np.arange(T) >= arrive, 1.0, -1.0)
+    w_open = _SCENE["gripper_open_width"]
+    width = np.full(T, w_open)
+    closing = np.arange(T) > arrive
+    width[closing] = w_open + (d["width"] - w_open) * np.minimum((np.arange(T)[closing] - arrive) / d["n_close"], 1.0)
+    gripper = np.stack([width / 2, -width / 2], -1)
+    oq = np.array([0.0, 0.0, math.sin(d["yaw"] / 2), math.cos(d["yaw"] / 2)])
+    obs = g.create_group("obs")
+    obs.create_dataset("robot0_joint_pos", data=q.numpy(), **H5)
+    obs.create_dataset("robot0_eef_pos", data=eef_pos, **H5)
+    obs.create_dataset("robot0_eef_quat", data=eef_quat, **H5)
+    obs.create_dataset("robot0_gripper_qpos", data=gripper, **H5)
+    obs.create_dataset("object_pos", data=np.tile(d["obj_pos"], (T, 1)), **H5)
+    obs.create_dataset("object_quat", data=np.tile(oq, (T, 1)), **H5)
+    g.create_dataset("actions", data=np.concatenate([d_pos, d_rot, grip_cmd[:, None]], -1), **H5)
+    g.attrs["num_samples"] = T
+    g.attrs["grasp_family"] = d["family"]
+    g.attrs["reach_mode"] = "joint" if d["family"] == "side" else "cartesian"
+    g.attrs["object_type"] = d["obj_type"]
+    g.attrs["object_size"] = d["size"]
+    g.attrs["grasp_width"] = d["width"]
+    g.attrs["source_index"] = source_index
+    return T
 
 
 def generate_panda_dataset(path, n_demos: int = 300, seed: int = 0, frames: int = 50,
@@ -477,55 +485,11 @@ def generate_panda_dataset(path, n_demos: int = 300, seed: int = 0, frames: int 
     with atomic_path(path, mkdir=True) as tmp, h5py.File(tmp, "w") as f:
         data = f.create_group("data")
         for j, i in enumerate(kept):
-            d = demos[i]
-            T = d["T"]
-            q = q_traj[i, :T]
-            eef_pos, eef_quat = _fk(q)
-            eef_pos = eef_pos.numpy()
-            eef_quat = _continuous_quat(eef_quat.numpy())
-            Tm = _panda().fk(q)
-            d_pos = np.zeros((T, 3))
-            d_rot = np.zeros((T, 3))
-            d_pos[:-1] = eef_pos[1:] - eef_pos[:-1]
-            d_rot[:-1] = roma.rotmat_to_rotvec(Tm[1:, :3, :3] @ Tm[:-1, :3, :3].transpose(-1, -2)).numpy()
-            arrive = d["n_reach"] + d["n_app"]          # frame index where the grasp pose is reached
-            grip_cmd = np.where(np.arange(T) >= arrive, 1.0, -1.0)
-            w_open = _SCENE["gripper_open_width"]
-            width = np.full(T, w_open)
-            closing = np.arange(T) > arrive
-            width[closing] = w_open + (d["width"] - w_open) * np.minimum(
-                (np.arange(T)[closing] - arrive) / d["n_close"], 1.0)
-            gripper = np.stack([width / 2, -width / 2], -1)
-            oq = np.array([0.0, 0.0, math.sin(d["yaw"] / 2), math.cos(d["yaw"] / 2)])
-
-            name = f"demo_{j}"
-            names.append(name)
-            g = data.create_group(name)
-            obs = g.create_group("obs")
-            obs.create_dataset("robot0_joint_pos", data=q.numpy(), **_H5)
-            obs.create_dataset("robot0_eef_pos", data=eef_pos, **_H5)
-            obs.create_dataset("robot0_eef_quat", data=eef_quat, **_H5)
-            obs.create_dataset("robot0_gripper_qpos", data=gripper, **_H5)
-            obs.create_dataset("object_pos", data=np.tile(d["obj_pos"], (T, 1)), **_H5)
-            obs.create_dataset("object_quat", data=np.tile(oq, (T, 1)), **_H5)
-            g.create_dataset("actions", data=np.concatenate([d_pos, d_rot, grip_cmd[:, None]], -1), **_H5)
-            g.attrs["num_samples"] = T
-            g.attrs["grasp_family"] = d["family"]
-            g.attrs["reach_mode"] = "joint" if d["family"] == "side" else "cartesian"
-            g.attrs["object_type"] = d["obj_type"]
-            g.attrs["object_size"] = d["size"]
-            g.attrs["grasp_width"] = d["width"]
-            g.attrs["source_index"] = i
-            total += T
+            names.append(f"demo_{j}")
+            total += _write_demo(data.create_group(names[-1]), demos[i], q_traj[i, :demos[i]["T"]], i)
         data.attrs["total"] = total
         data.attrs["env_args"] = _env_args(seed, N, int(frames), families, len(kept), discarded)
-        split = np.random.default_rng([seed, 1]).permutation(len(names))
-        n_valid = int(round(0.1 * len(names))) if len(names) >= 2 else 0
-        valid = sorted_demo_names([names[k] for k in split[:n_valid]])
-        train = sorted_demo_names([names[k] for k in split[n_valid:]])
-        mask = f.create_group("mask")
-        mask.create_dataset("train", data=np.array(train, dtype="S"))
-        mask.create_dataset("valid", data=np.array(valid, dtype="S"))
+        write_masks(f, names, seed)
     stats = {"n_requested": N, "n_kept": len(kept), "n_discarded": discarded, "total_frames": total,
              "seconds": time.perf_counter() - t0, "path": path}
     if verbose:

@@ -41,15 +41,14 @@ import os
 import time
 from typing import Dict, Optional, Union
 
+import h5py
 import numpy as np
 import torch
 
 from ..atomic import atomic_path
-from .generate import _continuous_quat  # one sign convention for the quaternions of every generated demo
-from ..robots import as_robot
-from ..robots import load
+from ..robots import as_robot, load
 from ..version import __version__
-import h5py
+from .demo_io import H5, continuous_quat, write_masks
 
 __all__ = ["generate_robot_dataset", "HOME", "PARAMS"]
 
@@ -70,7 +69,6 @@ PARAMS = {
     "hold_fraction": 0.15,  # frames held at the goal at the end of an episode
     "max_tries": 200,       # rejection rounds before giving up on a goal
 }
-_H5 = {"track_times": False}   # no timestamps: same seed, byte-identical arrays
 
 
 def _min_jerk(s: np.ndarray) -> np.ndarray:
@@ -214,25 +212,19 @@ def generate_robot_dataset(path, robot: Union[str, os.PathLike, object] = "ur5e"
             names.append(name)
             g = data.create_group(name)
             obs = g.create_group("obs")
-            obs.create_dataset("robot0_joint_pos", data=q, **_H5)
-            obs.create_dataset("robot0_eef_pos", data=pos_all[at: at + T], **_H5)
-            obs.create_dataset("robot0_eef_quat", data=_continuous_quat(quat_all[at: at + T]), **_H5)
+            obs.create_dataset("robot0_joint_pos", data=q, **H5)
+            obs.create_dataset("robot0_eef_pos", data=pos_all[at: at + T], **H5)
+            obs.create_dataset("robot0_eef_quat", data=continuous_quat(quat_all[at: at + T]), **H5)
             actions = np.zeros_like(q)
             actions[:-1] = q[1:] - q[:-1]
-            g.create_dataset("actions", data=actions, **_H5)
+            g.create_dataset("actions", data=actions, **H5)
             g.attrs["num_samples"] = T
             g.attrs["source_index"] = i
             at += T
             total += T
         data.attrs["total"] = total
         data.attrs["env_args"] = _env_args(robot, source, int(seed), n_demos, frames, home)
-        split = np.random.default_rng([int(seed), 1]).permutation(len(names))
-        n_valid = int(round(0.1 * len(names))) if len(names) >= 2 else 0
-        valid = sorted((names[k] for k in split[:n_valid]), key=lambda n: int(n[5:]))
-        train = sorted((names[k] for k in split[n_valid:]), key=lambda n: int(n[5:]))
-        mask = f.create_group("mask")
-        mask.create_dataset("train", data=np.array(train, dtype="S"))
-        mask.create_dataset("valid", data=np.array(valid, dtype="S"))
+        write_masks(f, names, seed)
     stats = {"n_demos": n_demos, "total_frames": total, "robot": robot.name, "dof": int(robot.dof),
              "seconds": time.perf_counter() - t0, "path": path}
     if verbose:

@@ -29,9 +29,9 @@ import torch
 from ..atomic import atomic_path
 from ..manifolds import parse
 from ..rotations import check_quat_order
+from ..version import __version__
 from .dataset import PoseDataset
 from .validate import as_float_tensor, convert_quats, validate_points
-from ..version import __version__
 
 FORMAT = "posegen-points"
 FORMAT_VERSION = 1

@@ -355,7 +355,44 @@ def load_lerobot(folder, keys: Mapping[str, str] = DEFAULT_KEYS, episodes=None, 
     that do not exist, a missing column (lists the file's columns), ragged list columns, widths that do not
     match the tokens, NaN/inf values (unless ``nonfinite="drop"``), quaternions far from unit norm.
     """
-    # ---- arguments first
+    keys, robot = _resolve_keys(keys, robot)
+    manifold, labels, columns, orders, frames, condition_keys = read_options(
+        keys, quat_order, frames, nonfinite, condition_keys, dtype)
+
+    pa, pq = _pyarrow()
+    folder = Path(folder)
+    info, layout = _read_info(folder)
+    files = _episodes_v2(folder, info) if layout == "v2" else _episodes_v3(folder, info, pq)
+    eps = _pick_episodes(episodes, files, folder)
+    feature_names = list(info["features"])
+    parsed = {k: _parse_key(k, feature_names) for k in list(keys) + condition_keys}
+    features = list(dict.fromkeys(f for f, _ in parsed.values()))
+    _check_features(info, features, folder, robot, parsed, keys)
+    by_file: Dict[Path, List[int]] = {}
+    for e in eps:
+        for p in files[e]:
+            by_file.setdefault(p, []).append(e)
+    data = _read(by_file, features, layout, pa, pq)
+    selected = _selections(info, data, eps, parsed, keys, robot)
+    x, c, groups, frame_of, cond_columns = _assemble(data, eps, parsed, selected, keys, condition_keys, orders,
+                                                     frames, nonfinite)
+    group_names = [f"episode_{e}" for e in eps]
+    x, c, keep = validate_with_conditions(
+        manifold, x.to(dtype), None if c is None else c.to(dtype), name=str(folder), nonfinite=nonfinite,
+        renormalize_tol=renormalize_tol, wrap=True, labels=labels,
+        row_label=lambda i: f"{group_names[int(groups[i])]}[{int(frame_of[i])}]")
+    meta = {"format": "lerobot", "source": str(folder.resolve()), "codebase_version": info.get("codebase_version"),
+            "fps": info.get("fps"), "robot_type": info.get("robot_type"), "keys": keys,
+            "condition_keys": condition_keys, "selected": {k: [parsed[k][0], selected[k]] for k in selected},
+            "quat_order": orders, "frames": frames, "episodes": eps, "total_episodes": info.get("total_episodes"),
+            "robot": None if robot is None else list(robot.joint_names), "dropped_rows": int((~keep).sum())}
+    return PoseDataset(x, manifold, conditions=c, groups=groups[keep], group_names=group_names, columns=columns,
+                       condition_columns=cond_columns if c is not None else None, meta=meta)
+
+
+def _resolve_keys(keys, robot):
+    """Checked ``keys`` (bare ``I<d>`` tokens given the robot's limits; the default key sized to the robot) and
+    the robot (a built-in name or a description path is loaded)."""
     if not isinstance(keys, Mapping) or not keys:
         raise ValueError(f"keys must be a non-empty mapping {{feature: manifold token}}, got {keys!r}")
     if isinstance(robot, (str, bytes)) or hasattr(robot, "__fspath__"):
@@ -374,19 +411,11 @@ def load_lerobot(folder, keys: Mapping[str, str] = DEFAULT_KEYS, episodes=None, 
             raise ValueError(f"keys {keys}: a bare 'I<d>' token needs joint limits: pass robot= or write them, "
                              f"I<d>[lo:hi,...]")
         keys = joint_keys(keys, robot=robot if hasattr(robot, "joint_limits") else None)
-    manifold, labels, columns, orders, frames, condition_keys = read_options(
-        keys, quat_order, frames, nonfinite, condition_keys, dtype)
+    return keys, robot
 
-    pa, pq = _pyarrow()
-    folder = Path(folder)
-    info, layout = _read_info(folder)
-    files = _episodes_v2(folder, info) if layout == "v2" else _episodes_v3(folder, info, pq)
-    eps = _pick_episodes(episodes, files, folder)
 
-    # ---- which feature each key reads (indices are resolved once the widths are known)
-    feature_names = list(info["features"])
-    parsed = {k: _parse_key(k, feature_names) for k in list(keys) + condition_keys}
-    features = list(dict.fromkeys(f for f, _ in parsed.values()))
+def _check_features(info, features, folder, robot, parsed, keys) -> None:
+    """Every feature read is a numeric parquet column, and ``robot`` maps at least one key."""
     for f in features:
         kind = (info["features"].get(f) or {}).get("dtype")
         if kind in ("video", "image"):
@@ -395,12 +424,10 @@ def load_lerobot(folder, keys: Mapping[str, str] = DEFAULT_KEYS, episodes=None, 
     if robot is not None and not any(_joint_key(robot, parsed[k][1], keys[k]) for k in keys):
         raise ValueError(f"robot= ({int(robot.dof)} joints) maps no key: it applies to keys that name a whole "
                          f"feature with token 'T{int(robot.dof)}', got keys {keys}")
-    by_file: Dict[Path, List[int]] = {}
-    for e in eps:
-        for p in files[e]:
-            by_file.setdefault(p, []).append(e)
-    data = _read(by_file, features, layout, pa, pq)
 
+
+def _selections(info, data, eps, parsed, keys, robot) -> Dict[str, List[int]]:
+    """``{key: column indices}`` within its feature, once the widths are known from the first episode."""
     first = data[eps[0]][0]
     selected: Dict[str, List[int]] = {}
     for k, (f, items) in parsed.items():
@@ -423,8 +450,12 @@ def load_lerobot(folder, keys: Mapping[str, str] = DEFAULT_KEYS, episodes=None, 
             raise ValueError(f"keys[{k!r}]: {where} gives {len(idx)} values per row but token {keys[k]!r} needs "
                              f"{parse(keys[k]).coord_dim}{hint}")
         selected[k] = idx
+    return selected
 
-    # ---- assemble, frame selection, NaN/inf named by file and column
+
+def _assemble(data, eps, parsed, selected, keys, condition_keys, orders, frames, nonfinite):
+    """Points, conditions, episode and frame index per row, and condition column names, over the episodes; NaN/inf
+    are named by file, column and frame (``nonfinite="raise"``)."""
     chunks, cond_chunks, group_idx, frame_idx, cond_columns = [], [], [], [], []
     for g, e in enumerate(eps):
         arrays, frame, path = data[e]
@@ -451,19 +482,5 @@ def load_lerobot(folder, keys: Mapping[str, str] = DEFAULT_KEYS, episodes=None, 
         frame_idx.append(torch.from_numpy(np.asarray(frame[rows], dtype=np.int64)))
     for k in condition_keys:
         cond_columns += [k] if len(selected[k]) == 1 else [f"{k}[{j}]" for j in range(len(selected[k]))]
-
-    group_names = [f"episode_{e}" for e in eps]
-    x = torch.cat(chunks).to(dtype)
-    groups = torch.cat(group_idx)
-    frame_of = torch.cat(frame_idx)
-    c = torch.cat(cond_chunks).to(dtype) if condition_keys else None
-    x, c, keep = validate_with_conditions(
-        manifold, x, c, name=str(folder), nonfinite=nonfinite, renormalize_tol=renormalize_tol, wrap=True,
-        labels=labels, row_label=lambda i: f"{group_names[int(groups[i])]}[{int(frame_of[i])}]")
-    meta = {"format": "lerobot", "source": str(folder.resolve()), "codebase_version": info.get("codebase_version"),
-            "fps": info.get("fps"), "robot_type": info.get("robot_type"), "keys": keys,
-            "condition_keys": condition_keys, "selected": {k: [parsed[k][0], selected[k]] for k in selected},
-            "quat_order": orders, "frames": frames, "episodes": eps, "total_episodes": info.get("total_episodes"),
-            "robot": None if robot is None else list(robot.joint_names), "dropped_rows": int((~keep).sum())}
-    return PoseDataset(x, manifold, conditions=c, groups=groups[keep], group_names=group_names, columns=columns,
-                       condition_columns=cond_columns if c is not None else None, meta=meta)
+    c = torch.cat(cond_chunks) if condition_keys else None
+    return torch.cat(chunks), c, torch.cat(group_idx), torch.cat(frame_idx), cond_columns

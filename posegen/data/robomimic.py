@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from ..manifolds import Product, parse
+from ..robots import as_robot
 from ..rotations import check_quat_order
 from .dataset import PoseDataset
 from .h5io import _attr_str, open_h5
 from .validate import check_nonfinite_mode, convert_quats, validate_with_conditions
-from ..robots import as_robot
 
 DEFAULT_KEYS = {"robot0_eef_pos": "R3", "robot0_eef_quat": "SO3", "robot0_joint_pos": "T7"}
 
@@ -266,43 +266,12 @@ def load_robomimic(path, keys: Mapping[str, str] = DEFAULT_KEYS, *,
             raise ValueError(f"{path_s}: no 'data' group, so not a robomimic file (top-level members: "
                              f"{sorted(f.keys())})")
         data = f["data"]
-        names = sorted((k for k in data.keys() if isinstance(data[k], h5py.Group)), key=demo_sort_key)
-        if mask is not None:
-            available = sorted(f["mask"].keys()) if "mask" in f else []
-            if mask not in available:
-                raise ValueError(f"{path_s}: unknown mask {mask!r}; available masks: {available}")
-            wanted = [_attr_str(v) for v in np.asarray(f["mask"][mask][()]).ravel()]
-            missing = [n for n in wanted if n not in data]
-            if missing:
-                raise ValueError(f"{path_s}: mask {mask!r} lists demos that are not in data/: {missing[:5]}")
-            names = sorted(set(wanted), key=demo_sort_key)
-        if not names:
-            raise ValueError(f"{path_s}: no demos to load (data/ is empty"
-                             + (f" or mask {mask!r} lists none)" if mask else ")"))
+        names = _demo_names(f, mask, path_s)
 
         chunks, cond_chunks, group_idx, frame_idx = [], [], [], []
         cond_columns: List[str] = []
         for g, name in enumerate(names):
-            demo = data[name]
-            arrays = {}
-            for key, tok in keys.items():
-                arrays[key] = (_dataset(demo, key, name, path_s), parse(tok).coord_dim)
-            for key in condition_keys:
-                arrays["cond:" + key] = (_dataset(demo, key, name, path_s), None)
-            lengths = {}
-            for k, (d, width) in arrays.items():
-                shape = d.shape
-                got = 1 if len(shape) == 1 else (shape[1] if len(shape) == 2 else None)
-                label = k[5:] if k.startswith("cond:") else k
-                if width is not None and got != width:
-                    raise ValueError(f"{path_s}: {name}/obs/{label} has shape {shape}, but its token "
-                                     f"{keys[label]!r} needs (T, {width})")
-                if got is None:
-                    raise ValueError(f"{path_s}: {name}/{label} has shape {shape}; conditions need (T,) or (T, c)")
-                lengths[label] = shape[0]
-            if len(set(lengths.values())) > 1:
-                raise ValueError(f"{path_s}: {name} has keys of different lengths (ragged): {lengths}")
-            n = next(iter(lengths.values()))
+            arrays, n = _demo_arrays(data[name], name, keys, condition_keys, path_s)
             sel = _frame_slice(n, frames)
             idx = np.arange(n)[sel]
             parts = []
@@ -352,3 +321,46 @@ def _json_or_str(v):
         return json.loads(s)
     except json.JSONDecodeError:
         return s
+
+
+def _demo_names(f, mask: Optional[str], path_s: str) -> List[str]:
+    """The demos of ``data/`` to load, in numeric order: all of them, or those ``mask/<mask>`` lists."""
+    data = f["data"]
+    names = sorted((k for k in data.keys() if isinstance(data[k], h5py.Group)), key=demo_sort_key)
+    if mask is not None:
+        available = sorted(f["mask"].keys()) if "mask" in f else []
+        if mask not in available:
+            raise ValueError(f"{path_s}: unknown mask {mask!r}; available masks: {available}")
+        wanted = [_attr_str(v) for v in np.asarray(f["mask"][mask][()]).ravel()]
+        missing = [n for n in wanted if n not in data]
+        if missing:
+            raise ValueError(f"{path_s}: mask {mask!r} lists demos that are not in data/: {missing[:5]}")
+        names = sorted(set(wanted), key=demo_sort_key)
+    if not names:
+        raise ValueError(f"{path_s}: no demos to load (data/ is empty"
+                         + (f" or mask {mask!r} lists none)" if mask else ")"))
+    return names
+
+
+def _demo_arrays(demo, name: str, keys, condition_keys, path_s: str):
+    """``({key or "cond:" + key: (dataset, width or None)}, frames)`` of one demo, with widths and lengths
+    checked against the tokens (conditions: ``(T,)`` or ``(T, c)``)."""
+    arrays = {}
+    for key, tok in keys.items():
+        arrays[key] = (_dataset(demo, key, name, path_s), parse(tok).coord_dim)
+    for key in condition_keys:
+        arrays["cond:" + key] = (_dataset(demo, key, name, path_s), None)
+    lengths = {}
+    for k, (d, width) in arrays.items():
+        shape = d.shape
+        got = 1 if len(shape) == 1 else (shape[1] if len(shape) == 2 else None)
+        label = k[5:] if k.startswith("cond:") else k
+        if width is not None and got != width:
+            raise ValueError(f"{path_s}: {name}/obs/{label} has shape {shape}, but its token "
+                             f"{keys[label]!r} needs (T, {width})")
+        if got is None:
+            raise ValueError(f"{path_s}: {name}/{label} has shape {shape}; conditions need (T,) or (T, c)")
+        lengths[label] = shape[0]
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"{path_s}: {name} has keys of different lengths (ragged): {lengths}")
+    return arrays, next(iter(lengths.values()))

@@ -10,8 +10,15 @@ from __future__ import annotations
 import torch
 
 from ..manifolds import parse
-from ..manifolds.gate import (NONFINITE, DataWarning, as_float_tensor, check_nonfinite_mode, layout,
-                              validate_points, validate_with_conditions)
+from ..manifolds.gate import (
+    NONFINITE,
+    DataWarning,
+    as_float_tensor,
+    check_nonfinite_mode,
+    layout,
+    validate_points,
+    validate_with_conditions,
+)
 from ..rotations import check_quat_order, convert_quat_order
 
 __all__ = ["convert_quats", "validate_points", "validate_with_conditions", "as_float_tensor", "layout",

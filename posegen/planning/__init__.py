@@ -10,8 +10,18 @@ Panda).
 """
 
 from .goals import GraspGoals, goals_from_poses, grasp_goal_configs
-from .ompl import (PLANNERS, VALID_SAMPLER_PLANNERS, PlanResult, PosegenSamplerAllocator, SampleBuffer, goal_states,
-                   joint_space, panda_space, plan, require_ompl)
+from .ompl import (
+                   PLANNERS,
+                   VALID_SAMPLER_PLANNERS,
+                   PlanResult,
+                   PosegenSamplerAllocator,
+                   SampleBuffer,
+                   goal_states,
+                   joint_space,
+                   panda_space,
+                   plan,
+                   require_ompl,
+)
 from .scene import BINS, Ball, Box, CollisionChecker, PandaCollisionChecker, bin_walls, table, tabletop_scene
 
 __all__ = [

@@ -48,10 +48,10 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
+from ..robots import as_robot
 from ..robots.collision import CollisionChecker
 from ..samplers import PoseSampler, unwrap_to_limits
 from ..samplers.parts import JOINT_ROLES
-from ..robots import as_robot
 
 __all__ = ["require_ompl", "joint_space", "panda_space", "SampleBuffer", "PosegenSamplerAllocator", "goal_states",
            "PlanResult", "plan", "PLANNERS", "VALID_SAMPLER_PLANNERS"]
@@ -67,7 +67,9 @@ def require_ompl():
     """Import OMPL's ``base``, ``geometric`` and ``util`` modules, or raise an ImportError saying how to
     install them."""
     try:
-        from ompl import base as ob, geometric as og, util as ou
+        from ompl import base as ob
+        from ompl import geometric as og
+        from ompl import util as ou
     except ImportError as e:
         raise ImportError(f"posegen.planning.ompl needs the OMPL Python bindings, which are not installed "
                           f"({e}). Install them with: {_INSTALL_HINT}") from e

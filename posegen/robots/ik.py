@@ -153,6 +153,30 @@ def _dls_step(J: torch.Tensor, e: torch.Tensor, lam: torch.Tensor) -> torch.Tens
     return torch.where(torch.isfinite(step).all(-1, keepdim=True), step, torch.zeros_like(step))
 
 
+def _checked_inputs(robot, targets, q_init, quat_order: str, *, pos_tol, rot_tol, max_step, rot_weight,
+                    min_damping, min_decrease, kick, max_iters):
+    """The checks of :func:`solve_ik`, before any work: ``(q0 (T, dof) or (T, n, dof), pos (T, 3), R (T, 3, 3))``."""
+    for name, v in (("pos_tol", pos_tol), ("rot_tol", rot_tol), ("max_step", max_step), ("rot_weight", rot_weight),
+                    ("min_damping", min_damping)):
+        if not v > 0:
+            raise ValueError(f"solve_ik: {name} must be > 0, got {v!r}")
+    if not 0 <= min_decrease < 1:
+        raise ValueError(f"solve_ik: min_decrease must be in [0, 1), got {min_decrease!r}")
+    if not 0 <= kick <= 1:
+        raise ValueError(f"solve_ik: kick must be in [0, 1] (a fraction of each joint's range), got {kick!r}")
+    if int(max_iters) != max_iters or max_iters < 0:
+        raise ValueError(f"solve_ik: max_iters must be a non-negative integer, got {max_iters!r}")
+    q0 = robot.check_joints(q_init)  # shape, finiteness and limits, one ValueError naming rows and joints
+    if q0.dim() not in (2, 3):
+        raise ValueError(f"solve_ik: q_init must have shape (T, {robot.dof}) or (T, n, {robot.dof}), got "
+                         f"{tuple(q0.shape)}")
+    pos, R = parse_targets(targets, quat_order, dtype=q0.dtype, device=q0.device)
+    if pos.shape[0] != q0.shape[0]:
+        raise ValueError(f"solve_ik: {pos.shape[0]} targets but q_init has {q0.shape[0]} rows (shape "
+                         f"{tuple(q0.shape)}); give one start or one set of starts per target")
+    return q0, pos, R
+
+
 def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float = 1e-3,
              rot_tol: float = 1e-2, max_iters: int = 60, damping: float = 1e-3, max_step: float = 0.5,
              rot_weight: float = 1.0, kick: float = 1.0, seed: int = 0, min_damping: float = 1e-4,
@@ -200,24 +224,9 @@ def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float
             limits or not finite, or non-positive tolerances.
     """
     robot = as_robot(robot)
-    for name, v in (("pos_tol", pos_tol), ("rot_tol", rot_tol), ("max_step", max_step), ("rot_weight", rot_weight),
-                    ("min_damping", min_damping)):
-        if not v > 0:
-            raise ValueError(f"solve_ik: {name} must be > 0, got {v!r}")
-    if not 0 <= min_decrease < 1:
-        raise ValueError(f"solve_ik: min_decrease must be in [0, 1), got {min_decrease!r}")
-    if not 0 <= kick <= 1:
-        raise ValueError(f"solve_ik: kick must be in [0, 1] (a fraction of each joint's range), got {kick!r}")
-    if int(max_iters) != max_iters or max_iters < 0:
-        raise ValueError(f"solve_ik: max_iters must be a non-negative integer, got {max_iters!r}")
-    q0 = robot.check_joints(q_init)  # shape, finiteness and limits, one ValueError naming rows and joints
-    if q0.dim() not in (2, 3):
-        raise ValueError(f"solve_ik: q_init must have shape (T, {robot.dof}) or (T, n, {robot.dof}), got "
-                         f"{tuple(q0.shape)}")
-    pos, R = parse_targets(targets, quat_order, dtype=q0.dtype, device=q0.device)
-    if pos.shape[0] != q0.shape[0]:
-        raise ValueError(f"solve_ik: {pos.shape[0]} targets but q_init has {q0.shape[0]} rows (shape "
-                         f"{tuple(q0.shape)}); give one start or one set of starts per target")
+    q0, pos, R = _checked_inputs(robot, targets, q_init, quat_order, pos_tol=pos_tol, rot_tol=rot_tol,
+                                 max_step=max_step, rot_weight=rot_weight, min_damping=min_damping,
+                                 min_decrease=min_decrease, kick=kick, max_iters=max_iters)
     batch = q0.shape[:-1]
     per = 1 if q0.dim() == 2 else q0.shape[1]
     q = q0.reshape(-1, robot.dof).clone()

@@ -28,10 +28,10 @@ from __future__ import annotations
 from typing import Callable, Optional, Tuple
 
 import torch
+from torchdiffeq import odeint
 
 from ..manifolds import Manifold
 from .defaults import DEFAULT_SOLVER
-from torchdiffeq import odeint
 
 # Butcher tableaus: (a rows, b, c).
 _TABLEAUS = {
