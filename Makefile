@@ -12,11 +12,19 @@ PYTEST_ARGS ?=
 
 .PHONY: install demo test test-all bench-quick clean
 
+# The extras: test tools, plots, robots (pytorch-kinematics, MuJoCo) and planning (OMPL's wheel, a few
+# seconds), so that `make test` runs the planning tests too.
+EXTRAS ?= test,plot,robots,planning
+
 $(STAMP): pyproject.toml
+	@echo "posegen: creating $(VENV) and installing torch ($(TORCH)), then posegen[$(EXTRAS)]: about a minute on first use"
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	@echo "posegen: installing $(TORCH) ..."
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[test,plot,robots]"
+	@echo "posegen: installing posegen[$(EXTRAS)] (editable) ..."
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	@echo "posegen: installed into $(VENV)"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -28,9 +36,9 @@ demo: $(STAMP)
 	$(BIN)/posegen plot $(OUT)/samples.h5 --data data/panda_reach_grasp.hdf5 --config $(OUT)/config.yaml --out $(OUT)/plots
 	@echo "done: model, samples and plots are in $(OUT)/"
 
-# Fast suite (slow and GPU tests are skipped); what CI runs.
+# Fast suite (slow and GPU tests are skipped, each skip's reason summarised at the end: pytest -ra); what CI runs.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 2 -ra $(PYTEST_ARGS)
 
 # Everything, slow tests included.
 test-all: $(STAMP)

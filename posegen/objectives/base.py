@@ -96,10 +96,16 @@ class Objective(abc.ABC):
         """
 
 
-def _registry():
-    from . import OBJECTIVES  # the package registry; imported late to avoid a cycle
-
-    return OBJECTIVES
+def _registry() -> Dict[str, type]:
+    """``{name: class}`` of every concrete objective defined so far (the subclasses, not the package's registry:
+    this module sits below the package)."""
+    found, todo = {}, list(Objective.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if not getattr(cls, "__abstractmethods__", None) and isinstance(getattr(cls, "name", None), str):
+            found.setdefault(cls.name, cls)
+    return found
 
 
 # ---------------------------------------------------------------------- shared draws
