@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from ..data import load_points, read_table
-from ..data.h5io import _attr_str
+from ..data.h5io import attr_str
 from ..data.robomimic import demo_sort_key
 from .common import say, sniff
 
@@ -91,9 +91,9 @@ def inspect_robomimic(path: Path) -> None:
         env = data.attrs.get("env_args")
         if env is not None:
             try:
-                env_name = json.loads(_attr_str(env)).get("env_name", "?")
+                env_name = json.loads(attr_str(env)).get("env_name", "?")
             except (json.JSONDecodeError, AttributeError):
-                env_name = _attr_str(env)[:60]
+                env_name = attr_str(env)[:60]
             say(f"env      {env_name}")
         if "mask" in f and hasattr(f["mask"], "keys"):
             masks = ", ".join(f"{m}: {len(np.asarray(f['mask'][m][()]).ravel())} demos" for m in f["mask"])

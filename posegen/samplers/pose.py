@@ -137,7 +137,7 @@ class PoseSampler:
         if unknown:
             raise ValueError(f"unknown solver setting(s) {sorted(unknown)}; valid: {list(_SOLVER_KEYS)}")
         self.solver = {k: solver.get(k) for k in _SOLVER_KEYS}
-        flow._solver(**self.solver)                      # validate the method/step combination now
+        flow.resolve_solver(**self.solver)               # validate the method/step combination now
         self._filter = None if self.joint_limits is None else JointFilter(
             self._angle_cols, self.joint_limits, atol=limits_atol, max_rounds=max_rounds)
         if int(max_rounds) != max_rounds or max_rounds < 1:
