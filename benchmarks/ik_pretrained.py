@@ -5,7 +5,7 @@
     # write the EMA weights of the run's last checkpoint into the package
     python benchmarks/ik_pretrained.py export --robot panda --run runs/ik_pretrained/panda
 
-Settings come from ``configs/ik_pretrained.yaml`` (a step budget per robot). Training is posegen's one loop
+Settings come from ``configs/pretrained/ik.yaml`` (a step budget per robot). Training is posegen's one loop
 (:class:`posegen.training.Trainer` through :meth:`IKSampler.fit`, atomic checkpoints every
 ``checkpoint_every`` steps); each step's draws come from a generator seeded by ``(seed, step)``, so a run
 stopped and resumed any number of times gives the weights an uninterrupted run gives. ``export`` takes the
@@ -29,7 +29,7 @@ from posegen.checkpoint import load_checkpoint  # noqa: E402
 from posegen.samplers import IKSampler  # noqa: E402
 from posegen.samplers.ik import weights_path  # noqa: E402
 
-CONFIG = ROOT / "configs" / "ik_pretrained.yaml"
+CONFIG = ROOT / "configs" / "pretrained" / "ik.yaml"
 
 
 def settings(robot: str, config=CONFIG) -> dict:

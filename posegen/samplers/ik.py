@@ -437,7 +437,7 @@ class IKSampler:
     @classmethod
     def pretrained(cls, name: str = "panda", map_location=None) -> "IKSampler":
         """The IK sampler shipped with posegen for built-in robot ``name`` (``"panda"``, ``"iiwa14"``,
-        ``"ur5e"``): trained by ``benchmarks/ik_pretrained.py`` with ``configs/ik_pretrained.yaml``, no training
+        ``"ur5e"``): trained by ``benchmarks/ik_pretrained.py`` with ``configs/pretrained/ik.yaml``, no training
         step needed. ``sampler.training`` says how far it was trained (``steps`` of ``of_steps``).
 
         Raises:
