@@ -63,3 +63,13 @@ def test_bad_arguments_are_refused_before_any_draw(panda_sampler):
     pose = pg.PoseSampler(pg.PoseFlow(pg.manifolds.parse("R3 x SO3"), hidden=8, depth=1))
     with pytest.raises(ValueError, match="need a model of a robot's joints"):
         pose.sample(5, limit_margin=0.1)
+
+
+def test_eval_reports_the_share_of_self_colliding_samples(panda_sampler):
+    from posegen.cli.evaluate import robot_check
+
+    rec = robot_check(panda_sampler.flow, {"method": "euler", "steps": 2}, n=400)
+    checker = robots.CollisionChecker("panda", [])
+    again = pg.PoseSampler(panda_sampler.flow, solver={"method": "euler", "steps": 2}).sample(400, seed=0)
+    want = float((~checker.collision_free(again["joints"].double())).float().mean())
+    assert rec["self_collision"] == pytest.approx(want) and 0.0 < rec["self_collision"] < 1.0
