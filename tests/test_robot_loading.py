@@ -26,6 +26,7 @@ pytest.importorskip("pytorch_kinematics")
 
 from posegen import robots  # noqa: E402
 from posegen.robots.endeffector import choose_ee_link, is_finger_joint  # noqa: E402
+from test_robots import fd_jacobian  # noqa: E402  (the finite-difference oracle of the robot tests)
 
 F64 = torch.float64
 
@@ -53,17 +54,6 @@ def planar(angles, offsets, z=0.0):
     return T
 
 
-def fd_jacobian(robot, q, h=1e-6):
-    """Central differences of fk: linear rows dp/dq, angular rows vee(dR/dq R^T)."""
-    cols = []
-    for i in range(robot.dof):
-        e = torch.zeros(robot.dof, dtype=q.dtype)
-        e[i] = h
-        Tp, Tm = robot.fk(q + e), robot.fk(q - e)
-        W = (Tp[..., :3, :3] - Tm[..., :3, :3]) / (2 * h) @ robot.fk(q)[..., :3, :3].transpose(-1, -2)
-        cols.append(torch.cat([(Tp[..., :3, 3] - Tm[..., :3, 3]) / (2 * h),
-                               torch.stack([W[..., 2, 1], W[..., 0, 2], W[..., 1, 0]], -1)], -1))
-    return torch.stack(cols, -1)
 
 
 def uniform_q(robot, n, seed=0):
