@@ -27,6 +27,9 @@ clearance of a false alarm (m, balls), self-collision misses / false alarms, sph
 configurations of ``CollisionChecker.collision_free`` (one thread).
 
     python benchmarks/collision_accuracy.py --n 1000 --out benchmarks/results/collision_accuracy.json
+
+Needs, besides ``posegen[robots]``: ``pip install python-fcl pybullet`` (FCL for the reference, pybullet for
+its ``pybullet_data`` meshes; tested with python-fcl 0.7.0.11, pybullet 3.2.7).
 """
 
 from __future__ import annotations

@@ -58,8 +58,10 @@ def test_tables_load_and_fit_their_robot(name):
     assert m.fixed.any() and not m.fixed.all()                                 # a fixed base and moving links
     # the ready configuration is free of self-collision, with some clearance
     assert float(m.self_clearance(ready_configuration(robot))) > 0.01
-    # every self-collision pair joins bodies two or more joints apart
-    assert ((m.body[m.pairs[:, 0]] - m.body[m.pairs[:, 1]]).abs() >= 2).all()
+    # every self-collision pair joins links of a pair that is neither adjacent nor disabled otherwise
+    for i, j in m.pairs.tolist():
+        a, b = m.links[int(m.link_index[i])], m.links[int(m.link_index[j])]
+        assert a != b and frozenset((a, b)) not in m.disabled
 
 
 @pytest.mark.parametrize("name", ROBOTS)
@@ -120,8 +122,8 @@ def test_self_collision_against_a_dense_cover(name):
     robot = load(name)
     coarse, dense = CollisionModel(robot), CollisionModel(robot, spacing=DENSE_SELF)
     cons = CollisionModel(robot, conservative=True)
-    # the coarse and the dense model leave out the same capsule pairs
-    assert torch.equal(coarse.allowed, dense.allowed)
+    # the coarse and the dense model leave out the same link pairs
+    assert coarse.disabled == dense.disabled
     q = uniform(robot, 400, seed=3)
     sc, sd, sk = coarse.self_clearance(q), dense.self_clearance(q), cons.self_clearance(q)
     r_max = max(c.radius for c in coarse.table.capsules)
@@ -152,8 +154,8 @@ def test_checker_batches_dtypes_and_errors():
     with pytest.raises(ValueError, match="fixed base"):
         CollisionChecker("ur5e", [Ball((0.0, 0.0, 0.05), 0.05)])
     with pytest.raises(ValueError, match="not links of"):
-        CollisionModel("ur5e", table=[Capsule("panda_link1", (0, 0, 0), 0.1)])
-    with pytest.raises(ValueError, match="collision table"):
+        CollisionModel("ur5e", spheres=[Capsule("panda_link1", (0, 0, 0), 0.1)])
+    with pytest.raises(ValueError, match="sphere table must be"):
         load_sphere_table("nope.txt")
     with pytest.raises(ValueError, match="radius"):
         Capsule("l", (0, 0, 0), 0.0)
@@ -167,7 +169,7 @@ def test_checker_batches_dtypes_and_errors():
 def test_yaml_table_from_a_file(tmp_path):
     f = tmp_path / "arm.yaml"
     f.write_text("robot: panda\ncapsules:\n  - {link: panda_hand_tcp, a: [0, 0, 0], radius: 0.02}\n")
-    ch = CollisionChecker("panda", [Ball((0.0, 0.0, 2.0), 0.1)], table=str(f))
+    ch = CollisionChecker("panda", [Ball((0.0, 0.0, 2.0), 0.1)], spheres=str(f))
     assert len(ch.model.radii) == 1 and len(ch.model.pairs) == 0
     tcp = load("panda").fk(ready_configuration(load("panda")))[:3, 3]
     torch.testing.assert_close(ch.clearance(ready_configuration(ch.robot)),

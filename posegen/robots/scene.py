@@ -245,8 +245,8 @@ class Scene:
         obstacles = list(obstacles)
         for i, o in enumerate(obstacles):
             if not isinstance(o, tuple(OBSTACLE_TYPES.values())):
-                raise TypeError(f"Scene: obstacle {i} must be one of Box, Ball, HalfSpace, MeshObstacle, "
-                                f"PointCloud; got {type(o).__name__}")
+                raise TypeError(f"Scene: obstacle {i} must be an obstacle (Box or Ball, HalfSpace, MeshObstacle, "
+                                f"PointCloud); got {type(o).__name__}")
         self.obstacles: Tuple[Obstacle, ...] = tuple(obstacles)
 
     def __iter__(self):
