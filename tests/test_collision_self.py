@@ -83,3 +83,20 @@ def test_default_configuration_rule_and_srdf(arm, tmp_path):
     assert float(m2.self_clearance(torch.tensor([0.0, 2.8, 2.8], dtype=torch.float64))) >= 0    # fold ignored
     with pytest.raises(ValueError, match="link1 and link2"):
         read_srdf_disabled('<robot><disable_collisions link1="a"/></robot>')
+
+
+def test_bounded_self_clearance_equals_the_brute_force_one_below_its_threshold():
+    m = CollisionModel("ur5e")
+    lim = m.robot.joint_limits
+    g = torch.Generator().manual_seed(7)
+    q = lim[:, 0] + (lim[:, 1] - lim[:, 0]) * torch.rand(300, m.robot.dof, generator=g, dtype=torch.float64)
+    c = m.sphere_centers(q)
+    i, j = m.pairs[:, 0], m.pairs[:, 1]
+    brute = ((c[:, i] - c[:, j]).norm(dim=-1) - m.radii[i] - m.radii[j]).amin(-1)
+    torch.testing.assert_close(m.self_clearance(q, exact_below=float("inf")), brute, rtol=0, atol=1e-12)
+    t = float(brute.median())                       # half the configurations on each side of the threshold
+    fast = m.self_clearance(q, exact_below=t)
+    below = brute < t
+    assert below.any() and (~below).any()
+    torch.testing.assert_close(fast[below], brute[below], rtol=0, atol=1e-12)
+    assert ((fast[~below] >= t) & (fast[~below] <= brute[~below] + 1e-12)).all()

@@ -187,6 +187,8 @@ class CollisionModel:
         return out
 
     def _sphere_pairs(self) -> torch.Tensor:
+        """``(P, 2)`` sphere pairs of the checked link pairs; sets ``link_pairs``: per checked link pair, the
+        sphere indices of both links (for the bounded check of :meth:`self_clearance`)."""
         L = len(self.links)
         check = torch.ones(L, L, dtype=torch.bool).triu(1)
         for p in self.disabled:
@@ -195,9 +197,19 @@ class CollisionModel:
                 i, j = sorted((self.links.index(a), self.links.index(b)))
                 check[i, j] = False
         li = self.link_index.cpu()
+        members = [(li == k).nonzero().flatten().to(self.device) for k in range(L)]
+        self.link_pairs = [(members[a], members[b]) for a, b in check.nonzero().tolist()]
         i, j = torch.triu_indices(len(li), len(li), 1)
         lo, hi = torch.minimum(li[i], li[j]), torch.maximum(li[i], li[j])
         ok = check[lo, hi]
+        # a bounding sphere per link around one of its spheres (the anchor, nearest the centre of its spheres)
+        self.anchor = torch.zeros(L, dtype=torch.long, device=self.device)
+        self.bound = torch.zeros(L, dtype=self.dtype, device=self.device)
+        for k, m in enumerate(members):
+            c, r = self.local[m], self.radii[m]
+            a = int((c - c.mean(0)).norm(dim=-1).argmin())
+            self.anchor[k] = m[a]
+            self.bound[k] = ((c - c[a]).norm(dim=-1) + r).max()
         return torch.stack([i[ok], j[ok]], -1).to(self.device)
 
     def __repr__(self) -> str:
@@ -215,17 +227,30 @@ class CollisionModel:
         """World centres ``(..., S, 3)`` of the spheres for joint values ``q (..., dof)``."""
         return self._place.sphere_centers(self.as_q(q))
 
-    def self_clearance(self, q=None, centers: Optional[torch.Tensor] = None, chunk: int = 1 << 22) -> torch.Tensor:
+    def self_clearance(self, q=None, centers: Optional[torch.Tensor] = None,
+                       exact_below: float = 0.05) -> torch.Tensor:
         """Smallest signed distance ``(...,)`` (m) between the spheres of a self-collision pair (``inf`` when
-        the robot has none); negative is penetration. Give ``q (..., dof)`` or precomputed ``centers``."""
+        the robot has none); negative is penetration. Give ``q (..., dof)`` or precomputed ``centers``.
+
+        Link pairs whose bounding spheres are ``exact_below`` (m) apart or more are not compared sphere by
+        sphere: the result is exact where it is below ``exact_below`` and otherwise a value between
+        ``exact_below`` and the exact one (``exact_below=inf``: exact everywhere)."""
         c = self.sphere_centers(q) if centers is None else centers
-        out = c.new_full(c.shape[:-2], math.inf)
-        step = max(1, chunk // max(c[..., 0, 0].numel(), 1))
-        for k in range(0, len(self.pairs), step):
-            i, j = self.pairs[k:k + step, 0], self.pairs[k:k + step, 1]
-            d = (c[..., i, :] - c[..., j, :]).norm(dim=-1) - self.radii[i] - self.radii[j]
-            out = torch.minimum(out, d.amin(-1))
-        return out
+        shape = c.shape[:-2]
+        c = c.reshape(-1, *c.shape[-2:])
+        out = c.new_full(c.shape[:1], math.inf)
+        if not len(self.pairs):
+            return out.reshape(shape)
+        anchors = c[:, self.anchor]                                                  # (B, L, 3)
+        for a, b in self.link_pairs:
+            la, lb = int(self.link_index[a[0]]), int(self.link_index[b[0]])
+            gap = (anchors[:, la] - anchors[:, lb]).norm(dim=-1) - self.bound[la] - self.bound[lb]
+            near = (gap < exact_below).nonzero().flatten()
+            out = torch.minimum(out, gap.masked_fill(gap < exact_below, math.inf))
+            if len(near):
+                d = torch.cdist(c[near][:, a], c[near][:, b]) - self.radii[a, None] - self.radii[None, b]
+                out[near] = torch.minimum(out[near], d.flatten(-2).amin(-1))
+        return out.reshape(shape)
 
 
 def _as_scene(obstacles) -> Scene:
