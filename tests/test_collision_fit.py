@@ -180,12 +180,13 @@ def test_fitted_robot_table_cache_and_checker(two_link, tmp_path):
     # the checker works for this robot (fit= passes the cache folder), against the exact cylinder distance
     q = torch.zeros(1, 2, dtype=torch.float64)
     ball = Ball((0.2, 0.0, 0.25), 0.05)
-    ch = CollisionChecker(robot, [ball], fit={"cache_dir": cache, "self_samples": 200}, inflation=0.0)
+    fit = {"cache_dir": cache, "self_samples": 200, "tolerance": 0.01}
+    ch = CollisionChecker(robot, [ball], fit=fit, inflation=0.0)
     exact = float(cylinder_sdf(torch.tensor([0.2, 0.0, 0.25 - 0.1 - 0.15], dtype=torch.float64), 0.03, 0.15)) - 0.05
     d = float(ch.clearance(q))
     err = ch.model.table.surface_error["arm"]
     assert exact - 1e-9 <= d <= exact + err + 1e-9      # spheres inside: never closer than the exact distance
-    cons = CollisionChecker(robot, [ball], fit={"cache_dir": cache, "self_samples": 200}, conservative=True)
+    cons = CollisionChecker(robot, [ball], fit=fit, conservative=True)
     assert float(cons.clearance(q)) <= exact + 1e-9      # grown by the surface error: never farther
 
 
@@ -193,4 +194,23 @@ def test_robot_without_collision_geometry_is_refused(tmp_path):
     f = tmp_path / "bare.urdf"
     f.write_text(TWO_LINK.replace("<collision>", "<visual>").replace("</collision>", "</visual>"))
     with pytest.raises(ValueError, match="has <collision> geometry"):
-        CollisionModel(robots.load(f), fit={"cache_dir": tmp_path})
+        CollisionModel(robots.load(f), fit={"cache_dir": tmp_path, "tolerance": 0.01})
+
+
+def test_fit_to_a_real_collision_mesh_against_its_exact_distance():
+    """A convex-decomposition link of the xArm6 (pybullet_data): every sphere inside the mesh by its exact
+    signed distance, fresh surface samples within tolerance + the sampling gap of the union."""
+    pybullet_data = pytest.importorskip("pybullet_data")
+    from pathlib import Path
+    from posegen.robots.geometry import load_mesh_triangles
+    from posegen.robots.spherefit import sample_surface
+    f = Path(pybullet_data.getDataPath()) / "xarm/xarm_description/meshes/xarm6/collision/link5_vhacd.obj"
+    if not f.is_file():
+        pytest.skip("pybullet_data without the xArm meshes")
+    tri = load_mesh_triangles(f)
+    fit = fit_link_spheres(tri, 0.01, seed=0)
+    assert (signed_distance(fit.centers, tri) + fit.radii <= 1e-9).all()
+    q, _ = sample_surface(tri, 3000, torch.Generator().manual_seed(11))
+    q = q[winding_number(q, tri) < 0.75]                               # outer surface only, as the fit
+    gap = sphere_union_distance(q, fit.centers, fit.radii)
+    assert (gap <= 0.01 + torch.cdist(q, fit.samples).amin(-1) + 1e-12).all()

@@ -53,7 +53,7 @@ def fit_key(robot, geoms, options: dict, srdf_text: str = "") -> str:
     return h.hexdigest()
 
 
-def fit_table(robot, triangles: Dict[str, torch.Tensor], tolerance: float = 0.01, *, seed: int = 0,
+def fit_table(robot, triangles: Dict[str, torch.Tensor], tolerance: float = 0.005, *, seed: int = 0,
               self_samples: int = 2000, srdf=None, origin: str = "") -> SphereTable:
     """A sphere table of ``robot`` fitted to ``triangles``: ``{link: (T, 3, 3) float64 in the link frame}``
     (:func:`~posegen.robots.spherefit.fit_link_spheres` per link, then MoveIt's disabled pairs); no cache.
@@ -81,7 +81,7 @@ def fit_table(robot, triangles: Dict[str, torch.Tensor], tolerance: float = 0.01
     return SphereTable(robot.name, tuple(caps), table.source, disabled, errors, header)
 
 
-def fit_sphere_table(robot, tolerance: float = 0.01, *, seed: int = 0, self_samples: int = 2000,
+def fit_sphere_table(robot, tolerance: float = 0.005, *, seed: int = 0, self_samples: int = 2000,
                      srdf=None, package_dirs: Sequence = (), cache: bool = True,
                      cache_dir: Optional[os.PathLike] = None) -> SphereTable:
     """The sphere table of ``robot`` fitted to its URDF's collision geometry (module docstring).

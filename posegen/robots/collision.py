@@ -56,7 +56,7 @@ __all__ = ["Box", "Ball", "HalfSpace", "MeshObstacle", "PointCloud", "Obstacle",
            "ready_configuration", "robot_sphere_table"]
 
 
-DEFAULT_INFLATION = 0.5
+DEFAULT_INFLATION = 0.25
 """Default growth of fitted spheres, as a fraction of their link's surface error (see the accuracy figures)."""
 
 

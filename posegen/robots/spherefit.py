@@ -18,8 +18,9 @@ Guarantees, for a closed (watertight) surface: the union of the spheres lies ins
 model raises no false alarm of its own), and every surface sample lies within ``tolerance`` of the union.
 A surface point at most ``h`` from its nearest sample is within ``tolerance + h`` of the union (the distance
 to the union is 1-Lipschitz); :func:`fit_link_spheres` reports the largest distance measured on an
-independent surface sample (``LinkFit.surface_error``), the figure that the conservative model inflates by. Open meshes (holes, inconsistent normals) keep the
-cover property on their samples; their inside is the winding number's, which tolerates small holes.
+independent surface sample (``LinkFit.surface_error``), the figure that the conservative model inflates by.
+Open meshes (holes, inconsistent normals) keep the cover property on their samples; their inside is the
+winding number's, which tolerates small holes.
 """
 
 from __future__ import annotations
