@@ -4,9 +4,10 @@ Robots (URDFs with collision meshes from the ``pybullet_data`` pip package, none
 
 * ``kuka_iiwa`` (kuka_iiwa/model.urdf, STL), ``xarm6`` (xarm/xarm6_robot.urdf, convex-decomposition OBJ),
   ``panda_pybullet`` (franka_panda/panda.urdf, OBJ; chain to panda_hand, fingers left out);
-* ``panda`` and ``iiwa14``: the built-in robots (their link frames equal pybullet's Panda and LBR iiwa, checked
-  here to 1e-9 m) with the meshes of those two, the Panda's hand with both fingers open (0.04 m): the
-  shipped hand-measured tables and tables fitted to the same meshes are measured side by side.
+* ``panda``, ``iiwa14`` and ``ur5e``: the built-in robots (their link frames equal pybullet's Panda and LBR
+  iiwa and the UR5e of the ``airo-models`` pip package, checked here to 1e-9 m) with those robots' collision
+  meshes, the Panda's hand with both fingers open (0.04 m): the shipped hand-measured tables and tables fitted
+  to the same meshes are measured side by side.
 
 Reference (exact for the meshes as given): obstacles are a ball or a cube per configuration (radius or
 half-width 1-10 cm), placed -2 to +4 cm from touching a random surface point of a random moving link
@@ -28,8 +29,9 @@ configurations of ``CollisionChecker.collision_free`` (one thread).
 
     python benchmarks/collision_accuracy.py --n 1000 --out benchmarks/results/collision_accuracy.json
 
-Needs, besides ``posegen[robots]``: ``pip install python-fcl pybullet`` (FCL for the reference, pybullet for
-its ``pybullet_data`` meshes; tested with python-fcl 0.7.0.11, pybullet 3.2.7).
+Needs, besides ``posegen[robots]``: ``pip install python-fcl pybullet`` and ``pip install --no-deps
+airo-models`` (FCL for the reference, pybullet and airo-models for their meshes; tested with python-fcl
+0.7.0.11, pybullet 3.2.7, airo-models 0.0.12).
 """
 
 from __future__ import annotations
@@ -92,7 +94,28 @@ def arm(name):
         tri = {lk: link_triangles(geoms[src_lk]) for lk, src_lk in names.items()}
         check_same_frames(r, src, names)
         return r, tri, "iiwa14"
-    raise SystemExit(f"unknown robot {name!r}: {sorted(ARMS) + ['panda', 'iiwa14']}")
+    if name == "ur5e":
+        r, src = robots.load("ur5e"), robots.load(airo_ur5e(), ee_link="tool0")
+        tri = {lk: link_triangles(g) for lk, g in robot_collision_geometry(src).items()}
+        check_same_frames(r, src, {lk: lk for lk in tri})
+        return r, tri, "ur5e"
+    raise SystemExit(f"unknown robot {name!r}: {sorted(ARMS) + ['panda', 'iiwa14', 'ur5e']}")
+
+
+def airo_ur5e() -> Path:
+    """The UR5e of the ``airo-models`` pip package (collision OBJs; the base as two spheres), its URDF copied
+    to a temporary folder without the ``drake:`` attributes that make it invalid XML (unbound prefix)."""
+    import re
+    import tempfile
+    import importlib.util
+    spec = importlib.util.find_spec("airo_models")
+    if spec is None:
+        raise SystemExit("ur5e needs the airo-models package: pip install --no-deps airo-models")
+    src = Path(spec.submodule_search_locations[0]) / "arms" / "ur5e"
+    dst = Path(tempfile.mkdtemp(prefix="ur5e_airo_"))
+    (dst / "ur5e.urdf").write_text(re.sub(r' drake:[a-z_]+="[^"]*"', "", (src / "ur5e.urdf").read_text()))
+    (dst / "collision").symlink_to(src / "collision")
+    return dst / "ur5e.urdf"
 
 
 def check_same_frames(robot, src, names):
@@ -279,7 +302,7 @@ def evaluate(name, n, tolerance, seed, self_samples, fitted_dir, inflations=(0.0
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--robots", nargs="+", default=["kuka_iiwa", "xarm6", "panda", "iiwa14"])
+    ap.add_argument("--robots", nargs="+", default=["kuka_iiwa", "xarm6", "panda", "iiwa14", "ur5e"])
     ap.add_argument("--n", type=int, default=1000, help="configurations per check")
     ap.add_argument("--tolerance", type=float, default=0.005)
     ap.add_argument("--inflations", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0])

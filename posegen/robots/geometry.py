@@ -6,8 +6,9 @@ r"""Link collision geometry from a URDF, as triangles, and exact distances to tr
   ``file://path`` and relative paths are resolved against the URDF's folder, its parents and
   ``package_dirs``.
 * :func:`link_triangles` turns a link's geometries into one triangle soup ``(T, 3, 3)`` in the link frame
-  (meshes through trimesh: STL, OBJ, DAE with pycollada; primitives tessellated: boxes exactly, round
-  surfaces with chord error ``r (1 - cos(pi / sections))``, 0.12 % of r at the default 64 sections).
+  (meshes through trimesh: STL, OBJ, DAE with pycollada; primitives tessellated: boxes exactly, cylinders
+  and capsules with chord error ``r (1 - cos(pi / sections))``, 0.12 % of r at the default 64 sections,
+  spheres as icospheres of 1280 faces, whose face centres lie within 0.5 % of r of the sphere).
 * :func:`triangle_distance`, :func:`winding_number` and :func:`signed_distance`: exact point-to-triangle
   distances and the generalised winding number (Jacobson et al. 2013: 1 inside a closed surface, 0 outside,
   robust to small holes), batched and chunked; the independent references of the sphere fits and of the
@@ -190,7 +191,7 @@ def _primitive_mesh(g: CollisionGeometry, sections: int):
     if g.kind == "box":
         return trimesh.creation.box(extents=g.size)
     if g.kind == "sphere":
-        return trimesh.creation.icosphere(subdivisions=4, radius=g.size[0])
+        return trimesh.creation.icosphere(subdivisions=3, radius=g.size[0])
     if g.kind == "cylinder":
         return trimesh.creation.cylinder(radius=g.size[0], height=g.size[1], sections=sections)
     return trimesh.creation.capsule(radius=g.size[0], height=g.size[1], count=[sections, sections])
