@@ -300,6 +300,24 @@ def evaluate(name, n, tolerance, seed, self_samples, fitted_dir, inflations=(0.0
     return out
 
 
+def summary(paths) -> str:
+    """One line per robot and model from result files: what the collision module's docstring quotes."""
+    lines = []
+    for path in paths:
+        for r in json.loads(Path(path).read_text())["results"]:
+            lines.append(f"{r['robot']} (tolerance {r['tolerance'] * 1000:g} mm, surface error up to "
+                         f"{max(r['surface_error'].values()) * 1000:.1f} mm, fit {r['fit_seconds']:.0f} s):")
+            for label, m in r["models"].items():
+                b, x, s = m["ball"], m["box"], m["self"]
+                lines.append(f"  {label}: {m['spheres']} spheres; balls {b['contacts']} contacts, miss "
+                             f"{b['miss_pct']:.2f} %, false alarms {b['false_alarm_pct_of_contacts']:.2f} %, deepest "
+                             f"miss {b['deepest_miss_m'] * 1000:.1f} mm; boxes {x['contacts']}: miss {x['miss_pct']:.2f} "
+                             f"%, false alarms {x['false_alarm_pct_of_contacts']:.2f} %; self {s['contacts']}: miss "
+                             f"{s['misses']}, false alarms {s['false_alarms']}, on never-pairs "
+                             f"{s['contacts_on_never_pairs']}; {m['cpu_s_per_1000_collision_free']} s / 1000")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--robots", nargs="+", default=["kuka_iiwa", "xarm6", "panda", "iiwa14", "ur5e"])
@@ -311,7 +329,11 @@ def main(argv=None):
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/collision_accuracy.json"))
     ap.add_argument("--fitted-dir", default=str(ROOT / "benchmarks/results"),
                     help="where the fitted tables are written (collision_<robot>_fitted_spheres.yaml)")
+    ap.add_argument("--summary", nargs="+", metavar="JSON", help="print the summary of result files and exit")
     args = ap.parse_args(argv)
+    if args.summary:
+        print(summary(args.summary))
+        return
     torch.set_num_threads(1)
     res = {"machine": "this project's shared 2-core CPU (" + platform.processor() + ")",
            "command": " ".join(sys.argv), "default_inflation": DEFAULT_INFLATION, "results": []}
