@@ -259,7 +259,11 @@ def evaluate(name, n, tolerance, seed, self_samples, fitted_dir, inflations=(0.0
     robot, tri, hand = arm(name)
     meshes = {lk: fcl_mesh(t) for lk, t in tri.items()}
     t0 = time.time()
-    fitted = fit_table(robot, tri, tolerance, seed=seed, self_samples=self_samples, origin=f"{name} (pybullet_data)")
+    origin = {"panda": "pybullet_data's franka_panda meshes (hand with both fingers open, 0.04 m)",
+              "iiwa14": "pybullet_data's kuka_iiwa/model.urdf meshes (lbr_iiwa_link_i = iiwa_link_i)",
+              "ur5e": "the airo-models package's ur5e collision meshes"}.get(name, f"{ARMS.get(name, [name])[0]} "
+                                                                                   f"(pybullet_data)")
+    fitted = fit_table(robot, tri, tolerance, seed=seed, self_samples=self_samples, origin=origin)
     fit_s = round(time.time() - t0, 1)
     if fitted_dir:
         save_sphere_table(fitted, Path(fitted_dir) / f"collision_{name}_fitted_spheres.yaml")
@@ -311,11 +315,56 @@ def summary(paths) -> str:
                 b, x, s = m["ball"], m["box"], m["self"]
                 lines.append(f"  {label}: {m['spheres']} spheres; balls {b['contacts']} contacts, miss "
                              f"{b['miss_pct']:.2f} %, false alarms {b['false_alarm_pct_of_contacts']:.2f} %, deepest "
-                             f"miss {b['deepest_miss_m'] * 1000:.1f} mm; boxes {x['contacts']}: miss {x['miss_pct']:.2f} "
-                             f"%, false alarms {x['false_alarm_pct_of_contacts']:.2f} %; self {s['contacts']}: miss "
+                             f"miss {b['deepest_miss_m'] * 1000:.1f} mm; boxes {x['contacts']}: miss "
+                             f"{x['miss_pct']:.2f} %, false alarms {x['false_alarm_pct_of_contacts']:.2f} %; "
+                             f"self {s['contacts']}: miss "
                              f"{s['misses']}, false alarms {s['false_alarms']}, on never-pairs "
                              f"{s['contacts_on_never_pairs']}; {m['cpu_s_per_1000_collision_free']} s / 1000")
     return "\n".join(lines)
+
+
+ORIGINS = {"panda": "pybullet_data's franka_panda collision meshes (the hand with both fingers open, 0.04 m)",
+           "iiwa14": "pybullet_data's kuka_iiwa/model.urdf collision meshes (lbr_iiwa_link_i = iiwa_link_i)",
+           "ur5e": "the airo-models package's ur5e collision meshes (its base: two spheres)"}
+
+
+def install_builtin(name: str, results: Path, fitted: Path) -> Path:
+    """Write the fitted table of built-in ``name`` to ``posegen/robots/descriptions/<name>_spheres.yaml`` with a
+    header quoting its measured accuracy and that of the hand table it replaces (from ``results``)."""
+    from dataclasses import replace
+    import yaml
+    from posegen.robots.spheres import parse_sphere_table
+
+    t = parse_sphere_table(yaml.safe_load(fitted.read_text()), str(fitted))
+    res = [r for r in json.loads(results.read_text())["results"] if r["robot"] == name][0]
+    f, h = res["models"]["fitted_default"], res["models"]["hand_default"]
+
+    def pct(m, k):
+        return f"{m[k]['miss_pct']:.2f} % / {m[k]['false_alarm_pct_of_contacts']:.2f} %"
+
+    def self_row(m):
+        return f"{m['self']['misses']} / {m['self']['false_alarms']} of {m['self']['contacts']}"
+
+    header = (f"Collision spheres of the built-in {name}, fitted by posegen.robots.autofit.fit_table (tolerance "
+              f"{res['tolerance'] * 1000:g} mm, seed 0)",
+              f"to {ORIGINS[name]};",
+              "the link frames equal the built-in's (checked to 1e-9 m).",
+              "Every sphere lies inside its link's collision mesh; surface_error: the largest distance from the mesh",
+              "surface to the link's spheres (m), measured on an independent surface sample; the default model grows",
+              "the spheres by DEFAULT_INFLATION (0.25) of it, conservative=True by all of it. disable_collisions:",
+              "MoveIt's setup-assistant rules (adjacent, default at the ready configuration, always / never in 2000",
+              "uniform configurations).",
+              f"Measured against the exact meshes (benchmarks/results/{results.name}, from",
+              f"benchmarks/collision_accuracy.py, {f['ball']['cases']} cases each; misses / false alarms in % of the "
+              f"reference contacts):",
+              f"  fitted, default model ({f['spheres']} spheres): balls {pct(f, 'ball')}, boxes {pct(f, 'box')},",
+              f"    self-collision {self_row(f)}; deepest missed ball {f['ball']['deepest_miss_m'] * 1000:.1f} mm",
+              f"  the hand-measured capsules it replaced ({h['spheres']} spheres): balls {pct(h, 'ball')}, boxes "
+              f"{pct(h, 'box')},",
+              f"    self-collision {self_row(h)}; deepest missed ball {h['ball']['deepest_miss_m'] * 1000:.1f} mm",
+              "The hand tables are kept as test data in tests/test_collision.py (HAND_TABLES).")
+    out = ROOT / "posegen" / "robots" / "descriptions" / f"{name}_spheres.yaml"
+    return save_sphere_table(replace(t, robot=name, header=header), out)
 
 
 def main(argv=None):
@@ -330,9 +379,17 @@ def main(argv=None):
     ap.add_argument("--fitted-dir", default=str(ROOT / "benchmarks/results"),
                     help="where the fitted tables are written (collision_<robot>_fitted_spheres.yaml)")
     ap.add_argument("--summary", nargs="+", metavar="JSON", help="print the summary of result files and exit")
+    ap.add_argument("--install", nargs=2, metavar=("ROBOT", "JSON"),
+                    help="write the fitted table of a built-in robot (panda, iiwa14, ur5e) measured in JSON to "
+                         "posegen/robots/descriptions/ROBOT_spheres.yaml, and exit")
     args = ap.parse_args(argv)
     if args.summary:
         print(summary(args.summary))
+        return
+    if args.install:
+        name, results = args.install
+        fitted = Path(args.fitted_dir) / f"collision_{name}_fitted_spheres.yaml"
+        print("wrote", install_builtin(name, Path(results), fitted))
         return
     torch.set_num_threads(1)
     res = {"machine": "this project's shared 2-core CPU (" + platform.processor() + ")",

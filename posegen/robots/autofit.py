@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 import torch
-import yaml
 
 from .geometry import link_triangles, robot_collision_geometry
 from .spherefit import fit_link_spheres
-from .spheres import Capsule, SphereTable, parse_sphere_table, save_sphere_table
+from .spheres import Capsule, SphereTable, parse_sphere_table, read_yaml, save_sphere_table
 
 __all__ = ["fit_sphere_table", "fit_table", "default_cache_dir", "fit_key", "FIT_VERSION"]
 
@@ -112,7 +111,7 @@ def fit_sphere_table(robot, tolerance: float = 0.005, *, seed: int = 0, self_sam
     key = fit_key(robot, geoms, options, srdf_text)
     path = Path(cache_dir or default_cache_dir()) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', robot.name)}-{key[:16]}.yaml"
     if cache and path.is_file():
-        return parse_sphere_table(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+        return parse_sphere_table(read_yaml(path.read_text(encoding="utf-8")), str(path))
     triangles = {lk: link_triangles(geoms[lk]) for lk in robot.link_names if lk in geoms}
     table = fit_table(robot, triangles, tolerance, seed=seed, self_samples=self_samples, srdf=srdf_text or None,
                       origin=robot.description.source)
