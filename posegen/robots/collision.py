@@ -26,7 +26,36 @@ Checks
 
 Accuracy
 --------
-ACCURACY_PLACEHOLDER
+Reference: exact mesh collision (``benchmarks/collision_accuracy.py``, results in
+``benchmarks/results/collision_accuracy*.json``, this project's shared 2-core CPU): per arm 1000 uniform
+configurations, each with a ball and a cube (radius or half-width 1-10 cm) placed -2 to +4 cm from touching a
+random surface point of a moving link; a ball touches when its centre's exact signed distance to a link mesh
+(point-triangle distance, inside by winding number) is below its radius, a cube when FCL finds an
+intersection (or its centre is inside); self-collision by FCL mesh-mesh tests on 1000 more configurations.
+Arms not fitted by hand, spheres fitted at the default 5 mm tolerance (surface errors up to 7.5 mm); misses /
+false alarms in % of the reference contacts:
+
+=================  =======  ============================  ============================  =================
+arm (meshes)       spheres  balls: default / conservative  cubes: default / conservative  self: default
+=================  =======  ============================  ============================  =================
+kuka_iiwa (STL)    2717     0.78/1.24 %, 0/11.2 %         0.24/0.71 %, 0/5.33 %         no contact (*)
+xarm6 (VHACD OBJ)  1607     0/0.73 %, 0/6.74 %            0.71/0.59 %, 0/4.14 %         0 / 0 of 103
+Panda (OBJ)        1445     0.47/1.10 %, 0/8.46 %         0.24/0.36 %, 0/4.73 %         1 / 4 of 136
+UR5e (OBJ)         1296     0.79/2.05 %, 0/10.6 %         0.60/0.36 %, 0/4.58 %         1 / 9 of 343
+=================  =======  ============================  ============================  =================
+
+(*) the iiwa's two checked link pairs never touched in the 1000 configurations.
+
+So the default model (fitted spheres grown by a quarter of their link's surface error) misses at most 0.8 %
+of the contacts, none deeper than 1.6 mm, with at most 2.1 % false alarms (balls at most 1.6 mm from
+contact); ``conservative=True`` missed none (false alarms up to 11 %, balls at most 6.8 mm from contact). The spheres themselves (``inflation=0``)
+miss 2.2-2.8 % of ball contacts, up to 4.1 mm deep, and raise no false alarm. The pairs that MoveIt's
+``never`` rule disabled (2000 samples) touched in none of the 1000 reference configurations.
+The hand-measured capsules that the Panda and UR5e shipped before missed 13.6 % of the Panda's ball contacts
+(up to 59 mm deep) and flagged 27.6 % false alarms on the UR5e. Checking 1000 configurations for
+self-collision (:meth:`CollisionChecker.collision_free` without obstacles, batches of 100, one thread): 0.14-1.4 s
+(the hand capsules: 0.035 s).
+Self-collision link pairs are compared sphere by sphere only where their bounding spheres come within 5 cm.
 
 Motions are checked at discrete configurations (:meth:`CollisionChecker.check_motion`), so a thin obstacle
 can be tunnelled through between two checked configurations.
