@@ -7,7 +7,7 @@ import torch
 
 from posegen import robots
 from posegen.robots.collision import CollisionModel
-from posegen.robots.selfcollision import adjacent_pairs, link_bodies, read_srdf_disabled
+from posegen.robots.selfcollision import adjacent_pairs, disabled_link_pairs, link_bodies, read_srdf_disabled
 from posegen.robots.spheres import Capsule, SphereTable
 
 # a base, three 0.3 m links turning about z in the plane, a flange welded to the last one, and a post on
@@ -51,7 +51,6 @@ def test_bodies_and_adjacent_pairs(arm):
 
 def test_moveit_rules_on_the_planar_arm(arm):
     m = CollisionModel(arm, TABLE, _pairs=False)
-    from posegen.robots.selfcollision import disabled_link_pairs
     rows = disabled_link_pairs(m, torch.zeros(3, dtype=torch.float64), n_samples=400, seed=0)
     why = {frozenset(r[:2]): r[2] for r in rows}
     # the post is 3 m up: it never meets a moving link
@@ -64,6 +63,9 @@ def test_moveit_rules_on_the_planar_arm(arm):
     q_fold = torch.tensor([0.0, 2.8, 2.8], dtype=torch.float64)
     q_straight = torch.zeros(3, dtype=torch.float64)
     assert float(full.self_clearance(q_fold)) < 0 < float(full.self_clearance(q_straight))
+    # the same rules through the model's own argument
+    sampled = CollisionModel(arm, TABLE, self_samples=400)
+    assert sampled.disabled[frozenset(("post", "l3"))] == "never" and frozenset(("l1", "l3")) not in sampled.disabled
     # every sphere pair that is checked joins links of a checked pair
     for i, j in full.pairs.tolist():
         a, b = full.links[int(full.link_index[i])], full.links[int(full.link_index[j])]

@@ -154,6 +154,8 @@ class CollisionModel:
         inflation: fraction of each link's measured surface error (fitted tables) added to its spheres; default
             ``DEFAULT_INFLATION`` (1 when ``conservative``); 0: the fitted spheres themselves, inside the geometry.
         srdf: an SRDF (path or XML text) whose ``disable_collisions`` pairs are never checked.
+        self_samples: uniform configurations for MoveIt's ``always`` / ``never`` rules on top of the table's own
+            ``disable_collisions`` (fitted tables carry them already; 0: adjacent and default rules only).
         dtype, device: of the sphere tensors and the computations (q is converted).
         table: deprecated name of ``spheres``.
 
@@ -165,9 +167,8 @@ class CollisionModel:
     """
 
     def __init__(self, robot="panda", spheres=None, *, spacing: float = 0.5, conservative: bool = False,
-                 inflation: Optional[float] = None, fit: Optional[dict] = None, srdf=None,
-                 dtype: torch.dtype = torch.float64, device=None,
-                 table=None, _pairs: bool = True):
+                 inflation: Optional[float] = None, fit: Optional[dict] = None, srdf=None, self_samples: int = 0,
+                 dtype: torch.dtype = torch.float64, device=None, table=None, _pairs: bool = True):
         from .loader import as_robot
 
         self.robot = robot = as_robot(robot, "CollisionModel")
@@ -201,10 +202,10 @@ class CollisionModel:
         self.disabled: Dict[frozenset, str] = {frozenset((a, b)): why for a, b, why in self.table.disabled}
         self.pairs = torch.zeros(0, 2, dtype=torch.long, device=self.device)
         if _pairs:
-            self.disabled = self._disabled_pairs(caps, srdf)
+            self.disabled = self._disabled_pairs(caps, srdf, self_samples)
             self.pairs = self._sphere_pairs()
 
-    def _disabled_pairs(self, caps, srdf) -> Dict[frozenset, str]:
+    def _disabled_pairs(self, caps, srdf, self_samples: int = 0) -> Dict[frozenset, str]:
         """The table's disabled link pairs plus MoveIt's adjacent / default rules and ``srdf``'s, the default
         rule measured on a dense cover of the capsules (spheres about 1 mm apart), so that coarse and dense
         models of one table leave out the same pairs."""
@@ -212,7 +213,8 @@ class CollisionModel:
         idx = torch.tensor([self.links.index(caps[k].link) for k in own.tolist()], dtype=torch.long)
         probe = _Placement(self.robot, self.links, idx, c, r)
         out = dict(self.disabled)
-        for a, b, why in disabled_link_pairs(probe, ready_configuration(self.robot), srdf=srdf):
+        for a, b, why in disabled_link_pairs(probe, ready_configuration(self.robot), srdf=srdf,
+                                             n_samples=int(self_samples)):
             out.setdefault(frozenset((a, b)), why)
         return out
 
