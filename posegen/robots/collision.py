@@ -303,7 +303,7 @@ class CollisionChecker:
         self_collision: also reject configurations whose checked link pairs touch (:class:`CollisionModel`).
         self_margin: extra clearance (m) required between the spheres of a self-collision pair.
         joint_limits: ``(dof, 2)`` ``[lower, upper]`` checked by :meth:`is_valid`; default the robot's.
-        spheres, spacing, conservative, inflation, fit, srdf: the robot's spheres, as for :class:`CollisionModel`; or
+        spheres, spacing, conservative, inflation, fit, srdf, self_samples: the robot's spheres, as for :class:`CollisionModel`; or
             ``model``, a ready :class:`CollisionModel` (then ``robot`` and those are taken from it).
         dtype, device: where the computation runs (float64 CPU by default, like OMPL's states).
         table: deprecated name of ``spheres`` (DeprecationWarning).
@@ -320,7 +320,7 @@ class CollisionChecker:
     def __init__(self, robot="panda", obstacles=(), *, margin: float = 0.0, self_collision: bool = True,
                  self_margin: float = 0.0, joint_limits=None, spheres=None, spacing: float = 0.5,
                  conservative: bool = False, inflation: Optional[float] = None, fit: Optional[dict] = None,
-                 srdf=None, model: Optional[CollisionModel] = None, dtype: torch.dtype = torch.float64, device=None,
+                 srdf=None, self_samples: int = 0, model: Optional[CollisionModel] = None, dtype: torch.dtype = torch.float64, device=None,
                  table=None):
         if (isinstance(robot, Scene) or isinstance(robot, (list, tuple)) and (
                 not robot or isinstance(robot[0], (Box, Ball, HalfSpace, MeshObstacle, PointCloud)))) and not obstacles:
@@ -335,7 +335,7 @@ class CollisionChecker:
         self.self_collision = bool(self_collision)
         if model is None:
             model = CollisionModel(robot, spheres, spacing=spacing, conservative=conservative, inflation=inflation,
-                                   fit=fit, srdf=srdf, dtype=dtype, device=device)
+                                   fit=fit, srdf=srdf, self_samples=self_samples, dtype=dtype, device=device)
         self.model = model
         self.robot = model.robot
         self.dtype, self.device = model.dtype, model.device
