@@ -100,9 +100,19 @@ def test_scene_yaml_round_and_bad_files(tmp_path):
   - {type: box, center: [0.6, 0, 0.2], half_extents: [0.1, 0.3, 0.2], quat: [0, 0, 0.3826834, 0.9238795]}
   - {type: ball, center: [0.3, 0.3, 0.6], radius: 0.1}
   - {type: pointcloud, file: cloud.npy, voxel: 0.05}
+  - {type: mesh, file: parts/block.stl, position: [0.5, -0.3, 0.1], tolerance: 0.02}
 """)
+    trimesh = pytest.importorskip("trimesh")
+    (tmp_path / "parts").mkdir()
+    trimesh.creation.box(extents=(0.1, 0.1, 0.1)).export(tmp_path / "parts" / "block.stl")
     scene = Scene.from_yaml(good)
-    assert [type(o).__name__ for o in scene] == ["HalfSpace", "Box", "Ball", "PointCloud"]
+    assert [type(o).__name__ for o in scene] == ["HalfSpace", "Box", "Ball", "PointCloud", "MeshObstacle"]
+    # the block's spheres are where the file puts it: its centre is inside them, 0.1 m away is outside
+    t = scene.tensors()
+    inside, outside = torch.tensor([[0.5, -0.3, 0.1]]), torch.tensor([[0.5, -0.3, 0.25]])
+    assert float(Scene([scene.obstacles[-1]]).tensors().distance(inside.double())) < 0
+    assert float(Scene([scene.obstacles[-1]]).tensors().distance(outside.double())) > 0.05
+    assert float(t.distance(torch.tensor([[0.0, 0.0, -0.2]], dtype=torch.float64))) == pytest.approx(-0.2)
     assert scene.obstacles[0].name == "floor"
     cases = {"unknown obstacle type \"cone\"": "  - {type: cone, center: [0, 0, 0]}",
              "center must be finite": "  - {type: ball, center: [0, .nan, 0], radius: 0.1}",
