@@ -1,9 +1,9 @@
 r"""Scenes for planning examples and benchmarks: tables, open bins and a shelf (axis-aligned boxes).
 
-Obstacles are :class:`~posegen.robots.collision.Box` and :class:`~posegen.robots.collision.Ball` (base frame,
-metres); any robot's collision checker comes from :mod:`posegen.robots.collision`
-(:class:`CollisionChecker`, re-exported here). The scene builders place everything in front of a robot
-standing at the origin on the plane ``z = 0``.
+Obstacles and the :class:`Scene` that holds them live in :mod:`posegen.robots.scene` (boxes, oriented boxes,
+balls, half-spaces such as :func:`floor`, meshes, point clouds; base frame, metres; re-exported here); any
+robot's collision checker comes from :mod:`posegen.robots.collision` (:class:`CollisionChecker`, re-exported
+here). The scene builders place everything in front of a robot standing at the origin on the plane ``z = 0``.
 
 Example::
 
@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from typing import List, Sequence, Tuple
 
-from ..robots.collision import Ball, Box, CollisionChecker, Obstacle
+from ..robots.collision import CollisionChecker
+from ..robots.scene import Ball, Box, HalfSpace, MeshObstacle, Obstacle, PointCloud, Scene, floor
 
-__all__ = ["Box", "Ball", "CollisionChecker", "PandaCollisionChecker", "table", "bin_walls", "BINS",
-           "tabletop_scene"]
+__all__ = ["Box", "Ball", "HalfSpace", "MeshObstacle", "PointCloud", "Scene", "floor", "CollisionChecker",
+           "PandaCollisionChecker", "table", "bin_walls", "BINS", "tabletop_scene"]
 
 
 def table(top: float = 0.0, x=(0.15, 1.0), y=(-0.8, 0.8), thickness: float = 0.05) -> Box:
