@@ -30,14 +30,14 @@ def test_clearance_exact_for_one_sphere_ball_and_box():
     p = tcp_position(Q_READY)
     one = ONE
     ball = Ball(center=(p + torch.tensor([0.1, 0.0, 0.0], dtype=torch.float64)).tolist(), radius=0.05)
-    ch = PandaCollisionChecker([ball], table=one)
+    ch = PandaCollisionChecker([ball], spheres=one)
     torch.testing.assert_close(ch.clearance(Q_READY), torch.tensor(0.04, dtype=torch.float64), rtol=0, atol=1e-12)
     # box whose nearest face is 0.07 m above the TCP, and one whose inside contains the TCP (depth 0.02)
     above = Box(center=(p + torch.tensor([0.0, 0.0, 0.17], dtype=torch.float64)).tolist(), half_extents=(0.1, 0.1, 0.1))
     inside = Box(center=p.tolist(), half_extents=(0.02, 0.3, 0.3))
-    torch.testing.assert_close(PandaCollisionChecker([above], table=one).clearance(Q_READY),
+    torch.testing.assert_close(PandaCollisionChecker([above], spheres=one).clearance(Q_READY),
                                torch.tensor(0.06, dtype=torch.float64), rtol=0, atol=1e-12)
-    torch.testing.assert_close(PandaCollisionChecker([inside], table=one).clearance(Q_READY),
+    torch.testing.assert_close(PandaCollisionChecker([inside], spheres=one).clearance(Q_READY),
                                torch.tensor(-0.03, dtype=torch.float64), rtol=0, atol=1e-12)
 
 

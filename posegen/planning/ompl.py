@@ -33,8 +33,8 @@ learned sampler biases PRM-family planners; RRT-Connect can still use posegen fo
 (:func:`posegen.planning.goals.grasp_goal_configs`). :func:`plan` refuses a posegen sampler with a tree planner instead of
 silently ignoring it.
 
-The robot is the collision checker's (:class:`~posegen.robots.collision.CollisionChecker`, approximate; read
-its docstring): the state space has its dof and joint limits, and states are checked one by one
+The robot is the collision checker's (:class:`~posegen.robots.collision.CollisionChecker`: spheres fitted to the
+robot's collision meshes, accuracy against an exact mesh reference in that module's docstring): the state space has its dof and joint limits, and states are checked one by one
 (``StateValidityChecker``) and motions in one batch per motion (a Python ``MotionValidator`` that checks all
 interpolated configurations at once).
 """

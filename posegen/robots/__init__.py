@@ -14,8 +14,12 @@ links), ``mjcf`` (MJCF -> the same), ``endeffector`` (the default end effector: 
 of movable non-finger joints; ``Robot.ee_link_reason`` says why), ``mimic`` (mimic joints driven by the joint
 they follow), ``srdf`` (an SRDF's end effector), ``chain`` (pytorch_kinematics chains per dtype/device), ``robot``
 (:class:`Robot`), ``loader`` (:func:`load`), ``ik`` (:func:`solve_ik`, batched DLS inside the limits),
-``turns`` (full-turn joints as angles, for ``posegen.samplers.IKSampler(full_turns=True)``), ``collision``
-(sphere models and :class:`CollisionChecker`). Nothing here learns: the learned IK distribution is
+``turns`` (full-turn joints as angles, for ``posegen.samplers.IKSampler(full_turns=True)``); collision models:
+``geometry`` (a description's ``<collision>`` elements), ``spherefit`` and ``autofit`` (spheres fitted to each
+link's meshes or primitives, with a stated error bound, cached), ``spheres`` (sphere tables, YAML),
+``selfcollision`` (MoveIt's rules for the pairs to check, SRDF ``disable_collisions``), ``scene``
+(obstacles: boxes, balls, half-spaces, meshes, point clouds; :class:`Scene` from code or YAML) and ``collision``
+(:class:`CollisionChecker`). Nothing here learns: the learned IK distribution is
 :class:`posegen.samplers.IKSampler`, built on these kinematics.
 """
 
@@ -24,9 +28,13 @@ from .ik import IKResult, solve_ik
 from .descriptions import BUILTIN_ROBOTS, builtin_names
 from .loader import DescriptionFileNotFoundError, as_robot, default_ee_link, load, parse_description
 from .robot import Robot
+from .autofit import fit_sphere_table
 from .collision import Ball, Box, Capsule, CollisionChecker, CollisionModel, load_sphere_table, ready_configuration
+from .scene import HalfSpace, MeshObstacle, PointCloud, Scene, floor
+from .spheres import SphereTable
 
 __all__ = ["load", "as_robot", "Robot", "builtin_names", "BUILTIN_ROBOTS", "Description", "JointSpec", "parse_urdf",
            "parse_description", "default_ee_link", "DescriptionFileNotFoundError", "solve_ik",
            "IKResult", "CollisionChecker", "CollisionModel", "Capsule", "Box", "Ball", "load_sphere_table",
-           "ready_configuration"]
+           "ready_configuration", "Scene", "HalfSpace", "floor", "MeshObstacle", "PointCloud", "SphereTable",
+           "fit_sphere_table"]

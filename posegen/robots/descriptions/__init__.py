@@ -4,7 +4,7 @@ Each entry maps a short name to a plain URDF file in this folder (kinematics onl
 axes and limits; see ``data/SOURCES.md``, section ``robots/``, for origins, licences and what was changed)
 and to the link used as end effector when :func:`posegen.robots.load` is not told one.
 
-Each built-in robot also has a collision table ``<name>_spheres.yaml`` here (capsules in link frames, read by
+Each built-in robot also has a collision table ``<name>_spheres.yaml`` here (spheres fitted to the link meshes, in link frames, read by
 :mod:`posegen.robots.collision`; every file's header says where its numbers come from) and a ready
 configuration (:attr:`BuiltinRobot.ready`), the start pose of examples and planning defaults.
 
