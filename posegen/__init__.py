@@ -5,11 +5,11 @@ simulation-free CNF objectives (CNFM, Moser Flow, stochastic interpolants, Riema
 velocity model, one ODE integrator and one exact likelihood; sample and score pose candidates for planners.
 """
 
-from . import manifolds
+from . import data, manifolds, robots, rotations
 from .flow import PoseFlow
 from .manifolds import parse, wrap_angle
 from .samplers import IKSampler, PoseSampler
 from .training import TrainConfig, train
 from .version import __version__
 
-__all__ = ["manifolds", "parse", "wrap_angle", "PoseFlow", "PoseSampler", "IKSampler", "train", "TrainConfig", "__version__"]
+__all__ = ["manifolds", "data", "robots", "rotations", "parse", "wrap_angle", "PoseFlow", "PoseSampler", "IKSampler", "train", "TrainConfig", "__version__"]

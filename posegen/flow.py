@@ -241,7 +241,9 @@ class PoseFlow(nn.Module):
         return self.manifold.base_log_prob(z).exp() - div, u
 
     # ------------------------------------------------------------------ sampling
-    def _solver(self, method, steps, step, atol, rtol):
+    def resolve_solver(self, method=None, steps=None, step=None, atol=None, rtol=None) -> dict:
+        """The integrator settings of a call: the flow's defaults (:attr:`solver`) with the given ones on top;
+        ValueError for an unknown method or a step rule it does not take."""
         s = dict(self.solver)
         for k, v in dict(method=method, steps=steps, step=step, atol=atol, rtol=rtol).items():
             if v is not None:
@@ -287,7 +289,7 @@ class PoseFlow(nn.Module):
         n = int(n)
         if device is not None:
             self.to(device)
-        s = self._solver(method, steps, step, atol, rtol)
+        s = self.resolve_solver(method, steps, step, atol, rtol)
         generator = _make_generator(generator, seed)
         M = self.manifold
         c_all = self._check_condition(condition, n, standardize=False)
@@ -354,7 +356,7 @@ class PoseFlow(nn.Module):
         lead = x.shape[:-1]
         x = x.reshape(-1, self.manifold.coord_dim).to(self.device, self.dtype)
         n = x.shape[0]
-        s = self._solver(method, steps, step, atol, rtol)
+        s = self.resolve_solver(method, steps, step, atol, rtol)
         generator = _make_generator(generator, seed)
         c_all = self._check_condition(condition, n, standardize=False)
         z_all = self.to_internal(x)

@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Optional
 
 import torch
 
 from ..config import default_config
 from ..data import load_points
+from ..robots import CollisionChecker
 from ..rotations import rotation_angle
 from ..samplers import PoseSampler
 from .common import UsageError, config_for, load_flow, missing_split, say, sniff, solver_options
@@ -62,7 +64,18 @@ def robot_check(flow, solver, n: int = 2000, cond=None):
     return {"robot": sampler.robot.name, "robot_check_n": n, "fk_dtype": str(q.dtype).replace("torch.", ""),
             "inside_limits": float(sampler.robot.within_limits(q.double()).float().mean()),
             "fk_position_error_m": float((out[pos_key].double() - pos64).norm(dim=-1).max()),
-            "fk_rotation_error_deg": float(torch.rad2deg(angle).max())}
+            "fk_rotation_error_deg": float(torch.rad2deg(angle).max()),
+            "self_collision": self_collision_share(sampler.robot, q)}
+
+
+def self_collision_share(robot, q) -> Optional[float]:
+    """Share of configurations ``q (n, dof)`` whose links collide with each other under the robot's collision
+    model (:class:`~posegen.robots.CollisionChecker` with no obstacles), or None when it has none."""
+    try:
+        checker = CollisionChecker(robot, [])
+    except ValueError:   # no collision geometry for this robot
+        return None
+    return float((~checker.collision_free(q.to(checker.dtype))).float().mean())
 
 
 def run(args) -> int:
@@ -104,7 +117,10 @@ def run(args) -> int:
         rows += [("robot", f"{rec['robot']} ({rec['robot_check_n']} samples, seed 0)"),
                  ("inside limits", f"{100 * rec['inside_limits']:.2f} % of the sampled joints (no rejection)"),
                  ("FK check", f"max {rec['fk_position_error_m']:.2e} m, {rec['fk_rotation_error_deg']:.2e} deg "
-                              f"({rec['fk_dtype']} pose vs float64 FK of the same joints)")]
+                              f"({rec['fk_dtype']} pose vs float64 FK of the same joints)"),
+                 ("self-collision", "no collision model for this robot" if rec["self_collision"] is None else
+                  f"{100 * rec['self_collision']:.2f} % of the sampled configurations (the robot's collision "
+                  f"model)")]
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         say(f"{k:<{width}}  {v}")

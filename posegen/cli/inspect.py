@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from ..data import load_points
-from ..data.h5io import _attr_str
+from ..data.h5io import attr_str
 from ..data.robomimic import demo_sort_key
 from ..data.tabular import read_cells, table_numbers
 from ..robots import builtin_names, load
@@ -74,7 +74,7 @@ def file_robot(env_args) -> Optional[str]:
     """The built-in robot (``posegen.robots.builtin_names``) that a robomimic file's ``env_args`` JSON names
     (robosuite's ``env_kwargs.robots``, posegen's generators' ``robot.name``), or None."""
     try:
-        env = json.loads(_attr_str(env_args)) if env_args is not None else {}
+        env = json.loads(attr_str(env_args)) if env_args is not None else {}
     except json.JSONDecodeError:
         return None
     if not isinstance(env, dict):
@@ -153,9 +153,9 @@ def inspect_robomimic(path: Path) -> None:
         env = data.attrs.get("env_args")
         if env is not None:
             try:
-                env_name = json.loads(_attr_str(env)).get("env_name", "?")
+                env_name = json.loads(attr_str(env)).get("env_name", "?")
             except (json.JSONDecodeError, AttributeError):
-                env_name = _attr_str(env)[:60]
+                env_name = attr_str(env)[:60]
             say(f"env      {env_name}")
         if "mask" in f and hasattr(f["mask"], "keys"):
             masks = ", ".join(f"{m}: {len(np.asarray(f['mask'][m][()]).ravel())} demos" for m in f["mask"])

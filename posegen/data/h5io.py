@@ -63,7 +63,7 @@ def open_h5(path, kind: str = "HDF5"):
                          f"{e}") from None
 
 
-def _attr_str(v) -> str:
+def attr_str(v) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
@@ -158,7 +158,7 @@ def load_points(path, *, nonfinite: str = "raise") -> PoseDataset:
     points that are not on the manifold (checked with :func:`validate_points`; ``nonfinite`` as there).
     """
     with open_h5(path, "posegen points") as f:
-        fmt = _attr_str(f.attrs.get("format", ""))
+        fmt = attr_str(f.attrs.get("format", ""))
         if fmt != FORMAT:
             hint = " (it has a 'data' group: a robomimic file? use load_robomimic)" if "data" in f else ""
             raise ValueError(f"{str(path)!r} is not a posegen points file: root attribute format is "
@@ -171,33 +171,33 @@ def load_points(path, *, nonfinite: str = "raise") -> PoseDataset:
         if "points" not in f:
             raise ValueError(f"{str(path)!r} has no 'points' dataset (found {sorted(f.keys())})")
         d = f["points"]
-        spec = _attr_str(d.attrs.get("manifold", ""))
+        spec = attr_str(d.attrs.get("manifold", ""))
         try:
             manifold = parse(spec)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{str(path)!r}: points attribute manifold={spec!r} does not parse: {e}") from None
         try:
-            quat_order = check_quat_order(_attr_str(d.attrs.get("quat_order", "xyzw")))
+            quat_order = check_quat_order(attr_str(d.attrs.get("quat_order", "xyzw")))
         except ValueError as e:
             raise ValueError(f"{str(path)!r}: points attribute quat_order: {e}") from None
         x = torch.from_numpy(np.asarray(d[()]))
-        columns = json.loads(_attr_str(d.attrs["columns"])) if "columns" in d.attrs else None
+        columns = json.loads(attr_str(d.attrs["columns"])) if "columns" in d.attrs else None
         conditions = condition_columns = groups = group_names = None
         if "conditions" in f:
             conditions = torch.from_numpy(np.asarray(f["conditions"][()]))
             cc = f["conditions"].attrs.get("condition_columns")
-            condition_columns = json.loads(_attr_str(cc)) if cc is not None else None
+            condition_columns = json.loads(attr_str(cc)) if cc is not None else None
         if "groups" in f:
             groups = torch.from_numpy(np.asarray(f["groups"][()]))
             gn = f["groups"].attrs.get("group_names")
-            group_names = json.loads(_attr_str(gn)) if gn is not None else None
+            group_names = json.loads(attr_str(gn)) if gn is not None else None
         try:
-            provenance = json.loads(_attr_str(f.attrs.get("provenance", "{}")))
+            provenance = json.loads(attr_str(f.attrs.get("provenance", "{}")))
         except json.JSONDecodeError:
-            provenance = {"raw": _attr_str(f.attrs.get("provenance"))}
+            provenance = {"raw": attr_str(f.attrs.get("provenance"))}
         meta = {"source": str(Path(path).resolve()), "format": FORMAT,
-                "posegen_version": _attr_str(f.attrs.get("posegen_version", "?")),
-                "created": _attr_str(f.attrs.get("created", "?")), "stored_quat_order": quat_order,
+                "posegen_version": attr_str(f.attrs.get("posegen_version", "?")),
+                "created": attr_str(f.attrs.get("created", "?")), "stored_quat_order": quat_order,
                 "provenance": provenance}
     # Validation does not depend on the quaternion order (norms), so it can come first and check the shape.
     x, keep = validate_points(manifold, x, name=f"{Path(path).name}:points", nonfinite=nonfinite)

@@ -34,7 +34,7 @@ import torch
 
 from ..manifolds import parse
 from .dataset import PoseDataset
-from .robomimic import _as_robot, _frame_slice, bare_interval_dims, joint_keys, read_options
+from .robomimic import checked_robot, frame_slice, bare_interval_dims, joint_keys, read_options
 from .validate import convert_quats, validate_with_conditions
 
 DEFAULT_KEYS = {"observation.state": "T7"}
@@ -396,7 +396,7 @@ def _resolve_keys(keys, robot):
     if not isinstance(keys, Mapping) or not keys:
         raise ValueError(f"keys must be a non-empty mapping {{feature: manifold token}}, got {keys!r}")
     if isinstance(robot, (str, bytes)) or hasattr(robot, "__fspath__"):
-        robot = _as_robot(robot)  # a built-in name or a description path
+        robot = checked_robot(robot)  # a built-in name or a description path
     if robot is not None:
         joints = getattr(robot, "joint_names", None)
         if joints is None or not hasattr(robot, "dof") or len(tuple(joints)) != int(robot.dof):
@@ -459,7 +459,7 @@ def _assemble(data, eps, parsed, selected, keys, condition_keys, orders, frames,
     chunks, cond_chunks, group_idx, frame_idx, cond_columns = [], [], [], [], []
     for g, e in enumerate(eps):
         arrays, frame, path = data[e]
-        rows = np.arange(len(frame))[_frame_slice(len(frame), frames)]
+        rows = np.arange(len(frame))[frame_slice(len(frame), frames)]
         picked = {k: arrays[parsed[k][0]][rows][:, selected[k]] for k in selected}
         if nonfinite == "raise":
             for k, a in picked.items():

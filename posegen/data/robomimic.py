@@ -24,7 +24,7 @@ from ..manifolds import Product, parse
 from ..robots import as_robot
 from ..rotations import check_quat_order
 from .dataset import PoseDataset
-from .h5io import _attr_str, open_h5
+from .h5io import attr_str, open_h5
 from .validate import check_nonfinite_mode, convert_quats, validate_with_conditions
 
 DEFAULT_KEYS = {"robot0_eef_pos": "R3", "robot0_eef_quat": "SO3", "robot0_joint_pos": "T7"}
@@ -48,7 +48,7 @@ def bare_interval_dims(token) -> int:
     return n
 
 
-def _as_robot(robot):
+def checked_robot(robot):
     robot = as_robot(robot)
     if not hasattr(robot, "joint_limits") or not hasattr(robot, "manifold"):
         raise ValueError(f"robot must be a posegen.robots.Robot (or a built-in name or description path), got "
@@ -76,7 +76,7 @@ def joint_keys(keys: Mapping[str, str], robot=None, limits=None) -> Dict[str, st
     if robot is None and limits is None:
         return keys
     if robot is not None:
-        robot = _as_robot(robot)
+        robot = checked_robot(robot)
         dof = int(robot.joint_limits.shape[0])
         if total == 0:
             raise ValueError(f"robot= ({robot_name(robot)}, {dof} joints) maps no key: it gives the limits of bare "
@@ -156,7 +156,7 @@ def _check_frames(frames):
                      f"'first' or 'last'")
 
 
-def _frame_slice(n: int, frames) -> slice:
+def frame_slice(n: int, frames) -> slice:
     """The frames of a demo of length ``n`` to load (h5py reads a slice without copying the rest)."""
     if frames is None:
         return slice(0, n)
@@ -249,7 +249,7 @@ def load_robomimic(path, keys: Mapping[str, str] = DEFAULT_KEYS, *,
     if not isinstance(keys, Mapping) or not keys:
         raise ValueError(f"keys must be a non-empty mapping {{obs key: manifold token}}, got {keys!r}")
     if robot is not None:
-        robot = _as_robot(robot)
+        robot = checked_robot(robot)
     if robot is not None and keys is DEFAULT_KEYS:
         keys = {**DEFAULT_KEYS, "robot0_joint_pos": f"I{int(robot.joint_limits.shape[0])}"}
     keys = joint_keys(keys, robot=robot, limits=limits)
@@ -272,7 +272,7 @@ def load_robomimic(path, keys: Mapping[str, str] = DEFAULT_KEYS, *,
         cond_columns: List[str] = []
         for g, name in enumerate(names):
             arrays, n = _demo_arrays(data[name], name, keys, condition_keys, path_s)
-            sel = _frame_slice(n, frames)
+            sel = frame_slice(n, frames)
             idx = np.arange(n)[sel]
             parts = []
             for key in keys:
@@ -316,7 +316,7 @@ def load_robomimic(path, keys: Mapping[str, str] = DEFAULT_KEYS, *,
 def _json_or_str(v):
     if v is None:
         return None
-    s = _attr_str(v)
+    s = attr_str(v)
     try:
         return json.loads(s)
     except json.JSONDecodeError:
@@ -331,7 +331,7 @@ def _demo_names(f, mask: Optional[str], path_s: str) -> List[str]:
         available = sorted(f["mask"].keys()) if "mask" in f else []
         if mask not in available:
             raise ValueError(f"{path_s}: unknown mask {mask!r}; available masks: {available}")
-        wanted = [_attr_str(v) for v in np.asarray(f["mask"][mask][()]).ravel()]
+        wanted = [attr_str(v) for v in np.asarray(f["mask"][mask][()]).ravel()]
         missing = [n for n in wanted if n not in data]
         if missing:
             raise ValueError(f"{path_s}: mask {mask!r} lists demos that are not in data/: {missing[:5]}")

@@ -31,6 +31,7 @@ tiers and rankings), with fresh draws for rows that stay invalid.
 from __future__ import annotations
 
 import math
+from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
@@ -64,6 +65,11 @@ REFINE_SAMPLE_SOLVER = {"method": "midpoint", "steps": 2}
 #: on the iiwa14 (5.49), success 99.9 % or more throughout; at 2 the iiwa14's fell to 99.91 %. DLS from random
 #: starts spreads its solutions partly by leaving 15 % of them on a joint limit; a wider draw does the same.
 REFINE_TEMPERATURE = 1.6
+
+
+def weights_path(name: str) -> Path:
+    """Where the shipped weights of built-in robot ``name`` live: ``posegen/samplers/weights/ik_<name>.pt``."""
+    return Path(str(resources.files("posegen.samplers") / "weights" / f"ik_{name}.pt"))
 
 
 def pose_features(pos: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
@@ -427,6 +433,22 @@ class IKSampler:
         """Write an atomic, plain-data checkpoint (robot reference, flow, training record)."""
         return save_checkpoint({"robot": _robot_ref(self.robot), "joint_names": list(self.robot.joint_names),
                                 "flow": self.flow.state(), "training": self.training}, path, kind="ik_sampler")
+
+    @classmethod
+    def pretrained(cls, name: str = "panda", map_location=None) -> "IKSampler":
+        """The IK sampler shipped with posegen for built-in robot ``name`` (``"panda"``, ``"iiwa14"``,
+        ``"ur5e"``): trained by ``benchmarks/ik_pretrained.py`` with ``configs/pretrained/ik.yaml``, no training
+        step needed. ``sampler.training`` says how far it was trained (``steps`` of ``of_steps``).
+
+        Raises:
+            ValueError: ``name`` is not a robot with shipped weights (the message lists those that have).
+        """
+        path = weights_path(str(name))
+        if not path.is_file():
+            have = sorted(p.stem[3:] for p in path.parent.glob("ik_*.pt"))
+            raise ValueError(f"no pretrained IK weights for {name!r}; shipped: {have} (train your own with "
+                             f"IKSampler(robot).fit(...) or `posegen ik train --robot ...`)")
+        return cls.load(path, map_location=map_location)
 
     @classmethod
     def load(cls, path, map_location=None) -> "IKSampler":

@@ -1,8 +1,9 @@
-"""Joint limits for models whose joints are angles on a torus (older models): map each sampled angle into
-its joint's range, reject what has no representative there, and redraw in rounds, reporting the rate.
+"""Valid samples by rejection, with the rate reported: joint angles of torus models (older models) mapped into
+their joint's range (rejected when they have no representative there), a margin from the limits, and a
+collision checker, redrawn in rounds until enough pass.
 
-Joints on :class:`~posegen.manifolds.Interval` factors need none of this: they are inside their limits by
-construction.
+Joints on :class:`~posegen.manifolds.Interval` factors need no limit check: they are inside their limits by
+construction; the margin and the checker apply to them as to any joint.
 """
 
 from __future__ import annotations
@@ -68,35 +69,33 @@ def unwrap_to_limits(q: torch.Tensor, limits: torch.Tensor, atol: float = 1e-6) 
     return q_in, (q_in <= hi + atol).all(-1)
 
 
-#: ``draw(m, condition, generator) -> (m, coord_dim)`` internal points
+#: ``draw(m, condition, generator) -> (m, coord_dim)`` points
 Draw = Callable[[int, Optional[torch.Tensor], Optional[torch.Generator]], torch.Tensor]
+#: ``check(x (m, coord_dim)) -> (joints (m, J) inside the limits, or None; valid (m,) bool)``
+Check = Callable[[torch.Tensor], Tuple[Optional[torch.Tensor], torch.Tensor]]
 
 
 class JointFilter:
-    """Rejection of samples whose angle columns ``cols`` have no representative inside ``limits (J, 2)``.
+    """Rejection of samples that ``check`` refuses (angles without a representative inside the joint limits, a
+    joint closer to a limit than a margin, a collision), redrawn in rounds until ``n`` pass.
 
-    ``last_rate`` is the acceptance rate of the latest :meth:`draw`; a seeded draw starts from a fixed guess
-    (so that a seed alone fixes the result), an unseeded one from the previous rate (fewer rounds)."""
+    A seeded draw starts from a fixed guess of the acceptance rate (so that a seed alone fixes the result), an
+    unseeded one from ``last_rate`` (fewer rounds for repeated calls)."""
 
-    def __init__(self, cols, limits: torch.Tensor, *, atol: float = 1e-6, max_rounds: int = 10):
+    def __init__(self, check: Check, *, max_rounds: int = 10, last_rate: Optional[float] = None):
         if int(max_rounds) != max_rounds or max_rounds < 1:
             raise ValueError(f"max_rounds must be a positive integer, got {max_rounds!r}")
-        self.cols, self.limits, self.atol, self.max_rounds = list(cols), limits, float(atol), int(max_rounds)
-        self.last_rate: Optional[float] = None
-
-    def limit(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``x (m, D)`` -> ``(joints inside the limits (m, J), valid (m,))``."""
-        return unwrap_to_limits(x[:, self.cols], self.limits, self.atol)
+        self.check, self.max_rounds, self.last_rate = check, int(max_rounds), last_rate
 
     def draw(self, draw: Draw, n: int, cond: Optional[torch.Tensor], generator, *, coord_dim: int, dtype,
              device):
-        """Rejection rounds: ``(x (m, D) internal, joints_in_limits (m, J), drawn, accepted)``, ``m <= n``.
+        """Rejection rounds: ``(x (m, D), joints (m, J) or None, drawn, accepted)``, ``m <= n``.
 
         Each round draws enough for the missing rows at the acceptance rate seen so far; with one condition
         per row, every pending row draws its own candidates and keeps the first valid one."""
         per_row = cond is not None and cond.dim() == 2
         x_out = torch.empty(n, coord_dim, dtype=dtype, device=device)
-        q_out = torch.empty(n, len(self.cols), dtype=dtype, device=device)
+        q_out = None
         filled = torch.zeros(n, dtype=torch.bool, device=device)
         drawn = accepted = 0
         rate = self.last_rate if (generator is None and self.last_rate) else 0.5
@@ -109,21 +108,25 @@ class JointFilter:
             if per_row:
                 r = min(int(math.ceil(1.5 / floor)), 64)
                 x = draw(need * r, cond[pending.repeat_interleave(r)], generator)
-                q, ok = self.limit(x)
+                q, ok = self.check(x)
                 ok2 = ok.view(need, r)
                 has = ok2.any(1)
                 src = (torch.arange(need, device=device) * r + ok2.to(torch.int8).argmax(1))[has]
                 dst = pending[has]
             else:
                 x = draw(int(math.ceil(need / floor * 1.1)) + 8, cond, generator)
-                q, ok = self.limit(x)
+                q, ok = self.check(x)
                 src = ok.nonzero().squeeze(-1)[:need]
                 dst = pending[: src.numel()]
-            x_out[dst], q_out[dst] = x[src], q[src]
+            if q is not None and q_out is None:
+                q_out = torch.empty(n, q.shape[1], dtype=dtype, device=device)
+            x_out[dst] = x[src]
+            if q is not None:
+                q_out[dst] = q[src]
             filled[dst] = True
             drawn += int(x.shape[0])
             accepted += int(ok.sum())
             rate = accepted / drawn
         self.last_rate = accepted / drawn if drawn else 1.0
         keep = filled.nonzero().squeeze(-1)
-        return x_out[keep], q_out[keep], drawn, accepted
+        return x_out[keep], None if q_out is None else q_out[keep], drawn, accepted

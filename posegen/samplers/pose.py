@@ -64,7 +64,7 @@ from ..flow import PoseFlow
 from ..robots import as_robot
 from ..rotations import check_quat_order, se3_from_pos_quat
 from .conditions import ConditionCache
-from .joint_filter import JointFilter, SamplingShortfall, resolve_joint_limits
+from .joint_filter import JointFilter, SamplingShortfall, resolve_joint_limits, unwrap_to_limits
 from .parts import JOINT_ROLES, Part, from_caller, manifold_parts, split_parts, to_caller
 from .robot_state import end_effector_pose, reachable
 
@@ -137,9 +137,7 @@ class PoseSampler:
         if unknown:
             raise ValueError(f"unknown solver setting(s) {sorted(unknown)}; valid: {list(_SOLVER_KEYS)}")
         self.solver = {k: solver.get(k) for k in _SOLVER_KEYS}
-        flow._solver(**self.solver)                      # validate the method/step combination now
-        self._filter = None if self.joint_limits is None else JointFilter(
-            self._angle_cols, self.joint_limits, atol=limits_atol, max_rounds=max_rounds)
+        flow.resolve_solver(**self.solver)               # validate the method/step combination now
         if int(max_rounds) != max_rounds or max_rounds < 1:
             raise ValueError(f"max_rounds must be a positive integer, got {max_rounds!r}")
         self.max_rounds = int(max_rounds)
@@ -258,8 +256,46 @@ class PoseSampler:
             return self.flow.log_prob(x, condition=cond, **self.solver)
 
     # ------------------------------------------------------------------ public API
+    def _check(self, checker, limit_margin: float):
+        """The validity test of :meth:`sample`, or None when every draw is valid: ``x (m, D) -> (angles in their
+        limits (m, J) or None, valid (m,))``."""
+        if self.joint_limits is None and checker is None and not limit_margin:
+            return None
+
+        def check(x: torch.Tensor):
+            q, ok = None, torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+            if self.joint_limits is not None:
+                q, ok = unwrap_to_limits(x[:, self._angle_cols], self.joint_limits, self.limits_atol)
+            if checker is None and not limit_margin:
+                return q, ok
+            joints = x[:, self._robot_cols].clone()
+            for k, c in enumerate(self._angle_cols):
+                joints[:, self._robot_cols.index(c)] = q[:, k]
+            if limit_margin:
+                lim = self.robot.joint_limits.to(joints)
+                ok &= ((joints >= lim[:, 0] + limit_margin) & (joints <= lim[:, 1] - limit_margin)).all(-1)
+            if checker is not None:
+                ok &= checker.is_valid(joints.to(checker.device, checker.dtype)).to(ok.device)
+            return q, ok
+
+        return check
+
+    def _check_validity_args(self, checker, limit_margin):
+        if (checker is not None or limit_margin) and self._fk_names is None:
+            raise ValueError("checker= and limit_margin= need a model of a robot's joints (a PoseSampler with a robot "
+                             "whose joints are parts of the manifold)")
+        if checker is not None:
+            if not hasattr(checker, "is_valid") or not hasattr(checker, "robot"):
+                raise TypeError(f"checker must be a posegen.robots.CollisionChecker, got {type(checker).__name__}")
+            if list(checker.robot.joint_names) != list(self.robot.joint_names):
+                raise ValueError(f"checker is for {checker.robot.name} (joints {list(checker.robot.joint_names)}), "
+                                 f"not for this sampler's {self.robot.name}")
+        if not (isinstance(limit_margin, (int, float)) and 0 <= limit_margin < float("inf")):
+            raise ValueError(f"limit_margin must be a number >= 0 (rad, or m for prismatic joints), got "
+                             f"{limit_margin!r}")
+
     def sample(self, n: int, condition=None, seed: Optional[int] = None, *, allow_fewer: bool = False,
-               log_prob: Optional[bool] = None) -> Dict[str, Any]:
+               log_prob: Optional[bool] = None, checker=None, limit_margin: float = 0.0) -> Dict[str, Any]:
         """Draw ``n`` poses.
 
         Args:
@@ -267,15 +303,22 @@ class PoseSampler:
             condition: ``(cond_dim,)`` for all samples or ``(n, cond_dim)`` per sample (conditional flows).
             seed: reproducibility (same seed, same samples on the same device and settings); None uses
                 torch's global generator.
-            allow_fewer: with joint limits, return fewer than ``n`` rows instead of raising
-                :class:`SamplingShortfall` when the rounds run out.
+            allow_fewer: when draws are rejected (joint limits of torus models, ``checker``, ``limit_margin``),
+                return fewer than ``n`` rows instead of raising :class:`SamplingShortfall` when the rounds run
+                out.
             log_prob: override the sampler's ``log_prob`` setting for this call.
+            checker: a :class:`~posegen.robots.CollisionChecker` of the model's robot and a scene: only
+                configurations it finds valid (inside the limits, no self-collision, clear of its obstacles)
+                are returned, drawn in rounds; ``"acceptance_rate"`` says which share passed.
+            limit_margin: keep every joint at least this far inside its limits (rad, or m for prismatic
+                joints), by rejection like ``checker``.
         Returns:
             dict with one entry per part (e.g. ``"position" (n, 3)``, ``"joints" (n, J)``, ``"quat" (n, 4)``
             in ``quat_order``; joints inside the limits when limits are set, else wrapped to ``[-pi, pi)``),
             ``"points" (n, coord_dim)`` (the flat manifold coordinates as :meth:`score` takes them:
             quaternions in ``quat_order``, angles wrapped), ``"log_prob" (n,)`` when enabled,
-            ``"acceptance_rate"`` (float, 1.0 without limits) and ``"n_drawn"`` (int, samples integrated).
+            ``"acceptance_rate"`` (float, 1.0 when nothing is rejected) and ``"n_drawn"`` (int, samples
+            integrated).
         """
         if isinstance(n, bool) or int(n) != n or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
@@ -284,21 +327,27 @@ class PoseSampler:
         if cond is not None and cond.dim() == 2 and cond.shape[0] != n:
             raise ValueError(f"condition has {cond.shape[0]} rows but n={n}; pass ({self.cond_dim},) to use "
                              f"one condition for all samples")
+        self._check_validity_args(checker, limit_margin)
+        check = self._check(checker, limit_margin)
         generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
         with torch.no_grad():
-            if self.joint_limits is None or n == 0:
+            if check is None or n == 0:
                 x = self._draw(n, cond, generator)
                 q, drawn, accepted = None, n, n
             else:
-                x, q, drawn, accepted = self._filter.draw(self._draw, n, cond, generator,
-                                                          coord_dim=self.manifold.coord_dim, dtype=self.dtype,
-                                                          device=self.device)
+                rejection = JointFilter(check, max_rounds=self.max_rounds, last_rate=self.last_acceptance_rate)
+                x, q, drawn, accepted = rejection.draw(self._draw, n, cond, generator,
+                                                       coord_dim=self.manifold.coord_dim, dtype=self.dtype,
+                                                       device=self.device)
         rate = accepted / drawn if drawn else 1.0
         self.last_acceptance_rate = rate
         if x.shape[0] < n:
-            msg = (f"only {x.shape[0]} of {n} samples have every joint inside joint_limits after "
-                   f"{self.max_rounds} rounds ({drawn} drawn, acceptance rate {rate:.3g}); raise max_rounds, "
-                   f"pass allow_fewer=True, or check that the limits match the model's robot")
+            what = " and ".join(w for w, on in (("inside joint_limits", self.joint_limits is not None),
+                                                (f"{limit_margin:g} inside the limits", bool(limit_margin)),
+                                                ("valid for the checker", checker is not None)) if on)
+            msg = (f"only {x.shape[0]} of {n} samples are {what} after {self.max_rounds} rounds ({drawn} drawn, "
+                   f"acceptance rate {rate:.3g}); raise max_rounds, pass allow_fewer=True, or check that the "
+                   f"limits and the scene fit the model's robot")
             if not allow_fewer:
                 raise SamplingShortfall(msg)
             if cond is not None and cond.dim() == 2:

@@ -1,0 +1,90 @@
+"""Train and export the IK weights shipped with posegen (``IKSampler.pretrained(name)``).
+
+    # train (resumable: run it again with the same --run to continue from the last checkpoint)
+    OMP_NUM_THREADS=1 python benchmarks/ik_pretrained.py train --robot panda --run runs/ik_pretrained/panda
+    # write the EMA weights of the run's last checkpoint into the package
+    python benchmarks/ik_pretrained.py export --robot panda --run runs/ik_pretrained/panda
+
+Settings come from ``configs/pretrained/ik.yaml`` (a step budget per robot). Training is posegen's one loop
+(:class:`posegen.training.Trainer` through :meth:`IKSampler.fit`, atomic checkpoints every
+``checkpoint_every`` steps); each step's draws come from a generator seeded by ``(seed, step)``, so a run
+stopped and resumed any number of times gives the weights an uninterrupted run gives. ``export`` takes the
+EMA weights of ``RUN/ckpt.pt`` (an unfinished run can be exported; the file records its step) and writes
+``posegen/samplers/weights/ik_<robot>.pt`` atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from posegen.checkpoint import load_checkpoint  # noqa: E402
+from posegen.samplers import IKSampler  # noqa: E402
+from posegen.samplers.ik import weights_path  # noqa: E402
+
+CONFIG = ROOT / "configs" / "pretrained" / "ik.yaml"
+
+
+def settings(robot: str, config=CONFIG) -> dict:
+    cfg = yaml.safe_load(Path(config).read_text())
+    if robot not in cfg["robots"]:
+        raise SystemExit(f"{robot!r} is not in {config} (robots: {sorted(cfg['robots'])})")
+    return {**cfg["defaults"], **(cfg["robots"][robot] or {})}
+
+
+def cmd_train(args) -> None:
+    torch.set_num_threads(args.threads)
+    s = settings(args.robot, args.config)
+    torch.manual_seed(s["seed"])  # the network's initialisation
+    ik = IKSampler(args.robot, hidden=s["hidden"], depth=s["depth"])
+    ik.fit(steps=s["steps"], batch_size=s["batch_size"], lr=s["lr"], warmup=s["warmup"], ema_decay=s["ema_decay"],
+           seed=s["seed"], device="cpu", log_every=args.log_every, out_dir=args.run, resume=True,
+           checkpoint_every=s["checkpoint_every"], verbose=args.verbose)
+    print(f"done: {ik.training['steps']} steps; export with: python {Path(__file__).name} export --robot "
+          f"{args.robot} --run {args.run}", flush=True)
+
+
+def cmd_export(args) -> None:
+    s = settings(args.robot, args.config)
+    ck = load_checkpoint(Path(args.run) / "ckpt.pt", map_location="cpu", kind="training")
+    ik = IKSampler(args.robot, hidden=s["hidden"], depth=s["depth"])
+    ik.flow.load_state_dict({k: v for k, v in ck["ema"]["shadow"].items()})
+    ik.flow.eval()
+    ik.training = {"steps": int(ck["step"]), "of_steps": int(s["steps"]), "seconds": float(ck["elapsed_s"]),
+                   "samples_seen": int(ck["step"]) * int(s["batch_size"]), "settings": s,
+                   "config": str(CONFIG.relative_to(ROOT)), "script": "benchmarks/ik_pretrained.py",
+                   "device": "cpu", "objective": "rfm"}
+    out = Path(args.out) if args.out else weights_path(args.robot)
+    path = ik.save(out)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): step {ck['step']} of {s['steps']}, "
+          f"{ck['elapsed_s'] / 3600:.2f} h of training", flush=True)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--robot", required=True)
+    t.add_argument("--run", required=True, help="run folder (ckpt.pt, metrics.jsonl); resumed when it exists")
+    t.add_argument("--config", default=str(CONFIG))
+    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--log-every", type=int, default=500)
+    t.add_argument("--verbose", action="store_true")
+    e = sub.add_parser("export")
+    e.add_argument("--robot", required=True)
+    e.add_argument("--run", required=True)
+    e.add_argument("--config", default=str(CONFIG))
+    e.add_argument("--out", default=None, help="default: posegen/samplers/weights/ik_<robot>.pt")
+    args = p.parse_args(argv)
+    {"train": cmd_train, "export": cmd_export}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
