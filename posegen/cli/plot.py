@@ -115,7 +115,11 @@ def run(args) -> int:
     data_points = None if data is None else data.points.to(torch.float64)
     paths = plots.plot_samples_vs_data(out, M, samples, data_points, flow=flow, labels=factor_labels(cfg, M),
                                        grid=grid, solver=solver)
-    robot = _robot(flow, samples_ds, cfg)
+    try:
+        robot = _robot(flow, samples_ds, cfg)
+    except ImportError as e:  # the robots extra is not installed: the other figures still come
+        robot = None
+        say(f"no workspace plot: {e}")
     if robot is not None:
         paths.append(_workspace(out, robot, M, samples, data_points, fk_position))
     paths = [p for p in paths if p is not None]
