@@ -189,3 +189,15 @@ def test_plot_draws_the_workspace_of_sampled_and_recorded_joints(tmp_path, monke
     err = (seen["data"].double() - recorded).norm(dim=1)
     # joints moved off a limit by 1e-4 of their range move the hand by at most ~2 mm; all others agree to 1e-6
     assert err.median() < 1e-6 and err.max() < 3e-3, (err.median(), err.max())
+
+
+def test_inspect_table_shows_text_columns_beside_the_numbers(tmp_path, capsys):
+    t = tmp_path / "rna.tsv"
+    # a made-up table: PDB id, base letter, two torsions (deg); the last alpha is missing (an empty cell)
+    t.write_text("pdb\tbase\talpha\tchi\n1EHZ\tG\t-68.2\t-160.1\n1EHZ\tC\t-70.5\t-155.0\n4TNA\tA\t\t-150.3\n")
+    assert main(["data", "inspect", str(t)]) == 0
+    out = capsys.readouterr().out
+    rows = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines() if ln.startswith("  ")}
+    assert rows["pdb"] == ["text", "2", "distinct:", "1EHZ,", "4TNA"]
+    assert rows["base"][:2] == ["text", "3"]
+    assert rows["alpha"] == ["-70.5", "-68.2"] and rows["chi"] == ["-160.1", "-150.3"]
