@@ -223,7 +223,8 @@ def validate_points(manifold, x, *, name: str = "points", nonfinite: str = "rais
 
     # 2. factor by factor: refuse first, then change (so a refusal leaves no warnings behind)
     unit = tol(x.dtype, "unit")
-    fixes = []  # (columns, rows (N,) or cells (N, k) to replace, replacement, warning or None)
+    fixes = []  # (columns, rows (N,) or cells (N, k) to replace, replacement, warning or None, its merge key,
+    #              the factor's coordinate names)
     for i, (f, s) in enumerate(zip(manifold.factors, manifold.slices)):
         found = f.data_check(x[:, s], unit=unit, renormalize_tol=renormalize_tol, wrap=wrap)
         if found.refuse is not None:
@@ -236,10 +237,10 @@ def validate_points(manifold, x, *, name: str = "points", nonfinite: str = "rais
     if dropped:
         _give((name, dropped), dropped)
     out = x.clone() if fixes else x
-    for s, where, value, message, key, names in fixes:
-        out[:, s] = torch.where(where, value, x[:, s])
+    for s, cells, value, message, key, names in fixes:
+        out[:, s] = torch.where(cells, value, x[:, s])
         if message:
-            _give(key, message, where, x.shape[0], names)
+            _give(key, message, cells, x.shape[0], names)
     manifold.check_point(out)  # a last net: any factor type added later still gets its own check
     return out, keep
 
