@@ -4,6 +4,8 @@
     OMP_NUM_THREADS=1 python benchmarks/ik_pretrained.py train --robot panda --run runs/ik_pretrained/panda
     # write the EMA weights of the run's last checkpoint into the package
     python benchmarks/ik_pretrained.py export --robot panda --run runs/ik_pretrained/panda
+    # the shipped weights on held-out targets (IKFlow's protocol), JSON to benchmarks/results/full/
+    OMP_NUM_THREADS=1 python benchmarks/ik_pretrained.py eval --robot panda
 
 Settings come from ``configs/pretrained/ik.yaml`` (a step budget per robot). Training is posegen's one loop
 (:class:`posegen.training.Trainer` through :meth:`IKSampler.fit`, atomic checkpoints every
@@ -67,6 +69,43 @@ def cmd_export(args) -> None:
           f"{ck['elapsed_s'] / 3600:.2f} h of training", flush=True)
 
 
+def cmd_eval(args) -> None:
+    """Raw and refined accuracy of the shipped weights on ``--targets`` held-out poses x ``--per-target``."""
+    import json
+    import time
+
+    from posegen.rotations import rotmat_to_quat
+
+    torch.set_num_threads(1)
+    ik = IKSampler.pretrained(args.robot)
+    gen = torch.Generator().manual_seed(args.target_seed)   # not the training stream (seed 0)
+    q = ik.robot.manifold.sample_base(args.targets, generator=gen, dtype=torch.float64)
+    T = ik.robot.fk(q)
+    targets = torch.cat([T[:, :3, 3], rotmat_to_quat(T[:, :3, :3], "xyzw")], -1)
+    t0 = time.process_time()
+    raw = ik.sample(targets, args.per_target, seed=0)["joints"]
+    raw_cpu = time.process_time() - t0
+    pe, re = ik.errors(raw.double(), targets)
+    t0 = time.process_time()
+    ref = ik.sample(targets, args.per_target, seed=0, refine=True)
+    ref_cpu = time.process_time() - t0
+    ok = ref["success"]
+    inside = ik.robot.within_limits(ref["joints"].reshape(-1, ik.robot.dof)).float().mean()
+    row = {"robot": args.robot, "steps": ik.training.get("steps"), "of_steps": ik.training.get("of_steps"),
+           "training_hours": ik.training.get("seconds", 0) / 3600, "targets": args.targets,
+           "per_target": args.per_target, "target_seed": args.target_seed,
+           "raw_position_mm": {"mean": float(pe.mean()) * 1e3, "median": float(pe.median()) * 1e3},
+           "raw_rotation_deg": {"mean": float(re.mean().rad2deg()), "median": float(re.median().rad2deg())},
+           "refined_exact_1mm_0.01rad": float(ok.float().mean()), "refined_inside_limits": float(inside),
+           "cpu_s_per_1000_raw": 1000 * raw_cpu / raw[..., 0].numel(),
+           "cpu_s_per_1000_exact": 1000 * ref_cpu / max(int(ok.sum()), 1),
+           "machine": "this project's shared 2-core CPU, one thread", "when": time.strftime("%Y-%m-%d %H:%M")}
+    out = Path(args.out or ROOT / "benchmarks" / "results" / "full" / f"ik_pretrained_{args.robot}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(row, indent=1))
+    print(json.dumps(row, indent=1), flush=True)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -82,8 +121,14 @@ def main(argv=None) -> None:
     e.add_argument("--run", required=True)
     e.add_argument("--config", default=str(CONFIG))
     e.add_argument("--out", default=None, help="default: posegen/samplers/weights/ik_<robot>.pt")
+    v = sub.add_parser("eval")
+    v.add_argument("--robot", required=True)
+    v.add_argument("--targets", type=int, default=200)
+    v.add_argument("--per-target", type=int, default=50)
+    v.add_argument("--target-seed", type=int, default=10_000)
+    v.add_argument("--out", default=None)
     args = p.parse_args(argv)
-    {"train": cmd_train, "export": cmd_export}[args.cmd](args)
+    {"train": cmd_train, "export": cmd_export, "eval": cmd_eval}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .manifolds import Product, parse, tol
-from .models import VelocityMLP
+from .models import VelocityMLP, make_encoder
 from .solvers import divergence as _divergence
 from .solvers.divergence import check_method as _check_div_method
 from .solvers.divergence import rademacher as _rademacher
@@ -80,6 +80,10 @@ class PoseFlow(nn.Module):
         robot: the :class:`posegen.robots.Robot` whose joints the manifold holds (or its ``.spec``), saved
             with the model so that :class:`~posegen.PoseSampler` adds the forward-kinematics pose of every
             sampled configuration; None for models that are not a robot's joints.
+        encoder: plain-data description of an encoder of structured conditions, trained with the flow
+            (:func:`posegen.models.make_encoder`, e.g. ``{"kind": "pointnet", "out_dim": 64}``): conditions
+            are then raw (an object's point cloud ``(P, 3)`` or ``(n, P, 3)``), encoded once per call to
+            ``(n, out_dim)`` features, not standardised; ``cond_dim`` is the encoder's ``out_dim``.
 
     Example::
 
@@ -92,8 +96,14 @@ class PoseFlow(nn.Module):
     def __init__(self, manifold, *, hidden: int = 256, depth: int = 4, cond_dim: int = 0,
                  conditioning: str = "concat", activation: str = "silu", time_freqs: int = 4,
                  parametrization: str = "cnf", moser_eps: Optional[float] = None,
-                 solver: Optional[Dict[str, Any]] = None, robot=None):
+                 solver: Optional[Dict[str, Any]] = None, robot=None, encoder: Optional[Dict[str, Any]] = None):
         super().__init__()
+        self.encoder = None if encoder is None else make_encoder(dict(encoder))
+        if self.encoder is not None:
+            if cond_dim not in (0, self.encoder.out_dim):
+                raise ValueError(f"cond_dim={cond_dim} but the encoder gives {self.encoder.out_dim} features; leave "
+                                 f"cond_dim out (it is the encoder's out_dim)")
+            cond_dim = self.encoder.out_dim
         self.manifold: Product = parse(manifold)
         # which robot the joints belong to, as plain data saved with the model (the flow never uses it;
         # PoseSampler does, to compute the end-effector pose of sampled joints by forward kinematics)
@@ -123,6 +133,8 @@ class PoseFlow(nn.Module):
                            moser_eps=float(moser_eps), solver=dict(self.solver))
         if self.robot_spec is not None:
             self.config["robot"] = dict(self.robot_spec)
+        if self.encoder is not None:
+            self.config["encoder"] = dict(self.encoder.config)
         self.net = VelocityMLP(self.manifold, hidden=hidden, depth=depth, cond_dim=cond_dim,
                                conditioning=conditioning, activation=activation, time_freqs=time_freqs)
         D = self.manifold.coord_dim
@@ -169,7 +181,7 @@ class PoseFlow(nn.Module):
             scale[mask] = e.std(0, unbiased=False).clamp_min(1e-6) if e.shape[0] > 1 else 1.0
         self.loc.copy_(loc)
         self.scale.copy_(scale)
-        if conditions is not None and self.cond_dim:
+        if conditions is not None and self.cond_dim and self.encoder is None:
             c = self._check_condition(conditions, conditions.shape[0], standardize=False)
             self.cond_loc.copy_(c.mean(0))
             self.cond_scale.copy_(c.std(0, unbiased=False).clamp_min(1e-6) if c.shape[0] > 1 else 1.0)
@@ -189,37 +201,51 @@ class PoseFlow(nn.Module):
         return self.scale.log().sum()
 
     def _check_condition(self, condition, n: int, standardize: bool = True) -> Optional[torch.Tensor]:
+        """``condition`` as network features ``(n, cond_dim)``: checked, broadcast from one row, standardised
+        (``standardize``), or encoded when the flow has an encoder (raw conditions, one or ``n`` of them)."""
         if not self.cond_dim:
             if condition is not None:
                 raise ValueError("this flow is unconditional (cond_dim=0) but condition= was given")
             return None
         if condition is None:
-            raise ValueError(f"this flow is conditional (cond_dim={self.cond_dim}): pass condition= with "
-                             f"shape ({n}, {self.cond_dim}) or ({self.cond_dim},)")
+            want = "a raw condition for its encoder" if self.encoder is not None else (
+                f"shape ({n}, {self.cond_dim}) or ({self.cond_dim},)")
+            raise ValueError(f"this flow is conditional (cond_dim={self.cond_dim}): pass condition= with {want}")
         c = torch.as_tensor(condition, dtype=self.dtype, device=self.device)
-        if c.dim() == 1:
-            c = c.unsqueeze(0)
-        if c.dim() != 2 or c.shape[-1] != self.cond_dim or c.shape[0] not in (1, n):
-            raise ValueError(f"condition must have shape ({n}, {self.cond_dim}) or ({self.cond_dim},), "
-                             f"got {tuple(torch.as_tensor(condition).shape)}")
+        if self.encoder is not None:
+            c = self.encoder.check(c)
+            if c.shape[0] not in (1, n):
+                raise ValueError(f"condition must hold 1 or {n} raw conditions, got {c.shape[0]}")
+        else:
+            if c.dim() == 1:
+                c = c.unsqueeze(0)
+            if c.dim() != 2 or c.shape[-1] != self.cond_dim or c.shape[0] not in (1, n):
+                raise ValueError(f"condition must have shape ({n}, {self.cond_dim}) or ({self.cond_dim},), "
+                                 f"got {tuple(torch.as_tensor(condition).shape)}")
         if c.device.type == "cpu":
             if not torch.isfinite(c).all():
                 raise ValueError("condition contains NaN or inf")
         else:  # checked on the device, without a host sync in velocity() (raised at the next sync)
             torch._assert_async(torch.isfinite(c).all(), "condition contains NaN or inf")
+        if self.encoder is not None:
+            return self.encoder(c).expand(n, self.cond_dim)
         c = c.expand(n, self.cond_dim)
         return (c - self.cond_loc) / self.cond_scale if standardize else c
 
     # ------------------------------------------------------------------ the field
     def velocity(self, t: torch.Tensor, z: torch.Tensor, condition: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Velocity in flow coordinates: ``t (B,)``, ``z (B, D)``, ``condition (B, C)`` (user units) -> ``(B, D)``."""
+        """Velocity in flow coordinates: ``t (B,)``, ``z (B, D)``, ``condition (B, C)`` (user units; raw for an
+        encoder) -> ``(B, D)``."""
         return self.net(t, z, self._check_condition(condition, z.shape[0]))
 
     def velocity_and_div(self, t: torch.Tensor, z: torch.Tensor, condition: Optional[torch.Tensor] = None,
                          method: str = "exact", generator: Optional[torch.Generator] = None):
         """``(v (B, D), div_M v (B,))`` at flow coordinates ``z``; differentiable w.r.t. the parameters."""
+        return self._velocity_and_div(t, z, self._check_condition(condition, z.shape[0]), method, generator)
+
+    def _velocity_and_div(self, t, z, c, method="exact", generator=None):
+        """:meth:`velocity_and_div` given network features ``c (B, cond_dim)`` (already checked / encoded)."""
         t = torch.as_tensor(t, dtype=z.dtype, device=z.device).expand(z.shape[0])
-        c = self._check_condition(condition, z.shape[0])
         if isinstance(self.net, VelocityMLP) and z.dim() == 2:
             # forward mode by hand through the MLP, over a tangent frame (2 directions on S2, not 3): the
             # same values as the generic torch.func path below, 3-4x cheaper (benchmarks/cnfm_cost.py)
@@ -236,8 +262,10 @@ class PoseFlow(nn.Module):
     def moser_density(self, z: torch.Tensor, condition: Optional[torch.Tensor] = None,
                       method: str = "exact", generator: Optional[torch.Generator] = None):
         """Moser Flow's ``(mu (B,), u (B, D))`` with ``mu = nu - div u`` (may be negative before training)."""
-        u, div = self.velocity_and_div(torch.zeros((), dtype=z.dtype, device=z.device), z, condition,
-                                       method=method, generator=generator)
+        return self._moser_density(z, self._check_condition(condition, z.shape[0]), method, generator)
+
+    def _moser_density(self, z, c, method="exact", generator=None):
+        u, div = self._velocity_and_div(torch.zeros((), dtype=z.dtype, device=z.device), z, c, method, generator)
         return self.manifold.base_log_prob(z).exp() - div, u
 
     # ------------------------------------------------------------------ sampling
@@ -292,7 +320,7 @@ class PoseFlow(nn.Module):
         s = self.resolve_solver(method, steps, step, atol, rtol)
         generator = _make_generator(generator, seed)
         M = self.manifold
-        c_all = self._check_condition(condition, n, standardize=False)
+        c_all = self._check_condition(condition, n)   # network features, encoded once for the whole call
         # drawn where the generator lives (seed=: a CPU generator, the same samples on any device), or on the
         # model's device from its global RNG when there is no generator: no host draw copied over
         draw_on = generator.device if generator is not None else self.device
@@ -305,7 +333,7 @@ class PoseFlow(nn.Module):
             if self.parametrization == "moser":
                 field = self._moser_field(c)
             else:
-                field = lambda t, z, c=c: (self.velocity(t, z, c), None)  # noqa: E731
+                field = lambda t, z, c=c: (self.net(t, z, c), None)  # noqa: E731
             out.append(integrate(field, z0[a:b], M, 0.0, 1.0, method=s["method"], steps=s["steps"],
                                  step=s["step"], atol=s["atol"], rtol=s["rtol"]))
         x = self.from_internal(torch.cat(out) if out else z0)
@@ -319,7 +347,7 @@ class PoseFlow(nn.Module):
 
         def field(t, z):
             with torch.enable_grad():
-                mu, u = self.moser_density(z, c)
+                mu, u = self._moser_density(z, c)
             nu = self.manifold.base_log_prob(z).exp()
             p_t = (1 - t) * nu + t * mu.clamp_min(eps)
             return (u / p_t.unsqueeze(-1)).detach(), None
@@ -358,7 +386,8 @@ class PoseFlow(nn.Module):
         n = x.shape[0]
         s = self.resolve_solver(method, steps, step, atol, rtol)
         generator = _make_generator(generator, seed)
-        c_all = self._check_condition(condition, n, standardize=False)
+        with torch.no_grad():  # the likelihood is not differentiated (its chunks run without grad too)
+            c_all = self._check_condition(condition, n)   # network features, encoded once for the whole call
         z_all = self.to_internal(x)
         out = []
         for a, b in self._chunks(n, chunk_size):
@@ -366,11 +395,11 @@ class PoseFlow(nn.Module):
             c = None if c_all is None else c_all[a:b]
             with torch.no_grad():
                 if self.parametrization == "moser":
-                    mu, _ = self.moser_density(z, c, method=divergence, generator=generator)
+                    mu, _ = self._moser_density(z, c, divergence, generator)
                     lp = mu.clamp_min(self.config["moser_eps"]).log()
                 else:
                     def field(t, zz, c=c):
-                        v, div = self.velocity_and_div(t, zz, c, method=divergence, generator=generator)
+                        v, div = self._velocity_and_div(t, zz, c, divergence, generator)
                         return v, div.unsqueeze(-1)
 
                     z0, e0 = integrate(field, z, self.manifold, 1.0, 0.0, extra=z.new_zeros(b - a, 1),

@@ -82,7 +82,9 @@ def _gate(flow, data, name: str) -> Pair:
     if conditions is None:
         raise ValueError(f"the flow is conditional (cond_dim={flow.cond_dim}) but {name} has no conditions")
     conditions = torch.as_tensor(conditions)
-    if conditions.dim() != 2 or conditions.shape[1] != flow.cond_dim:
+    if flow.encoder is not None:  # raw conditions (point clouds, ...): the encoder checks their shape
+        flow.encoder.check(conditions[:1].to(flow.dtype))
+    elif conditions.dim() != 2 or conditions.shape[1] != flow.cond_dim:
         raise ValueError(f"{name} conditions must have shape (N, {flow.cond_dim}), got {tuple(conditions.shape)}")
     conditions = conditions[keep.to(conditions.device)] if keep is not None else conditions
     if conditions.shape[0] != points.shape[0]:

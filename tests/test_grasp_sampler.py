@@ -1,0 +1,93 @@
+"""GraspSampler: grasp poses conditioned on an object's point cloud, with the jaw symmetry exact."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from posegen.rotations import se3_from_pos_quat
+from posegen.samplers import GraspSampler
+from posegen.samplers.grasps import jaw_flip
+
+
+def _box_cloud(size, n: int = 256, seed: int = 0) -> torch.Tensor:
+    """``n`` points on the surface of a box of edge lengths ``size`` centred at the origin."""
+    g = torch.Generator().manual_seed(seed)
+    half = torch.as_tensor(size, dtype=torch.float64) / 2
+    p = (torch.rand(n, 3, generator=g, dtype=torch.float64) * 2 - 1) * half
+    face = torch.randint(3, (n,), generator=g)
+    sign = torch.randint(2, (n,), generator=g).double() * 2 - 1
+    p[torch.arange(n), face] = sign * half[face]
+    return p
+
+
+def _top_grasps(size, n: int, seed: int = 0) -> torch.Tensor:
+    """Top-down grasps of a box: approach -z from above its top face, fingers closing along x, any yaw
+    multiple of pi/2 (the analytic antipodal grasps of a box through its centre)."""
+    g = torch.Generator().manual_seed(seed)
+    yaw = torch.randint(4, (n,), generator=g).double() * math.pi / 2
+    down = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64)   # xyzw: pi about x, z points down
+    zq = torch.stack([torch.zeros(n), torch.zeros(n), torch.sin(yaw / 2), torch.cos(yaw / 2)], -1).double()
+    # q = down * zq (rotate about the local z)
+    x1, y1, z1, w1 = down
+    x2, y2, z2, w2 = zq.unbind(-1)
+    q = torch.stack([w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2, w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+                     w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2, w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2], -1)
+    pos = (torch.rand(n, 3, generator=g, dtype=torch.float64) - 0.5) * 0.02   # within 1 cm of the top face's centre
+    pos[:, 2] = float(size[2]) / 2 + 0.1034                                     # the hand frame above the TCP
+    return se3_from_pos_quat(pos, q, "xyzw")
+
+
+@pytest.fixture(scope="module")
+def trained():
+    torch.manual_seed(0)
+    sizes = [(0.05, 0.05, 0.05), (0.05, 0.05, 0.2)]   # a cube and a tall box: their grasps differ in height
+    objects = [_box_cloud(s, seed=k) for k, s in enumerate(sizes)]
+    grasps = [_top_grasps(s, 64, seed=k) for k, s in enumerate(sizes)]
+    gs = GraspSampler(points=64, hidden=64, depth=2, encoder_dim=16, encoder_hidden=32)
+    gs.fit(objects, grasps, steps=500, batch_size=128, lr=3e-3, seed=0)
+    return gs, sizes, objects
+
+
+def test_samples_follow_the_object(trained):
+    gs, sizes, objects = trained
+    for size, obj in zip(sizes, objects):
+        T = gs.sample(obj, 200, seed=1)
+        assert T.shape == (200, 4, 4)
+        torch.testing.assert_close(T[:, :3, :3].transpose(-1, -2) @ T[:, :3, :3],
+                                   torch.eye(3, dtype=torch.float64).expand(200, 3, 3), atol=1e-5, rtol=0)
+        want = size[2] / 2 + 0.1034
+        assert abs(float(T[:, 2, 3].median()) - want) < 0.03, (size, float(T[:, 2, 3].median()), want)
+        assert float((T[:, 2, 2] < -0.7).float().mean()) > 0.8   # approach axis points down
+
+
+def test_log_prob_is_jaw_symmetric_and_ranks(trained, tmp_path):
+    gs, sizes, objects = trained
+    T = gs.sample(objects[0], 16, seed=2)
+    torch.testing.assert_close(gs.log_prob(objects[0], T), gs.log_prob(objects[0], jaw_flip(T)), rtol=0, atol=1e-9)
+    ranked = gs.sample(objects[0], 16, seed=2, rank=True)
+    lp = gs.log_prob(objects[0], ranked)
+    assert bool((lp[:-1] >= lp[1:] - 1e-9).all())
+    gs.save(tmp_path / "g.pt")
+    again = GraspSampler.load(tmp_path / "g.pt")
+    torch.testing.assert_close(again.log_prob(objects[0], T), gs.log_prob(objects[0], T), rtol=0, atol=0)
+
+
+def test_bad_inputs_are_refused(trained):
+    gs, _, objects = trained
+    with pytest.raises(ValueError, match=r"\(P, 3\) point cloud"):
+        gs.sample(torch.zeros(10, 4), 3)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        gs.sample(torch.full((10, 3), float("nan")), 3)
+    with pytest.raises(ValueError, match=r"\(n, 4, 4\)"):
+        gs.log_prob(objects[0], torch.zeros(3, 3, 4))
+    bad = torch.eye(4, dtype=torch.float64).repeat(2, 1, 1)
+    bad[1, 0, 0] = 2.0
+    with pytest.raises(ValueError, match="no rotation"):
+        gs.log_prob(objects[0], bad)
+    with pytest.raises(ValueError, match="one grasp array per object"):
+        GraspSampler(points=16).fit([objects[0]], [], steps=1)
+    with pytest.raises(ValueError, match="have no grasps"):
+        GraspSampler(points=16).fit([objects[0]], [torch.zeros(0, 4, 4)], steps=1)
