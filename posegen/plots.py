@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -205,12 +206,51 @@ def plot_sphere(out, samples=None, data=None, flow=None, *, grid: int = 72, cond
     return _save(fig, out)
 
 
-# ---------------------------------------------------------------------- tori: corner grid of angle pairs
+# ---------------------------------------------------------------------- tori and joints: corner grid of pairs
+def _wrap_title(text: str, fig_width: float, fontsize: float) -> str:
+    """``text`` broken into lines that fit a figure ``fig_width`` inches wide (an average glyph is about
+    0.55 em), so that a long title is never cut off at the figure's edges."""
+    per_line = max(20, int(fig_width * 72 / (0.55 * fontsize)))
+    return textwrap.fill(text, per_line, break_on_hyphens=False)
+
+
+def _range_ticks(ax, axis: str, lim, angles: bool) -> None:
+    """Ticks at both ends of ``lim`` (and 0 between -pi and pi for angles), the end labels aligned inwards:
+    each label stays over its own panel, so the labels of neighbouring panels never overlap."""
+    ticks, labels = (([-math.pi, 0.0, math.pi], ["-π", "0", "π"]) if angles else
+                     (list(lim), [f"{v:.2f}" for v in lim]))
+    which = ax.xaxis if axis == "x" else ax.yaxis
+    which.set_ticks(ticks, labels, fontsize=7)
+    first, last = which.get_major_ticks()[0].label1, which.get_major_ticks()[-1].label1
+    if axis == "x":
+        first.set_horizontalalignment("left")
+        last.set_horizontalalignment("right")
+    else:
+        first.set_verticalalignment("bottom")
+        last.set_verticalalignment("top")
+
+
+def _pair_panel(ax, i: int, j: int, s, d, lims) -> None:
+    """Panel ``(i, j)`` of the corner grid. The pair of coordinates ``a < b`` is drawn twice with the same
+    axes, x = coordinate ``a`` and y = coordinate ``b``: data at ``(b, a)`` below the diagonal, samples at
+    ``(a, b)`` above it, so that mirrored panels compare like with like."""
+    a, b = min(i, j), max(i, j)
+    pts, color = (d, DATA_COLOR) if i > j else (s, SAMPLE_COLOR)
+    if pts is not None:
+        ax.scatter(pts[:, a], pts[:, b], s=_marker(pts), c=color, alpha=0.5, linewidths=0, rasterized=True)
+    ax.set_xlim(lims[a])
+    ax.set_ylim(lims[b])
+
+
 def plot_torus_pairs(out, samples=None, data=None, *, names: Optional[Sequence[str]] = None,
                      max_angles: int = 8, title: Optional[str] = None, bounds=None) -> Path:
-    """Angles ``(N, n)`` in radians as a corner grid: histograms of each angle on the diagonal (data and
-    samples), data below the diagonal and samples above it, one panel per angle pair (a T7 gives 7 x 7).
-    Only the first ``max_angles`` angles are drawn. ``bounds (n, 2)`` sets each angle's axis range (joint
+    """Angles or joints ``(N, n)`` as a corner grid: histograms of each coordinate on the diagonal (data and
+    samples), data below the diagonal and samples above it, one panel per pair (a T7 or I7 gives 7 x 7).
+
+    The pair ``a < b`` is drawn with x = coordinate ``a`` and y = coordinate ``b`` in both of its panels (data
+    at row ``b``, column ``a``; samples at the mirror position, row ``a``, column ``b``), so the samples
+    triangle reads like the data triangle; tick labels are on the outer row and column (the data panels).
+    Only the first ``max_angles`` coordinates are drawn. ``bounds (n, 2)`` sets each axis range (joint
     limits); the default is ``[-pi, pi]`` for every angle."""
     s, d = _np(samples, None, "samples"), _np(data, None, "data")
     if s is None and d is None:
@@ -220,52 +260,46 @@ def plot_torus_pairs(out, samples=None, data=None, *, names: Optional[Sequence[s
         raise ValueError(f"samples have {s.shape[1]} angles but data have {d.shape[1]}")
     k = min(n, max_angles)
     names = list(names) if names is not None else [f"angle {i}" for i in range(n)]
-    size = 1.8 if k > 2 else 3.0
-    # Many small axes: no layout engine and ticks on the outer row and column only (each tick and layout
-    # pass costs time per axes, and a T7 grid has 49 of them).
-    fig = _figure((size * k + 0.8, size * k + 0.8), layout=None)
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.08, top=0.94, wspace=0.06, hspace=0.06)
-    axes = np.atleast_2d(fig.subplots(k, k, squeeze=False))
     box = None if bounds is None else np.asarray(torch.as_tensor(bounds, dtype=torch.float64))
     lims = [(-math.pi, math.pi) if box is None else (float(box[i, 0]), float(box[i, 1])) for i in range(k)]
+    what = ("data below the diagonal, samples above it (each pair on the same axes as its data panel)"
+            if s is not None and d is not None else "data" if d is not None else "samples")
+    kind = "angle pairs (rad)" if box is None else "joint pairs"
+    size = 1.8 if k > 2 else 3.0
+    width = size * k + 0.8
+    text = _wrap_title((title + ": " if title else "") + f"{kind}; {what}", width, 10)
+    top_in = 0.2 + (text.count("\n") + 1) * 10 * 1.35 / 72   # the title's lines, in inches
+    # Many small axes: no layout engine, margins in inches, ticks on the outer row and column only (each tick
+    # and layout pass costs time per axes, and a 7-joint grid has 49 of them).
+    fig = _figure((width, size * k + 0.45 + top_in), layout=None)
+    w, h = fig.get_size_inches()
+    fig.subplots_adjust(left=0.6 / w, right=1 - 0.15 / w, bottom=0.45 / h, top=1 - top_in / h,
+                        wspace=0.06, hspace=0.06)
+    axes = np.atleast_2d(fig.subplots(k, k, squeeze=False))
     for i in range(k):
         for j in range(k):
             ax = axes[i, j]
-            lim = lims[j]
-            bins = np.linspace(lim[0], lim[1], 37)
-            if box is None:
-                ticks, tick_labels = [-math.pi, 0.0, math.pi], ["-π", "0", "π"]
-            else:
-                ticks, tick_labels = list(lim), [f"{v:.2f}" for v in lim]
             if i == j:
+                bins = np.linspace(lims[i][0], lims[i][1], 37)
                 if d is not None:
                     ax.hist(d[:, i], bins=bins, density=True, color=DATA_COLOR, alpha=0.5, label="data")
                 if s is not None:
                     ax.hist(s[:, i], bins=bins, density=True, histtype="step", color=SAMPLE_COLOR, lw=1.5,
                             label="samples")
+                ax.set_xlim(lims[i])
             else:
-                pts, color = (d, DATA_COLOR) if i > j else (s, SAMPLE_COLOR)
-                if pts is not None:
-                    ax.scatter(pts[:, j], pts[:, i], s=_marker(pts), c=color, alpha=0.5, linewidths=0,
-                               rasterized=True)
-                ax.set_ylim(lims[i])
-            ax.set_xlim(lim)
+                _pair_panel(ax, i, j, s, d, lims)
+            ax.set_xticks([])
+            ax.set_yticks([])
             if i == k - 1:
-                ax.set_xticks(ticks, tick_labels, fontsize=7)
+                _range_ticks(ax, "x", lims[j], box is None)
                 ax.set_xlabel(names[j], fontsize=8)
-            else:
-                ax.set_xticks([])
             if j == 0 and i != j:
-                yt = lims[i] if box is not None else ticks
-                ax.set_yticks(yt, tick_labels if box is None else [f"{v:.2f}" for v in yt], fontsize=7)
+                _range_ticks(ax, "y", lims[i], box is None)
                 ax.set_ylabel(names[i], fontsize=8)
-            else:
-                ax.set_yticks([])
     if k == 1:
         axes[0, 0].legend(fontsize=7)
-    what = ("data below the diagonal, samples above" if s is not None and d is not None else
-            "data" if d is not None else "samples")
-    fig.suptitle((title + ": " if title else "") + f"angle pairs (rad); {what}", fontsize=10)
+    fig.suptitle(text, fontsize=10, y=1 - 0.1 / h, va="top")
     return _save(fig, out)
 
 
@@ -367,6 +401,30 @@ def plot_positions(out, samples=None, data=None, *, names: Optional[Sequence[str
     return _save(fig, out)
 
 
+# ---------------------------------------------------------------------- end-effector workspace
+def plot_workspace(out, samples=None, data=None, *, title: Optional[str] = None) -> Path:
+    """End-effector positions ``(N, 3)`` in metres (the robot's forward kinematics of sampled and of recorded
+    joints, in its base frame) on the x-y (top view), x-z and y-z planes, data against samples. The three
+    panels share one scale (equal axes, the same span), so distances read the same in every view."""
+    s, d = _clouds(samples, data, 3, "plot_workspace")
+    both = np.concatenate([p for p in (s, d) if p is not None])
+    lo, hi = both.min(0), both.max(0)
+    centre, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2, 1e-3) * 1.05
+    fig = _figure((13.5, 4.6))
+    axes = fig.subplots(1, 3)
+    for ax, (i, j) in zip(axes, ((0, 1), (0, 2), (1, 2))):
+        _scatter(ax, d, i, j, DATA_COLOR, "data")
+        _scatter(ax, s, i, j, SAMPLE_COLOR, "samples")
+        ax.set(xlabel=f"{'xyz'[i]} (m)", ylabel=f"{'xyz'[j]} (m)", xlim=(centre[i] - half, centre[i] + half),
+               ylim=(centre[j] - half, centre[j] + half))
+        ax.set_aspect("equal")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, markerscale=4, loc="upper right")
+    head = (title + ": " if title else "") + "end-effector positions (forward kinematics), x-y, x-z, y-z"
+    fig.suptitle(_wrap_title(head, 13.5, 10), fontsize=10)
+    return _save(fig, out)
+
+
 # ---------------------------------------------------------------------- one figure per factor
 def _safe_name(label: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
@@ -396,7 +454,8 @@ def plot_samples_vs_data(out_dir, manifold, samples=None, data=None, flow=None, 
     paths = []
     for i, (f, label, sp, dp) in enumerate(zip(M.factors, labels, s_parts, d_parts)):
         out = out_dir / f"{prefix}_{_safe_name(label)}.png"
-        title = label if label in (f.spec, f"{i}_{f.spec}") else f"{label} ({f.spec})"
+        short = f.spec.split("[", 1)[0]  # "I7", not the 150 characters of its limits
+        title = label if label in (f.spec, f"{i}_{f.spec}") else f"{label} ({short})"
         kind = f.plot_kind  # each factor says how it is drawn
         if kind == "positions" and f.coord_dim == 3:
             names = [f"{label}.{c}" for c in "xyz"]

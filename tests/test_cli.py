@@ -308,7 +308,11 @@ def test_data_inspect(tiny_h5, capsys):
     assert f"demos    {DEMOS} (demo_0 .. demo_{DEMOS - 1}); frames {DEMOS * FRAMES}" in out
     assert f"train: {DEMOS - N_VALID} demos, valid: {N_VALID} demos" in out
     lines = {ln.split()[0]: ln for ln in out.splitlines() if ln.startswith("  ")}
-    assert "(T, 7)" in lines["robot0_joint_pos"] and " T7 (angles" in lines["robot0_joint_pos"]
+    # joint positions: joints inside limits first; no robot named in the file, so limits around the data
+    assert "(T, 7)" in lines["robot0_joint_pos"] and " I7 (joints inside limits, see below); or T7, R7" in \
+        lines["robot0_joint_pos"]
+    assert 'set data.robot (a built-in name or a URDF/MJCF path) for I7, or give the data\'s range widened by 1%: ' \
+        'robot0_joint_pos: "I7[' in out
     assert " SO3 (unit quaternions" in lines["robot0_eef_quat"] and "or S3" in lines["robot0_eef_quat"]
     assert lines["robot0_eef_pos"].rstrip().endswith("R3")
     assert "actions (T, 7)" in out

@@ -18,6 +18,7 @@ from posegen.data import (EARTH_DATASETS, DataWarning, PoseDataset, earth_splits
                           load_latlon, load_points, load_robomimic, load_table, save_points, sphere_to_latlon,
                           validate_points)
 from posegen.data import earth as earth_mod
+from posegen.data.tabular import read_cells, read_table, table_numbers
 from posegen.manifolds import parse
 
 TWO_PI = 2 * math.pi
@@ -511,6 +512,78 @@ def test_load_table_csv_tsv_npy_and_angle_units(tmp_path):
         load_table(csv, m, angle_unit="rad")
     with pytest.raises(ValueError, match="no column 'q0'"):
         load_table(csv, "R1", columns=["q0"])
+
+
+TORSIONS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "chi")
+
+
+def rna_torsion_table(path, rows=12, header=True, seed=0):
+    """A made-up table in the layout of public RNA torsion tables: PDB id, chain, residue number, base letter
+    and seven backbone/glycosidic torsions in degrees (tab-separated). Returns the angles ``(rows, 7)``."""
+    rng = np.random.default_rng(seed)
+    ang = rng.uniform(-180, 180, (rows, 7)).round(1)
+    lines = ["# made-up rows for a test; columns as in RNA torsion tables"]
+    if header:
+        lines.append("\t".join(("pdb", "chain", "res", "base") + TORSIONS))
+    for r in range(rows):
+        ids = ("1EHZ" if r < rows // 2 else "4TNA", "A", str(r + 1), "ACGU"[r % 4])
+        lines.append("\t".join(ids + tuple(repr(float(v)) for v in ang[r])))
+    path.write_text("\n".join(lines) + "\n")
+    return ang
+
+
+def test_table_with_id_and_letter_columns_loads_its_numeric_columns(tmp_path):
+    ang = rna_torsion_table(tmp_path / "rna.tsv")
+    ds = load_table(tmp_path / "rna.tsv", "T7", columns=list(TORSIONS), angle_unit="deg", dtype=torch.float64)
+    assert torch.allclose(ds.points, torch.from_numpy(np.deg2rad(ang)), atol=1e-12, rtol=0)
+    assert ds.columns == list(TORSIONS) and ds.meta["rows"] == 12
+    # without a header: the same columns by index; the first line is data (numbers beside its text)
+    bare = rna_torsion_table(tmp_path / "bare.tsv", header=False)
+    nd = load_table(tmp_path / "bare.tsv", "T7", columns=list(range(4, 11)), angle_unit="deg", dtype=torch.float64)
+    assert len(nd) == 12 and torch.allclose(nd.points, torch.from_numpy(np.deg2rad(bare)), atol=1e-12, rtol=0)
+    # a residue number is a number: it may be a condition column
+    cd = load_table(tmp_path / "rna.tsv", "T7", columns=list(TORSIONS), condition_columns=["res"], angle_unit="deg")
+    assert cd.conditions[:, 0].tolist() == list(range(1, 13))
+
+
+def test_table_text_column_chosen_is_refused_naming_it_and_a_value(tmp_path):
+    rna_torsion_table(tmp_path / "rna.tsv")
+    cols = ["base"] + list(TORSIONS[:6])
+    with pytest.raises(ValueError, match=r"column 'base' holds text \('A' in data row 0\), not numbers; choose the "
+                                         r"point columns with columns="):
+        load_table(tmp_path / "rna.tsv", "T7", columns=cols, angle_unit="deg")
+    with pytest.raises(ValueError, match=r"column 'pdb' holds text \('1EHZ' in data row 0\)"):
+        load_table(tmp_path / "rna.tsv", "R11")  # by default every column is a point column
+    with pytest.raises(ValueError, match=r"column 'chain' holds text \('A' in data row 0\).*condition_columns="):
+        load_table(tmp_path / "rna.tsv", "T7", columns=list(TORSIONS), condition_columns=["chain"], angle_unit="deg")
+    with pytest.raises(ValueError, match=r"column 'pdb' holds text"):
+        read_table(tmp_path / "rna.tsv")
+
+
+def test_table_source_in_a_config_reads_the_named_columns(tmp_path):
+    from posegen.cli.datasets import load_splits
+    from posegen.config import resolve
+
+    rna_torsion_table(tmp_path / "rna.tsv", rows=20)
+    data = {"source": "table", "path": str(tmp_path / "rna.tsv"), "columns": list(TORSIONS), "angle_unit": "deg",
+            "split": [0.75, 0.25]}
+    splits = load_splits(resolve({"data": data, "manifold": "T7"}), ("train", "valid"))
+    assert len(splits["train"]) + len(splits["valid"]) == 20
+    bad = resolve({"data": dict(data, columns=["base"] + list(TORSIONS[1:])), "manifold": "T7"})
+    with pytest.raises(ValueError, match=r"column 'base' holds text"):
+        load_splits(bad, ("train",))
+
+
+def test_table_cells_empty_is_missing_and_ragged_rows_are_refused(tmp_path):
+    t = tmp_path / "t.csv"
+    t.write_text("id,a,b\nx1,1.5,\nx2,,2\n")
+    header, cells = read_cells(t)
+    assert header == ["id", "a", "b"] and cells.shape == (2, 3)
+    v = table_numbers(cells, [1, 2], header, t, "")
+    assert v[0, 0] == 1.5 and math.isnan(v[0, 1]) and math.isnan(v[1, 0]) and v[1, 1] == 2.0
+    t.write_text("id,a,b\nx1,1.5,2\nx2,3\n")
+    with pytest.raises(ValueError, match="data row 1 has 2 fields but the header has 3"):
+        read_cells(t)
 
 
 # ---------------------------------------------------------------------- earth data

@@ -211,7 +211,8 @@ def test_data_outside_the_limits_is_refused_and_values_on_a_limit_are_moved_insi
     on = good.clone()
     on[0, 1] = -1.0 - 1e-12
     on[1, 2] = 3.75
-    with pytest.warns(pg.data.DataWarning, match=r"moved 2 values in 2 of 2 rows of factor 1 \(I2.*on a joint limit"):
+    with pytest.warns(pg.data.DataWarning, match=r"factor 1 \(I2, columns 1:3\): 2 of 2 rows had q0, q1 on a joint "
+                                                 r"limit"):
         out, _ = validate_points(M, on)
     assert out[0, 1].item() == pytest.approx(-1.0 + 2e-4, abs=1e-15)
     assert out[1, 2].item() == pytest.approx(3.75 - 3.75e-4, abs=1e-15)

@@ -6,6 +6,7 @@ import json
 import math
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -146,3 +147,114 @@ def test_missing_matplotlib_says_how_to_install(tmp_path, monkeypatch, module):
     with pytest.raises(ImportError, match=r"pip install posegen\[plot\]"):
         plots.plot_positions(tmp_path / "p.png", s)
     assert not (tmp_path / "p.png").exists()
+
+
+# ---------------------------------------------------------------------- the joint pair grid, drawn and read back
+PANDA_LIMITS = [[-2.8973, 2.8973], [-1.7628, 1.7628], [-2.8973, 2.8973], [-3.0718, -0.0698], [-2.8973, 2.8973],
+                [-0.0175, 3.7525], [-2.8973, 2.8973]]
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures the plot functions save, kept for reading back (drawn, so extents are final)."""
+    kept = []
+    save = plots._save
+
+    def keep(fig, out):
+        kept.append(fig)
+        return save(fig, out)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return kept
+
+
+def asymmetric_joints(n=300, seed=0):
+    """``(n, 3)`` joints inside the first three Panda limits whose every pair is asymmetric: q1 follows q0 on
+    a steep line, q2 sits in a narrow band near its upper limit, so a transposed panel has another shape."""
+    g = torch.Generator().manual_seed(seed)
+    q0 = -2.5 + 0.5 * torch.rand(n, generator=g, dtype=torch.float64)
+    q1 = 3 * (q0 + 2.25) + 0.05 * torch.randn(n, generator=g, dtype=torch.float64)
+    q2 = 2.5 + 0.2 * torch.rand(n, generator=g, dtype=torch.float64)
+    return torch.stack([q0, q1, q2], 1)
+
+
+def test_pair_grid_samples_triangle_has_the_data_triangles_axes(tmp_path, figures):
+    x = asymmetric_joints()
+    plots.plot_torus_pairs(tmp_path / "p.png", samples=x, data=x, names=["q0", "q1", "q2"],
+                           bounds=PANDA_LIMITS[:3])
+    axes = [a for a in figures[0].axes]
+    grid = [[axes[3 * i + j] for j in range(3)] for i in range(3)]
+    for a in range(3):
+        for b in range(a + 1, 3):
+            data_ax, sample_ax = grid[b][a], grid[a][b]
+            d, s = data_ax.collections[0].get_offsets(), sample_ax.collections[0].get_offsets()
+            # the same points on the same axes: x = coordinate a, y = coordinate b, in both triangles
+            assert abs(d[:, 0] - x[:, a].numpy()).max() < 1e-12 and abs(d[:, 1] - x[:, b].numpy()).max() < 1e-12
+            assert abs(s - d).max() < 1e-12, f"samples panel of ({a}, {b}) is transposed"
+            assert sample_ax.get_xlim() == data_ax.get_xlim() == tuple(PANDA_LIMITS[a])
+            assert sample_ax.get_ylim() == data_ax.get_ylim() == tuple(PANDA_LIMITS[b])
+
+
+def _extents(texts, renderer):
+    return [t.get_window_extent(renderer) for t in texts if t.get_visible() and t.get_text()]
+
+
+def _panda_grid(tmp_path, figures, k, title=None):
+    """A ``k``-joint grid with the Panda's limits, as `posegen plot` draws it: ``(figure, renderer)``."""
+    M = pg.parse("I7", limits=PANDA_LIMITS)
+    x = M.sample_base(200, generator=torch.Generator().manual_seed(0), dtype=torch.float64)[:, :k]
+    plots.plot_torus_pairs(tmp_path / "p.png", x, x, names=[f"q{i}" for i in range(k)], title=title,
+                           bounds=PANDA_LIMITS[:k])
+    return figures[-1], figures[-1].canvas.get_renderer()
+
+
+@pytest.mark.parametrize("k", [1, 2, 7])
+def test_pair_grid_title_is_inside_the_figure(tmp_path, figures, k):
+    long = "robot0_joint_pos (" + repr(pg.parse("I7", limits=PANDA_LIMITS)) + ")"  # wider than any figure
+    fig, renderer = _panda_grid(tmp_path, figures, k, title=long)
+    box, title = fig.bbox, fig._suptitle.get_window_extent(renderer)
+    assert box.x0 <= title.x0 and title.x1 <= box.x1 and box.y0 <= title.y0 and title.y1 <= box.y1, title
+    for ax in fig.axes:  # and above the panels
+        assert title.y0 >= ax.get_window_extent(renderer).y1
+
+
+@pytest.mark.parametrize("k", [2, 7])
+def test_pair_grid_tick_labels_do_not_overlap(tmp_path, figures, k):
+    """Neighbouring panels put a limit's label at the same edge: no two labels may overlap."""
+    fig, renderer = _panda_grid(tmp_path, figures, k)
+    xt = _extents([t for ax in fig.axes for t in ax.get_xticklabels()], renderer)
+    yt = _extents([t for ax in fig.axes for t in ax.get_yticklabels()], renderer)
+    assert len(xt) == 2 * k and len(yt) == 2 * (k - 1)
+    for ext in (xt, yt):
+        for m, a in enumerate(ext):
+            assert fig.bbox.x0 <= a.x0 and a.x1 <= fig.bbox.x1
+            for b in ext[m + 1:]:
+                assert not a.overlaps(b), (a, b)
+
+
+def test_samples_vs_data_titles_joints_by_their_short_spec(tmp_path, figures):
+    M = pg.parse("I7", limits=PANDA_LIMITS)
+    x = M.sample_base(50, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    plots.plot_samples_vs_data(tmp_path, M, x, x, labels=["robot0_joint_pos"])
+    text = figures[0]._suptitle.get_text()
+    assert text.startswith("robot0_joint_pos (I7): joint pairs") and "2.8973" not in text
+
+
+def test_workspace_draws_the_positions_on_three_planes(tmp_path, figures):
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(120, 3, generator=g, dtype=torch.float64) * torch.tensor([0.3, 0.1, 0.05]) + 0.4
+    d = torch.randn(80, 3, generator=g, dtype=torch.float64) * 0.2
+    out = plots.plot_workspace(tmp_path / "w.png", s, d, title="panda (panda_hand_tcp)")
+    assert_png(out)
+    axes = figures[0].axes
+    assert [(ax.get_xlabel(), ax.get_ylabel()) for ax in axes] == [("x (m)", "y (m)"), ("x (m)", "z (m)"),
+                                                                   ("y (m)", "z (m)")]
+    for ax, (i, j) in zip(axes, ((0, 1), (0, 2), (1, 2))):
+        data_pts, sample_pts = (c.get_offsets() for c in ax.collections)
+        assert abs(data_pts - d[:, [i, j]].numpy()).max() < 1e-12
+        assert abs(sample_pts - s[:, [i, j]].numpy()).max() < 1e-12
+        # one scale for every view: the same span on both axes of every panel
+        spans = {round(float(np.diff(lim)[0]), 9) for lim in (ax.get_xlim(), ax.get_ylim())}
+        assert len(spans) == 1
+    with pytest.raises(ValueError, match=r"shape \(N, 3\)"):
+        plots.plot_workspace(tmp_path / "bad.png", s[:, :2])

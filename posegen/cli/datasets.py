@@ -28,6 +28,7 @@ from ..data import earth_splits, load_latlon, load_lerobot, load_points, load_ro
 from ..data.earth import EARTH_FILES
 from ..data.robomimic import joint_keys
 from ..manifolds import Product, parse
+from ..manifolds.gate import one_warning_per_load
 from ..robots import builtin_names, load
 from .common import sniff
 
@@ -144,6 +145,11 @@ def load_splits(cfg: Dict[str, Any], splits=("train", "valid", "test"), path=Non
     training split only. When ``cfg["manifold"]`` is set, the data's points must lie on its geometry (see
     :func:`model_manifold`).
     """
+    with one_warning_per_load():  # the splits of one file: one warning per change, counts summed
+        return _load_splits(cfg, splits, path)
+
+
+def _load_splits(cfg: Dict[str, Any], splits, path) -> Dict[str, Any]:
     d = dict(cfg["data"])
     config_path = cfg.get("_config_path")
     source = d["source"]

@@ -1,8 +1,12 @@
 """Simple tables (CSV, TSV, whitespace text, NPY) into a :class:`PoseDataset`.
 
-Text files may start with ``#`` comment lines and one header line (detected: a line with a field that is
-not a number); blank lines are skipped. The delimiter is taken from the suffix (``.csv`` comma, ``.tsv``
-and ``.tab`` tab) or sniffed from the first data line (comma, tab, semicolon, else whitespace).
+Text files may start with ``#`` comment lines and one header line (detected: a field that is text above a
+number in the next line, or a line of text only); blank lines are skipped, empty cells are missing values
+(NaN). The delimiter is taken from the suffix (``.csv`` comma, ``.tsv`` and ``.tab`` tab) or sniffed from the
+first data line (comma, tab, semicolon, else whitespace).
+
+Columns may hold text (identifiers, letters: a PDB id and a base beside seven torsion angles): only the
+columns a loader uses must hold numbers, and one that does not is refused, naming the column and a value.
 """
 
 from __future__ import annotations
@@ -60,13 +64,29 @@ def _is_number(s: str) -> bool:
         return False
 
 
+def _is_value(s: str) -> bool:
+    """A number, or an empty cell (a missing value, read as NaN)."""
+    return s == "" or _is_number(s)
+
+
 def _split(line: str, delimiter: Optional[str]) -> List[str]:
     return [p.strip().strip('"').strip("'") for p in (line.split(delimiter) if delimiter else line.split())]
 
 
-def read_table(path, delimiter: Optional[str] = None) -> Tuple[Optional[List[str]], np.ndarray]:
-    """``(header or None, values (n, k) float64)`` from a CSV/TSV/text file or ``(header None, array)``
-    from an ``.npy`` file (1-D arrays become one column)."""
+def _has_header(first: List[str], second: Optional[List[str]]) -> bool:
+    """Whether the first line names the columns: it has a field that is not a number where the next line
+    has one (identifier and letter columns are text in every line), or, without such a column, every field
+    of it is text."""
+    if second is not None and any(not _is_value(a) and _is_value(b) for a, b in zip(first, second)):
+        return True
+    return not any(_is_value(a) for a in first)
+
+
+def read_cells(path, delimiter: Optional[str] = None) -> Tuple[Optional[List[str]], np.ndarray]:
+    """``(header or None, cells (n, k))`` of a table: float64 numbers when every cell is a number (or empty:
+    NaN), as in ``.npy`` files (1-D arrays become one column); else the text of every cell (str array,
+    stripped, quotes removed). Columns may hold text (identifiers, letters); :func:`table_numbers` converts
+    the ones used."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"table file {str(path)!r} does not exist")
@@ -87,21 +107,58 @@ def read_table(path, delimiter: Optional[str] = None) -> Tuple[Optional[List[str
         raise ValueError(f"{str(path)!r} has no data rows (only comments or blank lines)")
     if delimiter is None:
         delimiter = next((d for d in (",", "\t", ";") if d in lines[0]), None)
+    first = [_split(ln, delimiter) for ln in lines[:2]]
     header = None
-    if not all(_is_number(p) for p in _split(lines[0], delimiter)):
-        header, lines = _split(lines[0], delimiter), lines[1:]
+    if _has_header(first[0], first[1] if len(first) > 1 else None):
+        header, lines = first[0], lines[1:]
     if not lines:
         raise ValueError(f"{str(path)!r} has a header but no data rows")
-    try:
+    width = len(header) if header is not None else len(first[0])
+    try:  # a table of numbers only (the common case): numpy's reader, many times faster than cells
         values = np.loadtxt(lines, delimiter=delimiter, ndmin=2, dtype=np.float64,
-                            converters=None if delimiter is None else (lambda s: float(s.strip() or "nan")))
-    except ValueError as e:
-        raise ValueError(f"{str(path)!r}: could not read the data rows as numbers (rows counted after "
-                         f"comments{' and the header' if header else ''}): {e}") from None
-    if header is not None and len(header) != values.shape[1]:
-        raise ValueError(f"{str(path)!r}: header has {len(header)} names {header} but rows have "
-                         f"{values.shape[1]} values")
-    return header, values
+                            converters=None if delimiter is None else (lambda v: float(v.strip() or "nan")))
+        if values.shape[1] == width:
+            return header, values
+    except ValueError:
+        pass
+    rows = [_split(ln, delimiter) for ln in lines]
+    bad = next((r for r, row in enumerate(rows) if len(row) != width), None)
+    if bad is not None:
+        what = f"header has {width} names {header}" if header is not None else f"first row has {width} fields"
+        raise ValueError(f"{str(path)!r}: data row {bad} has {len(rows[bad])} fields but the {what} (rows counted "
+                         f"after comments{' and the header' if header else ''})")
+    return header, np.array(rows, dtype=str).reshape(len(rows), width)
+
+
+def _column_name(header: Optional[List[str]], k: int) -> str:
+    return repr(header[k]) if header else str(k)
+
+
+def table_numbers(cells: np.ndarray, idx: Sequence[int], header: Optional[List[str]], path, hint: str) -> np.ndarray:
+    """The columns ``idx`` of ``cells`` (from :func:`read_cells`) as float64 ``(n, len(idx))``; empty cells
+    are NaN. A column holding text is refused with one :class:`ValueError` naming it, a value and its row,
+    followed by ``hint`` (how to choose other columns)."""
+    idx = list(idx)
+    if cells.dtype.kind in "iuf":
+        return cells[:, idx].astype(np.float64, copy=False)
+    out = np.empty((cells.shape[0], len(idx)), dtype=np.float64)
+    for j, k in enumerate(idx):
+        col = np.where(cells[:, k] == "", "nan", cells[:, k])
+        try:
+            out[:, j] = col.astype(np.float64)
+        except ValueError:
+            r = next(r for r, v in enumerate(col) if not _is_number(v))
+            raise ValueError(f"{str(path)!r}: column {_column_name(header, k)} holds text ({str(col[r])!r} in data row "
+                             f"{r}), not numbers; {hint}") from None
+    return out
+
+
+def read_table(path, delimiter: Optional[str] = None) -> Tuple[Optional[List[str]], np.ndarray]:
+    """``(header or None, values (n, k) float64)`` from a CSV/TSV/text file or ``(header None, array)``
+    from an ``.npy`` file (1-D arrays become one column). Every column must hold numbers (empty cells are
+    NaN); :func:`read_cells` reads tables with text columns."""
+    header, cells = read_cells(path, delimiter)
+    return header, table_numbers(cells, range(cells.shape[1]), header, path, "give a table of numbers only")
 
 
 def _column_index(col: Column, header: Optional[List[str]], width: int, path) -> int:
@@ -132,8 +189,8 @@ def load_latlon(path, degrees: bool = True, lat_col: Optional[Column] = None, lo
     [-360, 360] (or [-2 pi, 2 pi]); anything else is refused with a hint about the unit.
     """
     check_nonfinite_mode(nonfinite)
-    header, values = read_table(path, delimiter)
-    width = values.shape[1]
+    header, cells = read_cells(path, delimiter)
+    width = cells.shape[1]
     if lat_col is None or lon_col is None:
         if header is not None:
             low = [h.lower() for h in header]
@@ -147,7 +204,8 @@ def load_latlon(path, degrees: bool = True, lat_col: Optional[Column] = None, lo
             lat_col = 0 if lat_col is None else lat_col
             lon_col = 1 if lon_col is None else lon_col
     i, j = _column_index(lat_col, header, width, path), _column_index(lon_col, header, width, path)
-    lat, lon = values[:, i], values[:, j]
+    values = table_numbers(cells, [i, j], header, path, "choose the columns with lat_col= and lon_col=")
+    lat, lon = values[:, 0], values[:, 1]
     unit, lat_max, lon_max = ("degrees", 90.0, 360.0) if degrees else ("radians", math.pi / 2, 2 * math.pi)
     with np.errstate(invalid="ignore"):
         bad_lat, bad_lon = np.abs(lat) > lat_max * (1 + 1e-9), np.abs(lon) > lon_max * (1 + 1e-9)
@@ -172,7 +230,8 @@ def load_table(path, manifold, columns: Optional[Sequence[Column]] = None, *, an
     """Rows of a CSV/TSV/text/NPY table as points on ``manifold`` (a Product or spec string).
 
     ``columns``: the table columns (indices or header names) that make up the point, in the manifold's
-    order; by default every column that is not a condition column. ``angle_unit`` (``"rad"`` or ``"deg"``)
+    order; by default every column that is not a condition column. Other columns may hold text (ids,
+    letters); a chosen column that holds text is refused, naming it and a value. ``angle_unit`` (``"rad"`` or ``"deg"``)
     must be given when the manifold has torus factors (angles are converted to radians; angles outside
     ``[-pi, pi]`` are refused unless ``wrap=True``). ``quat_order`` is how the table stores the SO3
     factors (converted to xyzw). ``condition_columns`` become ``conditions``. ``nonfinite``,
@@ -186,8 +245,8 @@ def load_table(path, manifold, columns: Optional[Sequence[Column]] = None, *, an
         raise ValueError(f"{manifold!r} has torus factors, so angle_unit must be given explicitly: 'rad' or 'deg'")
     if angle_unit is not None and angle_unit not in ANGLE_UNITS:
         raise ValueError(f"Invalid angle_unit={angle_unit!r}. Must be one of {ANGLE_UNITS}")
-    header, values = read_table(path, delimiter)
-    width = values.shape[1]
+    header, cells = read_cells(path, delimiter)
+    width = cells.shape[1]
     cond_idx = [_column_index(c, header, width, path) for c in (condition_columns or [])]
     if columns is None:
         idx = [k for k in range(width) if k not in cond_idx]
@@ -197,7 +256,8 @@ def load_table(path, manifold, columns: Optional[Sequence[Column]] = None, *, an
         names = [header[k] for k in idx] if header else idx
         raise ValueError(f"{str(path)!r}: {len(idx)} point columns {names} but {manifold!r} needs "
                          f"{manifold.coord_dim}; pass columns= to choose them")
-    x = torch.from_numpy(values[:, idx].copy())
+    x = torch.from_numpy(table_numbers(cells, idx, header, path, "choose the point columns with columns= "
+                                       "(data.columns in a config)"))
     if angle_unit == "deg":
         for s in tori:
             x[:, s] = torch.deg2rad(x[:, s])
@@ -205,12 +265,13 @@ def load_table(path, manifold, columns: Optional[Sequence[Column]] = None, *, an
     # the column names follow the quaternions into xyzw order
     order = convert_quats(manifold, torch.arange(len(idx), dtype=torch.float64), quat_order).long().tolist()
     idx = [idx[k] for k in order]
-    c = torch.from_numpy(values[:, cond_idx].copy()).to(dtype) if cond_idx else None
+    c = torch.from_numpy(table_numbers(cells, cond_idx, header, path, "choose them with condition_columns=")
+                         ).to(dtype) if cond_idx else None
     x, c, keep = validate_with_conditions(manifold, x, c, name=Path(path).name, nonfinite=nonfinite,
                                           renormalize_tol=renormalize_tol, wrap=wrap)
     meta = {"format": "table", "source": str(Path(path).resolve()), "angle_unit": angle_unit,
             "quat_order": quat_order, "columns": [header[k] if header else k for k in idx],
-            "rows": int(values.shape[0]), "dropped_rows": int((~keep).sum())}
+            "rows": int(cells.shape[0]), "dropped_rows": int((~keep).sum())}
     return PoseDataset(x, manifold, conditions=c,
                        columns=[header[k] for k in idx] if header else None,
                        condition_columns=[header[k] for k in cond_idx] if (header and cond_idx) else None, meta=meta)

@@ -7,12 +7,18 @@ refuses those that are far off, and refuses (or wraps) torus angles outside ``[-
 
 It lives with the geometry because it needs nothing else: the loaders of :mod:`posegen.data` and the training
 loop both call it, so neither has to import the other.
+
+Warnings come once per load: inside :func:`one_warning_per_load` (a loader that checks a file's splits one by
+one), the same change to the same factor of the same file is reported once, with the counts of every check
+summed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import warnings
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -23,7 +29,7 @@ from .parse import parse
 from .product import Product
 
 __all__ = ["validate_points", "validate_with_conditions", "as_float_tensor", "layout", "DataWarning",
-           "check_nonfinite_mode", "NONFINITE"]
+           "check_nonfinite_mode", "NONFINITE", "one_warning_per_load"]
 
 NONFINITE = ("raise", "drop")
 
@@ -42,10 +48,16 @@ def _first_rows(bad: torch.Tensor, row_label: Optional[Callable[[int], str]] = N
     return f"rows {shown}{more}"
 
 
+def _short_spec(factor) -> str:
+    """The factor's token without its bracketed options or limits: ``"I7"`` for ``"I7[-2.9:2.9,...]"``."""
+    return factor.spec.split("[", 1)[0]
+
+
 def _factor_where(manifold: Product, i: int, labels: Optional[Sequence[str]]) -> str:
+    """``"factor 0 (I7, columns 0:7 = robot0_joint_pos)"``: short, the limits are in the config and the file."""
     s = manifold.slices[i]
     label = f" = {labels[i]}" if labels is not None else ""
-    return f"factor {i} ({manifold.factors[i].spec}, columns {s.start}:{s.stop}{label})"
+    return f"factor {i} ({_short_spec(manifold.factors[i])}, columns {s.start}:{s.stop}{label})"
 
 
 def layout(manifold: Product, labels: Optional[Sequence[str]] = None) -> str:
@@ -81,6 +93,71 @@ def as_float_tensor(x, name: str = "points", dtype: Optional[torch.dtype] = None
     return x
 
 
+# ---------------------------------------------------------------------- warnings, once per load
+class _Note:
+    """One warning to give: a factor's ``note`` whose ``{rows}`` (rows changed), ``{n}`` (rows checked) and
+    ``{coords}`` (names of the coordinates changed) are filled from counts that add up over the checks of one
+    load; a note without them is given as it is."""
+
+    def __init__(self, template: str, names: Sequence[str] = ()):
+        self.template, self.names = template, list(names)
+        self.rows = self.n = 0
+        self.coords: set = set()
+
+    def add(self, cells: Optional[torch.Tensor], n: int) -> None:
+        """Count the changed ``cells (N,) or (N, k)`` of a check of ``n`` rows."""
+        self.n += n
+        if cells is not None:
+            cells = cells if cells.dim() == 2 else cells.unsqueeze(1)
+            self.rows += int(cells.any(1).sum())
+            self.coords.update(int(c) for c in cells.any(0).nonzero().flatten().tolist())
+
+    def text(self) -> str:
+        coords = ", ".join(self.names[c] if c < len(self.names) else str(c) for c in sorted(self.coords))
+        text = self.template  # str.replace, not format: file names and labels may hold braces
+        for key, value in (("{rows}", self.rows), ("{n}", self.n), ("{coords}", coords)):
+            text = text.replace(key, str(value))
+        return text
+
+
+_held = threading.local()  # .notes: {key: _Note} while a one_warning_per_load block is open in this thread
+
+
+@contextlib.contextmanager
+def one_warning_per_load() -> Iterator[None]:
+    """Hold the gate's :class:`DataWarning` s back until the end of the block, and give each once: the same
+    change to the same factor under the same ``name`` (e.g. values moved off the joint limits of one file's
+    train and valid splits) becomes one warning whose counts are the sums. Nothing is given when the block
+    raises (a refused load leaves no warnings behind). Nested blocks belong to the outermost one."""
+    if getattr(_held, "notes", None) is not None:
+        yield
+        return
+    _held.notes = {}
+    try:
+        yield
+        notes = list(_held.notes.values())
+    finally:
+        _held.notes = None
+    for note in notes:
+        warnings.warn(note.text(), DataWarning, stacklevel=3)
+
+
+_PLACEHOLDERS = ("{rows}", "{n}", "{coords}")
+
+
+def _give(key, template: str, cells: Optional[torch.Tensor] = None, n: int = 0, names: Sequence[str] = ()) -> None:
+    """Warn now, or hold the note for the end of the open :func:`one_warning_per_load` block (merged with the
+    notes of the same ``key`` when its counts are placeholders; a message with its counts written in stays
+    apart, so that no count is lost)."""
+    held = getattr(_held, "notes", None)
+    if not any(p in template for p in _PLACEHOLDERS):
+        key = object()
+    note = held.setdefault(key, _Note(template, names)) if held is not None else _Note(template, names)
+    note.add(cells, n)
+    if held is None:
+        warnings.warn(note.text(), DataWarning, stacklevel=3)
+
+
 # ---------------------------------------------------------------------- the gate
 def validate_points(manifold, x, *, name: str = "points", nonfinite: str = "raise",
                     renormalize_tol: float = 0.05, wrap: bool = False,
@@ -105,7 +182,13 @@ def validate_points(manifold, x, *, name: str = "points", nonfinite: str = "rais
     * Torus factors: angles must be radians in ``[-pi, pi]`` (within the unit tolerance). Otherwise
       :class:`ValueError` with a hint (degrees? unwrapped joint angles?), unless ``wrap=True``, which
       wraps every angle outside ``[-pi, pi)`` into it (angles inside are left untouched).
+    * Interval factors (joint limits): values outside the limits -> :class:`ValueError`; values on a limit
+      (within ``LIMIT_MARGIN`` of the range) are moved that far inside, with a :class:`DataWarning` naming the
+      factor by its short spec (``I7``), its columns and the coordinates moved.
     * Euclidean factors: only finiteness is checked.
+
+    Each warning names the factor as ``factor i (I7, columns 0:7 = label)``; inside
+    :func:`one_warning_per_load` the warnings of several calls are merged (counts summed).
 
     ``labels`` (one string per factor, e.g. the file keys) and ``row_label`` (row index -> string, e.g.
     ``"demo_3[17]"``) only make the messages name things the way the caller's file does.
@@ -140,22 +223,24 @@ def validate_points(manifold, x, *, name: str = "points", nonfinite: str = "rais
 
     # 2. factor by factor: refuse first, then change (so a refusal leaves no warnings behind)
     unit = tol(x.dtype, "unit")
-    fixes = []  # (columns, rows (N,) or cells (N, k) to replace, replacement, warning or None)
+    fixes = []  # (columns, rows (N,) or cells (N, k) to replace, replacement, warning or None, its merge key,
+    #              the factor's coordinate names)
     for i, (f, s) in enumerate(zip(manifold.factors, manifold.slices)):
         found = f.data_check(x[:, s], unit=unit, renormalize_tol=renormalize_tol, wrap=wrap)
         if found.refuse is not None:
             raise ValueError(f"{name}: {_factor_where(manifold, i, labels)} {found.reason} "
                              f"({_first_rows(found.refuse, row_label)})")
         if found.fix is not None:
-            note = found.note and f"{name}: " + found.note.format(where=_factor_where(manifold, i, labels))
-            fixes.append((s, found.fix, found.value, note))
+            where = _factor_where(manifold, i, labels)
+            note = found.note and f"{name}: " + found.note.replace("{where}", where)
+            fixes.append((s, found.fix, found.value, note, (name, where, found.note), f.coord_names()))
     if dropped:
-        warnings.warn(dropped, DataWarning, stacklevel=2)
+        _give((name, dropped), dropped)
     out = x.clone() if fixes else x
-    for s, where, value, message in fixes:
-        out[:, s] = torch.where(where, value, x[:, s])
+    for s, cells, value, message, key, names in fixes:
+        out[:, s] = torch.where(cells, value, x[:, s])
         if message:
-            warnings.warn(message, DataWarning, stacklevel=2)
+            _give(key, message, cells, x.shape[0], names)
     manifold.check_point(out)  # a last net: any factor type added later still gets its own check
     return out, keep
 
