@@ -73,3 +73,28 @@ def test_eval_reports_the_share_of_self_colliding_samples(panda_sampler):
     again = pg.PoseSampler(panda_sampler.flow, solver={"method": "euler", "steps": 2}).sample(400, seed=0)
     want = float((~checker.collision_free(again["joints"].double())).float().mean())
     assert rec["self_collision"] == pytest.approx(want) and 0.0 < rec["self_collision"] < 1.0
+
+
+def test_posegen_sample_with_a_scene_writes_only_valid_states(panda_sampler, tmp_path, capsys):
+    from posegen.cli import main
+    from posegen.data import load_points
+
+    model = tmp_path / "model.pt"
+    panda_sampler.flow.save(model)
+    scene = tmp_path / "scene.yaml"
+    scene.write_text("obstacles:\n  - {type: halfspace, point: [0, 0, 0], normal: [0, 0, 1]}\n"
+                     "  - {type: box, center: [0.45, 0.0, 0.45], half_extents: [0.15, 0.6, 0.15]}\n")
+    out = tmp_path / "s.h5"
+    assert main(["sample", str(model), "-n", "60", "-o", str(out), "--seed", "0", "--method", "euler",
+                 "--solver-steps", "2", "--scene", str(scene), "--limit-margin", "0.05"]) == 0
+    said = capsys.readouterr()
+    assert "acceptance rate" in said.out + said.err
+    q = load_points(out).points.double()
+    assert q.shape == (60, 7)
+    checker = robots.CollisionChecker("panda", robots.Scene.from_yaml(scene))
+    lim = checker.robot.joint_limits
+    assert bool(checker.is_valid(q).all()) and bool(((q >= lim[:, 0] + 0.05) & (q <= lim[:, 1] - 0.05)).all())
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("obstacles:\n  - {type: cone, center: [0, 0, 1]}\n")
+    assert main(["sample", str(model), "-n", "5", "-o", str(tmp_path / "b.h5"), "--scene", str(bad)]) == 2
+    assert "cone" in capsys.readouterr().err and not (tmp_path / "b.h5").exists()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from ..config import default_config
 from ..data import save_points
+from ..robots import CollisionChecker, Scene
 from ..samplers import PoseSampler
 from .common import (
     UsageError,
@@ -58,7 +61,11 @@ def run(args) -> int:
 
     # The flow's own default integrator is the training config's sample.solver; an explicit --config wins.
     solver = solver_options(sample_cfg["solver"] if args.config else {}, args.method, args.solver_steps)
-    x = flow.sample(n, cond, seed=seed, chunk_size=args.chunk_size or sample_cfg["chunk_size"], **solver)
+    valid_note = ""
+    if args.scene is not None or args.limit_margin:
+        x, valid_note = _valid_samples(flow, n, cond, seed, solver, args)
+    else:
+        x = flow.sample(n, cond, seed=seed, chunk_size=args.chunk_size or sample_cfg["chunk_size"], **solver)
     used = {**flow.solver, **solver}
     c = None if cond is None else cond.to(x.dtype).cpu()
     provenance = {"kind": "samples", "checkpoint": str(Path(args.checkpoint).resolve()), "seed": int(seed),
@@ -83,8 +90,30 @@ def run(args) -> int:
                 quat_order=args.quat_order, provenance=provenance, overwrite=True, extras=extras)
     quat = f", quaternions stored {args.quat_order}" if any(f.spec == "SO3" for f in flow.manifold.factors) else ""
     say(f"wrote {n} samples on {points_on!r} to {out} (seed {seed}, {used['method']} {used['steps']} steps"
-        f"{quat}){fk_note}")
+        f"{quat}){fk_note}{valid_note}")
     return 0
+
+
+def _valid_samples(flow, n, cond, seed, solver, args):
+    """``--scene`` / ``--limit-margin``: only valid robot states, by rejection; ``(x (n, D), note)``."""
+    if flow.robot_spec is None:
+        raise UsageError("--scene and --limit-margin need a model of a robot's joints (trained with data.robot)")
+    if args.limit_margin < 0:
+        raise UsageError(f"--limit-margin must be >= 0, got {args.limit_margin}")
+    sampler = PoseSampler(flow, solver={k: solver[k] for k in ("method", "steps") if k in solver})
+    checker = None
+    if args.scene is not None:
+        try:
+            scene = Scene.from_yaml(args.scene)
+        except ValueError as e:
+            raise UsageError(f"--scene: {e}") from None
+        checker = CollisionChecker(sampler.robot, scene)
+    out = sampler.sample(n, condition=None if cond is None else cond[:1], seed=seed, checker=checker,
+                         limit_margin=args.limit_margin)
+    what = " and ".join(w for w, on in (("collision-free in the scene and with itself", checker is not None),
+                                        (f"{args.limit_margin:g} inside the limits", bool(args.limit_margin))) if on)
+    note = f"; every sample {what} (acceptance rate {100 * out['acceptance_rate']:.1f} %, {out['n_drawn']} drawn)"
+    return flow.manifold.projx(torch.as_tensor(out["points"])), note
 
 
 def add_parser(subparsers) -> None:
@@ -103,6 +132,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--quat-order", choices=("xyzw", "wxyz"), default="xyzw",
                    help="how to store quaternions (default xyzw; wxyz for MuJoCo/PyTorch3D)")
     p.add_argument("--config", help="config to read defaults from (default: config.yaml beside the checkpoint)")
+    p.add_argument("--scene", metavar="SCENE.yaml", help="only configurations that are collision-free in this scene "
+                   "(and with the robot itself), drawn by rejection; the acceptance rate is reported")
+    p.add_argument("--limit-margin", type=float, default=0.0, metavar="M",
+                   help="only configurations whose joints are at least M (rad, or m) inside their limits")
     device_flag(p)
     debug_flag(p)
     p.set_defaults(run=run)
