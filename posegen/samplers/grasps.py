@@ -30,6 +30,7 @@ a jaw flip.
 from __future__ import annotations
 
 import math
+from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
@@ -41,11 +42,16 @@ from ..flow import PoseFlow
 from ..rotations import rotmat_to_quat, se3_from_pos_quat
 from ..training import StreamSource, Trainer, make_config
 
-__all__ = ["GraspSampler", "jaw_flip", "DEFAULT_POINTS"]
+__all__ = ["GraspSampler", "jaw_flip", "DEFAULT_POINTS", "weights_path"]
 
 #: points in an object's condition cloud
 DEFAULT_POINTS = 512
 _ROLL = torch.tensor([[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)  # Rz(pi)
+
+
+def weights_path(gripper: str) -> Path:
+    """Where the shipped grasp model of ``gripper`` lives: ``posegen/samplers/weights/grasp_<gripper>.pt``."""
+    return Path(str(resources.files("posegen.samplers") / "weights" / f"grasp_{gripper}.pt"))
 
 
 def jaw_flip(T: torch.Tensor) -> torch.Tensor:
@@ -208,6 +214,22 @@ class GraspSampler:
         """An atomic, plain-data checkpoint (flow with its encoder, settings, training record)."""
         return save_checkpoint({"flow": self.flow.state(), "points": self.points, "gripper": self.gripper,
                                 "training": self.training}, path, kind="grasp_sampler")
+
+    @classmethod
+    def pretrained(cls, gripper: str = "panda", map_location=None) -> "GraspSampler":
+        """The grasp model shipped with posegen for ``gripper`` (trained by ``benchmarks/grasp_pretrained.py`` with
+        ``configs/pretrained/grasps.yaml`` on a procedural object set with MuJoCo-labelled grasps);
+        ``sampler.training`` says how far it was trained.
+
+        Raises:
+            ValueError: no shipped weights for ``gripper`` (the message lists those that exist).
+        """
+        path = weights_path(str(gripper))
+        if not path.is_file():
+            have = sorted(p.stem[6:] for p in path.parent.glob("grasp_*.pt"))
+            raise ValueError(f"no pretrained grasp model for {gripper!r}; shipped: {have} (train one with "
+                             f"GraspSampler().fit(objects, grasps) or benchmarks/grasp_pretrained.py)")
+        return cls.load(path, map_location=map_location)
 
     @classmethod
     def load(cls, path, map_location=None) -> "GraspSampler":
