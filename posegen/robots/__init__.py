@@ -23,13 +23,13 @@ link's meshes or primitives, with a stated error bound, cached), ``spheres`` (sp
 :class:`posegen.samplers.IKSampler`, built on these kinematics.
 """
 
-from .description import Description, JointSpec, parse_urdf
-from .ik import IKResult, solve_ik
-from .descriptions import BUILTIN_ROBOTS, builtin_names
-from .loader import DescriptionFileNotFoundError, as_robot, default_ee_link, load, parse_description
-from .robot import Robot
 from .autofit import fit_sphere_table
 from .collision import Ball, Box, Capsule, CollisionChecker, CollisionModel, load_sphere_table, ready_configuration
+from .description import Description, JointSpec, parse_urdf
+from .descriptions import BUILTIN_ROBOTS, builtin_names
+from .ik import IKResult, solve_ik
+from .loader import DescriptionFileNotFoundError, as_robot, default_ee_link, load, parse_description
+from .robot import Robot
 from .scene import HalfSpace, MeshObstacle, PointCloud, Scene, floor
 from .spheres import SphereTable
 

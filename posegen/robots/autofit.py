@@ -24,7 +24,9 @@ from typing import Dict, Optional, Sequence
 import torch
 
 from .geometry import link_triangles, robot_collision_geometry
+from .selfcollision import disabled_link_pairs
 from .spherefit import fit_link_spheres
+from .spheremodel import SphereModel, ready_configuration
 from .spheres import Capsule, SphereTable, parse_sphere_table, read_yaml, save_sphere_table
 
 __all__ = ["fit_sphere_table", "fit_table", "default_cache_dir", "fit_key", "FIT_VERSION"]
@@ -57,8 +59,6 @@ def fit_table(robot, triangles: Dict[str, torch.Tensor], tolerance: float = 0.00
     """A sphere table of ``robot`` fitted to ``triangles``: ``{link: (T, 3, 3) float64 in the link frame}``
     (:func:`~posegen.robots.spherefit.fit_link_spheres` per link, then MoveIt's disabled pairs); no cache.
     ``origin`` names where the triangles come from, for the table's header."""
-    from .collision import CollisionModel, ready_configuration
-    from .selfcollision import disabled_link_pairs
 
     unknown = sorted(set(triangles) - set(robot.link_names))
     if unknown:
@@ -69,7 +69,7 @@ def fit_table(robot, triangles: Dict[str, torch.Tensor], tolerance: float = 0.00
         caps += [Capsule(link, tuple(c), float(r)) for c, r in zip(fit.centers.tolist(), fit.radii.tolist())]
         errors[link] = fit.surface_error
     table = SphereTable(robot.name, tuple(caps), f"<fitted {robot.name}>", (), errors)
-    model = CollisionModel(robot, spheres=table, _pairs=False)
+    model = SphereModel(robot, spheres=table, _pairs=False)
     disabled = disabled_link_pairs(model, ready_configuration(robot), n_samples=int(self_samples), seed=seed,
                                    srdf=srdf)
     header = (f"Spheres fitted by posegen.robots.autofit (version {FIT_VERSION}) to the collision geometry of",
