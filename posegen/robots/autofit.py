@@ -24,6 +24,7 @@ from typing import Dict, Optional, Sequence
 import torch
 
 from .geometry import link_triangles, robot_collision_geometry
+from .loader import as_robot
 from .selfcollision import disabled_link_pairs
 from .spherefit import fit_link_spheres
 from .spheremodel import SphereModel, ready_configuration
@@ -98,8 +99,6 @@ def fit_sphere_table(robot, tolerance: float = 0.005, *, seed: int = 0, self_sam
         ValueError: the robot has no description file or no collision geometry on its links.
         ImportError: trimesh is missing (``pip install "posegen[robots]"``).
     """
-    from .loader import as_robot
-
     robot = as_robot(robot, "fit_sphere_table")
     geoms = robot_collision_geometry(robot, package_dirs)
     if not geoms:

@@ -78,6 +78,7 @@ from typing import Optional, Tuple
 import torch
 
 from .autofit import fit_sphere_table
+from .descriptions import BUILTIN_ROBOTS
 from .loader import as_robot
 from .scene import Ball, Box, HalfSpace, MeshObstacle, Obstacle, PointCloud, Scene, floor
 from .spheremodel import DEFAULT_INFLATION, SphereModel, ready_configuration
@@ -92,8 +93,6 @@ def robot_sphere_table(robot, spheres=None, fit: Optional[dict] = None) -> Spher
     """The sphere table of ``robot``: ``spheres`` when given (anything :func:`load_sphere_table` takes), a
     built-in's shipped table, else one fitted to its description's collision geometry
     (:func:`posegen.robots.autofit.fit_sphere_table` with the keyword arguments ``fit``)."""
-    from .descriptions import BUILTIN_ROBOTS
-
     if spheres is not None:
         return load_sphere_table(spheres)
     if robot.spec["robot"] in BUILTIN_ROBOTS and not fit:

@@ -10,6 +10,7 @@ from typing import Mapping, Optional, Union
 from .description import Description, parse_urdf
 from .descriptions import BUILTIN_ROBOTS, builtin_names, builtin_robot, builtin_text
 from .endeffector import choose_ee_link
+from .mjcf import parse_mjcf
 from .robot import Robot
 from .srdf import read_srdf, srdf_ee_link
 
@@ -28,7 +29,6 @@ def parse_description(text: str, source: str) -> Description:
     """Parse URDF (``<robot>``) or MJCF (``<mujoco>``) text; the root element decides, not the suffix."""
     head = text.lstrip("\ufeff \t\r\n")[:4096]
     if "<mujoco" in head and "<robot" not in head:
-        from .mjcf import parse_mjcf
         return parse_mjcf(text, source)
     return parse_urdf(text, source)
 

@@ -40,6 +40,9 @@ from typing import Iterable, Optional, Sequence, Tuple, Union
 import torch
 import yaml
 
+from .geometry import load_mesh_triangles
+from .spherefit import fit_link_spheres
+
 __all__ = ["Box", "Ball", "HalfSpace", "MeshObstacle", "PointCloud", "Obstacle", "Scene", "floor",
            "OBSTACLE_TYPES", "quat_xyzw_to_matrix"]
 
@@ -163,9 +166,6 @@ class MeshObstacle:
     surface_error: float = field(init=False, repr=False)
 
     def __post_init__(self):
-        from .geometry import load_mesh_triangles
-        from .spherefit import fit_link_spheres
-
         pos = _vec(self.position, 3, f"MeshObstacle {self.name!r} position")
         quat = _unit_quat(self.quat, f"MeshObstacle {self.name!r} quat")
         scale = _positive(self.scale, f"MeshObstacle {self.name!r} scale")

@@ -10,6 +10,7 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
+from .descriptions import BUILTIN_ROBOTS
 from .loader import as_robot
 from .selfcollision import disabled_link_pairs
 from .spheres import capsule_spheres, load_sphere_table
@@ -24,8 +25,6 @@ DEFAULT_INFLATION = 0.25
 def ready_configuration(robot) -> torch.Tensor:
     """``(dof,)`` float64: the registry's ready configuration of a built-in robot (with its default end
     effector's chain), else the middle of the joint limits."""
-    from .descriptions import BUILTIN_ROBOTS
-
     ref = robot.spec["robot"]
     ready = BUILTIN_ROBOTS[ref].ready if ref in BUILTIN_ROBOTS else ()
     if len(ready) == robot.dof:

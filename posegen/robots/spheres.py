@@ -30,6 +30,7 @@ import torch
 import yaml
 
 from ..atomic import atomic_open
+from .descriptions import BUILTIN_ROBOTS, builtin_spheres_text
 
 __all__ = ["Capsule", "SphereTable", "load_sphere_table", "parse_sphere_table", "sphere_table_yaml",
            "save_sphere_table", "capsule_spheres", "read_yaml"]
@@ -128,7 +129,6 @@ def read_yaml(text: str):
 
 @functools.lru_cache(maxsize=None)
 def _builtin_table(name: str) -> SphereTable:
-    from .descriptions import builtin_spheres_text
     return parse_sphere_table(read_yaml(builtin_spheres_text(name)), f"<built-in {name} spheres>")
 
 
@@ -139,8 +139,6 @@ def load_sphere_table(robot) -> SphereTable:
     Raises:
         ValueError: a robot without a shipped table, or a malformed file.
     """
-    from .descriptions import BUILTIN_ROBOTS
-
     if isinstance(robot, SphereTable):
         return robot
     if isinstance(robot, (list, tuple)) and robot and all(isinstance(c, Capsule) for c in robot):
