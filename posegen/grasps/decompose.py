@@ -15,7 +15,7 @@ def is_convex(mesh, rtol: float = 1e-3) -> bool:
     if not mesh.is_watertight:
         return False
     hull = mesh.convex_hull.volume
-    return hull > 0 and abs(hull - mesh.volume) <= rtol * hull
+    return bool(hull > 0 and abs(hull - mesh.volume) <= rtol * hull)
 
 
 def convex_decomposition(mesh, *, threshold: float = 0.05, max_parts: int = 24,

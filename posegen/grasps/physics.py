@@ -2,32 +2,35 @@
 
 For each grasp ``T`` (gripper base frame in the object's mesh frame, :mod:`posegen.grasps.gripper`):
 
-1. the gripper is fixed at the world origin (world = grasp frame), fingers open at the full stroke; the
+1. the gripper starts at the world origin (world = grasp frame), fingers open at the full stroke; the
    object, a free body, is placed at ``T^-1``; a grasp whose gripper already penetrates the object by more
-   than ``ShakeTest.penetration`` fails;
+   than ``ShakeTest.penetration`` fails without simulation (its motions are NaN);
 2. **closing**, gravity off: both fingers close with ``gripper.closing_force`` each (coupled by an equality
    constraint like the Franka Hand's mimic joint, speed limited by joint damping) for ``close_time``;
-3. **shaking**: gravity of ``accel`` is turned on along each of ``directions`` (grasp frame) in turn, for
-   ``hold_time`` each: the object is pulled out along the approach axis, pushed into the palm, and dragged
-   along both pad directions, with a jerk at every switch;
-4. **success** (``object_in_gripper``) when, at the end of closing and of every shaking phase, the object
-   touches both fingers.
+3. **gravity** of ``accel`` along each of ``directions`` (grasp frame) in turn, ``hold_time`` each: the
+   object is pushed into the palm, pulled out along the approach axis and dragged along both pad
+   directions, with a jerk at every switch;
+4. **shake**: gravity pulling the object out of the fingers (approach axis down), the hand (a free body
+   welded to a mocap target) moves ``shake_amplitude * sin(2 pi f t)`` along its approach axis while it
+   turns ``shake_angle * sin(2 pi f t)`` about the closing axis (the axis a parallel grip resists least),
+   for ``shake_time``;
+5. **success** (``object_in_gripper``) when, at the end of closing, of every gravity phase and of the
+   shake, the object touches both fingers.
 
 The object has ACRONYM's material: density 150 kg/m^3, friction 1.0 (``ShakeTest``). MuJoCo collides meshes as
 convex hulls, so non-convex objects are split into convex pieces (CoACD, :meth:`GraspObject.convex_parts`).
-Besides the labels, the test measures ACRONYM's per-grasp quality arrays: the object's motion relative to the
-gripper during closing and during shaking (linear in m, angular in rad; shaking: the largest at any phase
+Besides the labels, the test measures ACRONYM's per-grasp quality arrays: the object's motion in the hand's
+frame during closing and during shaking (linear in m, angular in rad; shaking: the largest at any phase
 end, relative to the pose after closing).
 
-Grasps are simulated one after another on one compiled model per process (each a few thousand steps in C:
-``mj_step(model, data, nstep)``); ``processes > 1`` splits them over worker processes. Measured times per
-grasp are in ``benchmarks/grasp_labels.py``.
+Grasps are simulated one after another on one compiled model per process (closing and gravity phases as
+``mj_step(model, data, nstep)`` in C, the shake step by step to move the target); ``processes > 1`` splits
+them over worker processes. Times per grasp: ``benchmarks/grasps.py``.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
@@ -58,6 +61,10 @@ class ShakeTest:
     accel: float = 9.81
     directions: Tuple[Tuple[float, float, float], ...] = (
         (0.0, 0.0, -1.0), (0.0, 0.0, 1.0), (0.0, 1.0, 0.0), (0.0, -1.0, 0.0), (1.0, 0.0, 0.0), (-1.0, 0.0, 0.0))
+    shake_time: float = 1.0
+    shake_frequency: float = 2.0
+    shake_amplitude: float = 0.03
+    shake_angle: float = 0.5
     density: float = 150.0
     friction: float = 1.0
     torsional_friction: float = 0.005
@@ -65,10 +72,15 @@ class ShakeTest:
     penetration: float = 0.002
 
     def __post_init__(self):
-        for name in ("timestep", "close_time", "hold_time", "density", "friction", "finger_damping"):
+        for name in ("timestep", "close_time", "hold_time", "shake_frequency", "density", "friction",
+                     "finger_damping"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ValueError(f"ShakeTest.{name} must be a finite number > 0, got {v!r}")
+        for name in ("shake_time", "shake_amplitude", "shake_angle"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"ShakeTest.{name} must be a finite number >= 0, got {v!r}")
         if not self.directions or any(len(d) != 3 or not np.linalg.norm(d) > 0 for d in self.directions):
             raise ValueError(f"ShakeTest.directions must be non-zero 3-vectors, got {self.directions!r}")
 
@@ -95,15 +107,21 @@ def _add_box_geoms(body, boxes, mujoco, **kw) -> None:
 
 
 def build_model(parts: List[Tuple[np.ndarray, np.ndarray]], gripper: ParallelJawGripper, test: ShakeTest):
-    """The MuJoCo model: a fixed gripper at the origin with two coupled sliding fingers, and the object as
-    a free body made of the convex ``parts`` (mesh frame = body frame)."""
+    """The MuJoCo model: the gripper (a free body welded to the mocap body ``target``, gravity compensated)
+    with two coupled sliding fingers, and the object as a free body made of the convex ``parts`` (mesh
+    frame = body frame)."""
     mujoco = _mujoco()
     spec = mujoco.MjSpec()
     spec.option.timestep = test.timestep
     spec.option.gravity = [0.0, 0.0, 0.0]
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
-    hand = spec.worldbody.add_body(name="hand")
+    spec.worldbody.add_body(name="target", mocap=True)  # where the hand should be; moved by the shake
+    hand = spec.worldbody.add_body(name="hand", gravcomp=1.0)
+    hand.add_freejoint(name="hand")
+    hand.mass, hand.inertia, hand.explicitinertial = 2.0, [0.01, 0.01, 0.01], True
+    spec.add_equality(type=mujoco.mjtEq.mjEQ_WELD, name1="hand", name2="target", objtype=mujoco.mjtObj.mjOBJ_BODY,
+                      solref=[2 * test.timestep, 1.0])
     friction = [test.friction, test.torsional_friction, 1e-4]
     # stiff contacts (MuJoCo averages both geoms' solref/solimp, so every geom gets them): the pads sink
     # about (1 - dmax) / dmax^2 * F / (m k) into the object at rest, k = 1 / (timeconst * dampratio)^2; a
@@ -112,7 +130,7 @@ def build_model(parts: List[Tuple[np.ndarray, np.ndarray]], gripper: ParallelJaw
     gripper_bits = dict(contype=1, conaffinity=2, **contact)  # the gripper's boxes touch the object only
     _add_box_geoms(hand, gripper.palm, mujoco, friction=friction, **gripper_bits)
     for i, angle in ((1, 0.0), (2, math.pi)):
-        finger = hand.add_body(name=f"finger{i}", pos=[0.0, 0.0, gripper.finger_z],
+        finger = hand.add_body(name=f"finger{i}", pos=[0.0, 0.0, gripper.finger_z], gravcomp=1.0,
                                quat=[math.cos(angle / 2), 0.0, 0.0, math.sin(angle / 2)])
         finger.mass = gripper.finger_mass
         finger.inertia = [1e-5, 1e-5, 1e-5]
@@ -136,7 +154,7 @@ def build_model(parts: List[Tuple[np.ndarray, np.ndarray]], gripper: ParallelJaw
 
 
 class _Simulator:
-    """One compiled model and its data; :meth:`run` labels grasps one after another."""
+    """One compiled model and its data; :meth:`run_one` labels one grasp, on the same model each time."""
 
     def __init__(self, parts, gripper: ParallelJawGripper, test: ShakeTest):
         mujoco = _mujoco()
@@ -162,7 +180,26 @@ class _Simulator:
         return bool((other == self.fingers[0]).any()), bool((other == self.fingers[1]).any()), depth
 
     def _object_pose(self) -> Tuple[np.ndarray, np.ndarray]:
-        return self.data.xpos[self.obj_body].copy(), self.data.xmat[self.obj_body].reshape(3, 3).copy()
+        """The object's position and rotation in the hand's frame (the grasp frame, wherever the hand is)."""
+        d = self.data
+        R_h = d.xmat[self.hand].reshape(3, 3)
+        return (R_h.T @ (d.xpos[self.obj_body] - d.xpos[self.hand]),
+                R_h.T @ d.xmat[self.obj_body].reshape(3, 3))
+
+    def _held(self) -> bool:
+        return all(self._touching()[:2])
+
+    def _shake_path(self) -> Tuple[np.ndarray, np.ndarray]:
+        """Mocap target per step of the shake: positions ``(S, 3)`` along z, quaternions ``(S, 4)`` wxyz
+        turning about x, both ``sin(2 pi f t)`` times their amplitude."""
+        test = self.test
+        t = np.arange(1, max(1, round(test.shake_time / test.timestep)) + 1) * test.timestep
+        s = np.sin(2 * math.pi * test.shake_frequency * t)
+        pos = np.zeros((len(t), 3))
+        pos[:, 2] = test.shake_amplitude * s
+        half = 0.5 * test.shake_angle * s
+        quat = np.stack([np.cos(half), np.sin(half), np.zeros_like(t), np.zeros_like(t)], axis=1)
+        return pos, quat
 
     def run_one(self, T: np.ndarray) -> Tuple[bool, float, float, float, float]:
         """``(success, closing linear, closing angular, shaking linear, shaking angular)`` for grasp ``T``."""
@@ -182,15 +219,26 @@ class _Simulator:
         mj.mj_step(m, d, nstep=max(1, round(test.close_time / test.timestep)))
         p1, R1 = self._object_pose()
         close_lin, close_ang = float(np.linalg.norm(p1 - p0)), _angle(R0, R1)
-        ok = all(self._touching()[:2])
+        ok = self._held()
         shake_lin = shake_ang = 0.0
+
+        def moved():
+            p, R = self._object_pose()
+            return max(shake_lin, float(np.linalg.norm(p - p1))), max(shake_ang, _angle(R1, R))
+
         for direction in test.directions:
             g = np.asarray(direction, dtype=np.float64)
             m.opt.gravity[:] = test.accel * g / np.linalg.norm(g)
             mj.mj_step(m, d, nstep=max(1, round(test.hold_time / test.timestep)))
-            p, R = self._object_pose()
-            shake_lin, shake_ang = max(shake_lin, float(np.linalg.norm(p - p1))), max(shake_ang, _angle(R1, R))
-            ok = ok and all(self._touching()[:2])
+            shake_lin, shake_ang = moved()
+            ok = ok and self._held()
+        if test.shake_time > 0:
+            m.opt.gravity[:] = (0.0, 0.0, test.accel)  # approach axis down: the weight pulls out of the fingers
+            for pos, quat in zip(*self._shake_path()):
+                d.mocap_pos[0], d.mocap_quat[0] = pos, quat
+                mj.mj_step(m, d)
+            shake_lin, shake_ang = moved()
+            ok = ok and self._held()
         return ok, close_lin, close_ang, shake_lin, shake_ang
 
 
@@ -263,7 +311,3 @@ def evaluate(obj, transforms, gripper="panda", **kwargs) -> torch.Tensor:
     ``object_in_gripper``); keyword arguments as :func:`simulate`."""
     return simulate(obj, transforms, gripper, **kwargs)["object_in_gripper"]
 
-
-def default_processes() -> int:
-    """1 or 2: the worker processes this machine can spare (never more than 2)."""
-    return max(1, min(2, (os.cpu_count() or 1) - 1))

@@ -1,0 +1,149 @@
+"""Grasp data generation: the seeded object set, antipodal candidates and MuJoCo shake-test labels, timed.
+
+    # 3 objects of every kind + 9 pybullet random_urdfs, 100 grasps each; JSON to benchmarks/results/full/grasps.json
+    OMP_NUM_THREADS=1 python benchmarks/grasps.py run --per-kind 3 --pybullet 9 --per-object 100
+    # also label the first 300 grasps of an ACRONYM file (not shipped: CC BY-NC) and compare with its labels
+    OMP_NUM_THREADS=1 python benchmarks/grasps.py run ... --acronym Mug_10f6...h5 --mesh-root acronym/data/examples
+    python benchmarks/grasps.py markdown   # the tables of the JSON, printed
+
+Per object: generation time (procedural objects), watertight / convex, CoACD pieces and time, candidates'
+yield (kept per surface sample) and wall time per candidate, shake-test wall time per grasp (one process;
+``--processes`` for the pooled figure on all objects together) and the share that holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import Result, read_json, set_threads  # noqa: E402
+
+from posegen.grasps import (KINDS, load_acronym, load_object, make_objects, pybullet_objects,  # noqa: E402
+                            sample_antipodal, simulate)
+from posegen.grasps.decompose import is_convex  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "results" / "full" / "grasps.json"
+
+
+def _object_row(obj, kind: str, make_s: float, per_object: int, seed: int) -> dict:
+    t0 = time.perf_counter()
+    parts = obj.convex_parts()
+    decompose_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    try:
+        cand = sample_antipodal(obj, per_object, seed=seed)
+    except ValueError as e:
+        return {"object": obj.name, "kind": kind, "error": str(e)}
+    sample_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    q = simulate(obj, cand.transforms, progress=False)
+    label_s = time.perf_counter() - t0
+    return {"object": obj.name, "kind": kind, "faces": int(len(obj.mesh.faces)), "watertight": obj.is_watertight,
+            "convex": is_convex(obj.mesh), "make_s": make_s, "pieces": len(parts), "decompose_s": decompose_s,
+            "candidates": len(cand), "sample_s_per_grasp": sample_s / len(cand),
+            "label_s_per_grasp": label_s / len(cand), "holds": float(q["object_in_gripper"].float().mean()),
+            "transforms": cand.transforms}
+
+
+def _acronym_row(path: Path, mesh_root: Path, n: int) -> dict:
+    a = load_acronym(path)
+    obj = load_object(mesh_root / a.object_file, a.object_scale)
+    t0 = time.perf_counter()
+    obj.convex_parts()
+    decompose_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ours = simulate(obj, a.transforms[:n], progress=False)["object_in_gripper"].numpy()
+    label_s = time.perf_counter() - t0
+    theirs = a.success[:n].numpy()
+    return {"file": path.name, "grasps": int(len(ours)), "decompose_s": decompose_s, "pieces": len(obj.convex_parts()),
+            "label_s_per_grasp": label_s / len(ours), "agreement": float((ours == theirs).mean()),
+            "holds_ours": float(ours.mean()), "holds_acronym": float(theirs.mean()),
+            "both_hold": int((ours & theirs).sum()), "only_ours": int((ours & ~theirs).sum()),
+            "only_acronym": int((~ours & theirs).sum()), "neither": int((~ours & ~theirs).sum())}
+
+
+def run(args) -> None:
+    set_threads(1)
+    res = Result("grasps", vars(args))
+    objs = []
+    t0 = time.perf_counter()
+    made = make_objects(args.per_kind * len(KINDS), seed=args.seed)
+    make_s = (time.perf_counter() - t0) / len(made)
+    objs += [(o, p["kind"], make_s) for o, p in made]
+    objs += [(load_object(p), "pybullet_random_urdf", 0.0) for p in pybullet_objects()[: args.pybullet]]
+    all_T = []
+    for i, (obj, kind, ms) in enumerate(objs):
+        row = _object_row(obj, kind, ms, args.per_object, args.seed + i)
+        T = row.pop("transforms", None)
+        if T is not None:
+            all_T.append((obj, T))
+        res.add(row)
+        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+        res.write(args.out)  # a checkpoint after every object
+    if args.processes > 1 and all_T:
+        t0, n = time.perf_counter(), 0
+        for obj, T in all_T:
+            simulate(obj, T, processes=args.processes, progress=False)
+            n += len(T)
+        res.extra["pooled"] = {"processes": args.processes, "grasps": n, "s_per_grasp": (time.perf_counter() - t0) / n}
+    if args.acronym:
+        res.extra["acronym"] = _acronym_row(Path(args.acronym), Path(args.mesh_root), args.acronym_grasps)
+        print(res.extra["acronym"], flush=True)
+    print(f"wrote {res.write(args.out)}")
+
+
+def markdown(args) -> None:
+    data = read_json(args.out)
+    rows = [r for r in data["results"] if "error" not in r]
+    print(f"Machine: {data['machine']['cpu']}, load {data['machine']['load_avg_1_5_15']}, commit "
+          f"{data['machine']['commit']}; {data['args']['per_object']} grasps per object.\n")
+    print("| kind | objects | convex | CoACD pieces (s) | candidate ms/grasp | label ms/grasp | holds |")
+    print("|---|---|---|---|---|---|---|")
+    for kind in dict.fromkeys(r["kind"] for r in rows):
+        rs = [r for r in rows if r["kind"] == kind]
+        med = lambda k: float(np.median([r[k] for r in rs]))  # noqa: E731
+        print(f"| {kind} | {len(rs)} | {sum(r['convex'] for r in rs)} | {med('pieces'):.0f} ({med('decompose_s'):.1f}) "
+              f"| {1e3 * med('sample_s_per_grasp'):.1f} | {1e3 * med('label_s_per_grasp'):.1f} | "
+              f"{np.mean([r['holds'] for r in rs]):.0%} |")
+    errors = [r for r in data["results"] if "error" in r]
+    for r in errors:
+        print(f"\n{r['object']}: {r['error']}")
+    if "pooled" in data:
+        p = data["pooled"]
+        print(f"\nPooled: {p['grasps']} grasps in {p['processes']} processes, {1e3 * p['s_per_grasp']:.1f} ms/grasp.")
+    if "acronym" in data:
+        a = data["acronym"]
+        print(f"\nACRONYM {a['file']}, first {a['grasps']} grasps: agreement {a['agreement']:.1%}; hold: ours "
+              f"{a['holds_ours']:.1%}, ACRONYM {a['holds_acronym']:.1%}; both {a['both_hold']}, only ours "
+              f"{a['only_ours']}, only ACRONYM {a['only_acronym']}, neither {a['neither']}; "
+              f"{1e3 * a['label_s_per_grasp']:.1f} ms/grasp, CoACD {a['pieces']} pieces in {a['decompose_s']:.1f} s.")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="action", required=True)
+    q = sub.add_parser("run")
+    q.add_argument("--per-kind", type=int, default=3, help="procedural objects of every kind")
+    q.add_argument("--pybullet", type=int, default=9, help="pybullet_data random_urdfs objects (0: none)")
+    q.add_argument("--per-object", type=int, default=100, help="grasps per object")
+    q.add_argument("--processes", type=int, default=1, help="also time all labels again in this many processes")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--acronym", default=None, help="an ACRONYM grasp file to compare labels with")
+    q.add_argument("--mesh-root", default=".", help="folder its object/file is relative to")
+    q.add_argument("--acronym-grasps", type=int, default=300)
+    q.add_argument("--out", type=Path, default=OUT)
+    q = sub.add_parser("markdown")
+    q.add_argument("--out", type=Path, default=OUT)
+    args = p.parse_args(argv)
+    run(args) if args.action == "run" else markdown(args)
+
+
+if __name__ == "__main__":
+    main()
