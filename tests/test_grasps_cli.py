@@ -41,7 +41,8 @@ def test_one_object_one_file(meshes, tmp_path):
     assert a.provenance["per_object"] == 12 and a.provenance["gripper"] == "panda"
     assert a.object["mass"] == pytest.approx(0.03 * 0.05 * 0.08 * 150.0)
     assert a.success.float().mean() > 0.8  # antipodal grasps of a small box: nearly all hold
-    obj = load_object(meshes / "box.obj")
+    obj = a.load_object()  # the mesh path is stored relative to the grasp file's folder
+    assert np.allclose(obj.bounds, load_object(meshes / "box.obj").bounds)
     assert np.allclose(a.transforms[:, 3].numpy(), [0, 0, 0, 1]) and obj.is_watertight
 
 

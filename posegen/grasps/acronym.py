@@ -54,6 +54,7 @@ class AcronymGrasps:
         gripper_type: ``gripper/type`` (None if absent).
         gripper_configuration: ``gripper/configuration`` (None if absent).
         provenance: posegen's provenance dict (None for files posegen did not write).
+        path: the file it was read from.
     """
 
     transforms: torch.Tensor
@@ -66,9 +67,18 @@ class AcronymGrasps:
     gripper_type: Optional[str] = None
     gripper_configuration: Optional[np.ndarray] = None
     provenance: Optional[dict] = None
+    path: Optional[str] = None
 
     def __len__(self) -> int:
         return int(self.transforms.shape[0])
+
+    def load_object(self, mesh_root=None, **kwargs):
+        """The grasped object: ``mesh_root / object_file`` at ``object_scale`` (:func:`posegen.grasps.load_object`;
+        ``mesh_root`` defaults to this file's folder, where ``posegen grasps generate`` makes it relative to)."""
+        from .objects import load_object
+
+        root = Path(self.path).parent if mesh_root is None and self.path else Path(mesh_root or ".")
+        return load_object(root / self.object_file, self.object_scale, **kwargs)
 
 
 def _str(value) -> str:
@@ -116,7 +126,7 @@ def load_acronym(path, sim: Optional[str] = None) -> AcronymGrasps:
             qualities=qualities, object_file=_str(f["object/file"][()]), object_scale=float(f["object/scale"][()]),
             object=obj, gripper_type=_str(f["gripper/type"][()]) if "gripper/type" in f else None,
             gripper_configuration=f["gripper/configuration"][()] if "gripper/configuration" in f else None,
-            provenance=prov)
+            provenance=prov, path=str(p))
 
 
 def _read_qualities(f, p: Path, n: int) -> Dict[str, Dict[str, torch.Tensor]]:

@@ -13,7 +13,7 @@ For each grasp ``T`` (gripper base frame in the object's mesh frame, :mod:`poseg
 4. **shake**: gravity pulling the object out of the fingers (approach axis down), the hand (a free body
    welded to a mocap target) moves ``shake_amplitude * sin(2 pi f t)`` along its approach axis while it
    turns ``shake_angle * sin(2 pi f t)`` about the closing axis (the axis a parallel grip resists least),
-   for ``shake_time``;
+   for ``shake_time`` (the target moves every ``shake_substeps`` steps; the weld smooths it);
 5. **success** (``object_in_gripper``) when, at the end of closing, of every gravity phase and of the
    shake, the object touches both fingers.
 
@@ -57,11 +57,11 @@ class ShakeTest:
 
     timestep: float = 0.002
     close_time: float = 0.5
-    hold_time: float = 0.25
+    hold_time: float = 0.15
     accel: float = 9.81
     directions: Tuple[Tuple[float, float, float], ...] = (
         (0.0, 0.0, -1.0), (0.0, 0.0, 1.0), (0.0, 1.0, 0.0), (0.0, -1.0, 0.0), (1.0, 0.0, 0.0), (-1.0, 0.0, 0.0))
-    shake_time: float = 1.0
+    shake_time: float = 0.5
     shake_frequency: float = 2.0
     shake_amplitude: float = 0.03
     shake_angle: float = 0.5
@@ -70,6 +70,7 @@ class ShakeTest:
     torsional_friction: float = 0.005
     finger_damping: float = 700.0
     penetration: float = 0.002
+    shake_substeps: int = 5
 
     def __post_init__(self):
         for name in ("timestep", "close_time", "hold_time", "shake_frequency", "density", "friction",
@@ -77,6 +78,8 @@ class ShakeTest:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ValueError(f"ShakeTest.{name} must be a finite number > 0, got {v!r}")
+        if isinstance(self.shake_substeps, bool) or not isinstance(self.shake_substeps, int) or self.shake_substeps < 1:
+            raise ValueError(f"ShakeTest.shake_substeps must be an integer >= 1, got {self.shake_substeps!r}")
         for name in ("shake_time", "shake_amplitude", "shake_angle"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
@@ -190,10 +193,11 @@ class _Simulator:
         return all(self._touching()[:2])
 
     def _shake_path(self) -> Tuple[np.ndarray, np.ndarray]:
-        """Mocap target per step of the shake: positions ``(S, 3)`` along z, quaternions ``(S, 4)`` wxyz
-        turning about x, both ``sin(2 pi f t)`` times their amplitude."""
+        """Mocap target every ``shake_substeps`` steps of the shake: positions ``(S, 3)`` along z, quaternions
+        ``(S, 4)`` wxyz turning about x, both ``sin(2 pi f t)`` times their amplitude."""
         test = self.test
-        t = np.arange(1, max(1, round(test.shake_time / test.timestep)) + 1) * test.timestep
+        dt = test.timestep * test.shake_substeps
+        t = np.arange(1, max(1, round(test.shake_time / dt)) + 1) * dt
         s = np.sin(2 * math.pi * test.shake_frequency * t)
         pos = np.zeros((len(t), 3))
         pos[:, 2] = test.shake_amplitude * s
@@ -236,7 +240,7 @@ class _Simulator:
             m.opt.gravity[:] = (0.0, 0.0, test.accel)  # approach axis down: the weight pulls out of the fingers
             for pos, quat in zip(*self._shake_path()):
                 d.mocap_pos[0], d.mocap_quat[0] = pos, quat
-                mj.mj_step(m, d)
+                mj.mj_step(m, d, nstep=test.shake_substeps)
             shake_lin, shake_ang = moved()
             ok = ok and self._held()
         return ok, close_lin, close_ang, shake_lin, shake_ang
