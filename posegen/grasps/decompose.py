@@ -24,10 +24,9 @@ def convex_decomposition(mesh, *, threshold: float = 0.05, max_parts: int = 24,
 
     A convex mesh gives one piece (itself). Otherwise CoACD (Wei et al., SIGGRAPH 2022; PyPI ``coacd``)
     with concavity ``threshold``, at most ``max_parts`` pieces and ``seed``, and a smaller search than
-    CoACD's defaults (MCTS 30 iterations, 8 nodes, depth 2, 300 samples). On ACRONYM's sample mug (2334
-    triangles; its hull is 5.8x its volume) that gives 23 pieces whose hulls sum to 1.25x its volume in
-    10 s on this project's shared 2-core CPU, against 16 pieces, 1.33x, 17 s with 50 iterations and 500
-    samples; CoACD's defaults took 187 s. Without CoACD: the convex hull, with a warning.
+    CoACD's defaults, for speed (MCTS 30 iterations, 8 nodes, depth 2, 300 samples); the pieces and seconds
+    these settings give are measured per object by ``benchmarks/grasps.py``. Without CoACD: the convex
+    hull, with a warning.
     """
     if is_convex(mesh):
         return [(np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64))]

@@ -22,6 +22,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 import torch
 
+from .decompose import convex_decomposition
 from .gripper import get_gripper
 
 __all__ = ["GraspObject", "load_object", "find_objects", "narrowest_width", "MESH_SUFFIXES"]
@@ -102,11 +103,10 @@ class GraspObject:
 
         A convex mesh is its own single piece; otherwise CoACD (``pip install coacd``, the ``grasps``
         extra) decomposes it with concavity ``threshold`` into at most ``max_parts`` pieces. Without CoACD
-        the convex hull stands in, with a warning (grasps inside concavities are then mislabelled).
+        the convex hull stands in, with a warning (grasps inside concavities are then mislabelled). The
+        first call's pieces are kept for the object's lifetime (later settings are ignored).
         """
         if self._parts is None:
-            from .decompose import convex_decomposition
-
             self._parts = convex_decomposition(self.mesh, threshold=threshold, max_parts=max_parts, seed=seed)
         return self._parts
 
