@@ -25,8 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import Result, read_json, set_threads  # noqa: E402
 
-from posegen.grasps import (KINDS, load_acronym, load_object, make_objects, pybullet_objects,  # noqa: E402
-                            sample_antipodal, simulate)
+from posegen.grasps import KINDS, load_acronym, load_object, make_objects, pybullet_objects, sample_antipodal, simulate  # noqa: E402
 from posegen.grasps.decompose import is_convex  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "full" / "grasps.json"
@@ -108,9 +107,10 @@ def markdown(args) -> None:
     print("|---|---|---|---|---|---|---|")
     for kind in dict.fromkeys(r["kind"] for r in rows):
         rs = [r for r in rows if r["kind"] == kind]
-        med = lambda k: float(np.median([r[k] for r in rs]))  # noqa: E731
-        print(f"| {kind} | {len(rs)} | {sum(r['convex'] for r in rs)} | {med('pieces'):.0f} ({med('decompose_s'):.1f}) "
-              f"| {1e3 * med('sample_s_per_grasp'):.1f} | {1e3 * med('label_s_per_grasp'):.1f} | "
+        med = {k: float(np.median([r[k] for r in rs]))
+               for k in ("pieces", "decompose_s", "sample_s_per_grasp", "label_s_per_grasp")}
+        print(f"| {kind} | {len(rs)} | {sum(r['convex'] for r in rs)} | {med['pieces']:.0f} ({med['decompose_s']:.1f}) "
+              f"| {1e3 * med['sample_s_per_grasp']:.1f} | {1e3 * med['label_s_per_grasp']:.1f} | "
               f"{np.mean([r['holds'] for r in rs]):.0%} |")
     errors = [r for r in data["results"] if "error" in r]
     for r in errors:

@@ -45,7 +45,7 @@ def test_open_fingers_match_acronym_collision_mesh():
 
 def test_pads_close_symmetrically_and_centre_on_the_tcp():
     for opening in (0.0, 0.03, 0.08):
-        lo1, hi1, lo2, hi2 = _finger_bounds(opening)
+        lo1, _, _, hi2 = _finger_bounds(opening)
         assert lo1[0] == pytest.approx(opening / 2, abs=1e-4) and hi2[0] == pytest.approx(-opening / 2, abs=1e-4)
     pad = PANDA.parts(0.08)[1][-1]  # the rubber tip
     assert pad.center[2] == pytest.approx(PANDA.tcp_offset, abs=5e-4)

@@ -18,6 +18,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from .. import __version__
+from ..grasps import (ShakeTest, find_objects, get_gripper, load_object, object_properties, sample_antipodal,
+                      save_acronym, simulate)
 from .common import UsageError, note, say
 
 __all__ = ["add_parser", "run"]
@@ -79,10 +82,6 @@ def _check_args(args) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``posegen grasps generate``; returns the exit code (0)."""
-    from .. import __version__
-    from ..grasps import (ShakeTest, find_objects, get_gripper, load_object, object_properties,
-                          sample_antipodal, save_acronym, simulate)
-
     _check_args(args)
     gripper = get_gripper(args.gripper)
     files = find_objects(args.objects)

@@ -129,8 +129,8 @@ def build_model(parts: List[Tuple[np.ndarray, np.ndarray]], gripper: ParallelJaw
     # stiff contacts (MuJoCo averages both geoms' solref/solimp, so every geom gets them): the pads sink
     # about (1 - dmax) / dmax^2 * F / (m k) into the object at rest, k = 1 / (timeconst * dampratio)^2; a
     # damping ratio of 2 stops the pads chattering at this time constant (contacts flickered at 1)
-    contact = dict(solref=[2 * test.timestep, 2.0], solimp=[0.99, 0.999, 0.0005, 0.5, 2.0])
-    gripper_bits = dict(contype=1, conaffinity=2, **contact)  # the gripper's boxes touch the object only
+    contact = {"solref": [2 * test.timestep, 2.0], "solimp": [0.99, 0.999, 0.0005, 0.5, 2.0]}
+    gripper_bits = {"contype": 1, "conaffinity": 2, **contact}  # the gripper's boxes touch the object only
     _add_box_geoms(hand, gripper.palm, mujoco, friction=friction, **gripper_bits)
     for i, angle in ((1, 0.0), (2, math.pi)):
         finger = hand.add_body(name=f"finger{i}", pos=[0.0, 0.0, gripper.finger_z], gravcomp=1.0,
