@@ -2,13 +2,14 @@
 
     # 3 objects of every kind + 9 pybullet random_urdfs, 100 grasps each; JSON to benchmarks/results/full/grasps.json
     OMP_NUM_THREADS=1 python benchmarks/grasps.py run --per-kind 3 --pybullet 9 --per-object 100
+    # the shake test in 1 and 2 processes on the same 300 grasps of a mug: results/full/grasps_pool.json
+    OMP_NUM_THREADS=1 python benchmarks/grasps.py pool --grasps 300 --processes 2
     # also label the first 300 grasps of an ACRONYM file (not shipped: CC BY-NC) and compare with its labels
     OMP_NUM_THREADS=1 python benchmarks/grasps.py run ... --acronym Mug_10f6...h5 --mesh-root acronym/data/examples
     python benchmarks/grasps.py markdown   # the tables of the JSON, printed
 
-Per object: generation time (procedural objects), watertight / convex, CoACD pieces and time, candidates'
-yield (kept per surface sample) and wall time per candidate, shake-test wall time per grasp (one process;
-``--processes`` for the pooled figure on all objects together) and the share that holds.
+Per object: generation time (procedural objects), watertight / convex, CoACD pieces and time,
+wall time per candidate, shake-test wall time per grasp (one process) and the share that holds.
 """
 
 from __future__ import annotations
@@ -77,24 +78,34 @@ def run(args) -> None:
     make_s = (time.perf_counter() - t0) / len(made)
     objs += [(o, p["kind"], make_s) for o, p in made]
     objs += [(load_object(p), "pybullet_random_urdf", 0.0) for p in pybullet_objects()[: args.pybullet]]
-    all_T = []
     for i, (obj, kind, ms) in enumerate(objs):
         row = _object_row(obj, kind, ms, args.per_object, args.seed + i)
-        T = row.pop("transforms", None)
-        if T is not None:
-            all_T.append((obj, T))
+        row.pop("transforms", None)
         res.add(row)
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
         res.write(args.out)  # a checkpoint after every object
-    if args.processes > 1 and all_T:
-        t0, n = time.perf_counter(), 0
-        for obj, T in all_T:
-            simulate(obj, T, processes=args.processes, progress=False)
-            n += len(T)
-        res.extra["pooled"] = {"processes": args.processes, "grasps": n, "s_per_grasp": (time.perf_counter() - t0) / n}
     if args.acronym:
         res.extra["acronym"] = _acronym_row(Path(args.acronym), Path(args.mesh_root), args.acronym_grasps)
         print(res.extra["acronym"], flush=True)
+    print(f"wrote {res.write(args.out)}")
+
+
+def pool(args) -> None:
+    """Label the same grasps of one mug in 1 and in ``--processes`` processes, alternately, ``--repeats`` times."""
+    set_threads(1)
+    res = Result("grasps_pool", vars(args))
+    obj, _ = make_objects(5, seed=args.seed)[4]  # mug_0004: CoACD pieces, a non-convex object
+    obj.convex_parts()
+    T = sample_antipodal(obj, args.grasps, seed=args.seed).transforms
+    labels = {}
+    for rep in range(args.repeats):
+        for p in (1, args.processes):
+            t0 = time.perf_counter()
+            labels[p] = simulate(obj, T, processes=p, progress=False)["object_in_gripper"]
+            seconds = time.perf_counter() - t0
+            res.add({"repeat": rep, "processes": p, "grasps": len(T), "s_per_grasp": seconds / len(T)})
+            print(res.rows[-1], flush=True)
+    res.extra["same_labels"] = bool((labels[1] == labels[args.processes]).all())
     print(f"wrote {res.write(args.out)}")
 
 
@@ -115,9 +126,15 @@ def markdown(args) -> None:
     errors = [r for r in data["results"] if "error" in r]
     for r in errors:
         print(f"\n{r['object']}: {r['error']}")
-    if "pooled" in data:
-        p = data["pooled"]
-        print(f"\nPooled: {p['grasps']} grasps in {p['processes']} processes, {1e3 * p['s_per_grasp']:.1f} ms/grasp.")
+    pooled = args.out.with_name("grasps_pool.json")
+    if pooled.exists():
+        d = read_json(pooled)
+        per = {}
+        for r in d["results"]:
+            per.setdefault(r["processes"], []).append(r["s_per_grasp"])
+        print(f"\nProcesses (mug_0004, {d['results'][0]['grasps']} grasps, load {d['machine']['load_avg_1_5_15']}): "
+              + ", ".join(f"{p}: {1e3 * float(np.median(v)):.1f} ms/grasp" for p, v in sorted(per.items()))
+              + f"; same labels: {d['same_labels']}.")
     if "acronym" in data:
         a = data["acronym"]
         print(f"\nACRONYM {a['file']}, first {a['grasps']} grasps: agreement {a['agreement']:.1%}; hold: ours "
@@ -133,16 +150,21 @@ def main(argv=None) -> None:
     q.add_argument("--per-kind", type=int, default=3, help="procedural objects of every kind")
     q.add_argument("--pybullet", type=int, default=9, help="pybullet_data random_urdfs objects (0: none)")
     q.add_argument("--per-object", type=int, default=100, help="grasps per object")
-    q.add_argument("--processes", type=int, default=1, help="also time all labels again in this many processes")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--acronym", default=None, help="an ACRONYM grasp file to compare labels with")
     q.add_argument("--mesh-root", default=".", help="folder its object/file is relative to")
     q.add_argument("--acronym-grasps", type=int, default=300)
     q.add_argument("--out", type=Path, default=OUT)
+    q = sub.add_parser("pool")
+    q.add_argument("--grasps", type=int, default=300)
+    q.add_argument("--processes", type=int, default=2)
+    q.add_argument("--repeats", type=int, default=2)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", type=Path, default=OUT.with_name("grasps_pool.json"))
     q = sub.add_parser("markdown")
     q.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
-    run(args) if args.action == "run" else markdown(args)
+    {"run": run, "pool": pool, "markdown": markdown}[args.action](args)
 
 
 if __name__ == "__main__":

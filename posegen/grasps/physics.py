@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -263,6 +263,12 @@ def _run_chunk(T: np.ndarray) -> np.ndarray:
     return np.array([_WORKER.run_one(t) for t in T], dtype=np.float64).reshape(-1, 5)
 
 
+def _context():
+    """``fork`` where the platform has it (workers start in milliseconds and share the parent's imports;
+    they run only MuJoCo and numpy), else ``spawn`` (each worker imports posegen: seconds)."""
+    return get_context("fork" if "fork" in get_all_start_methods() else "spawn")
+
+
 def simulate(obj, transforms, gripper="panda", *, test: Optional[ShakeTest] = None, processes: int = 1,
              progress: bool = True, chunk: int = 32) -> Dict[str, torch.Tensor]:
     """The shake test of every grasp: a dict of ``(N,)`` tensors named as :data:`QUALITY_NAMES`.
@@ -295,7 +301,7 @@ def simulate(obj, transforms, gripper="panda", *, test: Optional[ShakeTest] = No
                 rows.append(np.array([sim.run_one(t) for t in c], dtype=np.float64).reshape(-1, 5))
                 bar.update(len(c))
         else:
-            with ProcessPoolExecutor(min(processes, len(chunks)), mp_context=get_context("spawn"),
+            with ProcessPoolExecutor(min(processes, len(chunks)), mp_context=_context(),
                                      initializer=_init_worker, initargs=(parts, g, asdict(test))) as pool:
                 for c, r in zip(chunks, pool.map(_run_chunk, chunks)):
                     rows.append(r)
