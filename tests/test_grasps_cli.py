@@ -19,7 +19,9 @@ from posegen.grasps import PANDA, load_acronym, load_object  # noqa: E402
 def _args(*argv):
     parser = argparse.ArgumentParser()
     cli.add_parser(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["grasps", "generate", *argv, "--no-progress"])
+    args = parser.parse_args(["grasps", "generate", *argv, "--no-progress"])
+    assert args.run is cli.run  # what posegen's main dispatches to
+    return args
 
 
 @pytest.fixture

@@ -22,17 +22,16 @@ from .. import __version__
 from ..grasps import (ShakeTest, find_objects, get_gripper, load_object, object_properties, sample_antipodal,
                       save_acronym, simulate)
 from .common import UsageError, note, say
+from .options import Parser, debug_flag
 
 __all__ = ["add_parser", "run"]
 
 
-def add_parser(sub, parser_class=None, debug_flag=None) -> None:
-    """Register ``grasps`` and its ``generate`` action on the subparsers ``sub`` of ``posegen``
-    (``parser_class`` and ``debug_flag`` are main's, so errors and flags read like the other commands')."""
-    kw = {"parser_class": parser_class} if parser_class is not None else {}
-    p = sub.add_parser("grasps", help="grasp data: antipodal candidates with physics labels (ACRONYM files)",
-                       description="Grasp data from object geometry for parallel-jaw grippers.")
-    gsub = p.add_subparsers(dest="grasps_command", metavar="ACTION", **kw)
+def add_parser(subparsers) -> None:
+    """Register ``grasps`` and its ``generate`` action on the ``posegen`` subparsers."""
+    p = subparsers.add_parser("grasps", help="grasp data: antipodal candidates with physics labels (ACRONYM files)",
+                              description="Grasp data from object geometry for parallel-jaw grippers.")
+    gsub = p.add_subparsers(dest="grasps_command", metavar="ACTION", parser_class=Parser)
     gsub.required = True
     q = gsub.add_parser("generate", help="sample antipodal grasps of meshes and label them in MuJoCo",
                         description="Sample collision-free antipodal grasps of each object, label them with a "
@@ -50,8 +49,8 @@ def add_parser(sub, parser_class=None, debug_flag=None) -> None:
     q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     q.add_argument("--processes", type=int, default=1, help="physics worker processes (default 1)")
     q.add_argument("--no-progress", action="store_true", help="no progress bars")
-    if debug_flag is not None:
-        debug_flag(q)
+    debug_flag(q)
+    p.set_defaults(run=run)
 
 
 def _outputs(args, files):
