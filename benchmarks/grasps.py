@@ -4,8 +4,8 @@
     OMP_NUM_THREADS=1 python benchmarks/grasps.py run --per-kind 3 --pybullet 9 --per-object 100
     # the shake test in 1 and 2 processes on the same 300 grasps of a mug: results/full/grasps_pool.json
     OMP_NUM_THREADS=1 python benchmarks/grasps.py pool --grasps 300 --processes 2
-    # also label the first 300 grasps of an ACRONYM file (not shipped: CC BY-NC) and compare with its labels
-    OMP_NUM_THREADS=1 python benchmarks/grasps.py run ... --acronym Mug_10f6...h5 --mesh-root acronym/data/examples
+    # label the first 300 grasps of an ACRONYM file (not shipped: CC BY-NC), compare with its labels
+    OMP_NUM_THREADS=1 python benchmarks/grasps.py acronym Mug_10f6...h5 --mesh-root acronym/data/examples
     python benchmarks/grasps.py markdown   # the tables of the JSON, printed
 
 Per object: generation time (procedural objects), watertight / convex, CoACD pieces and time,
@@ -59,11 +59,20 @@ def _acronym_row(path: Path, mesh_root: Path, n: int) -> dict:
     obj.convex_parts()
     decompose_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ours = simulate(obj, a.transforms[:n], progress=False)["object_in_gripper"].numpy()
+    ours_q = simulate(obj, a.transforms[:n], progress=False)
+    ours = ours_q["object_in_gripper"].numpy()
     label_s = time.perf_counter() - t0
     theirs = a.success[:n].numpy()
-    return {"file": path.name, "grasps": int(len(ours)), "decompose_s": decompose_s, "pieces": len(obj.convex_parts()),
-            "label_s_per_grasp": label_s / len(ours), "agreement": float((ours == theirs).mean()),
+    groups = {"only_ours": ours & ~theirs, "both": ours & theirs}
+    motion = {}
+    for who, q in (("acronym", a.qualities["flex"]), ("ours", ours_q)):
+        for kind in ("linear", "angular"):
+            moved = q[f"object_motion_during_shaking_{kind}"][:n].numpy()
+            for group, mask in groups.items():
+                if mask.any():
+                    motion[f"{who}_shaking_{kind}_median_{group}"] = float(np.nanmedian(moved[mask]))
+    return {**motion, "file": path.name, "grasps": int(len(ours)), "decompose_s": decompose_s,
+            "pieces": len(obj.convex_parts()), "label_s_per_grasp": label_s / len(ours), "agreement": float((ours == theirs).mean()),
             "holds_ours": float(ours.mean()), "holds_acronym": float(theirs.mean()),
             "both_hold": int((ours & theirs).sum()), "only_ours": int((ours & ~theirs).sum()),
             "only_acronym": int((~ours & theirs).sum()), "neither": int((~ours & ~theirs).sum())}
@@ -84,9 +93,15 @@ def run(args) -> None:
         res.add(row)
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
         res.write(args.out)  # a checkpoint after every object
-    if args.acronym:
-        res.extra["acronym"] = _acronym_row(Path(args.acronym), Path(args.mesh_root), args.acronym_grasps)
-        print(res.extra["acronym"], flush=True)
+    print(f"wrote {res.write(args.out)}")
+
+
+def acronym(args) -> None:
+    """Label the first ``--grasps`` grasps of an ACRONYM file with the shake test; compare with its labels."""
+    set_threads(1)
+    res = Result("grasps_acronym", vars(args))
+    res.add(_acronym_row(Path(args.file), Path(args.mesh_root), args.grasps))
+    print(res.rows[-1], flush=True)
     print(f"wrote {res.write(args.out)}")
 
 
@@ -135,12 +150,19 @@ def markdown(args) -> None:
         print(f"\nProcesses (mug_0004, {d['results'][0]['grasps']} grasps, load {d['machine']['load_avg_1_5_15']}): "
               + ", ".join(f"{p}: {1e3 * float(np.median(v)):.1f} ms/grasp" for p, v in sorted(per.items()))
               + f"; same labels: {d['same_labels']}.")
-    if "acronym" in data:
-        a = data["acronym"]
+    acr = args.out.with_name("grasps_acronym.json")
+    if acr.exists():
+        a = read_json(acr)["results"][0]
         print(f"\nACRONYM {a['file']}, first {a['grasps']} grasps: agreement {a['agreement']:.1%}; hold: ours "
               f"{a['holds_ours']:.1%}, ACRONYM {a['holds_acronym']:.1%}; both {a['both_hold']}, only ours "
               f"{a['only_ours']}, only ACRONYM {a['only_acronym']}, neither {a['neither']}; "
               f"{1e3 * a['label_s_per_grasp']:.1f} ms/grasp, CoACD {a['pieces']} pieces in {a['decompose_s']:.1f} s.")
+        m = {k.replace("_shaking_", " ").replace("_median_", " "): v for k, v in a.items() if "_median_" in k}
+        if "acronym linear only_ours" in m:
+            print(f"Grasps that hold here but not in ACRONYM: median object motion in ACRONYM's shake "
+                  f"{m['acronym linear only_ours']:.3f} m / {m['acronym angular only_ours']:.2f} rad, in this one "
+                  f"{m['ours linear only_ours']:.3f} m / {m['ours angular only_ours']:.2f} rad (grasps that hold in "
+                  f"both: ACRONYM {m['acronym linear both']:.3f} m, here {m['ours linear both']:.3f} m).")
 
 
 def main(argv=None) -> None:
@@ -151,10 +173,12 @@ def main(argv=None) -> None:
     q.add_argument("--pybullet", type=int, default=9, help="pybullet_data random_urdfs objects (0: none)")
     q.add_argument("--per-object", type=int, default=100, help="grasps per object")
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--acronym", default=None, help="an ACRONYM grasp file to compare labels with")
-    q.add_argument("--mesh-root", default=".", help="folder its object/file is relative to")
-    q.add_argument("--acronym-grasps", type=int, default=300)
     q.add_argument("--out", type=Path, default=OUT)
+    q = sub.add_parser("acronym")
+    q.add_argument("file", help="an ACRONYM grasp file (not shipped: CC BY-NC)")
+    q.add_argument("--mesh-root", default=".", help="folder its object/file is relative to")
+    q.add_argument("--grasps", type=int, default=300, help="its first N grasps")
+    q.add_argument("--out", type=Path, default=OUT.with_name("grasps_acronym.json"))
     q = sub.add_parser("pool")
     q.add_argument("--grasps", type=int, default=300)
     q.add_argument("--processes", type=int, default=2)
@@ -164,7 +188,7 @@ def main(argv=None) -> None:
     q = sub.add_parser("markdown")
     q.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
-    {"run": run, "pool": pool, "markdown": markdown}[args.action](args)
+    {"run": run, "pool": pool, "acronym": acronym, "markdown": markdown}[args.action](args)
 
 
 if __name__ == "__main__":
