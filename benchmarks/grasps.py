@@ -72,7 +72,8 @@ def _acronym_row(path: Path, mesh_root: Path, n: int) -> dict:
                 if mask.any():
                     motion[f"{who}_shaking_{kind}_median_{group}"] = float(np.nanmedian(moved[mask]))
     return {**motion, "file": path.name, "grasps": int(len(ours)), "decompose_s": decompose_s,
-            "pieces": len(obj.convex_parts()), "label_s_per_grasp": label_s / len(ours), "agreement": float((ours == theirs).mean()),
+            "pieces": len(obj.convex_parts()), "label_s_per_grasp": label_s / len(ours),
+            "agreement": float((ours == theirs).mean()),
             "holds_ours": float(ours.mean()), "holds_acronym": float(theirs.mean()),
             "both_hold": int((ours & theirs).sum()), "only_ours": int((ours & ~theirs).sum()),
             "only_acronym": int((~ours & theirs).sum()), "neither": int((~ours & ~theirs).sum())}
