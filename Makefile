@@ -12,9 +12,9 @@ PYTEST_ARGS ?=
 
 .PHONY: install demo test test-all bench-quick clean
 
-# The extras: test tools, plots, robots (pytorch-kinematics, MuJoCo) and planning (OMPL's wheel, a few
-# seconds), so that `make test` runs the planning tests too.
-EXTRAS ?= test,plot,robots,planning
+# The extras: test tools, plots, robots (pytorch-kinematics, MuJoCo, trimesh), planning (OMPL's wheel, a few
+# seconds) and grasps (CoACD, manifold3d, rtree), so that `make test` runs the planning and grasp tests too.
+EXTRAS ?= test,plot,robots,planning,grasps
 
 $(STAMP): pyproject.toml
 	@echo "posegen: creating $(VENV) and installing torch ($(TORCH)), then posegen[$(EXTRAS)]: about a minute on first use"

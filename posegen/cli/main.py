@@ -1,4 +1,4 @@
-"""The ``posegen`` command: train, sample, eval, plot, data, ik.
+"""The ``posegen`` command: train, sample, eval, plot, data, ik, grasps.
 
 Each subcommand is a module with ``add_parser(subparsers)`` and ``run(args)`` (:data:`COMMANDS`); flags shared
 by several of them, with one meaning each, live in :mod:`.options`. Every command sets torch's CPU threads
@@ -18,12 +18,12 @@ from typing import List, Optional
 
 from .. import __version__
 from ..config import ConfigError
-from . import data, evaluate, ik, plot, sample, train
+from . import data, evaluate, grasps, ik, plot, sample, train
 from .common import UsageError
 from .options import EXIT_INTERRUPT, EXIT_RUNTIME, EXIT_USAGE, Parser, set_threads
 
 #: the subcommand modules, in the order of ``posegen --help``
-COMMANDS = (train, sample, evaluate, plot, data, ik)
+COMMANDS = (train, sample, evaluate, plot, data, ik, grasps)
 
 def build_parser() -> Parser:
     parser = Parser(prog="posegen", description="Learn densities of robot poses and joint configurations on "
