@@ -8,8 +8,8 @@ velocity model, one ODE integrator and one exact likelihood; sample and score po
 from . import data, manifolds, robots, rotations
 from .flow import PoseFlow
 from .manifolds import parse, wrap_angle
-from .samplers import IKSampler, PoseSampler
+from .samplers import GraspSampler, IKSampler, PoseSampler
 from .training import TrainConfig, train
 from .version import __version__
 
-__all__ = ["manifolds", "data", "robots", "rotations", "parse", "wrap_angle", "PoseFlow", "PoseSampler", "IKSampler", "train", "TrainConfig", "__version__"]
+__all__ = ["manifolds", "data", "robots", "rotations", "parse", "wrap_angle", "PoseFlow", "PoseSampler", "IKSampler", "GraspSampler", "train", "TrainConfig", "__version__"]

@@ -24,6 +24,8 @@ def test_the_readme_has_snippets_to_run():
 def test_every_readme_snippet_runs(tmp_path, monkeypatch, capsys):
     pytest.importorskip("pytorch_kinematics")
     pytest.importorskip("ompl")
+    pytest.importorskip("trimesh")
+    pytest.importorskip("mujoco")
     (tmp_path / "data").symlink_to(ROOT / "data")
     monkeypatch.chdir(tmp_path)
     env = {"__name__": "__readme__"}
