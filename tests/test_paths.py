@@ -10,7 +10,7 @@ import torch
 from scipy import integrate, special, stats
 
 import posegen.manifolds as pm
-from posegen.paths import kernels
+from posegen.paths import vmf
 from posegen.paths import (MixturePath, Schedule, log_kernel, log_vmf_normalizer, log_von_mises_normalizer,
                            make_schedule, pairwise_log_kernel, sample_kernel, sample_vmf, sample_von_mises)
 
@@ -258,9 +258,9 @@ def _mc_close(values, target, n_se=5.0):
 @pytest.fixture(params=["loop", "fixed"])
 def rejection_mode(request, monkeypatch):
     """Both rejection modes on the CPU: the loop over pending entries, and the fixed rounds without host
-    sync that devices run (``kernels._sync_free``)."""
+    sync that devices run (``vmf._sync_free``)."""
     if request.param == "fixed":
-        monkeypatch.setattr(kernels, "_sync_free", lambda device: True)
+        monkeypatch.setattr(vmf, "_sync_free", lambda device: True)
     return request.param
 
 
@@ -307,8 +307,8 @@ def test_vmf_sampler(p, kappa, rejection_mode):
 
 
 def test_fixed_rejection_keeps_each_entry_s_first_accepted_candidate_and_checks_the_end(monkeypatch):
-    monkeypatch.setattr(kernels, "_FIXED_REJECTION_BLOCK", 4)
-    monkeypatch.setattr(kernels, "_FIXED_REJECTION_ROUNDS", 8)
+    monkeypatch.setattr(vmf, "_FIXED_REJECTION_BLOCK", 4)
+    monkeypatch.setattr(vmf, "_FIXED_REJECTION_ROUNDS", 8)
     n = 5
     first = torch.tensor([0, 3, 4, 7, 2])  # the round in which each entry is first accepted
     calls = []
@@ -319,11 +319,11 @@ def test_fixed_rejection_keeps_each_entry_s_first_accepted_candidate_and_checks_
         accept = r >= first[idx]
         return accept, (100 * r + idx).to(F64).unsqueeze(-1)
 
-    out = kernels._rejection_fixed(n, 1, propose, "cpu", "test")
+    out = vmf._rejection_fixed(n, 1, propose, "cpu", "test")
     torch.testing.assert_close(out[:, 0], (100 * first + torch.arange(n)).to(F64))
     assert len(calls) == 2 and all(torch.equal(c, torch.arange(n).repeat(4)) for c in calls)
     with pytest.raises(RuntimeError, match="test: rejection sampler did not finish"):
-        kernels._rejection_fixed(n, 1, lambda idx: (torch.zeros(idx.shape, dtype=torch.bool),
+        vmf._rejection_fixed(n, 1, lambda idx: (torch.zeros(idx.shape, dtype=torch.bool),
                                                    torch.zeros(idx.shape[0], 1, dtype=F64)), "cpu", "test")
 
 
