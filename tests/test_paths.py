@@ -845,3 +845,33 @@ def test_select_endpoint_refuses_bad_input():
         select_endpoint("R1", torch.randn(10, 1), grid=[0.5, 2.0])
     with pytest.raises(ValueError, match="held_blocks < blocks"):
         select_endpoint("R1", torch.randn(10, 1), blocks=2, held_blocks=2)
+
+
+def test_select_endpoint_on_robot_factors_intervals_tori_and_so3():
+    """Joints with limits, angles and a rotation, each concentrated to its own degree: every factor gets its
+    own end point, ordered like the spreads, and the CNFM objective trains on the resulting path."""
+    from posegen.objectives.cnfm import CNFM
+    from posegen.paths.endpoint import select_endpoint
+    from posegen.flow import PoseFlow
+
+    g = gen(8)
+    n = 1000
+    I = pm.Interval([-1.0, 0.0], [1.0, 2.0])
+    joints = I.projx(torch.stack([0.3 + 0.02 * torch.randn(n, generator=g, dtype=torch.float64),
+                                  1.0 + 0.02 * torch.randn(n, generator=g, dtype=torch.float64)], -1))
+    angle = pm.wrap_angle(2.0 + 0.3 * torch.randn(n, 1, generator=g, dtype=torch.float64))
+    q = sample_vmf(torch.tensor([0.0, 0.0, 0.6, 0.8], dtype=torch.float64).expand(n, 4),
+                   torch.full((n,), 1e4, dtype=torch.float64), g)
+    M = pm.Product(I, pm.Torus(1), pm.SO3())
+    data = torch.cat([joints, angle, q], -1)
+    choice = select_endpoint(M, data)
+    s_i, s_t, s_q = choice.sigma_min
+    # the torus angle is spread 0.3 rad, the rotation ~0.01: its kernel is the narrowest; the interval's
+    # kernel lives in the chart z (spread ~0.02 * z'(x) ~ 0.05 there), between the two
+    assert s_q < s_i < s_t and s_t > 0.05 and s_q < 0.02
+    obj = CNFM()
+    flow = PoseFlow(M, hidden=16, depth=2).double()
+    obj.setup(flow, data)
+    assert obj.schedule.sigma_mins == choice.sigma_min
+    loss = obj.loss(flow, data[:64], generator=gen(9))
+    assert torch.isfinite(loss) and loss.requires_grad
