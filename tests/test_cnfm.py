@@ -289,3 +289,17 @@ def test_late_time_sampling_draws_more_times_near_the_end():
     assert float(t.min()) >= 1e-3 and float(t.max()) <= 1.0
     # P(t > 0.75) = P(1 - (1 - u)^2 > ~0.75) = 1 - sqrt(0.25) = 0.5 (uniform: 0.25)
     assert abs(float((t > 0.75).double().mean()) - 0.5) < 0.04
+
+
+def test_endpoint_kde_nll_refuses_what_it_cannot_score():
+    from posegen.paths import endpoint_kde_nll
+
+    _, x = _sharp_s2(50.0, n=40)
+    with pytest.raises(ValueError, match="no path yet: call objective.setup"):
+        endpoint_kde_nll(CNFM(), x, x)
+    with pytest.raises(TypeError, match="expected a MixturePath or an objective with one in .path, got str"):
+        endpoint_kde_nll("S2", x, x)
+    obj = CNFM(schedule={"sigma_min": 0.1})
+    obj.setup(PoseFlow("S2", hidden=8, depth=1), x)
+    with pytest.raises(ValueError, match=r"val_x must be a tensor of shape \(N, 3\) with N >= 1 for S2, got \(4, 2\)"):
+        endpoint_kde_nll(obj, x, x[:4, :2])

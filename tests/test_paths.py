@@ -850,9 +850,9 @@ def test_select_endpoint_refuses_bad_input():
 def test_select_endpoint_on_robot_factors_intervals_tori_and_so3():
     """Joints with limits, angles and a rotation, each concentrated to its own degree: every factor gets its
     own end point, ordered like the spreads, and the CNFM objective trains on the resulting path."""
+    from posegen.flow import PoseFlow
     from posegen.objectives.cnfm import CNFM
     from posegen.paths.endpoint import select_endpoint
-    from posegen.flow import PoseFlow
 
     g = gen(8)
     n = 1000
