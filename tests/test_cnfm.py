@@ -303,3 +303,19 @@ def test_endpoint_kde_nll_refuses_what_it_cannot_score():
     obj.setup(PoseFlow("S2", hidden=8, depth=1), x)
     with pytest.raises(ValueError, match=r"val_x must be a tensor of shape \(N, 3\) with N >= 1 for S2, got \(4, 2\)"):
         endpoint_kde_nll(obj, x, x[:4, :2])
+
+
+def test_auto_time_sampling_is_late_only_beyond_the_former_end_point():
+    from posegen.objectives.cnfm import LATE_BELOW
+
+    flow = PoseFlow("S2", hidden=8, depth=1)
+    _, sharp = _sharp_s2(2000.0, n=500)
+    obj = CNFM()
+    assert obj.times is None  # resolved by setup
+    obj.setup(flow, sharp)
+    assert obj.schedule.sigma_mins[0] < LATE_BELOW and obj.times == "late"
+    for spec, want in (({"sigma_min": 0.05}, "uniform"), ({"sigma_min": 0.2, "kappa_max": 1e4}, "late")):
+        obj = CNFM(schedule=spec)
+        obj.setup(flow, sharp)
+        assert obj.times == want
+    assert CNFM(time_sampling="uniform").times == "uniform"

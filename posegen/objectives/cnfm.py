@@ -33,7 +33,10 @@ from .base import Objective, check_batch, check_unit_interval, draw_time
 
 DEFAULT_CHUNK_SIZE = 4096
 WEIGHTINGS = ("none", "sigma")
-TIME_SAMPLINGS = ("late", "uniform")
+TIME_SAMPLINGS = ("auto", "late", "uniform")
+#: time_sampling="auto" draws late times where the sharpest end point lies below this sigma_min (the former
+#: default end point, whose budgets were tuned with uniform times), uniform times otherwise
+LATE_BELOW = 0.05
 # Defaults chosen by benchmarks/cnfm_defaults.py (results in benchmarks/results/cnfm_defaults.jsonl; equal
 # budgets: width 128, depth 3, batch 256/128, lr 2e-3, seed 0). Volcano (S2) test NLL after 1500 steps:
 # sigma_min 0.01 unweighted 2.18, cosine 2.20, l=1 1.53, sigma_min 0.05 1.45, sigma_min 0.1 + sigma
@@ -63,12 +66,15 @@ class CNFM(Objective):
             ``None``: all of them.
         chunk_size: training points processed at once when computing targets (memory ``B x chunk_size``).
         t_eps: times are drawn from ``[t_eps, 1]`` (default 1e-3).
-        time_sampling: ``"late"`` (default), ``t = t_eps + (1 - t_eps) (1 - (1 - u)^2)`` with ``u ~ U[0, 1)``
-            (density ``~ 1 / sqrt(1 - t)``: more draws where the path sharpens towards its end point), or
-            ``"uniform"``, ``t ~ U[t_eps, 1]``. Either keeps ``d_l`` a divergence with the same minimiser; it
-            only moves the fit. With the data-chosen end point of fire (``kappa_1 = 8827``, reached from
-            ``kappa = 400`` in the last 4 % of time) late times gave test NLL -0.83 against -0.64 uniform after
-            1.5 CPU minutes (``benchmarks/fire_budget.py``).
+        time_sampling: ``"late"``, ``t = t_eps + (1 - t_eps) (1 - (1 - u)^2)`` with ``u ~ U[0, 1)`` (density
+            ``~ 1 / sqrt(1 - t)``: more draws where the path sharpens towards its end point), ``"uniform"``,
+            ``t ~ U[t_eps, 1]``, or ``"auto"`` (default): late if the sharpest factor's end point
+            ``sigma_min`` is below :data:`LATE_BELOW`, uniform otherwise (resolved at :meth:`setup`, in
+            :attr:`times`). Either keeps ``d_l`` a divergence with the same minimiser; it only moves the fit.
+            Measured: fire's data-chosen end point (``kappa_1 = 8827``, reached from ``kappa = 400`` in the last
+            4 % of time): test NLL -0.83 late against -0.64 uniform after 1.5 CPU minutes; Panda T7
+            (``benchmarks/cnfm_defaults.py``, 800 steps, end point 0.087): validation NLL 4.45 late, 4.20
+            uniform.
         cond_bandwidth: Nadaraya-Watson bandwidth of conditional paths, in standardised condition units
             (default: Scott's rule).
         weighting: ``"sigma"`` (default) or ``"none"``: multiply the residual by the path's noise scale ``sigma_t``.
@@ -87,7 +93,7 @@ class CNFM(Objective):
 
     def __init__(self, schedule=None, l: int = 2, divergence: str = "exact", max_components: Optional[int] = None,
                  chunk_size: Optional[int] = None, t_eps: float = 1e-3, cond_bandwidth: Optional[float] = None,
-                 weighting: str = "sigma", time_sampling: str = "late"):
+                 weighting: str = "sigma", time_sampling: str = "auto"):
         spec = DEFAULT_SCHEDULE if schedule is None else schedule
         self.auto_endpoint = isinstance(spec, dict) and spec.get("sigma_min") == AUTO
         if self.auto_endpoint:
@@ -120,8 +126,10 @@ class CNFM(Objective):
             schedule_options = sched.options()
         super().__init__(schedule=schedule_options, l=int(l), divergence=divergence, max_components=max_components,
                          chunk_size=chunk_size, t_eps=t_eps, cond_bandwidth=cond_bandwidth, weighting=weighting,
-                         **({} if time_sampling == "late" else {"time_sampling": time_sampling}))
+                         **({} if time_sampling == "auto" else {"time_sampling": time_sampling}))
         self.time_sampling = time_sampling
+        #: the time sampling in use, "late" or "uniform" ("auto" is resolved by setup())
+        self.times: Optional[str] = None if time_sampling == "auto" else time_sampling
         self.weighting = weighting
         self.schedule: Optional[Schedule] = sched  # with an automatic end point: set by setup()
         self.kind = spec.get("kind", "linear") if self.auto_endpoint else sched.kind
@@ -150,6 +158,8 @@ class CNFM(Objective):
             self.schedule = self.endpoint.schedule(flow.manifold, self.kind)
         log_abs_det = getattr(flow, "log_abs_det", 0.0)
         self._log_abs_det = float(log_abs_det)
+        if self.time_sampling == "auto":
+            self.times = "late" if _sharpest_end_point(self.schedule) < LATE_BELOW else "uniform"
         self.path = MixturePath(flow.manifold, data, schedule=self.schedule, conditions=conditions,
                                 cond_bandwidth=self.cond_bandwidth, chunk_size=self.chunk_size,
                                 max_components=self.max_components)
@@ -165,7 +175,7 @@ class CNFM(Objective):
         """:meth:`sample`, plus the data rows each ``x_t`` was drawn around (``index``, the rows of ``x_1``;
         on a conditional path the centres drawn), or ``None`` if unknown."""
         B = x_1.shape[0]
-        if self.time_sampling == "late":
+        if self.times == "late":
             u = draw_time(B, x_1, generator)
             t = self.t_eps + (1.0 - self.t_eps) * (1 - (1 - u) ** 2)
         else:
@@ -222,3 +232,10 @@ class CNFM(Objective):
             raise RuntimeError('objective "cnfm": call setup(flow, data) before diagnostics(): the end point is '
                                "part of the path")
         return {"endpoint_kde_nll": endpoint_kde_nll(self.path, train_x, val_x) + self._log_abs_det}
+
+
+def _sharpest_end_point(schedule: Schedule) -> float:
+    """The smallest end point ``sigma_min`` of any factor (Gaussian ``sigma_1`` or compact ``kappa_1^(-1/2)``)."""
+    if isinstance(schedule, FactorSchedule):
+        return min(schedule.sigma_mins)
+    return min(schedule.sigma_min, schedule.sigma_min_compact)
