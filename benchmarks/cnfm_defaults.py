@@ -9,6 +9,7 @@ machine, one torch thread per process, while other jobs shared it), 2026-11-23.
 
     python benchmarks/cnfm_defaults.py volcano > benchmarks/results/cnfm_defaults.jsonl
     python benchmarks/cnfm_defaults.py t7 >> benchmarks/results/cnfm_defaults.jsonl
+    python benchmarks/cnfm_defaults.py t7 cnfm_s05_w cnfm_default >> benchmarks/results/cnfm_defaults_endpoint.jsonl
 """
 
 from __future__ import annotations
@@ -22,15 +23,21 @@ import torch
 import posegen as pg
 from posegen.data import earth_splits, load_robomimic
 
+# The variants before the data-chosen end point pin time_sampling="uniform" (the default until then), so each
+# name still means the run recorded under it; "cnfm_default" is whatever CNFM() does now (end point chosen
+# from the data, late times) and "cnfm_s05_w" the former default.
+_UNIFORM = {"time_sampling": "uniform"}
 VARIANTS = {
     "rfm": ("rfm", {}),
-    "cnfm_s01": ("cnfm", {"schedule": {"sigma_min": 0.01}, "weighting": "none"}),
-    "cnfm_s01_cosine": ("cnfm", {"schedule": {"kind": "cosine", "sigma_min": 0.01}, "weighting": "none"}),
-    "cnfm_s01_l1": ("cnfm", {"schedule": {"sigma_min": 0.01}, "weighting": "none", "l": 1}),
-    "cnfm_s05": ("cnfm", {"schedule": {"sigma_min": 0.05}, "weighting": "none"}),
-    "cnfm_s01_w": ("cnfm", {"schedule": {"sigma_min": 0.01}, "weighting": "sigma"}),
-    "cnfm_s05_w": ("cnfm", {"schedule": {"sigma_min": 0.05}, "weighting": "sigma"}),
-    "cnfm_s1_w": ("cnfm", {"schedule": {"sigma_min": 0.1}, "weighting": "sigma"}),
+    "cnfm_s01": ("cnfm", {"schedule": {"sigma_min": 0.01}, "weighting": "none", **_UNIFORM}),
+    "cnfm_s01_cosine": ("cnfm", {"schedule": {"kind": "cosine", "sigma_min": 0.01}, "weighting": "none", **_UNIFORM}),
+    "cnfm_s01_l1": ("cnfm", {"schedule": {"sigma_min": 0.01}, "weighting": "none", "l": 1, **_UNIFORM}),
+    "cnfm_s05": ("cnfm", {"schedule": {"sigma_min": 0.05}, "weighting": "none", **_UNIFORM}),
+    "cnfm_s01_w": ("cnfm", {"schedule": {"sigma_min": 0.01}, "weighting": "sigma", **_UNIFORM}),
+    "cnfm_s05_w": ("cnfm", {"schedule": {"sigma_min": 0.05}, "weighting": "sigma", **_UNIFORM}),
+    "cnfm_s1_w": ("cnfm", {"schedule": {"sigma_min": 0.1}, "weighting": "sigma", **_UNIFORM}),
+    "cnfm_auto_uniform": ("cnfm", dict(_UNIFORM)),
+    "cnfm_default": ("cnfm", {}),
 }
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import math
 import sys
 import time
@@ -43,7 +44,8 @@ MACHINE_NOTE = "2-core AMD EPYC CPU (shared), one thread, no GPU"
 # configs/earth_fire.yaml before this benchmark (RFM, 256 x 5, batch 256, lr 2e-3, EMA 0.999)
 DEFAULTS = dict(minutes=4.0, checkpoints="1,2,4", hidden=256, depth=5, batch_size=256, lr=2e-3, warmup=100,
                 lr_schedule="cosine", ema_decay=0.999, fourier=0, time_sampling="uniform", weight_decay=0.0,
-                eval_steps=256, check_points=64, eval_points=0, seed=0, coupling="independent")
+                eval_steps=256, check_points=64, eval_points=0, seed=0, coupling="independent", objective="rfm",
+                objective_options="{}")
 # eval_steps: the fire models with Fourier features and late times have a field that is sharp near t = 1;
 # after 20 minutes their rk4 NLL on 64 test points was 0.34 (64 steps), 0.15 (128) and 0.09 (256) below
 # dopri5 at 1e-6 (benchmarks/results/full/fire_budget.json): 256 steps is the least biased cheap choice,
@@ -177,16 +179,17 @@ def run_posegen(s: Dict[str, Any]) -> Dict[str, Any]:
     train, _, test = earth_splits("fire", s["seed"])
     test_points = test.points[: s["eval_points"]] if s["eval_points"] else test.points
     flow = PoseFlow(Product(Sphere(2, fourier=s["fourier"])), hidden=s["hidden"], depth=s["depth"])
-    objective = "rfm"
+    objective = s.get("objective", "rfm")
+    options = json.loads(s.get("objective_options") or "{}")
     ts = s["time_sampling"]
     coupling = s.get("coupling", "independent")
-    if ts != "uniform" or coupling != "independent":
+    if objective == "rfm" and (ts != "uniform" or coupling != "independent"):
         kind, *params = ts.split(":")
         vals = [float(v) for v in params[0].split(",")] if params else []
         loc, scale = (vals + [0.0, 1.0][len(vals):])[:2]
         OBJECTIVES["rfm_t"] = _rfm_variant(kind, loc, scale, coupling)
         objective = "rfm_t"
-    cfg = TrainConfig(objective=objective, steps=10 ** 9, batch_size=s["batch_size"], lr=s["lr"],
+    cfg = TrainConfig(objective=objective, objective_options=options, steps=10 ** 9, batch_size=s["batch_size"], lr=s["lr"],
                       warmup=s["warmup"], lr_schedule=s["lr_schedule"], ema_decay=s["ema_decay"],
                       weight_decay=s["weight_decay"], seed=s["seed"], max_minutes=s["minutes"], log_every=1000,
                       val_every=10 ** 9, checkpoint_every=10 ** 9, progress=False, device="cpu")
@@ -237,7 +240,7 @@ def run_posegen(s: Dict[str, Any]) -> Dict[str, Any]:
         trainer_mod.EMA = saved
         OBJECTIVES.pop("rfm_t", None)
     row = {"model": "posegen", "settings": {k: s[k] for k in DEFAULTS if k in s},
-           "objective": "rfm", "steps_done": res.steps_done, "n_train": int(len(train.points)),
+           "objective": s.get("objective", "rfm"), "steps_done": res.steps_done, "n_train": int(len(train.points)),
            "n_test": int(test_points.shape[0]), "checkpoints": checkpoints,
            "steps_per_cpu_s": res.steps_done / max(checkpoints[-1]["train_cpu_s"], 1e-9) if checkpoints else None}
     if s["check_points"] and "last" in state:
@@ -289,6 +292,8 @@ def parse_args(argv=None):
     p.add_argument("--coupling", choices=COUPLINGS,
                    help="pairing of base and data points in a batch: independent, or ot (minibatch optimal "
                         "transport under the squared geodesic distance; needs scipy)")
+    p.add_argument("--objective", choices=("rfm", "cnfm"), help="posegen's objective (default rfm)")
+    p.add_argument("--objective-options", help="JSON dict of the objective's options (default {}: its defaults)")
     p.add_argument("--eval-points", type=int, help="test points scored (0: all)")
     p.add_argument("--check-points", type=int, help="test points re-scored with dopri5 at the end (0: none)")
     p.add_argument("--seed", type=int)
@@ -310,6 +315,13 @@ def parse_args(argv=None):
     kind = args.time_sampling.split(":")[0]
     if kind not in TIME_SAMPLINGS:
         p.error(f"--time-sampling: unknown kind {kind!r}; valid: {', '.join(TIME_SAMPLINGS)}")
+    if args.objective != "rfm" and (args.time_sampling != "uniform" or args.coupling != "independent"):
+        p.error("--time-sampling and --coupling are RFM variants; set the options of other objectives with "
+                "--objective-options")
+    try:
+        json.loads(args.objective_options)
+    except ValueError as e:
+        p.error(f"--objective-options must be a JSON dict, got {args.objective_options!r} ({e})")
     if not args.checkpoints or max(args.checkpoints) > args.minutes + 1e-9:
         p.error("--checkpoints must be non-empty and within --minutes")
     return args
@@ -385,6 +397,8 @@ def _settings_text(s: Dict[str, Any]) -> str:
         t += f", t {s['time_sampling']}"
     if s.get("coupling", "independent") != "independent":
         t += f", {s['coupling']} coupling"
+    if s.get("objective_options") not in (None, "{}"):
+        t += f", options {s['objective_options']}"
     if s.get("warmup") not in (None, 100):
         t += f", warmup {s['warmup']}"
     if s.get("weight_decay"):
@@ -418,7 +432,8 @@ def markdown_section(d: Dict[str, Any], path: str) -> str:
         else:
             check = (f"{chk['solver']['steps']}: {chk['mean_nll_diff']:+.3f} (max \\|Δ log p\\| "
                      f"{chk['max_abs_diff']:.2f})" if chk else "—")
-        model = "posegen RFM" if r["model"] == "posegen" else "flow_matching RFM"
+        model = (f"posegen {r.get('objective', 'rfm').upper()}" if r["model"] == "posegen"
+                 else "flow_matching RFM")
         last = r["checkpoints"][-1] if r.get("checkpoints") else {}
         rate = r["steps_done"] / max(last.get(f"train_{clock}_s", 0) or 1e-9, 1e-9) if last else None
         body.append([r.get("label", ""), model, _settings_text(r.get("settings", {})),

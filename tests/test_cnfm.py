@@ -201,3 +201,121 @@ def test_trainer_gives_cnfm_subset_the_source_rows():
     for (x_1, index), source in zip(seen[0::2], seen[1::2]):
         assert index.shape == (16,) and source is index
         torch.testing.assert_close(x_1, data[index])  # the rows really are the batch's
+
+
+# ---------------------------------------------------------------------- the end point and its diagnostic
+def _vmf_log_density(x, mu, kappa):
+    """log vMF(x; mu, kappa) on S2 in closed form: kappa / (4 pi sinh kappa) exp(kappa <mu, x>)."""
+    return (math.log(kappa) - math.log(2 * math.pi) - kappa - math.log1p(-math.exp(-2 * kappa))
+            + kappa * (x @ mu))
+
+
+def _sharp_s2(kappa=2000.0, n=3000, seed=5):
+    mu = torch.tensor([0.0, 0.6, 0.8], dtype=F64)
+    return mu, sample_vmf(mu.expand(n, 3), torch.full((n,), kappa, dtype=F64), gen(seed))
+
+
+def test_blurred_end_point_caps_the_model_and_the_diagnostic_shows_it():
+    """A path ending at kappa = 11 (sigma_min 0.3) on vMF(2000) data: its KDE bound is far above the
+    oracle's NLL (the true density, the best any model can do), so a model matching the path is capped."""
+    from posegen.paths.endpoint import endpoint_kde_nll
+
+    kappa = 2000.0
+    mu, x = _sharp_s2(kappa)
+    train, val = x[:2500], x[2500:]
+    oracle = float(-_vmf_log_density(val, mu, kappa).mean())
+    flow = PoseFlow("S2", hidden=8, depth=1)
+    blurred = CNFM(schedule={"sigma_min": 0.3})
+    blurred.setup(flow, train)
+    bound = blurred.diagnostics(train, val)["endpoint_kde_nll"]
+    assert bound == pytest.approx(endpoint_kde_nll(blurred, train, val), abs=1e-12)  # no standardisation on S2
+    assert bound > oracle + 3.0  # -log(2000 / 11) ~ 5 nats of sharpness lost at the end point
+
+
+def test_data_chosen_end_point_does_not_cap_the_model():
+    """The default (sigma_min="auto") end point on the same data: the KDE bound is within a tenth of a nat of
+    the oracle (a KDE of 2500 points is near the truth), so the path does not hold the model back."""
+    kappa = 2000.0
+    mu, x = _sharp_s2(kappa)
+    train, val = x[:2500], x[2500:]
+    oracle = float(-_vmf_log_density(val, mu, kappa).mean())
+    obj = CNFM()
+    flow = PoseFlow("S2", hidden=8, depth=1)
+    obj.setup(flow, train)
+    assert obj.options["schedule"] is None and obj.endpoint is not None
+    bound = obj.diagnostics(train, val)["endpoint_kde_nll"]
+    assert oracle - 0.05 < bound < oracle + 0.1
+    # the chosen kappa_1 is of the order of the data's own (a kernel narrower than the spread of the points)
+    assert 2000.0 < obj.schedule.factor(0).kappa(torch.ones((), dtype=F64)) < 2000.0 * 20
+
+
+def test_diagnostics_are_in_the_flow_s_units_and_default_to_none_elsewhere():
+    """On R1 the flow standardises: the diagnostic is the KDE of the user-unit points with bandwidth
+    sigma_min * scale, computed here directly."""
+    x = 3.0 + 0.5 * torch.randn(600, 1, generator=gen(6), dtype=F64)
+    train, val = x[:500], x[500:]
+    flow = PoseFlow("R1", hidden=8, depth=1).double()
+    flow.fit_standardization(train)
+    obj = CNFM(schedule={"sigma_min": 0.2})
+    obj.setup(flow, flow.to_internal(train))
+    got = obj.diagnostics(flow.to_internal(train), flow.to_internal(val))["endpoint_kde_nll"]
+    h = 0.2 * float(flow.scale)
+    lp = torch.logsumexp(-0.5 * ((val - train.T) / h) ** 2, 1) - math.log(500 * h * math.sqrt(2 * math.pi))
+    assert got == pytest.approx(float(-lp.mean()), abs=1e-9)
+    assert make_objective("rfm").diagnostics(train, val) == {}
+    with pytest.raises(RuntimeError, match="call setup"):
+        CNFM().diagnostics(train, val)
+
+
+def test_auto_end_point_options_rebuild_and_bad_ones_are_refused():
+    obj = CNFM(schedule={"kind": "cosine", "sigma_min": "auto"}, time_sampling="late")
+    again = make_objective("cnfm", **obj.options)
+    assert again.auto_endpoint and again.kind == "cosine" and again.time_sampling == "late"
+    with pytest.raises(ValueError, match='sigma_min="auto" takes only "kind"'):
+        CNFM(schedule={"sigma_min": "auto", "kappa_max": 3.0})
+    with pytest.raises(ValueError, match='Invalid schedule kind "spiral"'):
+        CNFM(schedule={"kind": "spiral", "sigma_min": "auto"})
+    with pytest.raises(ValueError, match='invalid time_sampling "early"'):
+        CNFM(time_sampling="early")
+
+
+def test_late_time_sampling_draws_more_times_near_the_end():
+    obj = CNFM(schedule={"sigma_min": 0.1}, time_sampling="late", t_eps=1e-3)
+    flow = PoseFlow("S2", hidden=8, depth=1)
+    _, x = _sharp_s2(50.0, n=64)
+    obj.setup(flow, x)
+    t, _ = obj.sample(x.expand(64, 3).repeat(100, 1)[:4096].contiguous(), generator=gen(7))
+    t = t.double()
+    assert float(t.min()) >= 1e-3 and float(t.max()) <= 1.0
+    # P(t > 0.75) = P(1 - (1 - u)^2 > ~0.75) = 1 - sqrt(0.25) = 0.5 (uniform: 0.25)
+    assert abs(float((t > 0.75).double().mean()) - 0.5) < 0.04
+
+
+def test_endpoint_kde_nll_refuses_what_it_cannot_score():
+    from posegen.paths import endpoint_kde_nll
+
+    _, x = _sharp_s2(50.0, n=40)
+    with pytest.raises(ValueError, match="no path yet: call objective.setup"):
+        endpoint_kde_nll(CNFM(), x, x)
+    with pytest.raises(TypeError, match="expected a MixturePath or an objective with one in .path, got str"):
+        endpoint_kde_nll("S2", x, x)
+    obj = CNFM(schedule={"sigma_min": 0.1})
+    obj.setup(PoseFlow("S2", hidden=8, depth=1), x)
+    with pytest.raises(ValueError, match=r"val_x must be a tensor of shape \(N, 3\) with N >= 1 for S2, got \(4, 2\)"):
+        endpoint_kde_nll(obj, x, x[:4, :2])
+
+
+def test_auto_time_sampling_is_late_only_beyond_the_former_end_point():
+    from posegen.objectives.cnfm import LATE_BELOW
+
+    flow = PoseFlow("S2", hidden=8, depth=1)
+    _, sharp = _sharp_s2(2000.0, n=500)
+    obj = CNFM()
+    assert obj.times is None  # resolved by setup
+    obj.setup(flow, sharp)
+    assert obj.schedule.sigma_mins[0] < LATE_BELOW and obj.times == "late"
+    for spec, want in (({"sigma_min": 0.05}, "uniform"), ({"sigma_min": 0.2, "kappa_max": 1e4}, "late")):
+        obj = CNFM(schedule=spec)
+        obj.setup(flow, sharp)
+        assert obj.times == want
+    assert CNFM(time_sampling="uniform").times == "uniform"

@@ -10,7 +10,7 @@ import torch
 from scipy import integrate, special, stats
 
 import posegen.manifolds as pm
-from posegen.paths import kernels
+from posegen.paths import vmf
 from posegen.paths import (MixturePath, Schedule, log_kernel, log_vmf_normalizer, log_von_mises_normalizer,
                            make_schedule, pairwise_log_kernel, sample_kernel, sample_vmf, sample_von_mises)
 
@@ -258,9 +258,9 @@ def _mc_close(values, target, n_se=5.0):
 @pytest.fixture(params=["loop", "fixed"])
 def rejection_mode(request, monkeypatch):
     """Both rejection modes on the CPU: the loop over pending entries, and the fixed rounds without host
-    sync that devices run (``kernels._sync_free``)."""
+    sync that devices run (``vmf._sync_free``)."""
     if request.param == "fixed":
-        monkeypatch.setattr(kernels, "_sync_free", lambda device: True)
+        monkeypatch.setattr(vmf, "_sync_free", lambda device: True)
     return request.param
 
 
@@ -307,8 +307,8 @@ def test_vmf_sampler(p, kappa, rejection_mode):
 
 
 def test_fixed_rejection_keeps_each_entry_s_first_accepted_candidate_and_checks_the_end(monkeypatch):
-    monkeypatch.setattr(kernels, "_FIXED_REJECTION_BLOCK", 4)
-    monkeypatch.setattr(kernels, "_FIXED_REJECTION_ROUNDS", 8)
+    monkeypatch.setattr(vmf, "_FIXED_REJECTION_BLOCK", 4)
+    monkeypatch.setattr(vmf, "_FIXED_REJECTION_ROUNDS", 8)
     n = 5
     first = torch.tensor([0, 3, 4, 7, 2])  # the round in which each entry is first accepted
     calls = []
@@ -319,11 +319,11 @@ def test_fixed_rejection_keeps_each_entry_s_first_accepted_candidate_and_checks_
         accept = r >= first[idx]
         return accept, (100 * r + idx).to(F64).unsqueeze(-1)
 
-    out = kernels._rejection_fixed(n, 1, propose, "cpu", "test")
+    out = vmf._rejection_fixed(n, 1, propose, "cpu", "test")
     torch.testing.assert_close(out[:, 0], (100 * first + torch.arange(n)).to(F64))
     assert len(calls) == 2 and all(torch.equal(c, torch.arange(n).repeat(4)) for c in calls)
     with pytest.raises(RuntimeError, match="test: rejection sampler did not finish"):
-        kernels._rejection_fixed(n, 1, lambda idx: (torch.zeros(idx.shape, dtype=torch.bool),
+        vmf._rejection_fixed(n, 1, lambda idx: (torch.zeros(idx.shape, dtype=torch.bool),
                                                    torch.zeros(idx.shape[0], 1, dtype=F64)), "cpu", "test")
 
 
@@ -766,3 +766,112 @@ def test_shifted_sums_redo_rows_far_from_the_probes(spec, monkeypatch):
             assert redone and 0 < redone[0] < 4  # some rows, not all
         for a, b in zip(got, ref.log_prob_dt_grad(x, t, generator=gen(102))):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+# ---------------------------------------------------------------------- per-factor schedules, data-chosen end point
+def test_factor_schedule_gives_each_factor_its_own_end_point():
+    from posegen.paths import FactorSchedule
+
+    M = pm.parse("R2 x S2")
+    fs = FactorSchedule("linear", [0.2, 0.01], dims=[2, 2])
+    one = torch.ones(3, dtype=torch.float64)
+    assert torch.allclose(fs.factor(0).sigma(one), torch.full((3,), 0.2, dtype=torch.float64))
+    assert torch.allclose(fs.factor(1).kappa(one), torch.full((3,), 1e4, dtype=torch.float64))
+    # the product kernel is the product of the factors' kernels, each with its own end point
+    g = gen(0)
+    x, y = M.sample_base(5, generator=g, dtype=torch.float64), M.sample_base(5, generator=g, dtype=torch.float64)
+    t = torch.rand(5, generator=g, dtype=torch.float64)
+    want = (log_kernel(pm.parse("R2"), x[:, :2], y[:, :2], t, Schedule(sigma_min=0.2))
+            + log_kernel(pm.parse("S2"), x[:, 2:], y[:, 2:], t, Schedule(sigma_min=0.01)))
+    assert torch.allclose(log_kernel(M, x, y, t, fs), want, atol=1e-12)
+    assert torch.allclose(pairwise_log_kernel(M, x, y, t, fs).diagonal(), want, atol=1e-12)
+    # noise: the dimension-weighted harmonic mean of the factors' sigma_t; sigma_t itself when they agree
+    same = FactorSchedule("cosine", [0.05, 0.05], dims=[2, 1])
+    assert torch.allclose(same.noise(t), Schedule("cosine", 0.05).sigma(t), atol=1e-15)
+    assert torch.allclose(fs.noise(one), torch.full((3,), 4 / (2 / 0.2 + 2 / 0.01), dtype=torch.float64))
+    assert make_schedule(fs.options()).sigma_mins == [0.2, 0.01]
+    with pytest.raises(ValueError, match="end points for 2 factors, but R2 x S2 x T1 has 3"):
+        MixturePath("R2 x S2 x T1", pm.parse("R2 x S2 x T1").sample_base(4), schedule=fs)
+
+
+def _silverman(n):
+    return 1.06 * n ** -0.2  # the normal-reference KDE bandwidth of unit-variance data in one dimension
+
+
+def test_select_endpoint_finds_the_kde_bandwidth_of_gaussian_data():
+    from posegen.paths.endpoint import select_endpoint
+
+    x = torch.randn(4000, 1, generator=gen(0), dtype=torch.float64)
+    choice = select_endpoint("R1", x)
+    # the held-out optimum of a Gaussian KDE of Gaussian data is near the normal-reference rule; the grid steps
+    # by sqrt(2) and the held-out score is noisy, so within a factor of 2
+    assert _silverman(4000) / 2 < choice.sigma_min[0] < _silverman(4000) * 2
+    assert choice.n_holdout + choice.n_centres <= 4000 and choice == select_endpoint("R1", x)  # deterministic
+
+
+def test_select_endpoint_holds_out_contiguous_blocks_so_sequences_do_not_shrink_it():
+    """Trajectories (rows in order, frames 1e-3 apart): scored against their own neighbours in time the
+    bandwidth would be the frame spacing; held out by blocks it is the spread between trajectories."""
+    from posegen.paths.endpoint import select_endpoint
+
+    starts = torch.randn(40, 1, 1, generator=gen(1), dtype=torch.float64)
+    frames = starts + 1e-3 * torch.arange(100, dtype=torch.float64).view(1, 100, 1)
+    seq = frames.reshape(4000, 1)
+    shuffled = seq[torch.randperm(4000, generator=gen(2))]
+    assert select_endpoint("R1", seq).sigma_min[0] > 0.05
+    assert select_endpoint("R1", shuffled).sigma_min[0] < 0.01
+
+
+def test_select_endpoint_gives_each_factor_its_own_bandwidth():
+    from posegen.paths.endpoint import select_endpoint
+
+    mu = torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64).expand(3000, 3)
+    sphere = sample_vmf(mu, torch.full((3000,), 1e4, dtype=torch.float64), gen(3))
+    wide = torch.randn(3000, 1, generator=gen(4), dtype=torch.float64)
+    choice = select_endpoint("R1 x S2", torch.cat([wide, sphere], -1))
+    s_r, s_s = choice.sigma_min
+    # vMF(1e4) has angular spread 0.01: its kernel must be far narrower than that of unit-variance R1 data
+    assert s_s < 0.01 < 0.05 < s_r
+    sched = choice.schedule(pm.parse("R1 x S2"), "cosine")
+    assert sched.kind == "cosine" and sched.sigma_mins == choice.sigma_min and sched.dims == [1, 2]
+
+
+def test_select_endpoint_refuses_bad_input():
+    from posegen.paths.endpoint import select_endpoint
+
+    with pytest.raises(ValueError, match=r"data must be a tensor of shape \(N, 3\) with N >= 2 for S2, got \(1, 3\)"):
+        select_endpoint("S2", torch.tensor([[0.0, 0.0, 1.0]]))
+    with pytest.raises(ValueError, match="grid must hold end points in"):
+        select_endpoint("R1", torch.randn(10, 1), grid=[0.5, 2.0])
+    with pytest.raises(ValueError, match="held_blocks < blocks"):
+        select_endpoint("R1", torch.randn(10, 1), blocks=2, held_blocks=2)
+
+
+def test_select_endpoint_on_robot_factors_intervals_tori_and_so3():
+    """Joints with limits, angles and a rotation, each concentrated to its own degree: every factor gets its
+    own end point, ordered like the spreads, and the CNFM objective trains on the resulting path."""
+    from posegen.flow import PoseFlow
+    from posegen.objectives.cnfm import CNFM
+    from posegen.paths.endpoint import select_endpoint
+
+    g = gen(8)
+    n = 1000
+    I = pm.Interval([-1.0, 0.0], [1.0, 2.0])
+    joints = I.projx(torch.stack([0.3 + 0.02 * torch.randn(n, generator=g, dtype=torch.float64),
+                                  1.0 + 0.02 * torch.randn(n, generator=g, dtype=torch.float64)], -1))
+    angle = pm.wrap_angle(2.0 + 0.3 * torch.randn(n, 1, generator=g, dtype=torch.float64))
+    q = sample_vmf(torch.tensor([0.0, 0.0, 0.6, 0.8], dtype=torch.float64).expand(n, 4),
+                   torch.full((n,), 1e4, dtype=torch.float64), g)
+    M = pm.Product(I, pm.Torus(1), pm.SO3())
+    data = torch.cat([joints, angle, q], -1)
+    choice = select_endpoint(M, data)
+    s_i, s_t, s_q = choice.sigma_min
+    # the torus angle is spread 0.3 rad, the rotation ~0.01: its kernel is the narrowest; the interval's
+    # kernel lives in the chart z (spread ~0.02 * z'(x) ~ 0.05 there), between the two
+    assert s_q < s_i < s_t and s_t > 0.05 and s_q < 0.02
+    obj = CNFM()
+    flow = PoseFlow(M, hidden=16, depth=2).double()
+    obj.setup(flow, data)
+    assert obj.schedule.sigma_mins == choice.sigma_min
+    loss = obj.loss(flow, data[:64], generator=gen(9))
+    assert torch.isfinite(loss) and loss.requires_grad

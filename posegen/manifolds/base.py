@@ -195,7 +195,9 @@ class Manifold(abc.ABC):
     # chart the ODE solver integrates in, the symmetries of the stored representation, data checks, and
     # how samples are named and plotted. The defaults suit a factor embedded in its coordinates.
 
-    #: CNFM kernel family, a key of :data:`posegen.paths.kernels.KERNELS` (None: no kernel)
+    #: CNFM kernel family: a key of :data:`posegen.paths.families.FAMILIES` ("gaussian", "von_mises", "vmf",
+    #: "so3"), resolved by :func:`posegen.paths.kernel_family`; a factor defined outside posegen may hold a
+    #: :class:`~posegen.paths.KernelFamily` instance instead (None: no kernel)
     kernel: Optional[str] = None
     #: what the factor's coordinates are, which code acts on (independent of the display name ``part_name``):
     #: ``"joints"`` (a robot's joints inside limits), ``"angle"`` (angles that may be a robot's joints),

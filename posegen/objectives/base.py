@@ -84,6 +84,15 @@ class Objective(abc.ABC):
         """
         self.check(flow)
 
+    def diagnostics(self, train_x: torch.Tensor, val_x: torch.Tensor) -> Dict[str, float]:
+        """Figures about the objective's target, to log beside the validation NLL: ``{name: value}``.
+
+        ``train_x (N, coord_dim)``, ``val_x (M, coord_dim)``: training and validation points in flow
+        coordinates, after :meth:`setup`. The default has none (``{}``); CNFM reports the likelihood its
+        path's end point allows (``"endpoint_kde_nll"``).
+        """
+        return {}
+
     @abc.abstractmethod
     def loss(self, flow, x_1: torch.Tensor, condition: Optional[torch.Tensor] = None,
              generator: Optional[torch.Generator] = None, index: Optional[torch.Tensor] = None) -> torch.Tensor:

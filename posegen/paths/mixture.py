@@ -17,10 +17,11 @@ from typing import Optional, Tuple
 import torch
 
 from ..manifolds import Manifold, Product, parse
-from .kernels import (_kind, _uniform, centre_features, log_kernel, pairwise_log_kernel, point_features,
-                      sample_kernel)
-from .schedules import Schedule, make_schedule
+from .families import kernel_family
+from .kernels import centre_features, log_kernel, pairwise_log_kernel, point_features, sample_kernel
+from .schedules import FactorSchedule, Schedule, make_schedule
 from .series import moment_series
+from .vmf import _uniform
 
 
 #: largest chunk buffer :class:`MixturePath` keeps between calls, in entries (16 MB in float32): a training
@@ -44,7 +45,8 @@ class MixturePath:
             S^1..S^3 and SO3 factors.
         data: ``(N, coord_dim)`` kernel centres ``y_j``, in posegen's internal coordinates (Euclidean
             columns standardised); checked to lie on the manifold.
-        schedule: :class:`~posegen.paths.schedules.Schedule`, kind name, dict, or ``None`` (default).
+        schedule: :class:`~posegen.paths.schedules.Schedule`, kind name, dict, or ``None`` (default); a
+            :class:`~posegen.paths.schedules.FactorSchedule` gives every factor its own end point.
         conditions: ``(N, C)`` conditions ``c_j`` of the data points, for conditional paths (any units:
             they are standardised per column here).
         cond_bandwidth: bandwidth ``h`` of the condition weights, in units of the standardised conditions;
@@ -89,13 +91,17 @@ class MixturePath:
             raise TypeError(f"MixturePath: manifold must be a spec string or a Manifold, got "
                             f"{type(manifold).__name__}")
         self.schedule: Schedule = make_schedule(schedule)
+        n_factors = len(self.manifold.factors)
+        if isinstance(self.schedule, FactorSchedule) and len(self.schedule.factors) != n_factors:
+            raise ValueError(f"MixturePath: the schedule has end points for {len(self.schedule.factors)} factors, "
+                             f"but {self.manifold!r} has {n_factors}: {self.schedule!r}")
         D = self.manifold.coord_dim
         if not isinstance(data, torch.Tensor) or data.dim() != 2 or data.shape[1] != D or data.shape[0] < 1:
             got = tuple(data.shape) if isinstance(data, torch.Tensor) else type(data).__name__
             raise ValueError(f"MixturePath: data must be a tensor of shape (N, {D}) with N >= 1 for "
                              f"{self.manifold!r}, got {got}")
         for f in self.manifold.factors:
-            _kind(f)  # a clear error for factors without a CNFM kernel (S^d, d > 3)
+            kernel_family(f)  # a clear error for factors without a CNFM kernel (S^d, d > 3)
         self.manifold.check_point(data)
         self.data = data.detach()
         # log k_t(x | y) = <U(x, t), psi(y)> + c(x, t) (summed over the signs of SO3 parts): the centres' psi

@@ -22,7 +22,7 @@ torch operations, so ``torch.autograd`` gives ``d/dt`` of anything computed from
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -95,14 +95,75 @@ class Schedule:
         ``kappa_1 = kappa_max``."""
         return (self._alpha(t) / self._sigma(t, self.sigma_min_compact)) ** 2
 
+    def factor(self, i: int) -> "Schedule":
+        """The schedule of factor ``i`` of a product: this one (one end point for every factor)."""
+        return self
+
+    def noise(self, t: torch.Tensor) -> torch.Tensor:
+        """The path's noise scale at ``t (...)``, what CNFM's ``weighting="sigma"`` multiplies residuals by:
+        ``sigma_t`` here."""
+        return self.sigma(t)
+
+    def options(self) -> dict:
+        """Plain-data keyword arguments that rebuild this schedule (``make_schedule(s.options())``)."""
+        return dict(kind=self.kind, sigma_min=self.sigma_min, kappa_max=self.kappa_max)
+
     def __repr__(self) -> str:
         extra = "" if self.kappa_max is None else f", kappa_max={self.kappa_max:g}"
         return f"Schedule(kind={self.kind!r}, sigma_min={self.sigma_min:g}{extra})"
 
 
+class FactorSchedule(Schedule):
+    """One shape, an end point per factor of a product: factor ``i`` follows
+    ``Schedule(kind, sigma_min=sigma_min[i])`` (``sigma_1 = sigma_min[i]`` in standardised units on R^d and
+    in the chart of intervals; ``kappa_1 = 1 / sigma_min[i]^2`` on tori, spheres and SO3).
+
+    Args:
+        kind: the shape, one of :data:`SHAPES`.
+        sigma_min: one end point per factor, each in ``(0, 1)``.
+        dims: the factors' intrinsic dimensions (for :meth:`noise`); default 1 each.
+
+    ``alpha``, ``sigma`` and ``kappa`` of the object itself are those of the sharpest factor; kernels use
+    :meth:`factor`. :meth:`noise` is ``D / sum_i (d_i / sigma_i(t))``: the targets of factor ``i`` grow like
+    ``d_i / sigma_i(t)``, so it weights residuals by the scale of their sum (``sigma_t`` when all end points
+    are equal).
+    """
+
+    def __init__(self, kind: str = "linear", sigma_min: Sequence[float] = (1e-2,),
+                 dims: Optional[Sequence[int]] = None):
+        values = [float(v) for v in sigma_min]
+        if not values:
+            raise ValueError("FactorSchedule: sigma_min needs one value per factor, got none")
+        self.factors = [Schedule(kind, v) for v in values]  # checks kind and every value
+        dims = [1] * len(values) if dims is None else [int(d) for d in dims]
+        if len(dims) != len(values) or min(dims) < 1:
+            raise ValueError(f"FactorSchedule: dims must be {len(values)} positive integers (one per factor), "
+                             f"got {dims}")
+        super().__init__(kind, min(values))
+        self.sigma_mins = values
+        self.dims = dims
+
+    def factor(self, i: int) -> Schedule:
+        if not 0 <= i < len(self.factors):
+            raise ValueError(f"FactorSchedule has {len(self.factors)} factors, got factor index {i}")
+        return self.factors[i]
+
+    def noise(self, t: torch.Tensor) -> torch.Tensor:
+        rate = sum(d / f.sigma(t) for d, f in zip(self.dims, self.factors))
+        return sum(self.dims) / rate
+
+    def options(self) -> dict:
+        return dict(kind=self.kind, sigma_min=list(self.sigma_mins), dims=list(self.dims))
+
+    def __repr__(self) -> str:
+        ends = ", ".join(f"{v:.4g}" for v in self.sigma_mins)
+        return f"FactorSchedule(kind={self.kind!r}, sigma_min=[{ends}])"
+
+
 def make_schedule(spec: Union[None, str, dict, Schedule] = None) -> Schedule:
     """A :class:`Schedule` from ``None`` (the default linear one), a kind name, a dict of
-    :class:`Schedule` keyword arguments (as read from a config), or a schedule (returned as is)."""
+    :class:`Schedule` keyword arguments (as read from a config; a list ``sigma_min``, one per factor, gives a
+    :class:`FactorSchedule`), or a schedule (returned as is)."""
     if spec is None:
         return Schedule()
     if isinstance(spec, Schedule):
@@ -110,5 +171,7 @@ def make_schedule(spec: Union[None, str, dict, Schedule] = None) -> Schedule:
     if isinstance(spec, str):
         return Schedule(spec)
     if isinstance(spec, dict):
+        if isinstance(spec.get("sigma_min"), (list, tuple)):
+            return FactorSchedule(**spec)
         return Schedule(**spec)
     raise TypeError(f"schedule must be None, a kind name, a dict or a Schedule, got {type(spec).__name__}")
