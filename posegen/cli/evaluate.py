@@ -19,6 +19,7 @@ import torch
 
 from ..config import default_config
 from ..data import load_points
+from ..objectives import Objective, make_objective
 from ..robots import CollisionChecker
 from ..rotations import rotation_angle
 from ..samplers import PoseSampler
@@ -49,6 +50,25 @@ def eval_dataset(args, cfg):
     if split not in splits:
         raise missing_split(split)
     return splits[split], split
+
+
+def path_bound(flow, cfg, args, ds) -> Optional[float]:
+    """What the trained objective's target allows on ``ds`` (CNFM: the NLL of the training data's kernel
+    density estimate at its path's end point), or None for objectives without such a figure or without the
+    training split."""
+    if cfg is None or flow.cond_dim:
+        return None
+    objective = make_objective(cfg["objective"]["name"], **cfg["objective"]["options"])
+    if type(objective).diagnostics is Objective.diagnostics:   # the objective reports nothing
+        return None
+    train = load_splits(cfg, ("train",), path=Path(args.data)).get("train")
+    if train is None or len(train) == 0:
+        return None
+    z_train = flow.to_internal(train.points.to(flow.dtype))
+    with torch.no_grad():
+        objective.setup(flow, z_train)
+        diag = objective.diagnostics(z_train, flow.to_internal(ds.points.to(flow.dtype)))
+    return float(diag["endpoint_kde_nll"]) if "endpoint_kde_nll" in diag else None
 
 
 def robot_check(flow, solver, n: int = 2000, cond=None):
@@ -108,10 +128,17 @@ def run(args) -> int:
     rec = {"nll": nll, "nll_se": se, "bpd": bpd, "n": n, "split": split, "dim": dim,
            "manifold": repr(flow.manifold), "checkpoint": str(args.checkpoint), "data": str(args.data),
            "method": used["method"], "steps": used["steps"], "divergence": divergence}
+    bound = path_bound(flow, cfg, args, ds)
+    if bound is not None:
+        rec["endpoint_kde_nll"] = bound
     rows = [("checkpoint", str(args.checkpoint)), ("data", f"{args.data} (split {split}, {n} points)"),
             ("manifold", f"{flow.manifold!r} (dim {dim})"), ("solver", f"{used['method']}, {used['steps']} steps, "
                                                                        f"{divergence} divergence"),
             ("NLL", f"{nll:.4f} +- {se:.4f} nats"), ("bits/dim", f"{bpd:.4f}")]
+    if bound is not None:
+        rows.append(("path bound", f"{bound:.4f} nats: the training data's kernel density estimate at the CNFM "
+                                   f"path's end point, on the same points (a model near it is limited by its "
+                                   f"target path, not its network)"))
     if flow.robot_spec is not None:
         rec.update(robot_check(flow, ev["solver"], cond=None if cond is None else cond[:1]))
         rows += [("robot", f"{rec['robot']} ({rec['robot_check_n']} samples, seed 0)"),

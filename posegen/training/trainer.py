@@ -206,6 +206,7 @@ class Trainer:
         objective = make_objective(cfg.objective, **cfg.objective_options)
         objective.check(flow)
         objective.setup(flow, *self.source.internal())
+        self.diagnostics = self._diagnostics(objective)
 
         self.opt = torch.optim.AdamW(flow.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self._lr_lambda)
@@ -220,6 +221,18 @@ class Trainer:
             self.best = dict(ckpt["best"])
             self.last_good = start
         return start, objective
+
+    def _diagnostics(self, objective) -> Dict[str, float]:
+        """The objective's figures about its own target (CNFM: the likelihood its path's end point allows,
+        ``endpoint_kde_nll``), on the validation points it is validated on; logged beside every validation NLL
+        so that a run shows when the path, not the network, is the limit. ``{}`` without validation data."""
+        if self.val is None or not self.dist.is_main:
+            return {}
+        points, _ = self.val.reference()
+        flow = self.flow
+        z_val = flow.to_internal(points[: self.config.val_points].to(self.device, flow.dtype))
+        with torch.no_grad():
+            return {k: float(v) for k, v in objective.diagnostics(self.source.internal()[0], z_val).items()}
 
     # ------------------------------------------------------------------ the loop
     def _step(self, objective, step: int, gen: torch.Generator, autocast) -> torch.Tensor:
@@ -261,6 +274,7 @@ class Trainer:
         """Validate, keep the best EMA weights, and say whether patience ran out."""
         val = self._validate() if self.dist.is_main else 0.0
         record["val_nll"] = val
+        record.update(self.diagnostics)
         best = self.best
         if best["val_nll"] is None or val < best["val_nll"]:
             best.update(val_nll=val, step=step, bad=0)
@@ -372,6 +386,8 @@ class _Progress:
             self.post["loss"] = f"{record['loss']:.4g}"
         if "val_nll" in record:
             self.post["val_nll"] = f"{record['val_nll']:.4g}"
+        if "endpoint_kde_nll" in record:   # CNFM: the bound its target path puts on the validation NLL
+            self.post["path_bound"] = f"{record['endpoint_kde_nll']:.4g}"
         self.bar.set_postfix(self.post)
 
     def close(self) -> None:
