@@ -1,0 +1,153 @@
+r"""A serial chain's forward kinematics and geometric Jacobian as a short batched tensor program.
+
+pytorch_kinematics evaluates a whole kinematic tree level by level (per frame a 4x4 joint matrix built from
+axis-angle, a static offset product, a scatter into the tree's frames), which is general and costs many small
+torch ops per joint. For the one serial chain that :class:`~posegen.robots.Robot` answers for, the same
+parsed description gives a compact program (:class:`SerialProgram`):
+
+* per movable joint ``k`` (root to tip) the fixed transform ``O_k`` from the previous joint's frame (the fixed
+  joints in between folded in) and the unit axis ``a_k`` in the joint frame; the fixed transform from the last
+  joint to ``ee_link`` is ``tail``;
+* the joint's local transform is affine in two scalar functions of its value,
+
+  .. math::  O_k M_k(\theta) = O_k + f_1(\theta) P_k + f_2(\theta) Q_k,
+
+  revolute (Rodrigues, ``K = [a]_x``): ``f_1 = sin``, ``f_2 = 1 - cos``, ``P = O [K 0; 0 0]``,
+  ``Q = O [K^2 0; 0 0]``; prismatic: ``f_1 = theta``, ``f_2 = 0``, ``P = O [0 a; 0 0]``. ``O, P, Q`` are
+  precomputed, so every joint's local transform for the whole batch is two fused multiply-adds;
+* the frames are the running product ``T_k = T_{k-1} (O_k M_k)`` (one batched 4x4 product per joint);
+* the geometric Jacobian at the ``ee_link`` origin, in the base frame, comes from the frames in one pass:
+  ``z_k = R_k a_k`` and ``p_k`` the origin of joint frame ``k`` (a point on the axis), column
+  ``[z_k x (p_ee - p_k); z_k]`` (revolute) or ``[z_k; 0]`` (prismatic).
+
+Everything is plain torch (differentiable to any order, any dtype and device). Joint values are those of
+the chain's movable joints in order (``theta (B, n)``; a robot maps its ``q`` to them, mimic joints
+included). The constants are built in float64 from the description with the same origin conversion as the
+pytorch_kinematics chain (:func:`posegen.robots.chain.origin_matrix`), which stays the reference and the
+fallback (tests/test_kinematics.py checks agreement to 1e-12 in float64).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import torch
+
+from .chain import origin_matrix
+from .description import JointSpec
+
+__all__ = ["SerialProgram"]
+
+
+def _skew(a: torch.Tensor) -> torch.Tensor:
+    """``[a]_x (n, 3, 3)`` of vectors ``a (n, 3)``."""
+    z = torch.zeros_like(a[:, 0])
+    return torch.stack([torch.stack([z, -a[:, 2], a[:, 1]], -1), torch.stack([a[:, 2], z, -a[:, 0]], -1),
+                        torch.stack([-a[:, 1], a[:, 0], z], -1)], -2)
+
+
+class SerialProgram:
+    """FK and Jacobian of one serial chain (root to ``ee_link``) as a few batched ops per joint.
+
+    Build with :meth:`from_joints` from the chain's joints (root to tip, fixed ones included). ``theta (B, n)``
+    holds the values of the ``n`` movable joints in that order (radians, metres).
+    """
+
+    def __init__(self, origins: torch.Tensor, axes: torch.Tensor, revolute: torch.Tensor, tail: torch.Tensor):
+        n = axes.shape[0]
+        if n == 0 or origins.shape != (n, 4, 4) or revolute.shape != (n,) or tail.shape != (4, 4):
+            raise ValueError(f"SerialProgram: needs origins (n, 4, 4), axes (n, 3), revolute (n,), tail (4, 4) with "
+                             f"n >= 1; got {tuple(origins.shape)}, {tuple(axes.shape)}, {tuple(revolute.shape)}, "
+                             f"{tuple(tail.shape)}")
+        f64 = dict(dtype=torch.float64, device="cpu")
+        O, a = origins.to(**f64), axes.to(**f64)
+        a = a / a.norm(dim=-1, keepdim=True)
+        K = torch.zeros(n, 4, 4, **f64)
+        K[:, :3, :3] = _skew(a)
+        K2 = K @ K
+        L = torch.zeros(n, 4, 4, **f64)
+        L[:, :3, 3] = a
+        rev = revolute.to(torch.bool).cpu()
+        self.n = n
+        self.all_revolute = bool(rev.all())
+        self._revolute = rev
+        self._axes = a
+        self._tail = tail.to(**f64)
+        self._tail_identity = bool(torch.equal(self._tail, torch.eye(4, **f64)))
+        # O M(theta) = O + f1 P + f2 Q, with f1 = sin / theta, f2 = 1 - cos / 0 (revolute / prismatic)
+        P = torch.where(rev[:, None, None], O @ K, O @ L)
+        Q = torch.where(rev[:, None, None], O @ K2, torch.zeros_like(O))
+        self._consts = {(torch.float64, torch.device("cpu")): (O, P, Q, a, rev, self._tail)}
+
+    @classmethod
+    def from_joints(cls, joints: Sequence[JointSpec]) -> "SerialProgram":
+        """The program of the chain through ``joints`` (root to tip; fixed joints are folded into the next
+        movable joint's origin, or into the tail after the last one). ValueError without a movable joint."""
+        origins, axes, revolute = [], [], []
+        acc = torch.eye(4, dtype=torch.float64)
+        for j in joints:
+            acc = acc @ origin_matrix(j)
+            if j.movable:
+                origins.append(acc)
+                axes.append(torch.tensor(j.axis, dtype=torch.float64))
+                revolute.append(j.type != "prismatic")
+                acc = torch.eye(4, dtype=torch.float64)
+        if not origins:
+            raise ValueError(f"SerialProgram.from_joints: no movable joint among {[j.name for j in joints]}")
+        return cls(torch.stack(origins), torch.stack(axes), torch.tensor(revolute), acc)
+
+    def _on(self, dtype: torch.dtype, device: torch.device) -> Tuple[torch.Tensor, ...]:
+        key = (dtype, torch.device(device))
+        hit = self._consts.get(key)
+        if hit is None:
+            base = self._consts[(torch.float64, torch.device("cpu"))]
+            hit = tuple(t.to(device=key[1], dtype=dtype if t.is_floating_point() else t.dtype) for t in base)
+            self._consts[key] = hit
+        return hit
+
+    def _local(self, theta: torch.Tensor, c) -> torch.Tensor:
+        """``O_k M_k(theta_k)`` for every joint: ``theta (B, n) -> (B, n, 4, 4)``."""
+        O, P, Q, _, rev, _ = c
+        if self.all_revolute:
+            f1, f2 = torch.sin(theta), 1 - torch.cos(theta)
+        else:
+            f1 = torch.where(rev, torch.sin(theta), theta)
+            f2 = torch.where(rev, 1 - torch.cos(theta), torch.zeros_like(theta))
+        return torch.addcmul(torch.addcmul(O, f1[..., None, None], P), f2[..., None, None], Q)
+
+    def frames(self, theta: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``theta (B, n) -> (joint frames (B, n, 4, 4), ee pose (B, 4, 4))``, base frame; frame ``k`` is the
+        child frame of movable joint ``k`` (its origin lies on the joint's axis)."""
+        c = self._on(theta.dtype, theta.device)
+        A = self._local(theta, c)
+        T = A[:, 0]
+        out = [T]
+        for k in range(1, self.n):
+            T = T @ A[:, k]
+            out.append(T)
+        ee = T if self._tail_identity else T @ c[5]
+        return torch.stack(out, 1), ee
+
+    def fk(self, theta: torch.Tensor) -> torch.Tensor:
+        """End-effector pose ``(B, 4, 4)`` for ``theta (B, n)``."""
+        c = self._on(theta.dtype, theta.device)
+        A = self._local(theta, c)
+        T = A[:, 0]
+        for k in range(1, self.n):
+            T = T @ A[:, k]
+        return T if self._tail_identity else T @ c[5]
+
+    def fk_and_jacobian(self, theta: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``theta (B, n) -> (ee pose (B, 4, 4), geometric Jacobian (B, 6, n))``: rows linear then angular
+        velocity of the ee origin in the base frame, columns the joints in order."""
+        F, ee = self.frames(theta)
+        a, rev = self._on(theta.dtype, theta.device)[3:5]
+        z = F[..., :3, :3] @ a[:, :, None]                      # (B, n, 3, 1)
+        z = z[..., 0]
+        lin = torch.linalg.cross(z, ee[:, None, :3, 3] - F[..., :3, 3], dim=-1)
+        if self.all_revolute:
+            J = torch.cat([lin, z], -1)
+        else:
+            r = rev[:, None]
+            J = torch.cat([torch.where(r, lin, z), torch.where(r, z, torch.zeros_like(z))], -1)
+        return ee, J.transpose(1, 2)
