@@ -114,16 +114,49 @@ def rotation_angle_atan2(R: torch.Tensor) -> torch.Tensor:
     return torch.atan2(s.norm(dim=-1) / 2, (tr - 1) / 2)
 
 
+#: rotation errors above this angle (rad) take their axis from the symmetric part of the rotation; below it
+#: ``theta / (2 sin theta) vee(R - R^T)`` loses at most a few ulps (its factor is at most 1 / (2 sin 0.1))
+_NEAR_PI = torch.pi - 0.1
+
+
+def _rotvec_near_pi(R: torch.Tensor, theta: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Rotation vectors ``(m, 3)`` of rotations ``R (m, 3, 3)`` with angles ``theta (m,)`` near pi, from the
+    symmetric part ``(R + R^T) / 2 = cos(theta) I + (1 - cos(theta)) a a^T``: the axis from its column of
+    largest ``a_k^2``, its sign from ``s = vee(R - R^T) = 2 sin(theta) a``."""
+    c = torch.cos(theta)[:, None]
+    M = (R + R.transpose(-1, -2)) / 2
+    aa = (torch.diagonal(M, dim1=-2, dim2=-1) - c) / (1 - c)                 # a_k^2
+    k = aa.argmax(-1)
+    rows = torch.arange(R.shape[0], device=R.device)
+    col = M[rows, :, k] - c * torch.nn.functional.one_hot(k, 3).to(R.dtype)  # (1 - c) a_k a
+    a = col / ((1 - c) * aa[rows, k, None].clamp_min(0).sqrt())
+    a = a / a.norm(dim=-1, keepdim=True)
+    sign = torch.where((a * s).sum(-1, keepdim=True) < 0, -1.0, 1.0)
+    return a * sign * theta[:, None]
+
+
 def pose_errors(T: torch.Tensor, pos: torch.Tensor, R: torch.Tensor):
     """Errors of poses ``T (..., 4, 4)`` against targets ``pos (..., 3)``, ``R (..., 3, 3)``.
 
     Returns ``(e (..., 6), position_error (...), rotation_error (...))``: ``e`` is the DLS residual
-    ``[p* - p; rotvec(R* R^T)]`` in the base frame.
-    """
+    ``[p* - p; rotvec(R* R^T)]`` in the base frame. The rotation vector is ``theta / |s| s`` with
+    ``s = vee(R_err - R_err^T) = 2 sin(theta) axis`` and ``theta`` the atan2 angle of the rotation error
+    (shared with ``rotation_error``); rows within 0.1 rad of pi (where ``s`` vanishes) take the axis from the
+    symmetric part (:func:`_rotvec_near_pi`). Both agree with ``roma.rotmat_to_rotvec`` to float64 rounding
+    (tests/test_ik.py) at a fraction of its quaternion round trip's ops."""
     dp = pos - T[..., :3, 3]
     R_err = R @ T[..., :3, :3].transpose(-1, -2)
-    e = torch.cat([dp, roma.rotmat_to_rotvec(R_err)], -1)
-    return e, dp.norm(dim=-1), rotation_angle_atan2(R_err)
+    s = torch.stack([R_err[..., 2, 1] - R_err[..., 1, 2], R_err[..., 0, 2] - R_err[..., 2, 0],
+                     R_err[..., 1, 0] - R_err[..., 0, 1]], -1)
+    tr = R_err[..., 0, 0] + R_err[..., 1, 1] + R_err[..., 2, 2]
+    sn = s.norm(dim=-1)
+    theta = torch.atan2(sn / 2, (tr - 1) / 2)
+    # theta / |s| = theta / (2 sin theta) -> 1/2 at theta = 0 (the clamp only guards the exact 0 / 0)
+    rotvec = s * torch.where(sn > 1e-30, theta / sn.clamp_min(1e-30), 0.5).unsqueeze(-1)
+    near_pi = (theta > _NEAR_PI).nonzero(as_tuple=True)
+    if near_pi[0].numel():
+        rotvec = rotvec.index_put(near_pi, _rotvec_near_pi(R_err[near_pi], theta[near_pi], s[near_pi]))
+    return torch.cat([dp, rotvec], -1), dp.norm(dim=-1), theta
 
 
 # --------------------------------------------------------------------------------------- the solver
@@ -239,7 +272,7 @@ def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float
     # every candidate's FK and Jacobian come from one pass over the chain (fk_and_jacobian): an accepted step's
     # Jacobian is the next iteration's, so an iteration costs one pass instead of two (FK alone is ~90 % of a
     # Jacobian's cost through pytorch_kinematics)
-    Tq, Jq = robot.fk_and_jacobian(q)
+    Tq, Jq = robot._fk_and_jacobian(q)
     e, perr, rerr = pose_errors(Tq, pos, R)
     cost = ((w * e) ** 2).sum(-1)
     lam = torch.full((B,), float(damping), dtype=q.dtype, device=q.device)
@@ -265,7 +298,7 @@ def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float
         big = step.abs().amax(-1, keepdim=True)
         step = step * (max_step / big.clamp_min(max_step))
         qc = box.project(qa + step)
-        Tc, Jc = robot.fk_and_jacobian(qc)
+        Tc, Jc = robot._fk_and_jacobian(qc)
         ec, pc, rc = pose_errors(Tc, pos[idx], R[idx])
         cc = ((w * ec) ** 2).sum(-1)
         # sufficient decrease: a step that barely lowers the cost counts as refused, so lambda grows and a row
@@ -288,7 +321,7 @@ def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float
                 u = kick * width * torch.rand(stuck.numel(), robot.dof, generator=gen, dtype=q.dtype, device=q.device)
                 qs = q[stuck]
                 qs = torch.where(at_lo[stuck], box.lo + u, torch.where(at_hi[stuck], box.hi - u, qs))
-                Ts, Js = robot.fk_and_jacobian(qs)
+                Ts, Js = robot._fk_and_jacobian(qs)
                 es, ps, rs = pose_errors(Ts, pos[stuck], R[stuck])
                 q[stuck], e[stuck], perr[stuck], rerr[stuck], Jq[stuck] = qs, es, ps, rs, Js
                 cost[stuck] = ((w * es) ** 2).sum(-1)
