@@ -15,7 +15,8 @@ parsed description gives a compact program (:class:`SerialProgram`):
   revolute (Rodrigues, ``K = [a]_x``): ``f_1 = sin``, ``f_2 = 1 - cos``, ``P = O [K 0; 0 0]``,
   ``Q = O [K^2 0; 0 0]``; prismatic: ``f_1 = theta``, ``f_2 = 0``, ``P = O [0 a; 0 0]``. ``O, P, Q`` are
   precomputed, so every joint's local transform for the whole batch is two fused multiply-adds;
-* the frames are the running product ``T_k = T_{k-1} (O_k M_k)`` (one batched 4x4 product per joint);
+* the frames are the running product ``T_k = T_{k-1} (O_k M_k)`` (one batched 4x4 product per joint), each
+  turned so that its z axis is the joint axis (see :class:`SerialProgram`);
 * the geometric Jacobian at the ``ee_link`` origin, in the base frame, comes from the frames in one pass:
   ``z_k = R_k a_k`` and ``p_k`` the origin of joint frame ``k`` (a point on the axis), column
   ``[z_k x (p_ee - p_k); z_k]`` (revolute) or ``[z_k; 0]`` (prismatic).
@@ -39,45 +40,58 @@ from .description import JointSpec
 __all__ = ["SerialProgram"]
 
 
-def _skew(a: torch.Tensor) -> torch.Tensor:
-    """``[a]_x (n, 3, 3)`` of vectors ``a (n, 3)``."""
-    z = torch.zeros_like(a[:, 0])
-    return torch.stack([torch.stack([z, -a[:, 2], a[:, 1]], -1), torch.stack([a[:, 2], z, -a[:, 0]], -1),
-                        torch.stack([-a[:, 1], a[:, 0], z], -1)], -2)
+def _z_to(a: torch.Tensor) -> torch.Tensor:
+    """``(n, 4, 4)`` rotations taking the z axis to the unit vectors ``a (n, 3)`` (the shortest one; a half
+    turn about x for ``-z``)."""
+    z = torch.tensor([0.0, 0.0, 1.0], dtype=a.dtype)
+    v, c = torch.linalg.cross(z.expand_as(a), a, dim=-1), a[:, 2]
+    K = torch.zeros(a.shape[0], 3, 3, dtype=a.dtype)
+    K[:, 0, 1], K[:, 0, 2], K[:, 1, 2] = -v[:, 2], v[:, 1], -v[:, 0]
+    K = K - K.transpose(1, 2)
+    flip = c < -1 + 1e-9
+    R = torch.eye(3, dtype=a.dtype) + K + K @ K / (1 + torch.where(flip, 0.0, c))[:, None, None]
+    R[flip] = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=a.dtype))
+    C = torch.eye(4, dtype=a.dtype).repeat(a.shape[0], 1, 1)
+    C[:, :3, :3] = R
+    return C
 
 
 class SerialProgram:
     """FK and Jacobian of one serial chain (root to ``ee_link``) as a few batched ops per joint.
 
     Build with :meth:`from_joints` from the chain's joints (root to tip, fixed ones included). ``theta (B, n)``
-    holds the values of the ``n`` movable joints in that order (radians, metres).
+    holds the values of the ``n`` movable joints in that order (radians, metres). Internally every joint frame
+    is turned by a constant rotation ``C_k`` that takes z to the joint's axis (``O_k`` becomes
+    ``C_{k-1}^T O_k C_k``, the tail ``C_{n-1}^T tail``): the chain's product and the end-effector pose are
+    unchanged, and each joint's base-frame axis is then column 2 of its frame, read without a product.
     """
 
     def __init__(self, origins: torch.Tensor, axes: torch.Tensor, revolute: torch.Tensor, tail: torch.Tensor):
         n = axes.shape[0]
-        if n == 0 or origins.shape != (n, 4, 4) or revolute.shape != (n,) or tail.shape != (4, 4):
+        if n == 0 or origins.shape != (n, 4, 4) or axes.shape != (n, 3) or revolute.shape != (n,) \
+                or tail.shape != (4, 4):
             raise ValueError(f"SerialProgram: needs origins (n, 4, 4), axes (n, 3), revolute (n,), tail (4, 4) with "
                              f"n >= 1; got {tuple(origins.shape)}, {tuple(axes.shape)}, {tuple(revolute.shape)}, "
                              f"{tuple(tail.shape)}")
         f64 = dict(dtype=torch.float64, device="cpu")
-        O, a = origins.to(**f64), axes.to(**f64)
+        a = axes.to(**f64)
         a = a / a.norm(dim=-1, keepdim=True)
-        K = torch.zeros(n, 4, 4, **f64)
-        K[:, :3, :3] = _skew(a)
-        K2 = K @ K
-        L = torch.zeros(n, 4, 4, **f64)
-        L[:, :3, 3] = a
+        C = _z_to(a)
+        before = torch.cat([torch.eye(4, **f64)[None], C[:-1].transpose(1, 2)])
+        O = before @ origins.to(**f64) @ C                      # O'_k = C_{k-1}^T O_k C_k
+        tail = C[-1].transpose(0, 1) @ tail.to(**f64)
+        Kz = torch.zeros(4, 4, **f64)
+        Kz[0, 1], Kz[1, 0] = -1.0, 1.0                          # [z]_x
+        Lz = torch.zeros(4, 4, **f64)
+        Lz[2, 3] = 1.0                                          # d/dd of a translation along z
         rev = revolute.to(torch.bool).cpu()
+        # O' M(theta) = O' + f1 P + f2 Q, with f1 = sin / theta, f2 = 1 - cos / 0 (revolute / prismatic)
+        P = torch.where(rev[:, None, None], O @ Kz, O @ Lz)
+        Q = torch.where(rev[:, None, None], O @ Kz @ Kz, torch.zeros_like(O))
         self.n = n
         self.all_revolute = bool(rev.all())
-        self._revolute = rev
-        self._axes = a
-        self._tail = tail.to(**f64)
-        self._tail_identity = bool(torch.equal(self._tail, torch.eye(4, **f64)))
-        # O M(theta) = O + f1 P + f2 Q, with f1 = sin / theta, f2 = 1 - cos / 0 (revolute / prismatic)
-        P = torch.where(rev[:, None, None], O @ K, O @ L)
-        Q = torch.where(rev[:, None, None], O @ K2, torch.zeros_like(O))
-        self._consts = {(torch.float64, torch.device("cpu")): (O, P, Q, a, rev, self._tail)}
+        self._tail_identity = bool(torch.allclose(tail, torch.eye(4, **f64), rtol=0, atol=0))
+        self._consts = {(torch.float64, torch.device("cpu")): (O, P, Q, rev, tail)}
 
     @classmethod
     def from_joints(cls, joints: Sequence[JointSpec]) -> "SerialProgram":
@@ -106,48 +120,41 @@ class SerialProgram:
         return hit
 
     def _local(self, theta: torch.Tensor, c) -> torch.Tensor:
-        """``O_k M_k(theta_k)`` for every joint: ``theta (B, n) -> (B, n, 4, 4)``."""
-        O, P, Q, _, rev, _ = c
+        """``O'_k M_k(theta_k)`` for every joint: ``theta (B, n) -> (B, n, 4, 4)``."""
+        O, P, Q, rev, _ = c
         if self.all_revolute:
             f1, f2 = torch.sin(theta), 1 - torch.cos(theta)
         else:
             f1 = torch.where(rev, torch.sin(theta), theta)
-            f2 = torch.where(rev, 1 - torch.cos(theta), torch.zeros_like(theta))
+            f2 = torch.where(rev, 1 - torch.cos(theta), 0.0)
         return torch.addcmul(torch.addcmul(O, f1[..., None, None], P), f2[..., None, None], Q)
 
-    def frames(self, theta: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``theta (B, n) -> (joint frames (B, n, 4, 4), ee pose (B, 4, 4))``, base frame; frame ``k`` is the
-        child frame of movable joint ``k`` (its origin lies on the joint's axis)."""
+    def _chain(self, theta: torch.Tensor, columns: bool):
+        """The running product: ``(ee pose (B, 4, 4), axes and origins (B, n, 3, 2) or None)``."""
         c = self._on(theta.dtype, theta.device)
         A = self._local(theta, c)
         T = A[:, 0]
-        out = [T]
+        cols = [T[:, :3, 2:]] if columns else None
         for k in range(1, self.n):
             T = T @ A[:, k]
-            out.append(T)
-        ee = T if self._tail_identity else T @ c[5]
-        return torch.stack(out, 1), ee
+            if columns:
+                cols.append(T[:, :3, 2:])
+        ee = T if self._tail_identity else T @ c[4]
+        return ee, (torch.stack(cols, 1) if columns else None)
 
     def fk(self, theta: torch.Tensor) -> torch.Tensor:
         """End-effector pose ``(B, 4, 4)`` for ``theta (B, n)``."""
-        c = self._on(theta.dtype, theta.device)
-        A = self._local(theta, c)
-        T = A[:, 0]
-        for k in range(1, self.n):
-            T = T @ A[:, k]
-        return T if self._tail_identity else T @ c[5]
+        return self._chain(theta, False)[0]
 
     def fk_and_jacobian(self, theta: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``theta (B, n) -> (ee pose (B, 4, 4), geometric Jacobian (B, 6, n))``: rows linear then angular
         velocity of the ee origin in the base frame, columns the joints in order."""
-        F, ee = self.frames(theta)
-        a, rev = self._on(theta.dtype, theta.device)[3:5]
-        z = F[..., :3, :3] @ a[:, :, None]                      # (B, n, 3, 1)
-        z = z[..., 0]
-        lin = torch.linalg.cross(z, ee[:, None, :3, 3] - F[..., :3, 3], dim=-1)
+        ee, zp = self._chain(theta, True)
+        z, p = zp[..., 0], zp[..., 1]                            # (B, n, 3): axis and a point on it
+        lin = torch.linalg.cross(z, ee[:, None, :3, 3] - p, dim=-1)
         if self.all_revolute:
             J = torch.cat([lin, z], -1)
         else:
-            r = rev[:, None]
-            J = torch.cat([torch.where(r, lin, z), torch.where(r, z, torch.zeros_like(z))], -1)
+            r = self._on(theta.dtype, theta.device)[3][:, None]
+            J = torch.cat([torch.where(r, lin, z), torch.where(r, z, 0.0)], -1)
         return ee, J.transpose(1, 2)
