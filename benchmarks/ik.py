@@ -5,6 +5,8 @@
         --run runs/ik_bench
     # evaluate the last snapshot fully, the others for the curve; JSON to benchmarks/results/full/ik_panda.json
     OMP_NUM_THREADS=1 python benchmarks/ik.py eval --robot panda --run runs/ik_bench
+    # posegen refined vs DLS and Robotics Toolbox's C++ ik_LM from random starts (benchmarks/ik_speed.py)
+    OMP_NUM_THREADS=1 python benchmarks/ik.py speed --robot panda --checkpoint runs/ik_bench/panda_2min.pt
     # the markdown sections (printed); RESULTS.md gets them from make_results.py (markdown_section)
     python benchmarks/ik.py markdown --robots panda
 
@@ -40,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import Result, read_json, set_threads  # noqa: E402
+from ik_speed import add_speed_parser, cmd_speed  # noqa: E402
 
 from posegen.robots import load, solve_ik  # noqa: E402
 from posegen.samplers import IKSampler  # noqa: E402
@@ -296,61 +299,6 @@ def cmd_eval(args):
     print(f"wrote {out}")
 
 
-# ------------------------------------------------------------------------------------------- speed
-def cmd_speed(args):
-    """posegen's refined sampler, DLS from random starts and rtb's C++ ``ik_LM`` from random starts on the same
-    targets, in turns chunk by chunk (one thread): exact share, CPU and wall ms per exact solution, diversity.
-    Every solution is checked by an independent FK (pytorch_kinematics, not the program posegen solves with)."""
-    set_threads(args.threads)
-    robot = load(args.robot)
-    check = load(args.robot)
-    check.kinematics = "pytorch_kinematics"
-    targets = targets_for(robot, args.targets, args.target_seed)
-    ik = IKSampler.load(args.checkpoint)
-    per = args.per_target
-    solvers = {"posegen": lambda part, seed: ik.sample(part, per, seed=seed, refine=True)["joints"]}
-    for it in args.dls_iters:
-        solvers[f"dls_{it}"] = lambda part, seed, it=it: solve_ik(robot, part, robot.manifold.sample_base(
-            (part.shape[0], per), generator=torch.Generator().manual_seed(seed), dtype=torch.float64),
-            max_iters=it).joints
-    try:
-        from ik_rtb import RtbLM
-        rtb = RtbLM(robot)
-        solvers["rtb_ik_lm"] = lambda part, seed: rtb.solve(part, per, seed)
-    except ImportError as e:
-        print(f"skipping the rtb baseline: {e}", flush=True)
-    joints = {k: [] for k in solvers}
-    cpu, wall = dict.fromkeys(solvers, 0.0), dict.fromkeys(solvers, 0.0)
-    for c in range(0, args.targets, args.chunk):
-        part = targets[c:c + args.chunk]
-        for name, solve in solvers.items():
-            t0, c0 = time.perf_counter(), time.thread_time()
-            joints[name].append(solve(part, args.seed + c))
-            cpu[name] += time.thread_time() - c0
-            wall[name] += time.perf_counter() - t0
-    res = Result("ik_speed", vars(args))
-    res.extra["training"] = {k: v for k, v in ik.training.items() if k != "history"}
-    for name in solvers:
-        q = torch.cat(joints[name]).double()
-        pe, re = _checked_errors(check, q, targets)
-        exact = (pe < 1e-3) & (re < 1e-2) & check.within_limits(q)
-        n = int(exact.sum())
-        row = {"robot": args.robot, "method": name, "solutions": q.shape[0] * q.shape[1], "exact": n,
-               "success": n / (q.shape[0] * q.shape[1]), "cpu_ms_per_exact": 1e3 * cpu[name] / max(n, 1),
-               "wall_ms_per_exact": 1e3 * wall[name] / max(n, 1), "diversity": diversity(q, exact, args.cluster_eps)}
-        res.add(row)
-        print(json.dumps(row), flush=True)
-    print(f"wrote {res.write(Path(args.out) / f'ik_speed_{args.robot}.json')}")
-
-
-def _checked_errors(robot, q: torch.Tensor, targets: torch.Tensor):
-    """Position (m) and rotation (rad) errors of ``q (T, n, dof)`` against ``targets (T, 7)`` by ``robot``'s FK."""
-    from posegen.robots.ik import parse_targets, pose_errors
-    pos, R = parse_targets(targets, dtype=torch.float64)
-    _, pe, re = pose_errors(robot.fk(q), pos[:, None], R[:, None])
-    return pe, re
-
-
 # ------------------------------------------------------------------------------------------- markdown
 def _f(x, fmt="{:.1f}"):
     return "—" if x is None else fmt.format(x)
@@ -534,19 +482,7 @@ def main(argv=None):
                    help="raw samples ranked by density from (1 + k) n draws, for each k (first 100 targets; '' skips)")
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--out", default=str(RESULTS))
-    sp = sub.add_parser("speed", help="posegen refined vs DLS and rtb ik_LM from random starts: time per exact "
-                        "solution, success, diversity")
-    sp.add_argument("--robot", default="panda")
-    sp.add_argument("--checkpoint", required=True, help="an IKSampler checkpoint (from the train step)")
-    sp.add_argument("--targets", type=int, default=100)
-    sp.add_argument("--per-target", type=int, default=20)
-    sp.add_argument("--chunk", type=int, default=20, help="targets per call; the methods take turns per chunk")
-    sp.add_argument("--target-seed", type=int, default=10_000)
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--dls-iters", type=lambda v: [int(x) for x in v.split(",") if x], default=[30])
-    sp.add_argument("--cluster-eps", type=float, default=0.2)
-    sp.add_argument("--threads", type=int, default=1)
-    sp.add_argument("--out", default=str(RESULTS.parent))
+    add_speed_parser(sub)
     m = sub.add_parser("markdown")
     m.add_argument("--robots", default="panda,ur5e,iiwa14")
     m.add_argument("--results", default=str(RESULTS))
