@@ -19,16 +19,18 @@ from test_robot_loading import ARM, ARMS, MIMIC_CHAINS, PACKAGED, uniform_q, wri
 from test_robots import BUILTINS, USER_URDF  # noqa: E402
 
 from posegen import robots  # noqa: E402
-from posegen.robots.kinematics import SerialProgram  # noqa: E402
+from posegen.robots.kinematics import PER_JOINT_ROWS, SerialProgram  # noqa: E402
 
 F64 = torch.float64
 
 TILTED = """<robot name="tilted">
-  <link name="a"/><link name="b"/><link name="c"/><link name="d"/><link name="e"/><link name="f"/><link name="tip"/>
+  <link name="a"/><link name="b"/><link name="c"/><link name="d"/>
+  <link name="e"/><link name="f"/><link name="tip"/>
   <joint name="j1" type="revolute"><parent link="a"/><child link="b"/>
     <origin xyz="0.1 -0.2 0.3" rpy="0.3 -0.7 1.1"/><axis xyz="0 3 4"/>
     <limit lower="-2" upper="2" effort="1" velocity="1"/></joint>
-  <joint name="fixed_mid" type="fixed"><parent link="b"/><child link="c"/><origin xyz="0 0.05 0.2" rpy="1.2 0 -0.4"/></joint>
+  <joint name="fixed_mid" type="fixed"><parent link="b"/><child link="c"/>
+    <origin xyz="0 0.05 0.2" rpy="1.2 0 -0.4"/></joint>
   <joint name="s1" type="prismatic"><parent link="c"/><child link="d"/>
     <origin xyz="0.2 0 0" rpy="0 0.5 0"/><axis xyz="1 1 0"/>
     <limit lower="-0.1" upper="0.3" effort="1" velocity="1"/></joint>
@@ -37,7 +39,8 @@ TILTED = """<robot name="tilted">
     <limit lower="-3" upper="3" effort="1" velocity="1"/><mimic joint="j1" multiplier="-1.5" offset="0.2"/></joint>
   <joint name="j2" type="continuous"><parent link="e"/><child link="f"/>
     <origin xyz="0.05 0.1 0" rpy="0 0 0"/><axis xyz="0.2 -0.3 0.9"/></joint>
-  <joint name="tool" type="fixed"><parent link="f"/><child link="tip"/><origin xyz="0 0 0.12" rpy="0.1 0.2 0.3"/></joint>
+  <joint name="tool" type="fixed"><parent link="f"/><child link="tip"/>
+    <origin xyz="0 0 0.12" rpy="0.1 0.2 0.3"/></joint>
 </robot>
 """
 
@@ -80,6 +83,18 @@ def test_program_matches_pytorch_kinematics_on_every_robot(tmp_path):
         # fk and jacobian alone give the very same numbers as the one-pass call
         assert torch.equal(robot.fk(q), T) and torch.equal(robot.jacobian(q), J), label
     assert worst < 1e-13  # float64 rounding, not a loose agreement
+
+
+def test_large_batches_take_the_joint_by_joint_path(tmp_path):
+    """Above PER_JOINT_ROWS rows the local transforms are built joint by joint: same numbers."""
+    robot = robots.load(write(tmp_path, TILTED, "tilted.urdf"), ee_link="tip")
+    q = uniform_q(robot, PER_JOINT_ROWS + 10, seed=6)
+    (T, J), (T_ref, J_ref) = both(robot, lambda r, x: r.fk_and_jacobian(x), q)
+    torch.testing.assert_close(T, T_ref, atol=1e-12, rtol=0)
+    torch.testing.assert_close(J, J_ref, atol=1e-12, rtol=0)
+    T_small, J_small = robot.fk_and_jacobian(q[:PER_JOINT_ROWS])
+    torch.testing.assert_close(T[:PER_JOINT_ROWS], T_small, atol=1e-15, rtol=0)
+    torch.testing.assert_close(J[:PER_JOINT_ROWS], J_small, atol=1e-15, rtol=0)
 
 
 def test_program_in_float32(tmp_path):
