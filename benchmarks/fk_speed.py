@@ -136,7 +136,7 @@ def measure(fns, batch: int, repeats: int, min_configs: int):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--robots", type=csv_list, default=["panda", "ur5e", "iiwa14"])
-    p.add_argument("--batches", type=lambda s: csv_list(s, int), default=[1, 100, 1000])
+    p.add_argument("--batches", type=lambda s: csv_list(s, int), default=[1, 100, 1000, 3000])
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--min-configs", type=int, default=2000, help="configurations per round at least")
     p.add_argument("--no-pinocchio", action="store_true")
