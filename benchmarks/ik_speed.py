@@ -45,6 +45,7 @@ def add_speed_parser(sub) -> None:
     sp.add_argument("--sample-options", default="{}", help="JSON of IKSampler.sample keywords (default: its own)")
     sp.add_argument("--no-rtb", action="store_true", help="leave out the Robotics Toolbox baseline")
     sp.add_argument("--threads", type=int, default=1)
+    sp.add_argument("--suffix", default="", help="appended to the results file's name")
     sp.add_argument("--out", default=str(RESULTS))
 
 
@@ -108,4 +109,4 @@ def cmd_speed(args):
                "wall_ms_per_exact": 1e3 * wall[name] / max(n, 1), "diversity": diversity(q, exact, args.cluster_eps)}
         res.add(row)
         print(json.dumps(row), flush=True)
-    print(f"wrote {res.write(Path(args.out) / f'ik_speed_{args.robot}_chunk{args.chunk}.json')}")
+    print(f"wrote {res.write(Path(args.out) / f'ik_speed_{args.robot}_chunk{args.chunk}{args.suffix}.json')}")
