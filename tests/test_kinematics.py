@@ -147,3 +147,19 @@ def test_kinematics_backend_is_checked():
     with pytest.raises(ValueError, match=r"kinematics must be one of \['program', 'pytorch_kinematics'\], got 'fast'"):
         robot.kinematics = "fast"
     assert robot.kinematics == "program"
+
+
+@pytest.mark.parametrize("backend", ["program", "pytorch_kinematics"])
+def test_caches_made_inside_inference_mode_still_differentiate(tmp_path, backend):
+    """solve_ik runs in inference mode; constants it caches first (a new dtype, mimic drive tensors) must be
+    ordinary tensors, so autograd through fk afterwards works."""
+    robot = robots.load(write(tmp_path, TILTED, "tilted.urdf"), ee_link="tip")
+    robot.kinematics = backend
+    q = uniform_q(robot, 4, seed=7).float()
+    pos, quat = robot.pose(q.double())
+    robots.solve_ik(robot, torch.cat([pos, quat], -1).float(), q, max_iters=2)
+    x = q.clone().requires_grad_(True)
+    T, J = robot.fk_and_jacobian(x)
+    (T.sum() + J.sum()).backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+

@@ -87,6 +87,7 @@ class ChainCache:
         hit = self._chains.get(key)
         if hit is None:
             base = self._chains[(torch.float64, torch.device("cpu"))]
-            hit = tuple(copy.deepcopy(c).to(dtype=dtype, device=key[1]) for c in base)
+            with torch.inference_mode(False):  # ordinary tensors even when first asked for inside inference mode
+                hit = tuple(copy.deepcopy(c).to(dtype=dtype, device=key[1]) for c in base)
             self._chains[key] = hit
         return hit

@@ -118,7 +118,8 @@ class SerialProgram:
         hit = self._consts.get(key)
         if hit is None:
             base = self._consts[(torch.float64, torch.device("cpu"))]
-            hit = tuple(t.to(device=key[1], dtype=dtype if t.is_floating_point() else t.dtype) for t in base)
+            with torch.inference_mode(False):  # ordinary tensors even when first asked for inside inference mode
+                hit = tuple(t.to(device=key[1], dtype=dtype if t.is_floating_point() else t.dtype) for t in base)
             self._consts[key] = hit
         return hit
 

@@ -263,9 +263,10 @@ class Robot:
             full_th, full_q, full_m, full_c = (zip(*self._full_drive) if self._full_drive else ((),) * 4)
             idx = dict(dtype=torch.long, device=key[1])
             val = dict(dtype=dtype, device=key[1])
-            hit = (torch.tensor(d.index, **idx), torch.tensor(d.multiplier, **val), torch.tensor(d.offset, **val),
-                   torch.tensor(full_th, **idx), torch.tensor(full_q, **idx), torch.tensor(full_m, **val),
-                   torch.tensor(full_c, **val))
+            with torch.inference_mode(False):  # ordinary tensors even when first asked for inside inference mode
+                hit = (torch.tensor(d.index, **idx), torch.tensor(d.multiplier, **val), torch.tensor(d.offset, **val),
+                       torch.tensor(full_th, **idx), torch.tensor(full_q, **idx), torch.tensor(full_m, **val),
+                       torch.tensor(full_c, **val))
             self._drive_tensors[key] = hit
         return hit
 
