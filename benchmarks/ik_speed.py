@@ -99,6 +99,7 @@ def cmd_speed(args):
             wall[name] += time.perf_counter() - t0
     res = Result("ik_speed", vars(args))
     res.extra["training"] = {k: v for k, v in ik.training.items() if k != "history"}
+    res.extra["model"] = {"checkpoint": Path(args.checkpoint).name, **ik.flow.config}
     for name in solvers:
         q = torch.cat(joints[name]).double()
         pe, re = verified_errors(robot, q, targets)
