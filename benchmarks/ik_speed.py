@@ -75,7 +75,7 @@ def solvers_for(robot, ik, per: int, args):
             from ik_rtb import RtbLM
             rtb = RtbLM(robot)
             solvers["rtb_ik_lm"] = lambda part, seed: rtb.solve(part, per, seed)
-        except ImportError as e:
+        except (ImportError, ValueError) as e:  # not installed, or a chain it does not model (mimic joints)
             print(f"skipping the rtb baseline: {e}", flush=True)
     return solvers
 
