@@ -5,6 +5,8 @@
         --run runs/ik_bench
     # evaluate the last snapshot fully, the others for the curve; JSON to benchmarks/results/full/ik_panda.json
     OMP_NUM_THREADS=1 python benchmarks/ik.py eval --robot panda --run runs/ik_bench
+    # posegen refined vs DLS and Robotics Toolbox's C++ ik_LM from random starts (benchmarks/ik_speed.py)
+    OMP_NUM_THREADS=1 python benchmarks/ik.py speed --robot panda --checkpoint runs/ik_bench/panda_2min.pt
     # the markdown sections (printed); RESULTS.md gets them from make_results.py (markdown_section)
     python benchmarks/ik.py markdown --robots panda
 
@@ -40,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import Result, read_json, set_threads  # noqa: E402
+from ik_speed import add_speed_parser, cmd_speed  # noqa: E402
 
 from posegen.robots import load, solve_ik  # noqa: E402
 from posegen.samplers import IKSampler  # noqa: E402
@@ -479,11 +482,12 @@ def main(argv=None):
                    help="raw samples ranked by density from (1 + k) n draws, for each k (first 100 targets; '' skips)")
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--out", default=str(RESULTS))
+    add_speed_parser(sub)
     m = sub.add_parser("markdown")
     m.add_argument("--robots", default="panda,ur5e,iiwa14")
     m.add_argument("--results", default=str(RESULTS))
     args = p.parse_args(argv)
-    {"train": cmd_train, "eval": cmd_eval, "markdown": cmd_markdown}[args.cmd](args)
+    {"train": cmd_train, "eval": cmd_eval, "speed": cmd_speed, "markdown": cmd_markdown}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -161,6 +161,37 @@ def test_rotation_angle_atan2_is_accurate_near_zero_and_pi():
         assert abs(rotation_angle_atan2(R).item() - angle) < 1e-9
 
 
+def test_pose_errors_rotation_vector_at_every_angle():
+    """The residual's rotation vector equals roma's (quaternion route) at angles from 1e-9 rad to pi - 1e-9,
+    across the near-pi branch's threshold, and the errors are the position distance and the atan2 angle."""
+    import roma
+
+    g = torch.Generator().manual_seed(0)
+    n = 3000
+    angle = torch.cat([10 ** (-9 + 9 * torch.rand(n, generator=g, dtype=torch.float64)),   # 1e-9 .. 1
+                       math.pi * torch.rand(n, generator=g, dtype=torch.float64),
+                       math.pi - 10 ** (-9 + 8.5 * torch.rand(n, generator=g, dtype=torch.float64)),
+                       torch.tensor([0.0, math.pi - 0.1, math.pi], dtype=torch.float64)])
+    axis = torch.nn.functional.normalize(torch.randn(angle.shape[0], 3, generator=g, dtype=torch.float64), dim=-1)
+    R_err = roma.rotvec_to_rotmat(axis * angle[:, None])
+    R = roma.random_rotmat(angle.shape[0], dtype=torch.float64)
+    T = torch.eye(4, dtype=torch.float64).repeat(angle.shape[0], 1, 1)
+    T[:, :3, :3] = R_err.transpose(-1, -2) @ R            # so that R T_R^T = R_err
+    T[:, :3, 3] = torch.randn(angle.shape[0], 3, generator=g, dtype=torch.float64)
+    pos = torch.randn(angle.shape[0], 3, generator=g, dtype=torch.float64)
+    e, pe, re = pose_errors(T, pos, R)
+    R_in = R @ T[:, :3, :3].transpose(-1, -2)
+    ref = roma.rotmat_to_rotvec(R_in)
+    # at pi, v and -v are the same rotation: compare as rotations there, as vectors elsewhere
+    far = angle < math.pi - 1e-6
+    torch.testing.assert_close(e[far, 3:], ref[far], atol=1e-12, rtol=0)
+    torch.testing.assert_close(roma.rotvec_to_rotmat(e[:, 3:]), R_in, atol=1e-12, rtol=0)
+    torch.testing.assert_close(e[:, :3], pos - T[:, :3, 3], atol=0, rtol=0)
+    torch.testing.assert_close(pe, (pos - T[:, :3, 3]).norm(dim=-1), atol=0, rtol=0)
+    torch.testing.assert_close(re, rotation_angle_atan2(R_in), atol=0, rtol=0)
+    torch.testing.assert_close(e[:, 3:].norm(dim=-1), re, atol=1e-12, rtol=0)
+
+
 # ------------------------------------------------------------------------------------------- sampler
 def test_pose_features_do_not_depend_on_the_quaternion_sign():
     pos = torch.tensor([[0.3, 0.1, 0.5]], dtype=torch.float64)

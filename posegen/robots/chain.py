@@ -16,7 +16,7 @@ import torch
 from ._backend import pytorch_kinematics
 from .description import Description, JointSpec
 
-__all__ = ["build_chain", "ChainCache"]
+__all__ = ["build_chain", "ChainCache", "origin_matrix"]
 
 # pytorch_kinematics knows revolute, prismatic and fixed; a continuous joint is a revolute one without limits
 _PK_TYPE = {"revolute": "revolute", "continuous": "revolute", "prismatic": "prismatic", "fixed": "fixed"}
@@ -30,6 +30,11 @@ def _origin(pk, j: JointSpec):
         # because pk.quaternion_from_euler halves its input in place
         rot = pk.quaternion_from_euler(torch.tensor(j.rpy, dtype=torch.float64), "sxyz")
     return pk.Transform3d(rot=rot, pos=list(j.xyz), dtype=torch.float64)
+
+
+def origin_matrix(j: JointSpec) -> torch.Tensor:
+    """``(4, 4)`` float64: the joint's origin (parent link frame -> joint frame), converted as in the chain."""
+    return _origin(pytorch_kinematics(), j).get_matrix()[0]
 
 
 def build_chain(desc: Description):
@@ -82,6 +87,7 @@ class ChainCache:
         hit = self._chains.get(key)
         if hit is None:
             base = self._chains[(torch.float64, torch.device("cpu"))]
-            hit = tuple(copy.deepcopy(c).to(dtype=dtype, device=key[1]) for c in base)
+            with torch.inference_mode(False):  # ordinary tensors even when first asked for inside inference mode
+                hit = tuple(copy.deepcopy(c).to(dtype=dtype, device=key[1]) for c in base)
             self._chains[key] = hit
         return hit

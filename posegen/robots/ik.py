@@ -34,7 +34,7 @@ raised for it and its rows are returned like the others (the closest joints foun
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Dict, Tuple
 
 import roma
 import torch
@@ -114,43 +114,82 @@ def rotation_angle_atan2(R: torch.Tensor) -> torch.Tensor:
     return torch.atan2(s.norm(dim=-1) / 2, (tr - 1) / 2)
 
 
+#: rotation errors above this angle (rad) take their axis from the symmetric part of the rotation; below it
+#: ``theta / (2 sin theta) vee(R - R^T)`` loses at most a few ulps (its factor is at most 1 / (2 sin 0.1))
+_NEAR_PI = torch.pi - 0.1
+
+
+def _rotvec_near_pi(R: torch.Tensor, theta: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Rotation vectors ``(m, 3)`` of rotations ``R (m, 3, 3)`` with angles ``theta (m,)`` near pi, from the
+    symmetric part ``(R + R^T) / 2 = cos(theta) I + (1 - cos(theta)) a a^T``: the axis from its column of
+    largest ``a_k^2``, its sign from ``s = vee(R - R^T) = 2 sin(theta) a``."""
+    c = torch.cos(theta)[:, None]
+    M = (R + R.transpose(-1, -2)) / 2
+    aa = (torch.diagonal(M, dim1=-2, dim2=-1) - c) / (1 - c)                 # a_k^2
+    k = aa.argmax(-1)
+    rows = torch.arange(R.shape[0], device=R.device)
+    col = M[rows, :, k] - c * torch.nn.functional.one_hot(k, 3).to(R.dtype)  # (1 - c) a_k a
+    a = col / ((1 - c) * aa[rows, k, None].clamp_min(0).sqrt())
+    a = a / a.norm(dim=-1, keepdim=True)
+    sign = torch.where((a * s).sum(-1, keepdim=True) < 0, -1.0, 1.0)
+    return a * sign * theta[:, None]
+
+
 def pose_errors(T: torch.Tensor, pos: torch.Tensor, R: torch.Tensor):
     """Errors of poses ``T (..., 4, 4)`` against targets ``pos (..., 3)``, ``R (..., 3, 3)``.
 
     Returns ``(e (..., 6), position_error (...), rotation_error (...))``: ``e`` is the DLS residual
-    ``[p* - p; rotvec(R* R^T)]`` in the base frame.
-    """
+    ``[p* - p; rotvec(R* R^T)]`` in the base frame. The rotation vector is ``theta / |s| s`` with
+    ``s = vee(R_err - R_err^T) = 2 sin(theta) axis`` and ``theta`` the atan2 angle of the rotation error
+    (shared with ``rotation_error``); rows within 0.1 rad of pi (where ``s`` vanishes) take the axis from the
+    symmetric part (:func:`_rotvec_near_pi`). Both agree with ``roma.rotmat_to_rotvec`` to float64 rounding
+    (tests/test_ik.py) at a fraction of its quaternion round trip's ops."""
     dp = pos - T[..., :3, 3]
     R_err = R @ T[..., :3, :3].transpose(-1, -2)
-    e = torch.cat([dp, roma.rotmat_to_rotvec(R_err)], -1)
-    return e, dp.norm(dim=-1), rotation_angle_atan2(R_err)
+    s = torch.stack([R_err[..., 2, 1] - R_err[..., 1, 2], R_err[..., 0, 2] - R_err[..., 2, 0],
+                     R_err[..., 1, 0] - R_err[..., 0, 1]], -1)
+    tr = R_err[..., 0, 0] + R_err[..., 1, 1] + R_err[..., 2, 2]
+    sn = s.norm(dim=-1)
+    theta = torch.atan2(sn / 2, (tr - 1) / 2)
+    # theta / |s| = theta / (2 sin theta) -> 1/2 at theta = 0 (the clamp only guards the exact 0 / 0)
+    rotvec = s * torch.where(sn > 1e-30, theta / sn.clamp_min(1e-30), 0.5).unsqueeze(-1)
+    near_pi = (theta > _NEAR_PI).nonzero(as_tuple=True)
+    if near_pi[0].numel():
+        rotvec = rotvec.index_put(near_pi, _rotvec_near_pi(R_err[near_pi], theta[near_pi], s[near_pi]))
+    return torch.cat([dp, rotvec], -1), dp.norm(dim=-1), theta
 
 
 # --------------------------------------------------------------------------------------- the solver
 class _Box:
-    """Projection onto the joint limits of ``robot`` (wrapping for continuous joints), in one dtype/device."""
+    """The joint limits of ``robot`` in one dtype/device: projection (continuous joints are wrapped to
+    ``[-pi, pi)``) and the joints sitting on a limit. ``lo``/``hi`` are ``-inf``/``inf`` for continuous joints,
+    so one comparison finds the limited joints on a limit."""
 
     def __init__(self, robot, like: torch.Tensor):
         lim = robot.joint_limits.to(like)
         self.free = torch.tensor([t == "continuous" for t in robot.joint_types], device=like.device)
-        self.lo, self.hi = lim[:, 0], lim[:, 1]
+        self.any_free = bool(self.free.any())
+        self.lo = torch.where(self.free, -torch.inf, lim[:, 0])
+        self.hi = torch.where(self.free, torch.inf, lim[:, 1])
+        self.width = torch.where(self.free, 0.0, lim[:, 1] - lim[:, 0])
 
     def project(self, q: torch.Tensor) -> torch.Tensor:
+        if not self.any_free:
+            return torch.clamp(q, self.lo, self.hi)
         wrapped = torch.remainder(q + torch.pi, 2 * torch.pi) - torch.pi
-        return torch.where(self.free, wrapped, torch.minimum(torch.maximum(q, self.lo), self.hi))
+        return torch.where(self.free, wrapped, torch.clamp(q, self.lo, self.hi))
 
-    def active(self, q: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
-        """Limited joints at a limit with the step pointing outwards, ``(B, dof)`` bool."""
-        return ~self.free & (((q <= self.lo) & (step < 0)) | ((q >= self.hi) & (step > 0)))
+    def on_limits(self, q: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(at lower, at upper)`` ``(B, dof)`` bool: limited joints on their limits."""
+        return q <= self.lo, q >= self.hi
 
 
-def _dls_step(J: torch.Tensor, e: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
-    """``J^T (J J^T + lam I)^-1 e`` for ``J (B, 6, dof)``, ``e (B, 6)``, ``lam (B,)`` -> ``(B, dof)``."""
-    A = J @ J.transpose(-1, -2) + lam[:, None, None] * torch.eye(6, dtype=J.dtype, device=J.device)
-    y, _ = torch.linalg.solve_ex(A, e.unsqueeze(-1))
+def _dls_step(J: torch.Tensor, e: torch.Tensor, damping: torch.Tensor) -> torch.Tensor:
+    """``J^T (J J^T + lam I)^-1 e`` for ``J (B, 6, dof)``, ``e (B, 6)``, ``damping = lam I (B, 6, 6)`` ->
+    ``(B, dof)``; a row whose system is numerically singular gets a zero step (refused, so lambda grows)."""
+    y, info = torch.linalg.solve_ex(torch.baddbmm(damping, J, J.transpose(-1, -2)), e.unsqueeze(-1))
     step = (J.transpose(-1, -2) @ y).squeeze(-1)
-    # a numerically singular system (tiny lambda in float32) gives a zero step: refused, so lambda grows
-    return torch.where(torch.isfinite(step).all(-1, keepdim=True), step, torch.zeros_like(step))
+    return torch.where((info == 0).unsqueeze(-1), step, 0.0)
 
 
 def _checked_inputs(robot, targets, q_init, quat_order: str, *, pos_tol, rot_tol, max_step, rot_weight,
@@ -227,75 +266,156 @@ def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float
     q0, pos, R = _checked_inputs(robot, targets, q_init, quat_order, pos_tol=pos_tol, rot_tol=rot_tol,
                                  max_step=max_step, rot_weight=rot_weight, min_damping=min_damping,
                                  min_decrease=min_decrease, kick=kick, max_iters=max_iters)
+    # inference mode: no autograd bookkeeping in the many small ops of the iterations (13-19 % of a solve's time
+    # on one thread); the results are cloned out of it, so they are ordinary tensors, and the kinematics caches
+    # are made outside it (tests/test_kinematics.py)
+    with torch.inference_mode():
+        out = _solve(robot, q0, pos, R, max_iters, dict(
+            pos_tol=pos_tol, rot_tol=rot_tol, damping=damping, max_step=max_step, rot_weight=rot_weight, kick=kick,
+            seed=seed, min_damping=min_damping, min_decrease=min_decrease))
+    out = {k: v.clone() for k, v in out.items()}
     batch = q0.shape[:-1]
-    per = 1 if q0.dim() == 2 else q0.shape[1]
-    q = q0.reshape(-1, robot.dof).clone()
-    pos = pos.repeat_interleave(per, 0)
-    R = R.repeat_interleave(per, 0)
-    B = q.shape[0]
-    box = _Box(robot, q)
-    w = torch.tensor([1.0, 1.0, 1.0, rot_weight, rot_weight, rot_weight], dtype=q.dtype, device=q.device)
+    return IKResult(joints=out["q"].reshape(*batch, robot.dof), position_error=out["perr"].reshape(batch),
+                    rotation_error=out["rerr"].reshape(batch), success=out["done"].reshape(batch),
+                    iterations=out["iters"].reshape(batch))
 
-    # every candidate's FK and Jacobian come from one pass over the chain (fk_and_jacobian): an accepted step's
-    # Jacobian is the next iteration's, so an iteration costs one pass instead of two (FK alone is ~90 % of a
-    # Jacobian's cost through pytorch_kinematics)
-    Tq, Jq = robot.fk_and_jacobian(q)
-    e, perr, rerr = pose_errors(Tq, pos, R)
-    cost = ((w * e) ** 2).sum(-1)
-    lam = torch.full((B,), float(damping), dtype=q.dtype, device=q.device)
-    # smallest lambda: J J^T stays well conditioned in the dtype (its entries are ~1), and no step trusts the
-    # linear model more than min_damping allows
-    lam_min = max(1e4 * torch.finfo(q.dtype).eps, float(min_damping))
-    iters = torch.zeros(B, dtype=torch.long, device=q.device)
-    done = (perr < pos_tol) & (rerr < rot_tol)
-    best = [q.clone(), perr.clone(), rerr.clone(), cost.clone()]
-    gen = torch.Generator(device=q.device).manual_seed(int(seed)) if kick > 0 else None
-    width = box.hi - box.lo
+
+def _solve(robot, q0: torch.Tensor, pos: torch.Tensor, R: torch.Tensor, max_iters: int,
+           options) -> Dict[str, torch.Tensor]:
+    """The iterations of :func:`solve_ik` on checked inputs: ``{q, perr, rerr, done, iters}`` of the rows of
+    ``q0`` flattened to ``(-1, dof)``."""
+    per = 1 if q0.dim() == 2 else q0.shape[1]
+    q = q0.reshape(-1, robot.dof)
+    lm = _LM(robot, q, **options)
+    rows = lm.start(q, pos.repeat_interleave(per, 0), R.repeat_interleave(per, 0))
+    out = {k: rows[k].clone() for k in _OUT}
     for _ in range(int(max_iters)):
-        idx = (~done).nonzero().flatten()
-        if idx.numel() == 0:
-            break
-        qa, ea, la = q[idx], e[idx] * w, lam[idx]
-        J = Jq[idx] * w[:, None]
-        step = _dls_step(J, ea, la)
-        # joints held at a limit: drop their columns and solve again, so the free joints take over
-        act = box.active(qa, step)
-        if bool(act.any()):
-            step = torch.where(act, torch.zeros_like(step), _dls_step(J * (~act).unsqueeze(-2), ea, la))
+        lm.iterate(rows)
+        # rows that met the tolerances leave the working set once they are a quarter of it (or all of it): fewer
+        # gathers than compacting every iteration, and a finished row is frozen meanwhile
+        n_done = int(rows["done"].sum())
+        if n_done and 4 * n_done >= rows["done"].numel():
+            rows = _write_back(out, rows, lm)
+            if rows is None:
+                break
+    if rows is not None:
+        _write_back(out, rows, lm)
+    return out
+
+
+#: the fields of a row that :func:`solve_ik` returns
+_OUT = ("q", "perr", "rerr", "done", "iters")
+
+
+def _write_back(out: Dict[str, torch.Tensor], rows: Dict[str, torch.Tensor], lm: "_LM"):
+    """Store the working rows' results in ``out`` (rows that did not succeed return their best iterate) and
+    return the working set without its finished rows (None when none is left)."""
+    res = lm.result(rows)
+    idx = rows["idx"]
+    for k in _OUT:
+        out[k][idx] = res[k]
+    keep = (~rows["done"]).nonzero().flatten()
+    if keep.numel() == 0:
+        return None
+    return {k: v[keep] for k, v in rows.items()}
+
+
+class _LM:
+    """One projected Levenberg-Marquardt iteration on a working set of rows (see :func:`solve_ik`).
+
+    A working set is a dict of tensors with one row per IK problem: ``idx`` (row of the caller's batch), ``q``,
+    ``pos``, ``R`` (target), ``e`` (weighted residual), ``perr``, ``rerr``, ``cost`` (``|e|^2``), ``J`` (weighted
+    Jacobian at ``q``), ``lam``, ``iters``, ``done``, and the best iterate before the last kick (``best_q``,
+    ``best_perr``, ``best_rerr``, ``best_cost``). Accepted steps lower the cost, so between kicks the current
+    iterate is the best one: the best is only recorded when a row is kicked.
+    """
+
+    def __init__(self, robot, like: torch.Tensor, *, pos_tol, rot_tol, damping, max_step, rot_weight, kick, seed,
+                 min_damping, min_decrease):
+        self.robot, self.box = robot, _Box(robot, like)
+        self.pos_tol, self.rot_tol, self.damping, self.max_step = pos_tol, rot_tol, float(damping), max_step
+        self.kick, self.keep_share = kick, 1 - min_decrease
+        self.w = None if rot_weight == 1 else torch.tensor([1.0] * 3 + [rot_weight] * 3, dtype=like.dtype,
+                                                          device=like.device)
+        # smallest lambda: J J^T stays well conditioned in the dtype (its entries are ~1), and no step trusts the
+        # linear model more than min_damping allows
+        self.lam_min = max(1e4 * torch.finfo(like.dtype).eps, float(min_damping))
+        self.eye = torch.eye(6, dtype=like.dtype, device=like.device)
+        self.gen = torch.Generator(device=like.device).manual_seed(int(seed)) if kick > 0 else None
+
+    def evaluate(self, q: torch.Tensor, pos: torch.Tensor, R: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Weighted residual, errors, cost and weighted Jacobian of joints ``q (B, dof)``."""
+        T, J = self.robot._fk_and_jacobian(q)
+        e, perr, rerr = pose_errors(T, pos, R)
+        if self.w is not None:
+            e, J = e * self.w, J * self.w[:, None]
+        return {"q": q, "e": e, "perr": perr, "rerr": rerr, "cost": e.square().sum(-1), "J": J}
+
+    def start(self, q: torch.Tensor, pos: torch.Tensor, R: torch.Tensor) -> Dict[str, torch.Tensor]:
+        rows = self.evaluate(q, pos, R)
+        B = q.shape[0]
+        rows.update(idx=torch.arange(B, device=q.device), pos=pos, R=R,
+                    lam=torch.full((B,), self.damping, dtype=q.dtype, device=q.device),
+                    iters=torch.zeros(B, dtype=torch.long, device=q.device), done=self._done(rows))
+        rows.update(best_q=q, best_perr=rows["perr"], best_rerr=rows["rerr"], best_cost=rows["cost"])
+        return rows
+
+    def _done(self, rows) -> torch.Tensor:
+        return (rows["perr"] < self.pos_tol) & (rows["rerr"] < self.rot_tol)
+
+    def step(self, rows) -> torch.Tensor:
+        """The damped least-squares step of every row, active joints (on a limit, pushed outwards) held."""
+        J, e, q = rows["J"], rows["e"], rows["q"]
+        damping = rows["lam"][:, None, None] * self.eye
+        step = _dls_step(J, e, damping)
+        at_lo, at_hi = self.box.on_limits(q)
+        act = (at_lo & (step < 0)) | (at_hi & (step > 0))
+        if bool(act.any()):  # drop the held joints' columns and solve again, so the free joints take over
+            step = torch.where(act, 0.0, _dls_step(J * (~act).unsqueeze(-2), e, damping))
         big = step.abs().amax(-1, keepdim=True)
-        step = step * (max_step / big.clamp_min(max_step))
-        qc = box.project(qa + step)
-        Tc, Jc = robot.fk_and_jacobian(qc)
-        ec, pc, rc = pose_errors(Tc, pos[idx], R[idx])
-        cc = ((w * ec) ** 2).sum(-1)
+        return step * (self.max_step / big.clamp_min(self.max_step))
+
+    def iterate(self, rows: Dict[str, torch.Tensor]) -> None:
+        """One step of every row that has not finished, in place: candidates evaluated, accepted on a sufficient
+        decrease of the cost (LM: lambda shrinks), refused otherwise (lambda grows); stuck rows are kicked."""
+        new = self.evaluate(self.box.project(rows["q"] + self.step(rows)), rows["pos"], rows["R"])
+        live = ~rows["done"]
         # sufficient decrease: a step that barely lowers the cost counts as refused, so lambda grows and a row
         # creeping along a joint limit is kicked instead of spending its iterations there
-        ok = cc < cost[idx] * (1 - min_decrease)
-        # LM: trust the linear model more after a good step, less after a bad one
-        lam[idx] = torch.where(ok, (la / 3).clamp_min(lam_min), (la * 4).clamp_max(1e4))
-        iters[idx] += 1
-        keep = idx[ok]
-        q[keep], e[keep], perr[keep], rerr[keep], cost[keep] = qc[ok], ec[ok], pc[ok], rc[ok], cc[ok]
-        Jq[keep] = Jc[ok]
-        done = (perr < pos_tol) & (rerr < rot_tol)
-        if gen is not None:
-            better = keep[cost[keep] < best[3][keep]]
-            for b, v in zip(best, (q, perr, rerr, cost)):
-                b[better] = v[better]
-            at_lo, at_hi = ~box.free & (q <= box.lo), ~box.free & (q >= box.hi)
-            stuck = (~done & (lam >= STUCK_LAMBDA) & (at_lo | at_hi).any(-1)).nonzero().flatten()
-            if stuck.numel():
-                u = kick * width * torch.rand(stuck.numel(), robot.dof, generator=gen, dtype=q.dtype, device=q.device)
-                qs = q[stuck]
-                qs = torch.where(at_lo[stuck], box.lo + u, torch.where(at_hi[stuck], box.hi - u, qs))
-                Ts, Js = robot.fk_and_jacobian(qs)
-                es, ps, rs = pose_errors(Ts, pos[stuck], R[stuck])
-                q[stuck], e[stuck], perr[stuck], rerr[stuck], Jq[stuck] = qs, es, ps, rs, Js
-                cost[stuck] = ((w * es) ** 2).sum(-1)
-                lam[stuck] = float(damping)
-                done = (perr < pos_tol) & (rerr < rot_tol)
-    if gen is not None:  # rows that did not succeed return their best iterate, not the last kick
-        back = ~done & (best[3] < cost)
-        q[back], perr[back], rerr[back] = best[0][back], best[1][back], best[2][back]
-    return IKResult(joints=q.reshape(*batch, robot.dof), position_error=perr.reshape(batch),
-                    rotation_error=rerr.reshape(batch), success=done.reshape(batch), iterations=iters.reshape(batch))
+        ok = (new["cost"] < rows["cost"] * self.keep_share) & live
+        lam = rows["lam"]
+        rows["lam"] = torch.where(ok, (lam / 3).clamp_min(self.lam_min), (lam * 4).clamp_max(1e4))
+        for k, v in new.items():
+            rows[k] = torch.where(ok.view(-1, *([1] * (v.dim() - 1))), v, rows[k])
+        rows["iters"] = rows["iters"] + live
+        rows["done"] = self._done(rows)
+        if self.gen is not None:
+            self._kick(rows)
+
+    def _kick(self, rows: Dict[str, torch.Tensor]) -> None:
+        """Rows whose steps keep being refused while a joint sits on a limit: those joints redrawn inside."""
+        at_lo, at_hi = self.box.on_limits(rows["q"])
+        stuck = (~rows["done"] & (rows["lam"] >= STUCK_LAMBDA) & (at_lo | at_hi).any(-1)).nonzero().flatten()
+        if stuck.numel() == 0:
+            return
+        # the iterate before the kick is the best since the previous one: keep it if it beats the recorded best
+        better = stuck[rows["cost"][stuck] < rows["best_cost"][stuck]]
+        for k in ("q", "perr", "rerr", "cost"):
+            rows["best_" + k] = rows["best_" + k].index_copy(0, better, rows[k][better])
+        box, qs = self.box, rows["q"][stuck]
+        u = self.kick * box.width * torch.rand(stuck.numel(), qs.shape[-1], generator=self.gen, dtype=qs.dtype,
+                                               device=qs.device)
+        qs = torch.where(at_lo[stuck], box.lo + u, torch.where(at_hi[stuck], box.hi - u, qs))
+        new = self.evaluate(qs, rows["pos"][stuck], rows["R"][stuck])
+        for k, v in new.items():
+            rows[k] = rows[k].index_copy(0, stuck, v)
+        rows["lam"] = rows["lam"].index_fill(0, stuck, self.damping)
+        rows["done"] = self._done(rows)
+
+    def result(self, rows: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """``q, perr, rerr, done, iters`` of the working rows; a row that did not succeed returns its best
+        iterate (the last one, or the one before a kick)."""
+        back = ~rows["done"] & (rows["best_cost"] < rows["cost"])
+        out = {k: torch.where(back.view(-1, *([1] * (rows[k].dim() - 1))), rows["best_" + k], rows[k])
+               for k in ("q", "perr", "rerr")}
+        return {**out, "done": rows["done"], "iters": rows["iters"]}

@@ -18,10 +18,11 @@ sign convention flips); the rotation matrix is a continuous, sign-free function 
 standardises the features with their training mean and std.
 
 Training data are forward kinematics of joints drawn uniformly inside the limits. By default they are drawn
-fresh every step (``n_samples=None``): FK costs ~4 ms per 1000 rows on one CPU core, far less than the step,
-and the model never sees a sample twice, so there is no overfitting to a finite set. Training is posegen's one
-loop (:class:`posegen.training.Trainer` with a :class:`~posegen.training.StreamSource`): the same schedule,
-budgets, EMA, checkpoints and resume as every other model.
+fresh every step (``n_samples=None``): FK costs ~1.2 ms per 1000 rows on one CPU thread (Panda,
+benchmarks/results/fk_speed.json), far less than the step, and the model never sees a sample twice, so there is
+no overfitting to a finite set. Training is posegen's one loop (:class:`posegen.training.Trainer` with a
+:class:`~posegen.training.StreamSource`): the same schedule, budgets, EMA, checkpoints and resume as every other
+model.
 
 Sampling is draw -> refine -> select: :meth:`IKSampler.draw_joints` (the flow, at a temperature), refinement by
 damped least squares (:func:`~posegen.robots.ik.solve_ik`), then the selection of :mod:`.ik_select` (validity

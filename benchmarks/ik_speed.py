@@ -1,0 +1,113 @@
+"""``benchmarks/ik.py speed``: time per exact IK solution, success and diversity of posegen's refined sampler,
+DLS from uniform random starts, and Robotics Toolbox's C++ Levenberg-Marquardt (``ik_LM``) from random starts.
+
+    OMP_NUM_THREADS=1 python benchmarks/ik.py speed --robot panda --checkpoint runs/ik_bench/panda_2min.pt \\
+        --targets 100 --per-target 20 --chunk 100      # JSON to benchmarks/results/ik_speed_panda_chunk100.json
+
+Protocol: ``--targets`` poses from joints drawn uniformly inside the limits (``--target-seed``, as
+benchmarks/ik.py eval), ``--per-target`` solutions each. The methods take turns chunk by chunk (``--chunk``
+targets per call), on one thread, so a change in the machine's load hits them alike. Every returned solution is
+checked by an independent forward kinematics (the robot's pytorch_kinematics chain, not the program posegen
+solves with): exact = position error < 1 mm, rotation error < 0.01 rad and inside the joint limits. Reported:
+the exact share, this thread's CPU time and the wall time per exact solution, and per target the mean pairwise
+joint distance of its exact solutions (rad) and their clusters (connected at ``--cluster-eps``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from common import Result, set_threads
+
+from posegen.robots import load, solve_ik
+from posegen.robots.ik import parse_targets, pose_errors
+from posegen.samplers import IKSampler
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def add_speed_parser(sub) -> None:
+    sp = sub.add_parser("speed", help="posegen refined vs DLS and rtb ik_LM from random starts: time per "
+                        "exact solution, success, diversity")
+    sp.add_argument("--robot", default="panda")
+    sp.add_argument("--checkpoint", required=True, help="an IKSampler checkpoint (from the train step)")
+    sp.add_argument("--targets", type=int, default=100)
+    sp.add_argument("--per-target", type=int, default=20)
+    sp.add_argument("--chunk", type=int, default=20, help="targets per call; the methods take turns per chunk")
+    sp.add_argument("--target-seed", type=int, default=10_000)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--dls-iters", type=lambda v: [int(x) for x in v.split(",") if x], default=[30])
+    sp.add_argument("--cluster-eps", type=float, default=0.2)
+    sp.add_argument("--sample-options", default="{}", help="JSON of IKSampler.sample keywords (default: its own)")
+    sp.add_argument("--no-rtb", action="store_true", help="leave out the Robotics Toolbox baseline")
+    sp.add_argument("--threads", type=int, default=1)
+    sp.add_argument("--suffix", default="", help="appended to the results file's name")
+    sp.add_argument("--out", default=str(RESULTS))
+
+
+def verified_errors(robot, q: torch.Tensor, targets: torch.Tensor):
+    """Position (m) and rotation (rad) errors of ``q (T, n, dof)`` against ``targets (T, 7)`` (xyzw) by the
+    pytorch_kinematics chain of ``robot`` (independent of the program posegen's solver uses)."""
+    backend = robot.kinematics
+    robot.kinematics = "pytorch_kinematics"
+    try:
+        pos, R = parse_targets(targets, dtype=torch.float64)
+        _, pe, re = pose_errors(robot.fk(q), pos[:, None], R[:, None])
+    finally:
+        robot.kinematics = backend
+    return pe, re
+
+
+def solvers_for(robot, ik, per: int, args):
+    """``{name: solve(part (t, 7), seed) -> joints (t, per, dof)}``."""
+    opts = json.loads(args.sample_options)
+    solvers = {"posegen": lambda part, seed: ik.sample(part, per, seed=seed, refine=True, **opts)["joints"]}
+    for it in args.dls_iters:
+        solvers[f"dls_{it}"] = lambda part, seed, it=it: solve_ik(robot, part, robot.manifold.sample_base(
+            (part.shape[0], per), generator=torch.Generator().manual_seed(seed), dtype=torch.float64),
+            max_iters=it).joints
+    if not args.no_rtb:
+        try:
+            from ik_rtb import RtbLM
+            rtb = RtbLM(robot)
+            solvers["rtb_ik_lm"] = lambda part, seed: rtb.solve(part, per, seed)
+        except (ImportError, ValueError) as e:  # not installed, or a chain it does not model (mimic joints)
+            print(f"skipping the rtb baseline: {e}", flush=True)
+    return solvers
+
+
+def cmd_speed(args):
+    from ik import diversity, targets_for  # the eval protocol's targets and diversity (ik.py imports this module)
+
+    set_threads(args.threads)
+    robot = load(args.robot)
+    targets = targets_for(robot, args.targets, args.target_seed)
+    ik = IKSampler.load(args.checkpoint)
+    solvers = solvers_for(robot, ik, args.per_target, args)
+    joints = {k: [] for k in solvers}
+    cpu, wall = dict.fromkeys(solvers, 0.0), dict.fromkeys(solvers, 0.0)
+    for c in range(0, args.targets, args.chunk):
+        part = targets[c:c + args.chunk]
+        for name, solve in solvers.items():
+            t0, c0 = time.perf_counter(), time.thread_time()
+            joints[name].append(solve(part, args.seed + c))
+            cpu[name] += time.thread_time() - c0
+            wall[name] += time.perf_counter() - t0
+    res = Result("ik_speed", vars(args))
+    res.extra["training"] = {k: v for k, v in ik.training.items() if k != "history"}
+    res.extra["model"] = {"checkpoint": Path(args.checkpoint).name, **ik.flow.config}
+    for name in solvers:
+        q = torch.cat(joints[name]).double()
+        pe, re = verified_errors(robot, q, targets)
+        exact = (pe < 1e-3) & (re < 1e-2) & robot.within_limits(q)
+        n = int(exact.sum())
+        row = {"robot": args.robot, "method": name, "solutions": q.shape[0] * q.shape[1], "exact": n,
+               "success": n / (q.shape[0] * q.shape[1]), "cpu_ms_per_exact": 1e3 * cpu[name] / max(n, 1),
+               "wall_ms_per_exact": 1e3 * wall[name] / max(n, 1), "diversity": diversity(q, exact, args.cluster_eps)}
+        res.add(row)
+        print(json.dumps(row), flush=True)
+    print(f"wrote {res.write(Path(args.out) / f'ik_speed_{args.robot}_chunk{args.chunk}{args.suffix}.json')}")
