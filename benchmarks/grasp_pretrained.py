@@ -44,10 +44,11 @@ def object_files(run: Path, s: dict):
     from posegen.grasps import write_objects
 
     folder = run / "objects"
-    files = sorted(folder.glob("*.obj"))
+    files = list(folder.glob("*.obj"))
     if len(files) != s["objects"]:
-        files = sorted(write_objects(folder, n=s["objects"], seed=s["object_seed"]))
-    files = [f for f in files if f.suffix == ".obj"]
+        files = [f for f in write_objects(folder, n=s["objects"], seed=s["object_seed"]) if f.suffix == ".obj"]
+    # in generation order (names end in the object's index; kinds cycle), so the held-out tail mixes every kind
+    files.sort(key=lambda f: int(f.stem.rsplit("_", 1)[1]))
     return files[: len(files) - s["held_out"]], files[len(files) - s["held_out"]:]
 
 
