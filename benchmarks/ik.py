@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import Result, read_json, set_threads  # noqa: E402
+from ik_protocol import diversity, targets_for  # noqa: E402
 from ik_speed import add_speed_parser, cmd_speed  # noqa: E402
 
 from posegen.robots import load, solve_ik  # noqa: E402
@@ -66,40 +67,9 @@ EARLIER = {
 PUBLISHED_REFINED = "IKFlow + LM (Ames et al. 2022): 99.9-100 % exact (1 mm, 0.01 rad), ~0.19 s per 1000 solutions"
 
 
-def targets_for(robot, n: int, seed: int):
-    g = torch.Generator().manual_seed(seed)
-    q = robot.manifold.sample_base(n, generator=g, dtype=torch.float64)
-    pos, quat = robot.pose(q)
-    return torch.cat([pos, quat], -1)
-
-
 def stats(x: torch.Tensor, scale: float):
     x = x.double().flatten() * scale
     return {"mean": float(x.mean()), "median": float(x.median()), "p95": float(x.quantile(0.95))}
-
-
-def diversity(joints: torch.Tensor, success: torch.Tensor, eps: float):
-    """Per target: mean pairwise L2 distance of successful solutions and connected components at ``eps``."""
-    dists, clusters = [], []
-    for q, ok in zip(joints, success):
-        s = q[ok].double()
-        if s.shape[0] < 2:
-            clusters.append(int(s.shape[0]))
-            continue
-        d = torch.cdist(s, s)
-        iu = torch.triu_indices(s.shape[0], s.shape[0], 1)
-        dists.append(float(d[iu[0], iu[1]].mean()))
-        adj = d < eps
-        label = torch.arange(s.shape[0])
-        for _ in range(s.shape[0]):  # label propagation to the smallest index in the component
-            new = torch.where(adj, label[None, :], s.shape[0]).amin(1)
-            new = torch.minimum(new, label)
-            if torch.equal(new, label):
-                break
-            label = new
-        clusters.append(int(label.unique().numel()))
-    return {"mean_pairwise_rad": sum(dists) / len(dists) if dists else None,
-            "clusters_mean": sum(clusters) / len(clusters), "targets": len(clusters)}
 
 
 def timed(fn, repeat=3):

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from common import Result, set_threads
+from ik_protocol import diversity, targets_for
 
 from posegen.robots import load, solve_ik
 from posegen.robots.ik import parse_targets, pose_errors
@@ -81,7 +82,6 @@ def solvers_for(robot, ik, per: int, args):
 
 
 def cmd_speed(args):
-    from ik import diversity, targets_for  # the eval protocol's targets and diversity (ik.py imports this module)
 
     set_threads(args.threads)
     robot = load(args.robot)
