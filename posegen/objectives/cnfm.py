@@ -82,9 +82,9 @@ class CNFM(Objective):
             noise) is dominated by the last few percent of time; any positive weight keeps ``d_l`` a
             divergence with the same minimiser (zero residual), it only rebalances where the fit is spent.
 
-    Each step, for a batch ``x_1`` of training points: ``t`` in ``[t_eps, 1]`` (``time_sampling``), ``x_t ~ k_t(. | x_1)`` (a draw
-    of ``p_t``, since ``x_1`` is a draw of the data); with a condition ``c``, ``x_t ~ p_t(. | c)`` (centres
-    picked with the Nadaraya-Watson weights of ``c``). The residual uses the targets
+    Each step, for a batch ``x_1`` of training points: ``t`` in ``[t_eps, 1]`` (``time_sampling``),
+    ``x_t ~ k_t(. | x_1)`` (a draw of ``p_t``, since ``x_1`` is a draw of the data); with a condition ``c``,
+    ``x_t ~ p_t(. | c)`` (centres picked with the Nadaraya-Watson weights of ``c``). The residual uses the targets
     ``(d/dt log p_t, grad log p_t)`` at ``x_t`` and ``(v, div v) = flow.velocity_and_div(t, x_t, c)``.
     """
 
@@ -166,7 +166,8 @@ class CNFM(Objective):
 
     def sample(self, x_1: torch.Tensor, condition: Optional[torch.Tensor] = None,
                generator: Optional[torch.Generator] = None):
-        """One training draw ``(t (B,), x_t (B, D))``: ``t`` in ``[t_eps, 1]`` (``time_sampling``), then ``x_t ~ k_t(. | x_1)``, or
+        """One training draw ``(t (B,), x_t (B, D))``: ``t`` in ``[t_eps, 1]`` (``time_sampling``), then
+        ``x_t ~ k_t(. | x_1)``, or
         ``x_t ~ p_t(. | condition)`` on a conditional path."""
         t, x_t, _ = self._draw(x_1, condition, generator, None)
         return t, x_t

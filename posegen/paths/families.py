@@ -54,7 +54,8 @@ class KernelFamily(abc.ABC):
 
     @abc.abstractmethod
     def pairwise_statistic(self, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, schedule) -> torch.Tensor:
-        """The statistic of every pair by matrix products: ``x (B, d)``, ``y (N, d)``, ``t (B, 1)`` -> ``(B, N)``."""
+        """The statistic of every pair by matrix products: ``x (B, d)``, ``y (N, d)``, ``t (B, 1)`` ->
+        ``(B, N)``."""
 
     @abc.abstractmethod
     def log_kernel(self, factor: Manifold, stat: torch.Tensor, t: torch.Tensor, schedule) -> torch.Tensor:

@@ -145,7 +145,8 @@ def sample_kernel(factor: Manifold, y: torch.Tensor, t: torch.Tensor, schedule: 
 
     Each factor's family draws in its kernel coordinates (Gaussian: ``alpha_t y + sigma_t eps``; torus:
     ``y + theta`` with von Mises angles, wrapped; spheres: :func:`sample_vmf`; SO3: a vMF draw around ``y``
-    with a random sign, the antipodal mixture). No gradient flows through samples. Accepts a Product (factors sampled independently).
+    with a random sign, the antipodal mixture). No gradient flows through samples. Accepts a Product
+    (factors sampled independently).
     """
     schedule = make_schedule(schedule)
     _check_args("sample_kernel", factor, ("y", y, 2, factor.coord_dim), ("t", t, 1, None))
