@@ -15,6 +15,7 @@ import math
 from typing import Any, Dict
 
 import torch
+from budget_clock import Clock, checkpoint_hook, score, solver_check
 from torch import nn
 
 UNAVAILABLE = "the flow_matching package is not installed (pip install flow_matching; benchmark-only, non-commercial licence)"
@@ -90,7 +91,6 @@ def run_baseline(s: Dict[str, Any]) -> Dict[str, Any]:
     from flow_matching.utils.manifolds import Sphere as FMSphere
 
     from common import set_threads
-    from fire_budget import Clock, checkpoint_hook, score, solver_check
     from posegen.data import earth_splits
 
     set_threads(1)
