@@ -1,9 +1,10 @@
 """Train and export the IK weights shipped with posegen (``IKSampler.pretrained(name)``).
 
-    # train (resumable: run it again with the same --run to continue from the last checkpoint)
-    OMP_NUM_THREADS=1 python benchmarks/ik_pretrained.py train --robot panda --run runs/ik_pretrained/panda
+    # train (resumable: run it again to continue from the last checkpoint of benchmarks/checkpoints/ik_<robot>/,
+    # which is committed between sessions so that a long run survives a fresh checkout)
+    OMP_NUM_THREADS=1 python benchmarks/ik_pretrained.py train --robot panda
     # write the EMA weights of the run's last checkpoint into the package
-    python benchmarks/ik_pretrained.py export --robot panda --run runs/ik_pretrained/panda
+    python benchmarks/ik_pretrained.py export --robot panda
     # the shipped weights on held-out targets (IKFlow's protocol), JSON to benchmarks/results/full/
     OMP_NUM_THREADS=1 python benchmarks/ik_pretrained.py eval --robot panda
 
@@ -41,21 +42,26 @@ def settings(robot: str, config=CONFIG) -> dict:
     return {**cfg["defaults"], **(cfg["robots"][robot] or {})}
 
 
+def run_dir(args) -> Path:
+    """The run folder: ``--run``, else ``benchmarks/checkpoints/ik_<robot>`` (committed between sessions)."""
+    return Path(args.run) if args.run else ROOT / "benchmarks" / "checkpoints" / f"ik_{args.robot}"
+
+
 def cmd_train(args) -> None:
     torch.set_num_threads(args.threads)
     s = settings(args.robot, args.config)
     torch.manual_seed(s["seed"])  # the network's initialisation
     ik = IKSampler(args.robot, hidden=s["hidden"], depth=s["depth"])
     ik.fit(steps=s["steps"], batch_size=s["batch_size"], lr=s["lr"], warmup=s["warmup"], ema_decay=s["ema_decay"],
-           seed=s["seed"], device="cpu", log_every=args.log_every, out_dir=args.run, resume=True,
+           seed=s["seed"], device="cpu", log_every=args.log_every, out_dir=run_dir(args), resume=True,
            checkpoint_every=s["checkpoint_every"], verbose=args.verbose)
     print(f"done: {ik.training['steps']} steps; export with: python {Path(__file__).name} export --robot "
-          f"{args.robot} --run {args.run}", flush=True)
+          f"{args.robot}", flush=True)
 
 
 def cmd_export(args) -> None:
     s = settings(args.robot, args.config)
-    ck = load_checkpoint(Path(args.run) / "ckpt.pt", map_location="cpu", kind="training")
+    ck = load_checkpoint(run_dir(args) / "ckpt.pt", map_location="cpu", kind="training")
     ik = IKSampler(args.robot, hidden=s["hidden"], depth=s["depth"])
     ik.flow.load_state_dict({k: v for k, v in ck["ema"]["shadow"].items()})
     ik.flow.eval()
@@ -111,14 +117,15 @@ def main(argv=None) -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
     t.add_argument("--robot", required=True)
-    t.add_argument("--run", required=True, help="run folder (ckpt.pt, metrics.jsonl); resumed when it exists")
+    t.add_argument("--run", default=None, help="run folder (ckpt.pt, metrics.jsonl), resumed when it exists "
+                   "(default benchmarks/checkpoints/ik_<robot>)")
     t.add_argument("--config", default=str(CONFIG))
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--log-every", type=int, default=500)
     t.add_argument("--verbose", action="store_true")
     e = sub.add_parser("export")
     e.add_argument("--robot", required=True)
-    e.add_argument("--run", required=True)
+    e.add_argument("--run", default=None, help="default benchmarks/checkpoints/ik_<robot>")
     e.add_argument("--config", default=str(CONFIG))
     e.add_argument("--out", default=None, help="default: posegen/samplers/weights/ik_<robot>.pt")
     v = sub.add_parser("eval")
