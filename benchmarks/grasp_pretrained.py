@@ -1,11 +1,14 @@
 """Make the grasp data, train and export the grasp model shipped with posegen (``GraspSampler.pretrained``).
 
     # 1. objects and physics-labelled grasps (resumable: objects whose file exists are skipped)
-    OMP_NUM_THREADS=1 python benchmarks/grasp_pretrained.py data --run runs/grasp_pretrained
+    OMP_NUM_THREADS=1 python benchmarks/grasp_pretrained.py data
     # 2. train on the training objects' successful grasps (resumable from the run's checkpoint)
-    OMP_NUM_THREADS=1 python benchmarks/grasp_pretrained.py train --run runs/grasp_pretrained
+    OMP_NUM_THREADS=1 python benchmarks/grasp_pretrained.py train
     # 3. the EMA weights of the last checkpoint into posegen/samplers/weights/grasp_panda.pt
-    python benchmarks/grasp_pretrained.py export --run runs/grasp_pretrained
+    python benchmarks/grasp_pretrained.py export
+
+The run folder (``--run``) defaults to ``benchmarks/checkpoints/grasp_panda``: its labelled grasp files and
+training checkpoint are committed between sessions (the object meshes are not: they regenerate from the seed).
 
 Settings in ``configs/pretrained/grasps.yaml``. The object set is regenerated from its seed
 (:func:`posegen.grasps.make_objects`, written as OBJ files under ``RUN/objects``); each object's grasps go
@@ -118,7 +121,7 @@ def main(argv=None) -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("data", "train", "export"):
         q = sub.add_parser(name)
-        q.add_argument("--run", default="runs/grasp_pretrained")
+        q.add_argument("--run", default=str(ROOT / "benchmarks" / "checkpoints" / "grasp_panda"))
         q.add_argument("--config", default=str(CONFIG))
         if name == "train":
             q.add_argument("--verbose", action="store_true")
