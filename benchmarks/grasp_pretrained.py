@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from posegen.checkpoint import load_checkpoint  # noqa: E402
 from posegen.samplers import GraspSampler  # noqa: E402
-from posegen.samplers.grasps import weights_path  # noqa: E402
+from posegen.samplers.shipped import weights_path  # noqa: E402
 
 CONFIG = ROOT / "configs" / "pretrained" / "grasps.yaml"
 
@@ -112,7 +112,7 @@ def cmd_export(args) -> None:
     gs.flow.eval()
     gs.training = {"steps": int(ck["step"]), "of_steps": int(s["train"]["steps"]), "seconds": float(ck["elapsed_s"]),
                    "config": str(CONFIG.relative_to(ROOT)), "script": "benchmarks/grasp_pretrained.py"}
-    path = gs.save(Path(args.out) if args.out else weights_path("panda"))
+    path = gs.save(Path(args.out) if args.out else weights_path("grasp", "panda"))
     print(f"wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB): step {ck['step']} of {s['train']['steps']}")
 
 

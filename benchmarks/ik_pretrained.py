@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from posegen.checkpoint import load_checkpoint  # noqa: E402
 from posegen.samplers import IKSampler  # noqa: E402
-from posegen.samplers.ik import weights_path  # noqa: E402
+from posegen.samplers.shipped import weights_path  # noqa: E402
 
 CONFIG = ROOT / "configs" / "pretrained" / "ik.yaml"
 
@@ -69,7 +69,7 @@ def cmd_export(args) -> None:
                    "samples_seen": int(ck["step"]) * int(s["batch_size"]), "settings": s,
                    "config": str(CONFIG.relative_to(ROOT)), "script": "benchmarks/ik_pretrained.py",
                    "device": "cpu", "objective": "rfm"}
-    out = Path(args.out) if args.out else weights_path(args.robot)
+    out = Path(args.out) if args.out else weights_path("ik", args.robot)
     path = ik.save(out)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): step {ck['step']} of {s['steps']}, "
           f"{ck['elapsed_s'] / 3600:.2f} h of training", flush=True)

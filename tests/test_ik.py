@@ -437,3 +437,10 @@ def test_cli_train_and_sample(tmp_path, capsys):
         assert main(["ik", "sample", str(ck), *bad]) == 2, bad
         assert msg in capsys.readouterr().err, bad
     assert not (tmp_path / "q.txt").exists()
+
+
+def test_pretrained_weights_load_with_no_training_and_missing_ones_are_named():
+    ik = IKSampler.pretrained("panda")
+    assert ik.robot.name == "panda" and ik.training["steps"] > 0 and ik.training["of_steps"] >= ik.training["steps"]
+    with pytest.raises(ValueError, match=r"no pretrained IK weights for 'nobot'; shipped: \[.*'panda'.*\]"):
+        IKSampler.pretrained("nobot")

@@ -30,7 +30,6 @@ a jaw flip.
 from __future__ import annotations
 
 import math
-from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
@@ -41,17 +40,13 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..flow import PoseFlow
 from ..rotations import rotmat_to_quat, se3_from_pos_quat
 from ..training import StreamSource, Trainer, make_config
+from .shipped import shipped_weights
 
-__all__ = ["GraspSampler", "jaw_flip", "DEFAULT_POINTS", "weights_path"]
+__all__ = ["GraspSampler", "jaw_flip", "DEFAULT_POINTS"]
 
 #: points in an object's condition cloud
 DEFAULT_POINTS = 512
 _ROLL = torch.tensor([[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)  # Rz(pi)
-
-
-def weights_path(gripper: str) -> Path:
-    """Where the shipped grasp model of ``gripper`` lives: ``posegen/samplers/weights/grasp_<gripper>.pt``."""
-    return Path(str(resources.files("posegen.samplers") / "weights" / f"grasp_{gripper}.pt"))
 
 
 def jaw_flip(T: torch.Tensor) -> torch.Tensor:
@@ -224,11 +219,8 @@ class GraspSampler:
         Raises:
             ValueError: no shipped weights for ``gripper`` (the message lists those that exist).
         """
-        path = weights_path(str(gripper))
-        if not path.is_file():
-            have = sorted(p.stem[6:] for p in path.parent.glob("grasp_*.pt"))
-            raise ValueError(f"no pretrained grasp model for {gripper!r}; shipped: {have} (train one with "
-                             f"GraspSampler().fit(objects, grasps) or benchmarks/grasp_pretrained.py)")
+        path = shipped_weights("grasp", gripper, "grasp model", "train one with GraspSampler().fit(objects, "
+                               "grasps) or benchmarks/grasp_pretrained.py")
         return cls.load(path, map_location=map_location)
 
     @classmethod

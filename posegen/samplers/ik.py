@@ -32,7 +32,6 @@ tiers and rankings), with fresh draws for rows that stay invalid.
 from __future__ import annotations
 
 import math
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
@@ -45,6 +44,7 @@ from ..robots.ik import parse_targets, pose_errors, solve_ik
 from ..robots.turns import FullTurns
 from ..training import StreamSource, Trainer, make_config
 from .ik_select import RANKINGS, collision_free, order_rows, row_scores, take_rows, valid_rows
+from .shipped import shipped_weights
 
 __all__ = ["IKSampler", "pose_features", "POSE_FEATURES", "DEFAULT_SAMPLE_SOLVER", "REFINE_SAMPLE_SOLVER",
            "REFINE_TEMPERATURE", "RANKINGS"]
@@ -66,11 +66,6 @@ REFINE_SAMPLE_SOLVER = {"method": "midpoint", "steps": 2}
 #: on the iiwa14 (5.49), success 99.9 % or more throughout; at 2 the iiwa14's fell to 99.91 %. DLS from random
 #: starts spreads its solutions partly by leaving 15 % of them on a joint limit; a wider draw does the same.
 REFINE_TEMPERATURE = 1.6
-
-
-def weights_path(name: str) -> Path:
-    """Where the shipped weights of built-in robot ``name`` live: ``posegen/samplers/weights/ik_<name>.pt``."""
-    return Path(str(resources.files("posegen.samplers") / "weights" / f"ik_{name}.pt"))
 
 
 def pose_features(pos: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
@@ -444,11 +439,8 @@ class IKSampler:
         Raises:
             ValueError: ``name`` is not a robot with shipped weights (the message lists those that have).
         """
-        path = weights_path(str(name))
-        if not path.is_file():
-            have = sorted(p.stem[3:] for p in path.parent.glob("ik_*.pt"))
-            raise ValueError(f"no pretrained IK weights for {name!r}; shipped: {have} (train your own with "
-                             f"IKSampler(robot).fit(...) or `posegen ik train --robot ...`)")
+        path = shipped_weights("ik", name, "IK weights", "train your own with IKSampler(robot).fit(...) or "
+                               "`posegen ik train --robot ...`")
         return cls.load(path, map_location=map_location)
 
     @classmethod
