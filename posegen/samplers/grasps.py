@@ -131,10 +131,10 @@ class GraspSampler:
     def _stream(self, objects: Sequence, grasps: Sequence, clouds_per_object: int):
         """The draw of :meth:`fit`: per row an object (in proportion to its grasps), one of its grasps, a jaw
         flip with probability 1/2, and one of the object's pre-drawn clouds."""
-        banks = [torch.stack([self.cloud(o, seed=s) for s in range(clouds_per_object)]) for o in objects]
-        poses = [_check_transforms(g, f"grasps[{k}]") for k, g in enumerate(grasps)]
-        counts = torch.tensor([p.shape[0] for p in poses], dtype=torch.float64)
-        owner = torch.repeat_interleave(torch.arange(len(poses)), counts.long())
+        poses = [_check_transforms(g, f"grasps[{k}]") for k, g in enumerate(grasps)]   # refused before any work
+        # (K, C, points, 3): every object's clouds in one tensor, so a batch is one gather, not a loop over rows
+        bank = torch.stack([torch.stack([self.cloud(o, seed=s) for s in range(clouds_per_object)]) for o in objects])
+        owner = torch.repeat_interleave(torch.arange(len(poses)), torch.tensor([p.shape[0] for p in poses]))
         all_T = torch.cat(poses)
 
         def draw(n: int, gen: torch.Generator):
@@ -144,7 +144,7 @@ class GraspSampler:
             T = torch.where(flip[:, None, None], jaw_flip(T), T)
             k = owner[i]
             c = torch.randint(clouds_per_object, (n,), generator=gen, device=gen.device).cpu()
-            clouds = torch.stack([banks[int(a)][int(b)] for a, b in zip(k, c)])
+            clouds = bank[k, c]
             return _pose_points(T).to(self.flow.dtype), clouds
         return draw
 
