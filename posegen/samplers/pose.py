@@ -91,7 +91,7 @@ class PoseSampler:
         device: where the flow runs; None keeps its current device.
         solver: integrator settings for sampling and scoring (``method``, ``steps``, ``step``, ``atol``,
             ``rtol``); defaults are the flow's.
-        max_rounds: rejection rounds before a shortfall (joint limits only).
+        max_rounds: rejection rounds before a shortfall (joint limits of torus models, ``checker``, ``limit_margin``).
         log_prob: whether :meth:`sample` adds ``"log_prob"``: None (default) only when it is cheap (Moser
             Flow, closed-form density); True always (a likelihood ODE solve per call); False never.
         limits_atol: slack at the joint limits (rad).

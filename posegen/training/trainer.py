@@ -309,7 +309,7 @@ class Trainer:
                 window.append(self._step(objective, step, gen, autocast))
                 step += 1
                 progress.update()
-                out_of_time = cfg.max_minutes is not None and self._progress(0) >= 1.0
+                out_of_time = cfg.max_minutes is not None and self._elapsed() >= 60.0 * cfg.max_minutes
                 final = step == cfg.steps or out_of_time
                 validate = self.val is not None and (self._due(cfg.val_every, step) or final)
                 log = self._due(cfg.log_every, step) or final
