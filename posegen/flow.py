@@ -228,9 +228,19 @@ class PoseFlow(nn.Module):
         else:  # checked on the device, without a host sync in velocity() (raised at the next sync)
             torch._assert_async(torch.isfinite(c).all(), "condition contains NaN or inf")
         if self.encoder is not None:
-            return self.encoder(c).expand(n, self.cond_dim)
+            return self._encode(c).expand(n, self.cond_dim)
         c = c.expand(n, self.cond_dim)
         return (c - self.cond_loc) / self.cond_scale if standardize else c
+
+    def _encode(self, c: torch.Tensor) -> torch.Tensor:
+        """Encoder features ``(B, cond_dim)`` of raw conditions ``(B, ...)``, each distinct condition encoded once:
+        a batch that repeats conditions (grasps of one object share its cloud) costs the encoder only its distinct
+        rows, which for a PointNet on hundreds of points per row is most of a training step."""
+        if c.shape[0] > 1:
+            distinct, inverse = torch.unique(c.reshape(c.shape[0], -1), dim=0, return_inverse=True)
+            if distinct.shape[0] < c.shape[0]:
+                return self.encoder(distinct.reshape(-1, *c.shape[1:]))[inverse]
+        return self.encoder(c)
 
     # ------------------------------------------------------------------ the field
     def velocity(self, t: torch.Tensor, z: torch.Tensor, condition: Optional[torch.Tensor] = None) -> torch.Tensor:

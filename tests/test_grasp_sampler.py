@@ -91,3 +91,46 @@ def test_bad_inputs_are_refused(trained):
         GraspSampler(points=16).fit([objects[0]], [], steps=1)
     with pytest.raises(ValueError, match="have no grasps"):
         GraspSampler(points=16).fit([objects[0]], [torch.zeros(0, 4, 4)], steps=1)
+
+
+@pytest.mark.parametrize("per_cloud", [1, 3, 8])
+def test_training_draw_groups_rows_by_cloud_and_keeps_grasps_uniform(per_cloud):
+    """Rows come in groups that share an object and one cloud, and each row's grasp is uniform over all grasps
+    (objects of 2, 5 and 13 grasps: an object is drawn in proportion to its grasps)."""
+    counts = [2, 5, 13]
+    sizes = [(0.05, 0.05, 0.05 * (k + 1)) for k in range(len(counts))]
+    objects = [_box_cloud(s, n=64, seed=k) for k, s in enumerate(sizes)]
+    grasps = [_top_grasps(s, c, seed=k) for k, (s, c) in enumerate(zip(sizes, counts))]
+    gs = GraspSampler(points=16, hidden=8, depth=1, encoder_dim=4, encoder_hidden=8)
+    draw = gs._stream(objects, grasps, clouds_per_object=4, grasps_per_cloud=per_cloud)
+    n = 20000 - 20000 % per_cloud + 1            # a last, incomplete group too
+    x, clouds = draw(n, torch.Generator().manual_seed(0))
+    assert x.shape == (n, 7) and clouds.shape == (n, 16, 3)
+    # which grasp each row is (up to the jaw flip: same position, rotation axes x and y negated)
+    table = torch.cat(grasps)
+    pos = table[:, :3, 3]
+    row = torch.cdist(x[:, :3].double(), pos).argmin(1)
+    assert torch.allclose(pos[row], x[:, :3].double(), atol=1e-12)
+    owner = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))[row]
+    m = n - n % per_cloud
+    groups = clouds[:m].reshape(-1, per_cloud, 16 * 3)
+    assert (groups == groups[:, :1]).all(), "rows of a group share one cloud"
+    assert (owner[:m].reshape(-1, per_cloud) == owner[:m].reshape(-1, per_cloud)[:, :1]).all()
+    freq = torch.bincount(row, minlength=len(table)).double() / n
+    expected = 1.0 / len(table)
+    # binomial standard error of each of 20 frequencies; 5 sigma
+    assert (freq - expected).abs().max() < 5 * math.sqrt(expected * (1 - expected) / (n / per_cloud))
+
+
+def test_repeated_conditions_are_encoded_once_with_the_same_features():
+    """The flow encodes each distinct raw condition once; the features equal encoding every row."""
+    gs = GraspSampler(points=32, hidden=8, depth=1, encoder_dim=6, encoder_hidden=16)
+    flow = gs.flow.double()
+    clouds = torch.stack([_box_cloud((0.05, 0.05, 0.05 * (k + 1)), n=32, seed=k) for k in range(3)])
+    batch = clouds[torch.tensor([0, 2, 2, 1, 0, 0, 2])]
+    calls = []
+    hook = flow.encoder.register_forward_hook(lambda m, a, out: calls.append(a[0].shape[0]))
+    features = flow._check_condition(batch, batch.shape[0])
+    hook.remove()
+    assert calls == [3]
+    assert torch.allclose(features, flow.encoder(batch), atol=1e-12, rtol=0)
