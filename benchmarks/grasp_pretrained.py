@@ -99,8 +99,8 @@ def cmd_train(args) -> None:
     torch.manual_seed(s["train"]["seed"])
     gs = GraspSampler(**s["model"])
     t = s["train"]
-    gs.fit(objects, grasps, steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"], warmup=t["warmup"],
-           seed=t["seed"], out_dir=Path(args.run) / "train", resume=True, checkpoint_every=t["checkpoint_every"],
+    gs.fit(objects, grasps, steps=t["steps"], max_minutes=t.get("max_minutes"), batch_size=t["batch_size"],
+           lr=t["lr"], warmup=t["warmup"], grasps_per_cloud=t.get("grasps_per_cloud", 8), seed=t["seed"], out_dir=Path(args.run) / "train", resume=True, checkpoint_every=t["checkpoint_every"],
            log_every=500, verbose=args.verbose)
 
 

@@ -6,7 +6,17 @@
     OMP_NUM_THREADS=1 python benchmarks/grasps.py pool --grasps 300 --processes 2
     # label the first 300 grasps of an ACRONYM file (not shipped: CC BY-NC), compare with its labels
     OMP_NUM_THREADS=1 python benchmarks/grasps.py acronym Mug_10f6...h5 --mesh-root acronym/data/examples
+    # the shipped grasp model on the objects it never saw (the last 30 of configs/pretrained/grasps.yaml's set),
+    # beside the antipodal generator: results/full/grasps_unseen.json
+    OMP_NUM_THREADS=1 python benchmarks/grasps.py unseen --samples 100
     python benchmarks/grasps.py markdown   # the tables of the JSON, printed
+
+``unseen``: per held-out object, ``--samples`` grasps from the model (``GraspSampler.pretrained`` or ``--model``)
+labelled by the same shake test; their success rate, that of the half with the highest log-density, coverage of
+the object's successful reference grasps (its labelled antipodal candidates in the run folder: a reference is
+covered when a sample is within 2 cm at the TCP and 20 degrees, jaw flip allowed), diversity, and time per 100
+grasps; beside the antipodal generator alone (success rate of its labelled candidates, its time per candidate
+and per successful grasp, and the coverage of ``--samples`` fresh candidates).
 
 Per object: generation time (procedural objects), watertight / convex, CoACD pieces and time,
 wall time per candidate, shake-test wall time per grasp (one process) and the share that holds.
@@ -17,17 +27,21 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import Result, read_json, set_threads  # noqa: E402
 
-from posegen.grasps import KINDS, load_acronym, load_object, make_objects, pybullet_objects, sample_antipodal, simulate  # noqa: E402
+from posegen.grasps import (KINDS, evaluate, load_acronym, load_object, make_objects, pybullet_objects,  # noqa: E402
+                            sample_antipodal, simulate)
 from posegen.grasps.decompose import is_convex  # noqa: E402
+from posegen.grasps.metrics import coverage, diversity  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "full" / "grasps.json"
 
@@ -79,6 +93,63 @@ def _acronym_row(path: Path, mesh_root: Path, n: int) -> dict:
             "only_acronym": int((~ours & theirs).sum()), "neither": int((~ours & ~theirs).sum())}
 
 
+def _unseen_row(gs, ref, obj, n: int, n_cover: int, seed: int) -> dict:
+    """The model and the antipodal generator on one held-out object; ``ref``: its labelled candidates. ``n``
+    samples are labelled; coverage is of ``n_cover`` samples of each (sampling is cheap, labelling is not)."""
+    t0 = time.perf_counter()
+    T = gs.sample(obj, n, seed=seed)
+    sample_s = time.perf_counter() - t0
+    cover = gs.sample(obj, n_cover, seed=seed + 10_000)
+    t0 = time.perf_counter()
+    lp = gs.log_prob(obj, T)
+    score_s = time.perf_counter() - t0
+    ok = evaluate(obj, T, progress=False).numpy()
+    top = np.argsort(-lp.numpy(), kind="stable")[: n // 2]
+    t0 = time.perf_counter()
+    cand = sample_antipodal(obj, n_cover, seed=seed + 1)   # not the references' seed (0)
+    anti_s = time.perf_counter() - t0
+    good = ref.transforms[ref.success.bool()].numpy()
+    anti_rate = float(ref.success.float().mean())
+    div = diversity(T[torch.as_tensor(ok)]) if ok.sum() >= 2 else {"position": float("nan"), "angle": float("nan")}
+    return {"object": obj.name, "kind": obj.name.rsplit("_", 1)[0], "samples": n, "coverage_samples": n_cover,
+            "references": int(len(good)),
+            "success": float(ok.mean()), "success_top_half": float(ok[top].mean()),
+            "coverage": coverage(cover, good), "coverage_labelled": coverage(T, good),
+            "diversity_position": div["position"], "diversity_angle": div["angle"],
+            "s_per_100": 100 * sample_s / n, "score_s_per_100": 100 * score_s / n,
+            "antipodal_success": anti_rate, "antipodal_candidates": int(len(ref.success)),
+            "antipodal_s_per_candidate": anti_s / len(cand), "antipodal_coverage": coverage(cand.transforms, good)}
+
+
+def unseen(args) -> None:
+    """The grasp model on the held-out objects of the shipped model's object set."""
+    import grasp_pretrained   # the object set and its split, as the shipped model was trained
+
+    from posegen.samplers import GraspSampler
+
+    set_threads(1)
+    s = grasp_pretrained.settings()
+    run_dir = Path(args.run)
+    _, held = grasp_pretrained.object_files(run_dir, s)
+    held = held[: args.objects]
+    gs = GraspSampler.load(args.model) if args.model else GraspSampler.pretrained("panda")
+    res = Result("grasps_unseen", vars(args))
+    res.extra["model"] = {"path": str(args.model or "pretrained panda"), **gs.training}
+    done = res.resume_from(args.out, key=lambda r: r["object"]) if args.resume else {}
+    for k, f in enumerate(held):
+        if f.stem in done:
+            res.add(done[f.stem])
+            continue
+        ref = load_acronym(run_dir / "grasps" / f"{f.stem}.h5")
+        obj = ref.load_object()
+        obj.convex_parts()   # CoACD once, outside the timed parts
+        row = _unseen_row(gs, ref, obj, args.samples, args.coverage_samples, args.seed + k)
+        res.add(row)
+        print({k2: (round(v, 4) if isinstance(v, float) else v) for k2, v in row.items()}, flush=True)
+        res.write(args.out)   # a checkpoint after every object
+    print(f"wrote {res.write(args.out)}")
+
+
 def run(args) -> None:
     set_threads(1)
     res = Result("grasps", vars(args))
@@ -125,7 +196,35 @@ def pool(args) -> None:
     print(f"wrote {res.write(args.out)}")
 
 
+def _unseen_markdown(path: Path) -> None:
+    d = read_json(path)
+    rows, m = d["results"], d["model"]
+    print(f"\nUnseen objects ({len(rows)}, {rows[0]['samples']} labelled model samples each, coverage of "
+          f"{rows[0]['coverage_samples']} samples; model: {m['path']}, "
+          f"{m.get('steps', '?')} steps; machine {d['machine']['cpu']}, load {d['machine']['load_avg_1_5_15']}):\n")
+    print("| kind | objects | success | top half by log p | antipodal success | ratio | coverage | antipodal "
+          "coverage | diversity (cm / deg) | ms per 100 | ms per successful: model / antipodal |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    groups = {k: [r for r in rows if r["kind"] == k] for k in dict.fromkeys(r["kind"] for r in rows)}
+    groups["all"] = rows
+    warnings.simplefilter("ignore", RuntimeWarning)   # nan means of objects without two successful samples
+    for kind, rs in groups.items():
+        mean = {k: float(np.nanmean([np.nan if r[k] is None else r[k] for r in rs])) for k in rs[0]
+                if k not in ("object", "kind")}
+        per_ok = f"{1e3 * mean['s_per_100'] / 100 / mean['success']:.1f}" if mean["success"] > 0 else "-"
+        anti_ok = 1e3 * mean["antipodal_s_per_candidate"] / max(mean["antipodal_success"], 1e-9)
+        print(f"| {'**all**' if kind == 'all' else kind} | {len(rs)} | {mean['success']:.0%} | "
+              f"{mean['success_top_half']:.0%} | {mean['antipodal_success']:.0%} | "
+              f"{mean['success'] / mean['antipodal_success']:.2f} | {mean['coverage']:.0%} | "
+              f"{mean['antipodal_coverage']:.0%} | {100 * mean['diversity_position']:.1f} / "
+              f"{np.degrees(mean['diversity_angle']):.0f} | {1e3 * mean['s_per_100']:.0f} | "
+              f"{per_ok} / {anti_ok:.1f} |")
+
+
 def markdown(args) -> None:
+    unseen_json = args.out.with_name("grasps_unseen.json")
+    if unseen_json.exists():
+        _unseen_markdown(unseen_json)
     data = read_json(args.out)
     rows = [r for r in data["results"] if "error" not in r]
     print(f"Machine: {data['machine']['cpu']}, load {data['machine']['load_avg_1_5_15']}, commit "
@@ -186,10 +285,21 @@ def main(argv=None) -> None:
     q.add_argument("--repeats", type=int, default=2)
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--out", type=Path, default=OUT.with_name("grasps_pool.json"))
+    q = sub.add_parser("unseen")
+    q.add_argument("--samples", type=int, default=100, help="model samples per object")
+    q.add_argument("--objects", type=int, default=None, help="only the first N held-out objects")
+    q.add_argument("--coverage-samples", type=int, default=1000,
+                   help="samples of the model and of the antipodal generator for coverage (not labelled)")
+    q.add_argument("--model", type=Path, default=None, help="a GraspSampler file (default: the shipped panda model)")
+    q.add_argument("--run", type=Path, default=Path(__file__).resolve().parent / "checkpoints" / "grasp_panda",
+                   help="the run folder of benchmarks/grasp_pretrained.py (objects and labelled grasps)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--resume", action="store_true", help="keep the objects already in --out")
+    q.add_argument("--out", type=Path, default=OUT.with_name("grasps_unseen.json"))
     q = sub.add_parser("markdown")
     q.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
-    {"run": run, "pool": pool, "acronym": acronym, "markdown": markdown}[args.action](args)
+    {"run": run, "pool": pool, "acronym": acronym, "unseen": unseen, "markdown": markdown}[args.action](args)
 
 
 if __name__ == "__main__":
