@@ -2,7 +2,8 @@
 
     # 1. objects and physics-labelled grasps (resumable: objects whose file exists are skipped)
     OMP_NUM_THREADS=1 python benchmarks/grasp_pretrained.py data
-    # 2. train on the training objects' successful grasps (resumable from the run's checkpoint)
+    # 2. train on the successful grasps of the training objects labelled so far (resumable from the run's
+    #    checkpoint; the set is fixed for the run in RUN/train_objects.txt when it starts)
     OMP_NUM_THREADS=1 python benchmarks/grasp_pretrained.py train
     # 3. the EMA weights of the last checkpoint into posegen/samplers/weights/grasp_panda.pt
     python benchmarks/grasp_pretrained.py export
@@ -31,6 +32,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from posegen.atomic import atomic_open  # noqa: E402
 from posegen.checkpoint import load_checkpoint  # noqa: E402
 from posegen.samplers import GraspSampler  # noqa: E402
 from posegen.samplers.shipped import weights_path  # noqa: E402
@@ -64,7 +66,8 @@ def cmd_data(args) -> None:
     train, held = object_files(run, s)
     out = run / "grasps"
     out.mkdir(parents=True, exist_ok=True)
-    todo = [f for f in train + held if not (out / f"{f.stem}.h5").exists()]
+    # the held-out objects first: the evaluation needs every one of them, training only needs many
+    todo = [f for f in held + train if not (out / f"{f.stem}.h5").exists()]
     print(f"{len(train) + len(held) - len(todo)} objects labelled, {len(todo)} to go", flush=True)
     for f in todo:   # one object per call: an interrupted run loses at most the object in hand
         t0 = time.perf_counter()
@@ -75,26 +78,41 @@ def cmd_data(args) -> None:
 
 
 def training_set(run: Path, s: dict):
+    """The training objects and their successful grasps. The run's object list (``RUN/train_objects.txt``,
+    written when training starts: the training objects labelled by then) fixes the set for the whole run, so a
+    resumed run trains on what it started with while labelling goes on."""
     from posegen.grasps import load_acronym
 
     train, _ = object_files(run, s)
-    objects, grasps = [], []
+    listed = run / "train_objects.txt"
+    if listed.exists():
+        names = set(listed.read_text().split())
+        train = [f for f in train if f.stem in names]
+        missing = names - {f.stem for f in train}
+        if missing:
+            raise ValueError(f"{listed} names objects that are not training objects here: {sorted(missing)[:5]}")
+    else:
+        train = [f for f in train if (run / "grasps" / f"{f.stem}.h5").exists()]
+    objects, grasps, names = [], [], []
     for f in train:
-        path = run / "grasps" / f"{f.stem}.h5"
-        if not path.exists():
-            continue
-        g = load_acronym(path)
+        g = load_acronym(run / "grasps" / f"{f.stem}.h5")
         ok = g.transforms[g.success.bool()]
         if len(ok):
             objects.append(g.load_object())
             grasps.append(ok)
-    return objects, grasps
+            names.append(f.stem)
+    return objects, grasps, names
 
 
 def cmd_train(args) -> None:
     torch.set_num_threads(1)
     s = settings(args.config)
-    objects, grasps = training_set(Path(args.run), s)
+    run = Path(args.run)
+    objects, grasps, names = training_set(run, s)
+    listed = run / "train_objects.txt"
+    if not listed.exists():
+        with atomic_open(listed) as fh:
+            fh.write("\n".join(names) + "\n")
     print(f"training on {len(objects)} objects, {sum(len(g) for g in grasps)} successful grasps", flush=True)
     torch.manual_seed(s["train"]["seed"])
     gs = GraspSampler(**s["model"])
@@ -110,7 +128,8 @@ def cmd_export(args) -> None:
     gs = GraspSampler(**s["model"])
     gs.flow.load_state_dict(ck["ema"]["shadow"])
     gs.flow.eval()
-    gs.training = {"steps": int(ck["step"]), "of_steps": int(s["train"]["steps"]), "seconds": float(ck["elapsed_s"]),
+    names = (Path(args.run) / "train_objects.txt").read_text().split()
+    gs.training = {"objects": len(names), "object_names": names, "steps": int(ck["step"]), "of_steps": int(s["train"]["steps"]), "seconds": float(ck["elapsed_s"]),
                    "config": str(CONFIG.relative_to(ROOT)), "script": "benchmarks/grasp_pretrained.py"}
     path = gs.save(Path(args.out) if args.out else weights_path("grasp", "panda"))
     print(f"wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB): step {ck['step']} of {s['train']['steps']}")
