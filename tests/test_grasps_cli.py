@@ -26,7 +26,6 @@ from posegen.cli.grasps_sample import LOG_PROB_KEY, read_points  # noqa: E402
 from posegen.cli.main import main  # noqa: E402
 from posegen.grasps import PANDA, load_acronym, load_object, save_acronym  # noqa: E402
 from posegen.samplers import GraspSampler  # noqa: E402
-from posegen.samplers.grasps import jaw_flip  # noqa: E402
 
 TCP = 0.1034          # the Panda's grasp frame -> TCP distance along z (posegen.grasps.gripper)
 SIZES = {"cube": (0.05, 0.05, 0.05), "tall": (0.05, 0.05, 0.16)}
@@ -112,6 +111,14 @@ def test_folder_of_objects_gives_one_file_each(meshes, tmp_path):
     assert len(load_acronym(out / "can.h5")) == 5
 
 
+def test_generate_runs_from_a_namespace_without_an_action(meshes, tmp_path):
+    """Scripts (benchmarks/grasp_pretrained.py) call ``run`` with a namespace of generate's flags only."""
+    out = tmp_path / "box.h5"
+    ns = argparse.Namespace(objects=[str(meshes / "box.obj")], per_object=3, out=str(out), gripper="panda", scale=1.0,
+                            friction=0.5, support_plane=False, seed=0, processes=1, no_progress=True)
+    assert cli.run(ns) == 0 and len(load_acronym(out)) == 3
+
+
 def test_bad_command_lines_write_nothing(meshes, tmp_path):
     out = tmp_path / "x.h5"
     with pytest.raises(UsageError, match="need an output folder"):
@@ -121,7 +128,8 @@ def test_bad_command_lines_write_nothing(meshes, tmp_path):
     with pytest.raises(UsageError, match="--per-object must be >= 1"):
         cli.run(_generate_args("--objects", str(meshes), "--per-object", "0", "--out", str(out)))
     with pytest.raises(ValueError, match="scale must be"):
-        cli.run(_generate_args("--objects", str(meshes / "box.obj"), "--per-object", "5", "--out", str(out), "--scale", "0"))
+        cli.run(_generate_args("--objects", str(meshes / "box.obj"), "--per-object", "5", "--out", str(out),
+                               "--scale", "0"))
     big = tmp_path / "ball.obj"
     trimesh.creation.icosphere(2, 0.06).export(big)
     with pytest.raises(ValueError, match="no antipodal contact pair"):
@@ -170,7 +178,10 @@ def test_sample_round_trip_through_load_acronym(data, model, tmp_path):
     arrays, _ = _read(out)
     np.testing.assert_array_equal(a.transforms.numpy(), arrays["grasps/transforms"])
     np.testing.assert_array_equal(a.qualities["posegen"]["log_prob"].numpy(), arrays[LOG_PROB_KEY])
-    assert a.load_object().name == "cube"
+    assert a.success is None and a.load_object().name == "cube"
+    _sample("--object", str(data / "cube.obj"), "--model", str(model), "-n", "4", "--evaluate", "--out", str(out))
+    a = load_acronym(out)                     # labelled by the shake test: success is MuJoCo's object_in_gripper
+    assert a.sim == "mujoco" and a.success.shape == (4,) and a.qualities["posegen"]["log_prob"].shape == (4,)
 
 
 def test_rank_orders_the_same_grasps_by_log_density(data, model, tmp_path):
@@ -233,7 +244,8 @@ BAD_SAMPLE = {   # command line (MESH, MODEL, DIR substituted) -> exit code, mes
     "missing mesh": (["--object", "DIR/nope.obj"], 2, "does not exist"),
     "zero scale": (["--object", "MESH", "--scale", "0"], 2, "--scale must be a finite number > 0, got 0.0"),
     "nan scale": (["--object", "MESH", "--scale", "nan"], 2, "--scale must be a finite number > 0"),
-    "flow, not grasp model": (["--object", "MESH", "--model", "DIR/flow.pt"], 2, "is not a grasp model.*a posegen 'model' checkpoint"),
+    "flow, not grasp model": (["--object", "MESH", "--model", "DIR/flow.pt"], 2,
+                              "is not a grasp model.*a posegen 'model' checkpoint"),
     "not a checkpoint": (["--object", "MESH", "--model", "DIR/junk.pt"], 2, "is not a grasp model"),
     "missing model": (["--object", "MESH", "--model", "DIR/none.pt"], 2, "--model .* does not exist"),
     "n = 0": (["--object", "MESH", "-n", "0"], 2, "-n must be >= 1, got 0"),
@@ -260,3 +272,98 @@ def test_sample_refuses_bad_input_and_writes_nothing(case, data, model, bad_inpu
     assert err.startswith("posegen grasps: error:") and len(err.strip().splitlines()) == 1, err
     assert re.search(message, err), err
     assert sorted(p.name for p in bad_inputs.iterdir()) == before, "nothing written"
+
+
+# ---------------------------------------------------------------------- train
+def _train(*argv):
+    return main(["grasps", "train", *argv, "--threads", "1", *TINY])
+
+
+def test_train_learns_from_the_successful_grasps_of_every_file(model):
+    gs = GraspSampler.load(model)
+    t = gs.training
+    assert t["steps"] == 400 and t["command"] == "posegen grasps train"
+    assert t["data"]["objects"] == 2 and t["data"]["grasps_read"] == 128 and t["data"]["grasps_successful"] == 96
+    assert gs.points == 64 and gs.flow.config["hidden"] == 64 and gs.flow.config["depth"] == 2
+    assert (model.parent / "tiny_run" / "ckpt.pt").is_file()         # the run folder beside the model
+
+
+def test_train_resumes_its_run_and_refuses_to_overwrite_it(data, tmp_path):
+    out = tmp_path / "m.pt"
+    base = ["--data", str(data / "cube.h5"), str(data / "tall.h5"), "--out", str(out), "--batch-size", "64"]
+    assert _train(*base, "--steps", "30", "--checkpoint-every", "10") == 0
+    first = GraspSampler.load(out)
+    assert _train(*base, "--steps", "30") == 2                         # a checkpoint is there: no silent restart
+    assert _train(*base, "--steps", "60", "--resume") == 0
+    again = GraspSampler.load(out)
+    assert first.training["steps"] == 30 and again.training["steps"] == 60
+    changed = [k for k, v in first.flow.state_dict().items() if not torch.equal(v, again.flow.state_dict()[k])]
+    assert changed, "the resumed run trained on"
+    wider = [a if a != "64" else "96" for a in TINY]                   # another network than the run's
+    code = main(["grasps", "train", *base, "--steps", "90", "--resume", "--threads", "1", *wider])
+    assert code == 2 and GraspSampler.load(out).training["steps"] == 60
+
+
+def test_train_reads_meshes_from_mesh_root(data, tmp_path):
+    files = tmp_path / "files"
+    files.mkdir()
+    for name in SIZES:                                                 # the grasp files, without their meshes
+        (files / f"{name}.h5").write_bytes((data / f"{name}.h5").read_bytes())
+    out = tmp_path / "m.pt"
+    assert _train("--data", str(files), "--out", str(out), "--steps", "5") == 2   # object/file not beside them
+    assert not out.exists() and not (tmp_path / "m_run").exists()
+    assert _train("--data", str(files), "--out", str(out), "--steps", "5", "--mesh-root", str(data)) == 0
+    assert GraspSampler.load(out).training["data"]["objects"] == 2
+
+
+@pytest.fixture(scope="module")
+def sampled(data, model, tmp_path_factory):
+    """A file of sampled grasps: no physics labels."""
+    out = tmp_path_factory.mktemp("sampled") / "raw.h5"
+    _sample("--object", str(data / "cube.obj"), "--model", str(model), "-n", "4", "--out", str(out))
+    return out
+
+
+@pytest.fixture
+def bad_files(data, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["x"] = np.zeros(3)
+    T = _top_grasps(0.05, 4, np.random.default_rng(0))
+    save_acronym(tmp_path / "failed.h5", T, np.zeros(4), object_file=str(data / "cube.obj"), sim="mujoco")
+    T[0, 0, 0] = 2.0
+    with h5py.File(tmp_path / "sheared.h5", "w") as f:   # ACRONYM's layout, but a transform that is not rigid
+        f["grasps/transforms"] = T
+        f["grasps/qualities/mujoco/object_in_gripper"] = np.ones(4, np.int64)
+        f["object/file"] = str(data / "cube.obj")
+        f["object/scale"] = 1.0
+    return tmp_path
+
+
+BAD_TRAIN = {   # command line (DATA, DIR, SAMPLED substituted) -> exit code, message
+    "missing file": (["--data", "DIR/nope.h5"], 2, "--data .*nope.h5' does not exist"),
+    "folder without files": (["--data", "DIR/empty"], 1, "holds no grasp files"),
+    "not an ACRONYM file": (["--data", "DIR/other.h5"], 1, "is not an ACRONYM grasp file: missing"),
+    "no successful grasp": (["--data", "DIR/failed.h5"], 1, "no successful grasp in the 1 file"),
+    "unlabelled samples": (["--data", "SAMPLED"], 1, "no object_in_gripper|has no physics labels"),
+    "not rigid": (["--data", "DATA/cube.h5", "DIR/sheared.h5"], 1, "sheared.h5' grasps/transforms must be rigid"),
+    "sim absent": (["--data", "DATA/cube.h5", "--sim", "flex"], 1, "has no labels of sim 'flex'"),
+    "objective": (["--data", "DATA/cube.h5", "--objective", "nope"], 2, "must be one of"),
+    "steps": (["--data", "DATA/cube.h5", "--steps", "0"], 2, "--steps must be >= 1, got 0"),
+    "lr": (["--data", "DATA/cube.h5", "--lr", "-1"], 2, "--lr must be > 0"),
+    "out folder": (["--data", "DATA/cube.h5", "--out", "DIR/no/m.pt"], 2, "folder .* does not exist"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_TRAIN)
+def test_train_refuses_bad_input_and_writes_nothing(case, data, sampled, bad_files, capsys):
+    argv, code, message = BAD_TRAIN[case]
+    argv = [a.replace("DATA", str(data)).replace("DIR", str(bad_files)).replace("SAMPLED", str(sampled))
+            for a in argv]
+    before = sorted(p.name for p in bad_files.iterdir())
+    out = [] if "--out" in argv else ["--out", str(bad_files / "m.pt")]
+    assert _train("--steps", "5", *argv, *out) == code                # a later --steps replaces the first
+    err = capsys.readouterr().err
+    assert err.startswith("posegen grasps: error:") and len(err.strip().splitlines()) == 1, err
+    assert re.search(message, err), err
+    assert sorted(p.name for p in bad_files.iterdir()) == before, "nothing written"

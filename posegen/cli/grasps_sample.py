@@ -241,10 +241,10 @@ def run(args: argparse.Namespace) -> int:
             "scale": args.scale, "n": args.n, "seed": args.seed, "rank": args.rank, "method": args.method,
             "solver_steps": args.solver_steps, "seconds_sampling": round(seconds, 3),
             "shake_test": asdict(test) if args.evaluate else None}
+    props = object_properties(mesh, test.density, test.friction) if mesh is not None else None
     write_samples(out, T, lp, object_file=os.path.relpath(source.resolve(), out.parent.resolve()),
                   object_scale=args.scale, gripper=gripper.name, gripper_configuration=gripper.stroke / 2,
-                  labels=labels, qualities=qualities,
-                  object_props=object_properties(mesh, test.density, test.friction) if mesh is not None else None, provenance=prov)
+                  labels=labels, qualities=qualities, object_props=props, provenance=prov)
     held = f", {int(labels.sum())} of {args.n} hold in the shake test" if labels is not None else ""
     say(f"{out}: {args.n} grasps of {source.name} in {seconds:.2f} s, best log p {float(lp.max()):.2f}{held}")
     return 0

@@ -10,8 +10,8 @@ successful grasps (``object_in_gripper`` of ``--sim``, default ACRONYM's ``flex`
 only simulator). Training is :meth:`GraspSampler.fit`, posegen's one loop, with its checkpoints in the run
 folder (``--run-dir``, default ``<out stem>_run`` beside ``--out``; ``--resume`` continues it and equals an
 uninterrupted run; Ctrl-C leaves a checkpoint there to resume from); the model is written atomically to
-``--out`` at the end. Every file and mesh is read before training starts; a file without successful grasps is skipped with
-a note, and none at all is an error.
+``--out`` at the end. Every file and mesh is read before training starts; a file without successful grasps is
+skipped with a note, and none at all is an error.
 """
 
 from __future__ import annotations
@@ -107,6 +107,9 @@ def read_training_set(files: Sequence[Path], mesh_root=None, sim: Optional[str] 
     objects, grasps, skipped, total = [], [], [], 0
     for f in files:
         g = load_acronym(f, sim=sim)
+        if g.success is None:   # grasps sampled by a model and never shaken
+            raise ValueError(f"'{f}' has no physics labels (object_in_gripper): label its grasps first "
+                             "(posegen grasps sample --evaluate, or posegen grasps generate)")
         total += len(g)
         ok = torch.from_numpy(check_transforms(g.transforms[g.success], f"'{f}' grasps/transforms"))
         if len(ok) == 0:
@@ -114,11 +117,11 @@ def read_training_set(files: Sequence[Path], mesh_root=None, sim: Optional[str] 
             continue
         objects.append(g.load_object(mesh_root))
         grasps.append(ok)
+    if not objects:
+        raise ValueError(f"no successful grasp in the {len(files)} file(s) of --data: nothing to learn from")
     if skipped:
         note(f"skipped {len(skipped)} file(s) without successful grasps: {', '.join(skipped[:3])}"
              + (" ..." if len(skipped) > 3 else ""))
-    if not objects:
-        raise ValueError(f"no successful grasp in the {len(files)} file(s) of --data: nothing to learn from")
     summary = {"files": [str(f) for f in files], "objects": len(objects), "grasps_read": total,
                "grasps_successful": int(sum(len(g) for g in grasps)), "skipped": skipped, "sim": sim}
     return objects, grasps, summary
