@@ -230,6 +230,21 @@ def test_evaluate_stores_shake_test_labels_beside_the_log_densities(data, model,
     assert arrays[LOG_PROB_KEY].shape == (6,) and prov["shake_test"]["density"] == 150.0
 
 
+def test_without_model_the_shipped_panda_weights_are_used(data, model, tmp_path, monkeypatch):
+    import posegen.samplers.shipped as shipped
+
+    monkeypatch.setattr(shipped, "weights_path", lambda kind, name: tmp_path / f"{kind}_{name}.pt")
+    out = tmp_path / "g.h5"
+    assert _sample("--object", str(data / "cube.obj"), "-n", "4", "--out", str(out)) == 2   # none shipped
+    assert not out.exists()
+    (tmp_path / "grasp_panda.pt").write_bytes(model.read_bytes())   # "ship" the tiny model
+    assert _sample("--object", str(data / "cube.obj"), "-n", "4", "--out", str(out)) == 0
+    arrays, prov = _read(out)
+    gs, obj = GraspSampler.load(model), load_object(data / "cube.obj")
+    np.testing.assert_allclose(arrays["grasps/transforms"], gs.sample(obj, 4, seed=0).numpy(), rtol=0, atol=1e-12)
+    assert prov["model"] == "pretrained panda"
+
+
 @pytest.fixture
 def bad_inputs(data, model, tmp_path):
     GraspSampler.load(model).flow.save(tmp_path / "flow.pt")     # a posegen checkpoint, but not a grasp model

@@ -40,6 +40,7 @@ import torch
 from .. import __version__
 from ..atomic import atomic_path
 from ..grasps import ShakeTest, get_gripper, load_object, object_properties, simulate
+from ..grasps.acronym import OBJECT_KEYS
 from ..grasps.checks import check_labels, check_transforms
 from ..samplers import GraspSampler
 from .common import UsageError, say
@@ -127,10 +128,14 @@ def load_grasp_model(path: Optional[str]) -> GraspSampler:
 
     Raises:
         FileNotFoundError: no such file. UsageError: a file that is not a grasp model (another posegen checkpoint,
-        or not a checkpoint at all). ValueError: no pretrained weights shipped (the message says how to train).
+        or not a checkpoint at all), or no ``path`` and no pretrained weights shipped.
     """
     if path is None:
-        return GraspSampler.pretrained("panda")
+        try:
+            return GraspSampler.pretrained("panda")
+        except ValueError as e:
+            raise UsageError(f"no --model given and {e}; pass --model MODEL.pt (posegen grasps train writes one)") \
+                from None
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"--model '{p}' does not exist" + (" (it is a folder)" if p.is_dir() else ""))
@@ -186,6 +191,13 @@ def write_samples(path, transforms, log_prob, *, object_file: str, object_scale:
     lp = np.asarray(log_prob.detach().cpu() if isinstance(log_prob, torch.Tensor) else log_prob, np.float64)
     if lp.shape != (len(T),) or not np.isfinite(lp).all():
         raise ValueError(f"log_prob must be ({len(T)},) finite numbers, got shape {lp.shape}")
+    if labels is None and qualities:
+        raise ValueError("qualities are the physics test's arrays beside its labels: pass labels too")
+    if not isinstance(sim, str) or not sim or "/" in sim or sim == "posegen":
+        raise ValueError(f"sim must be a simulator's name without '/' (not 'posegen'), got {sim!r}")
+    unknown = sorted(set(object_props or {}) - set(OBJECT_KEYS))
+    if unknown:
+        raise ValueError(f"object_props has unknown keys {unknown}; expected some of {list(OBJECT_KEYS)}")
     arrays = {}
     if labels is not None:
         arrays["object_in_gripper"] = check_labels(labels, len(T), "labels").astype(np.int64)
