@@ -10,11 +10,14 @@ Panda hand's grasp frame in the object's frame (ACRONYM's convention: z toward t
 
 Run (from the repository root; needs ``pip install 'posegen[grasps]'``)::
 
-    python examples/grasp_candidates.py                        # without shipped weights: ~2 min on one thread
-    python examples/grasp_candidates.py --quick                # a tiny fit: ~20 s
+    python examples/grasp_candidates.py                        # without shipped weights: a short fit (*)
+    python examples/grasp_candidates.py --quick                # a tiny fit (*)
     python examples/grasp_candidates.py --object mug.obj --scale 0.001 --quat-order wxyz
     python examples/grasp_candidates.py --model grasps.pt      # a model of posegen grasps train
     python examples/grasp_candidates.py --fit --save grasps.pt # fit here even if weights ship; keep the model
+
+(*) Wall time on one thread of this project's shared 2-core CPU, under a load average of 6 (two training jobs
+beside it): 164 s (labels 53 s, 1500 steps 85 s) and 31 s with ``--quick``; it prints its own timings.
 
 The same from the command line: ``posegen grasps sample --object mug.obj -n 64 --rank --evaluate --out g.h5``.
 From grasps to reachable joint goals and a planned motion: ``examples/grasp_and_plan.py``.
@@ -33,7 +36,7 @@ from posegen.rotations import rotmat_to_quat
 from posegen.samplers import GraspSampler
 from posegen.samplers.shipped import weights_path
 
-#: kinds of the short fit: CoACD splits each in under a second (a mug takes 12-17 s on this project's CPU)
+#: kinds of the short fit: CoACD splits each in about a second or less (a mug: 17.7 s, benchmarks/notes/grasps.md)
 FIT_KINDS = ["box", "cylinder", "sphere", "capsule", "bottle", "l_shape", "dumbbell"]
 SMALL_MODEL = dict(points=256, hidden=128, depth=3, encoder_dim=32, encoder_hidden=64)
 
