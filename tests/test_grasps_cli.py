@@ -7,9 +7,11 @@ labels are known by construction), never the shipped weights.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import re
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -25,7 +27,7 @@ from posegen.cli.common import UsageError  # noqa: E402
 from posegen.cli.grasps_sample import LOG_PROB_KEY, read_points  # noqa: E402
 from posegen.cli.main import main  # noqa: E402
 from posegen.grasps import PANDA, load_acronym, load_object, save_acronym  # noqa: E402
-from posegen.samplers import GraspSampler  # noqa: E402
+from posegen.samplers import GraspSampler, shipped  # noqa: E402
 
 TCP = 0.1034          # the Panda's grasp frame -> TCP distance along z (posegen.grasps.gripper)
 SIZES = {"cube": (0.05, 0.05, 0.05), "tall": (0.05, 0.05, 0.16)}
@@ -231,8 +233,6 @@ def test_evaluate_stores_shake_test_labels_beside_the_log_densities(data, model,
 
 
 def test_without_model_the_shipped_panda_weights_are_used(data, model, tmp_path, monkeypatch):
-    import posegen.samplers.shipped as shipped
-
     monkeypatch.setattr(shipped, "weights_path", lambda kind, name: tmp_path / f"{kind}_{name}.pt")
     out = tmp_path / "g.h5"
     assert _sample("--object", str(data / "cube.obj"), "-n", "4", "--out", str(out)) == 2   # none shipped
@@ -382,3 +382,17 @@ def test_train_refuses_bad_input_and_writes_nothing(case, data, sampled, bad_fil
     assert err.startswith("posegen grasps: error:") and len(err.strip().splitlines()) == 1, err
     assert re.search(message, err), err
     assert sorted(p.name for p in bad_files.iterdir()) == before, "nothing written"
+
+
+# ---------------------------------------------------------------------- the example
+@pytest.mark.slow
+def test_grasp_candidates_example_runs_a_tiny_fit(capsys):
+    """examples/grasp_candidates.py end to end with a tiny fit (its default takes minutes)."""
+    path = Path(__file__).resolve().parents[1] / "examples" / "grasp_candidates.py"
+    spec = importlib.util.spec_from_file_location("grasp_candidates", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    example.main(["--fit", "--per-kind", "1", "--per-object", "8", "--steps", "20", "--candidates", "8", "--k", "2"])
+    out = capsys.readouterr().out
+    assert "data: 7 procedural objects" in out and "object: bottle_0011" in out
+    assert re.search(r"shake test: [0-2] of the 2 most probable samples hold the bottle_0011; [0-2] of 2 raw", out)
