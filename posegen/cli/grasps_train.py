@@ -12,6 +12,10 @@ folder (``--run-dir``, default ``<out stem>_run`` beside ``--out``; ``--resume``
 uninterrupted run; Ctrl-C leaves a checkpoint there to resume from); the model is written atomically to
 ``--out`` at the end. Every file and mesh is read before training starts; a file without successful grasps is
 skipped with a note, and none at all is an error.
+
+The run folder holds the trainer's ``ckpt.pt`` (what ``--resume`` reads), ``metrics.jsonl``, its bare flow
+``model.pt``, and ``grasp_model.json`` (the network flags, checked on ``--resume``); the grasp model to sample
+from is ``--out`` (:meth:`GraspSampler.load`, ``posegen grasps sample --model``).
 """
 
 from __future__ import annotations
