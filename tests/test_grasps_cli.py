@@ -31,7 +31,7 @@ from posegen.samplers import GraspSampler, shipped  # noqa: E402
 
 TCP = 0.1034          # the Panda's grasp frame -> TCP distance along z (posegen.grasps.gripper)
 SIZES = {"cube": (0.05, 0.05, 0.05), "tall": (0.05, 0.05, 0.16)}
-TINY = ["--points", "64", "--hidden", "64", "--depth", "2", "--encoder-dim", "16", "--encoder-hidden", "32"]
+TINY = ["--cloud-points", "64", "--hidden", "64", "--depth", "2", "--encoder-dim", "16", "--encoder-hidden", "32"]
 
 
 def _args(*argv):
@@ -291,7 +291,7 @@ def test_sample_refuses_bad_input_and_writes_nothing(case, data, model, bad_inpu
 
 # ---------------------------------------------------------------------- train
 def _train(*argv):
-    return main(["grasps", "train", *argv, "--threads", "1", *TINY])
+    return main(["grasps", "train", "--threads", "1", *TINY, *argv])     # a later flag replaces an earlier one
 
 
 def test_train_learns_from_the_successful_grasps_of_every_file(model):
@@ -303,7 +303,7 @@ def test_train_learns_from_the_successful_grasps_of_every_file(model):
     assert (model.parent / "tiny_run" / "ckpt.pt").is_file()         # the run folder beside the model
 
 
-def test_train_resumes_its_run_and_refuses_to_overwrite_it(data, tmp_path):
+def test_train_resumes_its_run_and_refuses_to_overwrite_it(data, tmp_path, capsys):
     out = tmp_path / "m.pt"
     base = ["--data", str(data / "cube.h5"), str(data / "tall.h5"), "--out", str(out), "--batch-size", "64"]
     assert _train(*base, "--steps", "30", "--checkpoint-every", "10") == 0
@@ -317,6 +317,8 @@ def test_train_resumes_its_run_and_refuses_to_overwrite_it(data, tmp_path):
     wider = [a if a != "64" else "96" for a in TINY]                   # another network than the run's
     code = main(["grasps", "train", *base, "--steps", "90", "--resume", "--threads", "1", *wider])
     assert code == 2 and GraspSampler.load(out).training["steps"] == 60
+    err = capsys.readouterr().err
+    assert "built with --cloud-points 64, --hidden 64; this command line asks for --cloud-points 96, --hidden 96" in err
 
 
 def test_train_reads_meshes_from_mesh_root(data, tmp_path):
@@ -366,6 +368,7 @@ BAD_TRAIN = {   # command line (DATA, DIR, SAMPLED substituted) -> exit code, me
     "objective": (["--data", "DATA/cube.h5", "--objective", "nope"], 2, "must be one of"),
     "steps": (["--data", "DATA/cube.h5", "--steps", "0"], 2, "--steps must be >= 1, got 0"),
     "lr": (["--data", "DATA/cube.h5", "--lr", "-1"], 2, "--lr must be > 0"),
+    "cloud points": (["--data", "DATA/cube.h5", "--cloud-points", "4"], 2, "--cloud-points must be >= 8, got 4"),
     "out folder": (["--data", "DATA/cube.h5", "--out", "DIR/no/m.pt"], 2, "folder .* does not exist"),
 }
 

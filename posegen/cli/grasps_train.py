@@ -38,8 +38,12 @@ from .options import debug_flag
 __all__ = ["add_arguments", "run", "find_grasp_files", "read_training_set", "MODEL_KEYS"]
 
 H5_SUFFIXES = (".h5", ".hdf5")
-#: the GraspSampler settings a run folder records, so that --resume rebuilds the same network
-MODEL_KEYS = ("points", "hidden", "depth", "encoder_dim", "encoder_hidden", "length_scale")
+#: GraspSampler keyword <- flag (``args`` attribute): the network a run folder records, so that --resume rebuilds it
+MODEL_KEYS = {"points": "cloud_points", "hidden": "hidden", "depth": "depth", "encoder_dim": "encoder_dim",
+              "encoder_hidden": "encoder_hidden", "length_scale": "length_scale"}
+#: integer flags and their smallest value
+MINIMUM = {"steps": 1, "batch_size": 1, "checkpoint_every": 0, "cloud_points": 8, "hidden": 1, "depth": 1,
+           "encoder_dim": 1, "encoder_hidden": 1}
 SETTINGS = "grasp_model.json"
 
 
@@ -63,7 +67,7 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
                    "(default rfm)")
     q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     q.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (default 500)")
-    q.add_argument("--points", type=int, default=512, help="points per object cloud (default 512)")
+    q.add_argument("--cloud-points", type=int, default=512, help="points per object cloud (default 512)")
     q.add_argument("--hidden", type=int, default=256, help="velocity network width (default 256)")
     q.add_argument("--depth", type=int, default=4, help="velocity network depth (default 4)")
     q.add_argument("--encoder-dim", type=int, default=64, help="PointNet feature width (default 64)")
@@ -137,12 +141,10 @@ def _check_args(args) -> Tuple[Path, Path]:
         raise UsageError(f"--out {args.out}: is a folder; give a model file (.pt)")
     if not out.parent.is_dir():
         raise FileNotFoundError(f"--out {args.out}: folder '{out.parent}' does not exist")
-    for name in ("steps", "batch_size", "checkpoint_every", "points", "hidden", "depth", "encoder_dim",
-                 "encoder_hidden"):
+    for name, least in MINIMUM.items():
         v = getattr(args, name)
-        if v is not None and v < (0 if name == "checkpoint_every" else 1):
-            raise UsageError(f"--{name.replace('_', '-')} must be >= {0 if name == 'checkpoint_every' else 1}, "
-                             f"got {v}")
+        if v is not None and v < least:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= {least}, got {v}")
     for name in ("max_minutes", "lr", "length_scale"):
         v = getattr(args, name)
         if v is not None and not v > 0:
@@ -160,16 +162,15 @@ def _check_args(args) -> Tuple[Path, Path]:
 
 def _model_settings(args, run_dir: Path) -> dict:
     """The network settings of this command line; with --resume, checked against those the run recorded."""
-    mine = {k: getattr(args, k) for k in MODEL_KEYS}
+    mine = {key: getattr(args, flag) for key, flag in MODEL_KEYS.items()}
     path = run_dir / SETTINGS
     if args.resume and path.is_file():
         saved = json.loads(path.read_text())
-        diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
+        diff = [(MODEL_KEYS[k].replace("_", "-"), saved.get(k), v) for k, v in mine.items() if saved.get(k) != v]
         if diff:
-            raise UsageError(f"cannot resume '{run_dir}': its model was built with "
-                             + ", ".join(f"--{k.replace('_', '-')} {a}" for k, (a, _) in diff.items())
-                             + "; this command line asks for "
-                             + ", ".join(f"{b}" for _, (_, b) in diff.items()))
+            raise UsageError(f"cannot resume '{run_dir}': its network was built with "
+                             + ", ".join(f"--{flag} {a}" for flag, a, _ in diff) + "; this command line asks for "
+                             + ", ".join(f"--{flag} {b}" for flag, _, b in diff))
     return mine
 
 
