@@ -7,7 +7,7 @@
 This module holds ``generate`` (antipodal grasps with MuJoCo shake-test labels) and the ``grasps`` parser;
 ``sample`` and ``train`` live in :mod:`.grasps_sample` and :mod:`.grasps_train`.
 
-One object and ``--out FILE.h5`` writes that file; several objects (files or folders, see
+``generate``: one object and ``--out FILE.h5`` writes that file; several objects (files or folders, see
 :func:`posegen.grasps.find_objects`) need ``--out`` to be a folder, which gets one ``<object name>.h5`` per
 object, as ACRONYM ships one file per object. ``object/file`` holds the mesh path relative to the output
 file's folder (the mesh root, in ACRONYM's terms). Every input is checked before any grasp is sampled; an
