@@ -26,7 +26,7 @@ from posegen.cli import grasps as cli  # noqa: E402
 from posegen.cli.common import UsageError  # noqa: E402
 from posegen.cli.grasps_sample import LOG_PROB_KEY, read_points  # noqa: E402
 from posegen.cli.main import main  # noqa: E402
-from posegen.grasps import PANDA, load_acronym, load_object, save_acronym  # noqa: E402
+from posegen.grasps import PANDA, evaluate, load_acronym, load_object, save_acronym  # noqa: E402
 from posegen.samplers import GraspSampler, shipped  # noqa: E402
 
 TCP = 0.1034          # the Panda's grasp frame -> TCP distance along z (posegen.grasps.gripper)
@@ -214,20 +214,27 @@ def test_point_cloud_objects(data, model, tmp_path):
         arrays, prov = _read(out)
         np.testing.assert_allclose(arrays["grasps/transforms"], want.numpy(), rtol=0, atol=1e-6)
         assert arrays["object/file"].decode() == name and prov["points"] == str(tmp_path / name)
+    np.save(tmp_path / "cloud_m.npy", cloud)                 # --scale applies to both: the same units here
     out = tmp_path / "both.h5"
-    _sample("--object", str(data / "tall.obj"), "--points", str(tmp_path / "cloud.npy"), "--scale", "0.001",
-            "--model", str(model), "-n", "8", "--out", str(out))
+    _sample("--object", str(data / "tall.obj"), "--points", str(tmp_path / "cloud_m.npy"), "--model", str(model),
+            "-n", "8", "--out", str(out))
     arrays, _ = _read(out)
+    np.testing.assert_allclose(arrays["grasps/transforms"], want.numpy(), rtol=0, atol=1e-12)   # the cloud decides
     assert (tmp_path / arrays["object/file"].decode()).resolve() == (data / "tall.obj").resolve()
+    assert arrays["object/mass"] == pytest.approx(0.05 * 0.05 * 0.16 * 150.0)                   # the mesh is stored
 
 
 def test_evaluate_stores_shake_test_labels_beside_the_log_densities(data, model, tmp_path):
     out = tmp_path / "shaken.h5"
-    assert _sample("--object", str(data / "cube.obj"), "--model", str(model), "-n", "6", "--evaluate",
+    assert _sample("--object", str(data / "cube.obj"), "--model", str(model), "-n", "6", "--evaluate", "--rank",
                    "--out", str(out)) == 0
     arrays, prov = _read(out)
     labels = arrays["grasps/qualities/mujoco/object_in_gripper"]
-    assert labels.dtype == np.int64 and labels.shape == (6,) and set(labels.tolist()) <= {0, 1}
+    assert labels.dtype == np.int64 and labels.shape == (6,)
+    # each label belongs to the transform in its row (ranking reorders both): shake the stored transforms again
+    again = evaluate(load_object(data / "cube.obj"), arrays["grasps/transforms"], progress=False)
+    np.testing.assert_array_equal(labels.astype(bool), again.numpy())
+    assert (np.diff(arrays[LOG_PROB_KEY]) <= 0).all()
     assert arrays["grasps/qualities/mujoco/object_motion_during_shaking_linear"].shape == (6,)
     assert arrays[LOG_PROB_KEY].shape == (6,) and prov["shake_test"]["density"] == 150.0
 
