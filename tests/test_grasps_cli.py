@@ -77,7 +77,7 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model(data, tmp_path_factory):
     out = tmp_path_factory.mktemp("grasp_model") / "tiny.pt"
-    code = main(["grasps", "train", "--data", str(data), "--out", str(out), "--steps", "400", "--batch-size", "128",
+    code = main(["grasps", "train", "--data", str(data), "--out", str(out), "--steps", "250", "--batch-size", "128",
                  "--lr", "3e-3", "--threads", "1", *TINY])
     assert code == 0
     return out
@@ -304,7 +304,7 @@ def _train(*argv):
 def test_train_learns_from_the_successful_grasps_of_every_file(model):
     gs = GraspSampler.load(model)
     t = gs.training
-    assert t["steps"] == 400 and t["command"] == "posegen grasps train"
+    assert t["steps"] == 250 and t["command"] == "posegen grasps train"
     assert t["data"]["objects"] == 2 and t["data"]["grasps_read"] == 128 and t["data"]["grasps_successful"] == 96
     assert gs.points == 64 and gs.flow.config["hidden"] == 64 and gs.flow.config["depth"] == 2
     assert (model.parent / "tiny_run" / "ckpt.pt").is_file()         # the run folder beside the model
