@@ -1,9 +1,13 @@
-"""``posegen grasps generate``: antipodal grasps with MuJoCo shake-test labels, in ACRONYM's HDF5 layout.
+"""``posegen grasps``: grasp data and grasp models, in ACRONYM's HDF5 layout.
 
-    posegen grasps generate --objects mug.obj --per-object 500 --out mug.h5
-    posegen grasps generate --objects meshes/ --per-object 200 --out grasps/ --processes 2
+    posegen grasps generate --objects meshes/ --per-object 200 --out grasps/     # labelled antipodal grasps
+    posegen grasps train --data grasps/ --out grasps.pt --max-minutes 30         # a GraspSampler (grasps_train)
+    posegen grasps sample --object mug.obj -n 64 --out mug_grasps.h5             # its grasps (grasps_sample)
 
-One object and ``--out FILE.h5`` writes that file; several objects (files or folders, see
+This module holds ``generate`` (antipodal grasps with MuJoCo shake-test labels) and the ``grasps`` parser;
+``sample`` and ``train`` live in :mod:`.grasps_sample` and :mod:`.grasps_train`.
+
+``generate``: one object and ``--out FILE.h5`` writes that file; several objects (files or folders, see
 :func:`posegen.grasps.find_objects`) need ``--out`` to be a folder, which gets one ``<object name>.h5`` per
 object, as ACRONYM ships one file per object. ``object/file`` holds the mesh path relative to the output
 file's folder (the mesh root, in ACRONYM's terms). Every input is checked before any grasp is sampled; an
@@ -21,16 +25,18 @@ from pathlib import Path
 from .. import __version__
 from ..grasps import (ShakeTest, find_objects, get_gripper, load_object, object_properties, sample_antipodal,
                       save_acronym, simulate)
+from . import grasps_sample, grasps_train
 from .common import UsageError, note, say
 from .options import Parser, debug_flag
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "run_generate", "ACTIONS"]
 
 
 def add_parser(subparsers) -> None:
-    """Register ``grasps`` and its ``generate`` action on the ``posegen`` subparsers."""
-    p = subparsers.add_parser("grasps", help="grasp data: antipodal candidates with physics labels (ACRONYM files)",
-                              description="Grasp data from object geometry for parallel-jaw grippers.")
+    """Register ``grasps`` and its actions ``generate``, ``sample``, ``train`` on the ``posegen`` subparsers."""
+    p = subparsers.add_parser("grasps", help="grasp data (ACRONYM files) and grasp models: generate, train, sample",
+                              description="Grasp data from object geometry for parallel-jaw grippers, and "
+                              "object-conditioned grasp models (GraspSampler).")
     gsub = p.add_subparsers(dest="grasps_command", metavar="ACTION", parser_class=Parser)
     gsub.required = True
     q = gsub.add_parser("generate", help="sample antipodal grasps of meshes and label them in MuJoCo",
@@ -50,7 +56,21 @@ def add_parser(subparsers) -> None:
     q.add_argument("--processes", type=int, default=1, help="physics worker processes (default 1)")
     q.add_argument("--no-progress", action="store_true", help="no progress bars")
     debug_flag(q)
+    grasps_sample.add_arguments(gsub.add_parser(
+        "sample", help="sample grasps of an object (mesh or point cloud) from a grasp model",
+        description="Sample grasp poses of one object from a GraspSampler (default: the pretrained Panda model), "
+        "score them by log-density and write an ACRONYM-layout file."))
+    grasps_train.add_arguments(gsub.add_parser(
+        "train", help="train a grasp model on ACRONYM-layout grasp files",
+        description="Train a GraspSampler on the successful grasps of ACRONYM-layout files (posegen grasps "
+        "generate writes them) and write the model."))
     p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``posegen grasps ACTION`` (``args.grasps_command``; ``generate`` when absent, for scripts that build
+    the namespace themselves); returns the exit code."""
+    return ACTIONS[getattr(args, "grasps_command", "generate")](args)
 
 
 def _outputs(args, files):
@@ -79,7 +99,7 @@ def _check_args(args) -> None:
         raise UsageError(f"--friction must be > 0, got {args.friction}")
 
 
-def run(args: argparse.Namespace) -> int:
+def run_generate(args: argparse.Namespace) -> int:
     """Run ``posegen grasps generate``; returns the exit code (0)."""
     _check_args(args)
     gripper = get_gripper(args.gripper)
@@ -120,3 +140,7 @@ def run(args: argparse.Namespace) -> int:
     if written == 0:
         raise ValueError(f"no grasp file written: none of the {len(objects)} objects has a grasp candidate")
     return 0
+
+
+#: ``posegen grasps`` actions -> their ``run(args)``
+ACTIONS = {"generate": run_generate, "sample": grasps_sample.run, "train": grasps_train.run}

@@ -1,0 +1,263 @@
+"""``posegen grasps sample``: grasp poses of one object from a learned grasp model, in ACRONYM's HDF5 layout.
+
+    posegen grasps sample --object mug.obj -n 64 --out mug_grasps.h5                  # the pretrained Panda model
+    posegen grasps sample --object mug.obj --model grasps.pt -n 64 --rank --evaluate --out mug_grasps.h5
+    posegen grasps sample --points view.npy -n 64 --out view_grasps.h5               # a point cloud, no mesh
+
+The object is a mesh (``--object``, any file :func:`posegen.grasps.load_object` reads, times ``--scale``) or a
+point cloud (``--points``: ``.npy`` of shape ``(P, 3)`` or a ``.ply`` of points, times ``--scale``); with both,
+the cloud is what the model sees (a partial view, say) and the mesh is what the file names and ``--evaluate``
+shakes. The written file (:func:`write_samples`)::
+
+    grasps/transforms                      (n, 4, 4) float64   gripper base frame in the object's frame
+    grasps/qualities/posegen/log_prob      (n,) float64        the model's log-density (jaw-symmetric)
+    grasps/qualities/mujoco/...            only with --evaluate: object_in_gripper (int64) and the motions
+    object/file, object/scale              the mesh (or cloud) path relative to the file's folder; the scale
+    object/{mass, com, ...}                with a watertight mesh (ACRONYM's density 150 kg/m^3)
+    gripper/type, gripper/configuration    the model's gripper, fully open
+    posegen/@provenance                    JSON: model, seed, settings, time
+
+No physics label is written unless ``--evaluate`` ran the shake test: sampled grasps are candidates, not
+successes. Every input (the object, the cloud, the model, ``-n``, ``--out``) is checked before any sampling,
+and the file is written atomically: a failed run writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Mapping, Optional
+
+import h5py
+import numpy as np
+import torch
+
+from .. import __version__
+from ..atomic import atomic_path
+from ..grasps import ShakeTest, get_gripper, load_object, object_properties, simulate
+from ..grasps.acronym import OBJECT_KEYS
+from ..grasps.checks import check_labels, check_transforms
+from ..samplers import GraspSampler
+from .common import UsageError, say
+from .options import debug_flag, solver_flags
+
+__all__ = ["add_arguments", "run", "read_points", "load_grasp_model", "write_samples", "LOG_PROB_KEY"]
+
+#: where the model's log-densities go in the file
+LOG_PROB_KEY = "grasps/qualities/posegen/log_prob"
+POINT_SUFFIXES = (".npy", ".ply")
+H5_SUFFIXES = (".h5", ".hdf5")
+
+
+def add_arguments(q: argparse.ArgumentParser) -> None:
+    """The flags of ``posegen grasps sample``."""
+    q.add_argument("--object", metavar="MESH", help="the object's mesh (.obj .stl .ply .off .glb .gltf .urdf)")
+    q.add_argument("--points", metavar="CLOUD", help="the object as a point cloud: .npy (P, 3) or .ply points; "
+                   "with --object, the cloud is the model's input and the mesh is stored and shaken")
+    q.add_argument("--scale", type=float, default=1.0, help="file units -> metres for the mesh and cloud (1)")
+    q.add_argument("-n", type=int, default=64, help="grasps to sample (default 64)")
+    q.add_argument("--out", required=True, metavar="FILE.h5", help="the grasp file to write (ACRONYM layout)")
+    q.add_argument("--model", metavar="MODEL.pt", help="a GraspSampler file (posegen grasps train); default: the "
+                   "pretrained Panda model shipped with posegen")
+    q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    q.add_argument("--rank", action="store_true", help="order the grasps by log-density, most probable first")
+    q.add_argument("--evaluate", action="store_true", help="label the grasps with the MuJoCo shake test "
+                   "(needs --object) and store object_in_gripper")
+    q.add_argument("--processes", type=int, default=1, help="shake-test worker processes (default 1)")
+    q.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for torch")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar for --evaluate")
+    solver_flags(q)
+    debug_flag(q)
+
+
+# ---------------------------------------------------------------------- inputs
+def read_points(path, scale: float = 1.0) -> np.ndarray:
+    """A point cloud file as ``(P, 3)`` float64 metres: ``.npy`` holding a ``(P, 3)`` array, or a ``.ply`` of points
+    (vertices without faces), times ``scale``.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: another suffix, a mesh ``.ply``, another shape, no points,
+        NaN or inf, a ``scale`` that is not a finite number > 0.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"--points '{p}' does not exist" + (" (it is a folder)" if p.is_dir() else ""))
+    if p.suffix.lower() not in POINT_SUFFIXES:
+        raise ValueError(f"--points '{p}': unknown suffix {p.suffix!r}; expected one of {list(POINT_SUFFIXES)}")
+    _check_scale(scale)
+    if p.suffix.lower() == ".npy":
+        try:
+            a = np.load(p, allow_pickle=False)
+        except ValueError as e:
+            raise ValueError(f"--points '{p}': not a numeric .npy array ({e})") from None
+    else:
+        a = _ply_points(p)
+    if a.ndim != 2 or a.shape[1] != 3 or a.shape[0] < 1 or not np.issubdtype(a.dtype, np.number):
+        raise ValueError(f"--points '{p}': expected a numeric (P, 3) array with P >= 1, got {a.dtype} {a.shape}")
+    a = a.astype(np.float64) * float(scale)
+    if not np.isfinite(a).all():
+        raise ValueError(f"--points '{p}': {int((~np.isfinite(a)).any(1).sum())} points hold NaN or inf")
+    return a
+
+
+def _ply_points(p: Path) -> np.ndarray:
+    import trimesh
+
+    try:
+        geom = trimesh.load(p, process=False)
+    except Exception as e:  # noqa: BLE001 - trimesh raises many kinds; one clear message
+        raise ValueError(f"--points '{p}': trimesh could not read it ({type(e).__name__}: {e})") from None
+    if len(getattr(geom, "faces", ())) > 0:
+        raise ValueError(f"--points '{p}' is a mesh ({len(geom.faces)} faces): pass it as --object, or a .ply of "
+                         "points only as --points")
+    return np.asarray(getattr(geom, "vertices", np.zeros((0, 3))))
+
+
+def _check_scale(scale) -> None:
+    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
+
+
+def load_grasp_model(path: Optional[str]) -> GraspSampler:
+    """The :class:`~posegen.samplers.GraspSampler` in ``path``, or the pretrained Panda model when None.
+
+    Raises:
+        FileNotFoundError: no such file. UsageError: a file that is not a grasp model (another posegen checkpoint,
+        or not a checkpoint at all), or no ``path`` and no pretrained weights shipped.
+    """
+    if path is None:
+        try:
+            return GraspSampler.pretrained("panda")
+        except ValueError as e:
+            raise UsageError(f"no --model given and {e}; pass --model MODEL.pt (posegen grasps train writes one)") \
+                from None
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"--model '{p}' does not exist" + (" (it is a folder)" if p.is_dir() else ""))
+    try:
+        return GraspSampler.load(p)
+    except ValueError as e:
+        raise UsageError(f"--model '{p}' is not a grasp model (posegen grasps train writes one): {e}") from None
+
+
+def _check_out(out: str) -> Path:
+    p = Path(out)
+    if p.suffix.lower() not in H5_SUFFIXES:
+        raise UsageError(f"--out {out}: expected a file ending in {' or '.join(H5_SUFFIXES)}")
+    if p.is_dir():
+        raise UsageError(f"--out {out}: is a folder")
+    if not p.parent.is_dir():
+        raise FileNotFoundError(f"--out {out}: folder '{p.parent}' does not exist")
+    return p
+
+
+def _check_args(args) -> None:
+    if not (math.isfinite(args.scale) and args.scale > 0):
+        raise UsageError(f"--scale must be a finite number > 0, got {args.scale}")
+    if isinstance(args.n, bool) or args.n < 1:
+        raise UsageError(f"-n must be >= 1, got {args.n}")
+    if args.object is None and args.points is None:
+        raise UsageError("give the object: --object MESH and/or --points CLOUD")
+    if args.evaluate and args.object is None:
+        raise UsageError("--evaluate shakes the object's mesh: give --object MESH (a point cloud cannot be simulated)")
+    if args.processes < 1:
+        raise UsageError(f"--processes must be >= 1, got {args.processes}")
+    if args.solver_steps is not None and args.solver_steps < 1:
+        raise UsageError(f"--solver-steps must be >= 1, got {args.solver_steps}")
+
+
+# ---------------------------------------------------------------------- output
+def write_samples(path, transforms, log_prob, *, object_file: str, object_scale: float, gripper: str,
+                  gripper_configuration: float, labels=None, qualities: Optional[Mapping[str, object]] = None,
+                  sim: str = "mujoco", object_props: Optional[Mapping[str, object]] = None,
+                  provenance: Optional[dict] = None) -> Path:
+    """Write sampled grasps in ACRONYM's layout (module docstring), atomically; returns the path.
+
+    Args:
+        transforms: ``(n, 4, 4)`` rigid transforms in the object frame. log_prob: ``(n,)`` finite log-densities.
+        labels: ``(n,)`` bools from a physics test, stored as ``grasps/qualities/<sim>/object_in_gripper``, with
+            ``qualities`` (further ``(n,)`` arrays) beside them; None writes no label.
+        object_file, object_scale, gripper, gripper_configuration, object_props, provenance: as
+            :func:`posegen.grasps.save_acronym`.
+
+    Everything is checked before the file is touched: a bad argument raises ValueError and writes nothing.
+    """
+    T = check_transforms(transforms, "transforms")
+    lp = np.asarray(log_prob.detach().cpu() if isinstance(log_prob, torch.Tensor) else log_prob, np.float64)
+    if lp.shape != (len(T),) or not np.isfinite(lp).all():
+        raise ValueError(f"log_prob must be ({len(T)},) finite numbers, got shape {lp.shape}")
+    if labels is None and qualities:
+        raise ValueError("qualities are the physics test's arrays beside its labels: pass labels too")
+    if not isinstance(sim, str) or not sim or "/" in sim or sim == "posegen":
+        raise ValueError(f"sim must be a simulator's name without '/' (not 'posegen'), got {sim!r}")
+    unknown = sorted(set(object_props or {}) - set(OBJECT_KEYS))
+    if unknown:
+        raise ValueError(f"object_props has unknown keys {unknown}; expected some of {list(OBJECT_KEYS)}")
+    arrays = {}
+    if labels is not None:
+        arrays["object_in_gripper"] = check_labels(labels, len(T), "labels").astype(np.int64)
+        for name, v in (qualities or {}).items():
+            a = np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, np.float64)
+            if a.shape != (len(T),):
+                raise ValueError(f"qualities[{name!r}] must have shape ({len(T)},), got {a.shape}")
+            arrays[name] = a
+    _check_scale(object_scale)
+    prov = json.dumps(provenance or {}, default=str)
+    text = h5py.string_dtype("utf-8")
+    with atomic_path(Path(path)) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("grasps/transforms", data=T)
+        f.create_dataset(LOG_PROB_KEY, data=lp)
+        for name, a in arrays.items():
+            f.create_dataset(f"grasps/qualities/{sim}/{name}", data=a)
+        f.create_dataset("object/file", data=str(object_file), dtype=text)
+        f.create_dataset("object/scale", data=np.float64(object_scale))
+        for k, v in (object_props or {}).items():
+            f.create_dataset(f"object/{k}", data=np.asarray(v, np.float64))
+        f.create_dataset("gripper/type", data=str(gripper), dtype=text)
+        f.create_dataset("gripper/configuration", data=np.array([gripper_configuration], np.float64))
+        f.create_group("posegen").attrs["provenance"] = prov
+    return Path(path)
+
+
+# ---------------------------------------------------------------------- the command
+def run(args: argparse.Namespace) -> int:
+    """Run ``posegen grasps sample``; returns the exit code (0)."""
+    _check_args(args)
+    out = _check_out(args.out)
+    mesh = load_object(args.object, args.scale) if args.object is not None else None
+    cloud = read_points(args.points, args.scale) if args.points is not None else None
+    model = load_grasp_model(args.model)
+    gripper = get_gripper(model.gripper)
+    condition = mesh if cloud is None else cloud
+    t0 = time.perf_counter()
+    T = model.sample(condition, args.n, seed=args.seed, method=args.method, steps=args.solver_steps)
+    lp = model.log_prob(condition, T, method=args.method, steps=args.solver_steps)
+    if args.rank:
+        order = torch.argsort(lp, descending=True)
+        T, lp = T[order], lp[order]
+    seconds = time.perf_counter() - t0
+    labels = qualities = None
+    test = ShakeTest()
+    if args.evaluate:
+        qualities = simulate(mesh, T, gripper, test=test, processes=args.processes, progress=not args.no_progress)
+        labels = qualities.pop("object_in_gripper")
+    source = Path(args.object if args.object is not None else args.points)
+    prov = {"generator": "posegen grasps sample", "posegen": __version__,
+            "model": str(args.model) if args.model else "pretrained panda", "model_training": model.training,
+            "object": str(args.object) if args.object else None, "points": str(args.points) if args.points else None,
+            "scale": args.scale, "n": args.n, "seed": args.seed, "rank": args.rank, "method": args.method,
+            "solver_steps": args.solver_steps, "seconds_sampling": round(seconds, 3),
+            "shake_test": asdict(test) if args.evaluate else None}
+    props = object_properties(mesh, test.density, test.friction) if mesh is not None else None
+    write_samples(out, T, lp, object_file=os.path.relpath(source.resolve(), out.parent.resolve()),
+                  object_scale=args.scale, gripper=gripper.name, gripper_configuration=gripper.stroke / 2,
+                  labels=labels, qualities=qualities, object_props=props, provenance=prov)
+    held = f", {int(labels.sum())} of {args.n} hold in the shake test" if labels is not None else ""
+    say(f"{out}: {args.n} grasps of {source.name} in {seconds:.2f} s, best log p {float(lp.max()):.2f}{held}")
+    return 0
+
