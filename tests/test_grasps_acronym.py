@@ -111,6 +111,22 @@ def test_posegen_labels_are_found_without_flex(tmp_path):
         load_acronym(path, sim="flex")
 
 
+def test_scores_without_labels_round_trip(tmp_path):
+    """A model's samples: a score group and no physics label; labels and scores side by side."""
+    T = _random_rigid(4, np.random.default_rng(3))
+    lp = np.array([1.5, -0.25, 3.0, 0.0])
+    path = save_acronym(tmp_path / "s.h5", T, None, object_file="m.obj", scores={"posegen": {"log_prob": lp}})
+    a = load_acronym(path)
+    assert a.success is None and a.sim is None
+    np.testing.assert_array_equal(a.qualities["posegen"]["log_prob"].numpy(), lp)
+    np.testing.assert_array_equal(a.transforms.numpy(), T)
+    both = save_acronym(tmp_path / "b.h5", T, [1, 0, 0, 1], object_file="m.obj", qualities={"m": np.arange(4.0)},
+                        scores={"posegen": {"log_prob": lp}})
+    b = load_acronym(both)
+    assert b.sim == "mujoco" and b.success.tolist() == [True, False, False, True]
+    assert sorted(b.qualities) == ["mujoco", "posegen"] and sorted(b.qualities["mujoco"]) == ["m", "object_in_gripper"]
+
+
 def test_not_an_acronym_file(tmp_path):
     text = tmp_path / "notes.h5"
     text.write_text("not hdf5")
@@ -141,6 +157,10 @@ def test_not_an_acronym_file(tmp_path):
     ({"object_scale": float("nan")}, "object_scale must be"),
     ({"object_file": ""}, "object_file must be"),
     ({"qualities": {"m": np.zeros(3)}}, r"qualities\['m'\] must be"),
+    ({"success": None, "qualities": {"m": np.zeros(2)}}, "pass success too"),
+    ({"scores": {"mujoco": {"log_prob": np.zeros(2)}}}, "other than sim"),
+    ({"scores": {"posegen": {"log_prob": np.zeros(3)}}}, r"scores\['posegen'\]\['log_prob'\] must be"),
+    ({"scores": {"posegen": {"object_in_gripper": np.zeros(2)}}}, "must not hold object_in_gripper"),
     ({"provenance": {"x": {1, 2}}}, None),  # a set is turned into a string by default=str: accepted
 ])
 def test_bad_input_writes_nothing(tmp_path, kw, match):

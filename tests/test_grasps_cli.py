@@ -171,8 +171,6 @@ def test_sample_writes_the_model_draws_and_their_log_densities(data, model, tmp_
     assert abs(z - (0.16 / 2 + TCP)) < 0.02 and np.abs(arrays["grasps/transforms"][:, 0, 3]).max() < 0.1
 
 
-@pytest.mark.xfail(strict=True, reason="load_acronym refuses a quality group without object_in_gripper "
-                   "(grasps/qualities/posegen holds log_prob only): needs the change in posegen/grasps/acronym.py")
 def test_sample_round_trip_through_load_acronym(data, model, tmp_path):
     out = tmp_path / "cube_grasps.h5"
     _sample("--object", str(data / "cube.obj"), "--model", str(model), "-n", "8", "--out", str(out))

@@ -7,7 +7,7 @@
 The object is a mesh (``--object``, any file :func:`posegen.grasps.load_object` reads, times ``--scale``) or a
 point cloud (``--points``: ``.npy`` of shape ``(P, 3)`` or a ``.ply`` of points, times ``--scale``); with both,
 the cloud is what the model sees (a partial view, say) and the mesh is what the file names and ``--evaluate``
-shakes. The written file (:func:`write_samples`)::
+shakes. The written file (:func:`posegen.grasps.save_acronym`)::
 
     grasps/transforms                      (n, 4, 4) float64   gripper base frame in the object's frame
     grasps/qualities/posegen/log_prob      (n,) float64        the model's log-density (jaw-symmetric)
@@ -25,28 +25,23 @@ and the file is written atomically: a failed run writes nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Optional
 
-import h5py
 import numpy as np
 import torch
 
 from .. import __version__
-from ..atomic import atomic_path
-from ..grasps import ShakeTest, get_gripper, load_object, object_properties, simulate
-from ..grasps.acronym import OBJECT_KEYS
-from ..grasps.checks import check_labels, check_transforms
+from ..grasps import ShakeTest, get_gripper, load_object, object_properties, save_acronym, simulate
 from ..samplers import GraspSampler
 from .common import UsageError, say
 from .options import debug_flag, solver_flags
 
-__all__ = ["add_arguments", "run", "read_points", "load_grasp_model", "write_samples", "LOG_PROB_KEY"]
+__all__ = ["add_arguments", "run", "read_points", "load_grasp_model", "LOG_PROB_KEY"]
 
 #: where the model's log-densities go in the file
 LOG_PROB_KEY = "grasps/qualities/posegen/log_prob"
@@ -172,58 +167,6 @@ def _check_args(args) -> None:
 
 
 # ---------------------------------------------------------------------- output
-def write_samples(path, transforms, log_prob, *, object_file: str, object_scale: float, gripper: str,
-                  gripper_configuration: float, labels=None, qualities: Optional[Mapping[str, object]] = None,
-                  sim: str = "mujoco", object_props: Optional[Mapping[str, object]] = None,
-                  provenance: Optional[dict] = None) -> Path:
-    """Write sampled grasps in ACRONYM's layout (module docstring), atomically; returns the path.
-
-    Args:
-        transforms: ``(n, 4, 4)`` rigid transforms in the object frame. log_prob: ``(n,)`` finite log-densities.
-        labels: ``(n,)`` bools from a physics test, stored as ``grasps/qualities/<sim>/object_in_gripper``, with
-            ``qualities`` (further ``(n,)`` arrays) beside them; None writes no label.
-        object_file, object_scale, gripper, gripper_configuration, object_props, provenance: as
-            :func:`posegen.grasps.save_acronym`.
-
-    Everything is checked before the file is touched: a bad argument raises ValueError and writes nothing.
-    """
-    T = check_transforms(transforms, "transforms")
-    lp = np.asarray(log_prob.detach().cpu() if isinstance(log_prob, torch.Tensor) else log_prob, np.float64)
-    if lp.shape != (len(T),) or not np.isfinite(lp).all():
-        raise ValueError(f"log_prob must be ({len(T)},) finite numbers, got shape {lp.shape}")
-    if labels is None and qualities:
-        raise ValueError("qualities are the physics test's arrays beside its labels: pass labels too")
-    if not isinstance(sim, str) or not sim or "/" in sim or sim == "posegen":
-        raise ValueError(f"sim must be a simulator's name without '/' (not 'posegen'), got {sim!r}")
-    unknown = sorted(set(object_props or {}) - set(OBJECT_KEYS))
-    if unknown:
-        raise ValueError(f"object_props has unknown keys {unknown}; expected some of {list(OBJECT_KEYS)}")
-    arrays = {}
-    if labels is not None:
-        arrays["object_in_gripper"] = check_labels(labels, len(T), "labels").astype(np.int64)
-        for name, v in (qualities or {}).items():
-            a = np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, np.float64)
-            if a.shape != (len(T),):
-                raise ValueError(f"qualities[{name!r}] must have shape ({len(T)},), got {a.shape}")
-            arrays[name] = a
-    _check_scale(object_scale)
-    prov = json.dumps(provenance or {}, default=str)
-    text = h5py.string_dtype("utf-8")
-    with atomic_path(Path(path)) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("grasps/transforms", data=T)
-        f.create_dataset(LOG_PROB_KEY, data=lp)
-        for name, a in arrays.items():
-            f.create_dataset(f"grasps/qualities/{sim}/{name}", data=a)
-        f.create_dataset("object/file", data=str(object_file), dtype=text)
-        f.create_dataset("object/scale", data=np.float64(object_scale))
-        for k, v in (object_props or {}).items():
-            f.create_dataset(f"object/{k}", data=np.asarray(v, np.float64))
-        f.create_dataset("gripper/type", data=str(gripper), dtype=text)
-        f.create_dataset("gripper/configuration", data=np.array([gripper_configuration], np.float64))
-        f.create_group("posegen").attrs["provenance"] = prov
-    return Path(path)
-
-
 # ---------------------------------------------------------------------- the command
 def run(args: argparse.Namespace) -> int:
     """Run ``posegen grasps sample``; returns the exit code (0)."""
@@ -254,9 +197,9 @@ def run(args: argparse.Namespace) -> int:
             "solver_steps": args.solver_steps, "seconds_sampling": round(seconds, 3),
             "shake_test": asdict(test) if args.evaluate else None}
     props = object_properties(mesh, test.density, test.friction) if mesh is not None else None
-    write_samples(out, T, lp, object_file=os.path.relpath(source.resolve(), out.parent.resolve()),
-                  object_scale=args.scale, gripper=gripper.name, gripper_configuration=gripper.stroke / 2,
-                  labels=labels, qualities=qualities, object_props=props, provenance=prov)
+    save_acronym(out, T, labels, object_file=os.path.relpath(source.resolve(), out.parent.resolve()),
+                 object_scale=args.scale, gripper=gripper.name, gripper_configuration=gripper.stroke / 2,
+                 qualities=qualities, object_props=props, provenance=prov, scores={"posegen": {"log_prob": lp}})
     held = f", {int(labels.sum())} of {args.n} hold in the shake test" if labels is not None else ""
     say(f"{out}: {args.n} grasps of {source.name} in {seconds:.2f} s, best log p {float(lp.max()):.2f}{held}")
     return 0

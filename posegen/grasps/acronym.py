@@ -5,6 +5,7 @@ The layout of the dataset's files (``data/examples/grasps/*.h5`` of NVlabs/acron
 
     grasps/transforms                      (N, 4, 4) float64   gripper base frame in the object's mesh frame
     grasps/qualities/<sim>/object_in_gripper   (N,) int64      1 = the object stayed in the gripper
+    grasps/qualities/posegen/log_prob      (N,) float64        a grasp model's log-density (posegen grasps sample)
     grasps/qualities/<sim>/object_motion_during_{closing,shaking}_{linear,angular}   (N,) float64
     object/file                            str (variable-length UTF-8 scalar)   mesh path, relative to a mesh root
     object/scale                           float64 scalar      mesh units -> metres
@@ -45,8 +46,9 @@ class AcronymGrasps:
 
     Attributes:
         transforms: ``(N, 4, 4)`` float64 tensor, gripper base frame in the mesh frame.
-        success: ``(N,)`` bool tensor, ``object_in_gripper`` of ``sim``.
-        sim: the simulator whose labels ``success`` holds (``"flex"`` for ACRONYM's own files).
+        success: ``(N,)`` bool tensor, ``object_in_gripper`` of ``sim``; None for a file without physics labels
+            (grasps sampled by a model, scored by ``qualities["posegen"]["log_prob"]``).
+        sim: the simulator whose labels ``success`` holds (``"flex"`` for ACRONYM's own files); None without labels.
         qualities: ``{sim: {name: (N,) tensor}}``, every per-grasp array under ``grasps/qualities``.
         object_file: the mesh path as stored (relative to the data set's mesh root).
         object_scale: mesh units -> metres.
@@ -58,8 +60,8 @@ class AcronymGrasps:
     """
 
     transforms: torch.Tensor
-    success: torch.Tensor
-    sim: str
+    success: Optional[torch.Tensor]
+    sim: Optional[str]
     qualities: Dict[str, Dict[str, torch.Tensor]]
     object_file: str
     object_scale: float
@@ -122,7 +124,8 @@ def load_acronym(path, sim: Optional[str] = None) -> AcronymGrasps:
         if "posegen" in f and "provenance" in f["posegen"].attrs:
             prov = json.loads(_str(f["posegen"].attrs["provenance"]))
         return AcronymGrasps(
-            transforms=torch.from_numpy(T), success=qualities[sim]["object_in_gripper"].to(torch.bool), sim=sim,
+            transforms=torch.from_numpy(T), sim=sim,
+            success=None if sim is None else qualities[sim]["object_in_gripper"].to(torch.bool),
             qualities=qualities, object_file=_str(f["object/file"][()]), object_scale=float(f["object/scale"][()]),
             object=obj, gripper_type=_str(f["gripper/type"][()]) if "gripper/type" in f else None,
             gripper_configuration=f["gripper/configuration"][()] if "gripper/configuration" in f else None,
@@ -135,8 +138,8 @@ def _read_qualities(f, p: Path, n: int) -> Dict[str, Dict[str, torch.Tensor]]:
         raise _not_acronym(p, "grasps/qualities holds no simulator group")
     out = {}
     for sim, g in group.items():
-        if not isinstance(g, h5py.Group) or "object_in_gripper" not in g:
-            raise _not_acronym(p, f"grasps/qualities/{sim} has no object_in_gripper")
+        if not isinstance(g, h5py.Group):
+            raise _not_acronym(p, f"grasps/qualities/{sim} is not a group")
         arrays = {}
         for name, d in g.items():
             a = d[()]
@@ -147,16 +150,19 @@ def _read_qualities(f, p: Path, n: int) -> Dict[str, Dict[str, torch.Tensor]]:
     return out
 
 
-def _pick_sim(qualities, sim: Optional[str], p: Path) -> str:
+def _pick_sim(qualities, sim: Optional[str], p: Path) -> Optional[str]:
+    """The group whose ``object_in_gripper`` becomes ``success``; None when no group has labels (scores only,
+    e.g. the ``posegen/log_prob`` of ``posegen grasps sample``)."""
+    labelled = sorted(k for k, g in qualities.items() if "object_in_gripper" in g)
     if sim is not None:
-        if sim not in qualities:
-            raise ValueError(f"grasp file '{p}' has no labels of sim {sim!r}; it has {sorted(qualities)}")
+        if sim not in labelled:
+            raise ValueError(f"grasp file '{p}' has no labels of sim {sim!r}; it has labels of {labelled}")
         return sim
-    if "flex" in qualities:
+    if "flex" in labelled:
         return "flex"
-    if len(qualities) == 1:
-        return next(iter(qualities))
-    raise ValueError(f"grasp file '{p}' has labels of several simulators {sorted(qualities)}; pass sim=")
+    if len(labelled) <= 1:
+        return labelled[0] if labelled else None
+    raise ValueError(f"grasp file '{p}' has labels of several simulators {labelled}; pass sim=")
 
 
 def object_properties(obj, density: float = 150.0, friction: float = 1.0) -> Dict[str, np.ndarray]:
@@ -174,9 +180,23 @@ def object_properties(obj, density: float = 150.0, friction: float = 1.0) -> Dic
     return props
 
 
-def _check_save(transforms, success, object_file, object_scale, qualities, sim):
+def _check_arrays(values, n: int, what: str) -> Dict[str, np.ndarray]:
+    arrays = {}
+    for name, v in (values or {}).items():
+        a = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(f"{what}: names must be non-empty strings without '/', got {name!r}")
+        if a.shape != (n,) or not np.issubdtype(a.dtype, np.number):
+            raise ValueError(f"{what}[{name!r}] must be a numeric array of shape ({n},), got {a.dtype} {a.shape}")
+        arrays[name] = a
+    return arrays
+
+
+def _check_save(transforms, success, object_file, object_scale, qualities, sim, scores):
     T = check_transforms(transforms, "transforms")
-    ok = check_labels(success, len(T), "success")
+    ok = None if success is None else check_labels(success, len(T), "success")
+    if ok is None and qualities:
+        raise ValueError("qualities are the physics test's arrays beside its labels: pass success too")
     if not isinstance(object_file, (str, Path)) or not str(object_file):
         raise ValueError(f"object_file must be a non-empty path string, got {object_file!r}")
     try:
@@ -187,28 +207,32 @@ def _check_save(transforms, success, object_file, object_scale, qualities, sim):
         raise ValueError(f"object_scale must be a finite number > 0, got {object_scale!r}")
     if not isinstance(sim, str) or not sim or "/" in sim:
         raise ValueError(f"sim must be a non-empty name without '/', got {sim!r}")
-    arrays = {}
-    for name, v in (qualities or {}).items():
-        if name == "object_in_gripper":
-            raise ValueError("qualities must not hold object_in_gripper: pass it as success")
-        a = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
-        if a.shape != (len(T),) or not np.issubdtype(a.dtype, np.number):
-            raise ValueError(f"qualities[{name!r}] must be a numeric array of shape ({len(T)},), got "
-                             f"{a.dtype} {a.shape}")
-        arrays[name] = a
-    return T, ok, scale, arrays
+    if "object_in_gripper" in (qualities or {}):
+        raise ValueError("qualities must not hold object_in_gripper: pass it as success")
+    arrays = _check_arrays(qualities, len(T), "qualities")
+    groups = {}
+    for group, values in (scores or {}).items():
+        if not isinstance(group, str) or not group or "/" in group or (ok is not None and group == sim):
+            raise ValueError(f"scores: a group name must be a non-empty string without '/', other than sim "
+                             f"{sim!r}, got {group!r}")
+        if "object_in_gripper" in values:
+            raise ValueError(f"scores[{group!r}] must not hold object_in_gripper (labels go in success)")
+        groups[group] = _check_arrays(values, len(T), f"scores[{group!r}]")
+    return T, ok, scale, arrays, groups
 
 
 def save_acronym(path, transforms, success, *, object_file, object_scale: float = 1.0,
                  qualities: Optional[Mapping[str, object]] = None, sim: str = "mujoco", gripper: str = "panda",
                  gripper_configuration: float = 0.04, object_props: Optional[Mapping[str, object]] = None,
-                 provenance: Optional[dict] = None) -> Path:
+                 provenance: Optional[dict] = None,
+                 scores: Optional[Mapping[str, Mapping[str, object]]] = None) -> Path:
     """Write grasps in ACRONYM's layout (module docstring), atomically; returns the path.
 
     Args:
         path: the ``.h5`` file (replaced if it exists; its folder must exist).
         transforms: ``(N, 4, 4)`` rigid transforms, gripper base frame in the mesh frame.
-        success: ``(N,)`` bools or 0/1: stored as ``grasps/qualities/<sim>/object_in_gripper`` (int64).
+        success: ``(N,)`` bools or 0/1: stored as ``grasps/qualities/<sim>/object_in_gripper`` (int64); None for
+            grasps without physics labels (sampled by a model: their scores go in ``scores``).
         object_file: the mesh path to store (relative to the mesh root readers will use).
         object_scale: mesh units -> metres.
         qualities: further ``(N,)`` per-grasp arrays for ``grasps/qualities/<sim>/`` (e.g. the motions of
@@ -217,10 +241,12 @@ def save_acronym(path, transforms, success, *, object_file, object_scale: float 
         gripper, gripper_configuration: ``gripper/type`` and the opening per finger (m) the grasps start at.
         object_props: ``object/*`` entries (:func:`object_properties`).
         provenance: JSON-serialisable dict stored as ``posegen/@provenance``.
+        scores: further quality groups without labels, ``{group: {name: (N,) array}}`` stored as
+            ``grasps/qualities/<group>/<name>`` (``posegen grasps sample`` writes ``{"posegen": {"log_prob": lp}}``).
 
     Everything is checked before the file is touched: a bad argument raises ValueError and writes nothing.
     """
-    T, ok, scale, arrays = _check_save(transforms, success, object_file, object_scale, qualities, sim)
+    T, ok, scale, arrays, groups = _check_save(transforms, success, object_file, object_scale, qualities, sim, scores)
     try:
         prov = json.dumps(provenance or {}, default=str)
     except (TypeError, ValueError) as e:
@@ -235,10 +261,12 @@ def save_acronym(path, transforms, success, *, object_file, object_scale: float 
         with h5py.File(tmp, "w") as f:
             n = max(len(T), 1)
             f.create_dataset("grasps/transforms", data=T, compression="gzip", chunks=(min(n, 500), 4, 4))
-            q = f.create_group(f"grasps/qualities/{sim}")
-            q.create_dataset("object_in_gripper", data=ok.astype(np.int64), compression="gzip", chunks=(min(n, 1000),))
-            for name, a in arrays.items():
-                q.create_dataset(name, data=a, compression="gzip", chunks=(min(n, 1000),))
+            if ok is not None:
+                groups = {sim: {"object_in_gripper": ok.astype(np.int64), **arrays}, **groups}
+            for group, values in groups.items():
+                q = f.create_group(f"grasps/qualities/{group}")
+                for name, a in values.items():
+                    q.create_dataset(name, data=a, compression="gzip", chunks=(min(n, 1000),))
             f.create_dataset("object/file", data=str(object_file), dtype=text)
             f.create_dataset("object/scale", data=np.float64(scale))
             for k, v in props.items():
