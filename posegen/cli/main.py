@@ -64,7 +64,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, usage errors (already printed)
         return e.code if isinstance(e.code, int) else EXIT_USAGE
-    name = "posegen " + args.command + (f" {args.data_command}" if args.command == "data" else "")
+    action = getattr(args, f"{args.command}_command", None)   # data / ik / grasps have actions
+    name = "posegen " + args.command + (f" {action}" if action else "")
     with warnings.catch_warnings():
         warnings.showwarning = _warning_line
         try:
