@@ -1,0 +1,216 @@
+r"""From grasp candidates to ranked, reachable joint goals with a clear approach, and a plan to the best one.
+
+:func:`reach_grasps` takes grasp poses in the object frame (any generator: :class:`~posegen.samplers.GraspSampler`,
+:func:`~posegen.grasps.sample_antipodal`, an ACRONYM file) with their log-densities, and a
+:class:`~posegen.planning.grasp.GraspWorld`, and runs these stages, counting the survivors of each:
+
+1. **gripper**: the open gripper at the grasp is clear of the object and above the table, tested exactly
+   (boxes against the object's surface points, :func:`posegen.grasps.gripper_collides`);
+2. **reachable**: inverse kinematics of the end-effector target (:func:`~posegen.planning.grasp.ee_targets`):
+   ``n_ik`` refined draws of a learned :class:`~posegen.samplers.IKSampler` when one is given, else damped least
+   squares (:func:`~posegen.robots.ik.solve_ik`) from the ready configuration and ``n_ik - 1`` uniform starts
+   inside the limits; a grasp is reachable when one solution meets ``pos_tol`` / ``rot_tol`` inside the limits;
+3. **collision-free**: one such solution valid for the world's :class:`~posegen.planning.grasp.GraspChecker`
+   (robot vs table and itself, arm vs object);
+4. **approach**: the pre-grasp pose, the grasp moved back by ``pregrasp`` metres along the approach axis, has
+   an IK solution from the grasp's (one refinement from it: the same branch, a short motion) that is valid
+   with the object as an obstacle for every link (``world.checker``); and the straight joint-space motion
+   from the pre-grasp to the grasp is valid for the grasp checker at ``approach_steps`` configurations, with
+   the open gripper exactly clear of the object and the table at each.
+
+Survivors are ranked by log-density, most probable first (draw order where none is given). :func:`plan_grasp`
+plans with OMPL from a start to the best survivor's pre-grasp configuration (the object an obstacle for every
+link) and appends the checked approach.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from ..grasps import get_gripper, gripper_collides
+from ..robots.ik import solve_ik
+from ..robots.spheremodel import ready_configuration
+from .grasp import GraspWorld, approach_offset, ee_targets, grasps_in_base
+from .ompl import PlanResult, plan
+
+__all__ = ["GraspReach", "reach_grasps", "plan_grasp", "GOAL_TOL", "STAGES"]
+
+#: IK tolerances of grasp goals: 0.1 mm and 0.001 rad (within the tests' 1 mm / 0.01 rad by a margin)
+GOAL_TOL = dict(pos_tol=1e-4, rot_tol=1e-3)
+#: the stages of :func:`reach_grasps`, in order (keys of :attr:`GraspReach.counts` after "candidates")
+STAGES = ("gripper", "reachable", "collision_free", "approach")
+
+
+@dataclass
+class GraspReach:
+    """The grasps that survived every stage of :func:`reach_grasps`, most probable first.
+
+    Attributes:
+        index: ``(m,)`` their rows in the candidates given.
+        log_prob: ``(m,)`` their log-densities (NaN where none was given).
+        grasps: ``(m, 4, 4)`` grasp frames in the base frame; pregrasps: ``(m, 4, 4)`` the pre-grasp frames.
+        q_grasp, q_pregrasp: ``(m, dof)`` float64 joint configurations at them.
+        counts: candidates, then the survivors after each of :data:`STAGES`.
+        seconds: wall time of each stage.
+        ik: how IK was solved (a sentence for printing).
+    """
+
+    index: torch.Tensor
+    log_prob: torch.Tensor
+    grasps: torch.Tensor
+    pregrasps: torch.Tensor
+    q_grasp: torch.Tensor
+    q_pregrasp: torch.Tensor
+    counts: Dict[str, int] = field(default_factory=dict)
+    seconds: Dict[str, float] = field(default_factory=dict)
+    ik: str = ""
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+
+def _gripper_free(world: GraspWorld, grasps_obj: torch.Tensor) -> torch.Tensor:
+    """``(n,)`` bool: the open gripper at ``grasps_obj (n, 4, 4)`` (object frame) misses the object and the table."""
+    hit = gripper_collides(grasps_obj.numpy(), get_gripper(world.mount.gripper), world.collider, support=world.support)
+    return torch.from_numpy(~hit)
+
+
+def _ik(world: GraspWorld, targets: torch.Tensor, ik_sampler, n_ik: int, seed: int,
+        max_iters: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    """Solutions ``q (k, n_ik, dof)``, ``ok (k, n_ik)`` (exact, inside the limits) and ``valid (k, n_ik)`` (also
+    valid for the grasp checker) for ``targets (k, 7)`` (xyzw), and a sentence saying how."""
+    robot, checker = world.robot, world.grasp_checker
+    if ik_sampler is not None:
+        out = ik_sampler.sample(targets, n_ik, seed=seed, refine=True, checker=checker, **GOAL_TOL)
+        q = out["joints"].to(torch.float64)
+        ok = out["success"] & checker.within_limits(q)
+        return q, ok, ok & out["collision_free"], f"IKSampler ({n_ik} refined draws per grasp)"
+    g = torch.Generator().manual_seed(int(seed))
+    lim = robot.joint_limits.to(torch.float64)
+    u = torch.rand(targets.shape[0], n_ik - 1, robot.dof, generator=g, dtype=torch.float64)
+    starts = torch.cat([ready_configuration(robot).expand(targets.shape[0], 1, -1),
+                        lim[:, 0] + u * (lim[:, 1] - lim[:, 0])], 1)
+    sol = solve_ik(robot, targets, starts, quat_order="xyzw", max_iters=max_iters, seed=seed, **GOAL_TOL)
+    q = sol.joints.to(torch.float64)
+    ok = sol.success & checker.within_limits(q)
+    valid = ok & checker.collision_free(q.reshape(-1, robot.dof)).view(ok.shape)
+    return q, ok, valid, f"solve_ik from the ready configuration and {n_ik - 1} uniform starts per grasp"
+
+
+def _approach_clear(world: GraspWorld, q_pre: torch.Tensor, q_goal: torch.Tensor, steps: int) -> torch.Tensor:
+    """``(k,)`` bool: the joint-space segments ``q_pre -> q_goal`` (``(k, dof)``) valid for the grasp checker at
+    ``steps`` configurations after ``q_pre``, with the open gripper exactly clear of object and table at each."""
+    k, dof = q_goal.shape
+    t = torch.arange(1, steps + 1, dtype=torch.float64)[:, None, None] / steps
+    q = (q_pre + t * (q_goal - q_pre)).transpose(0, 1)                          # (k, steps, dof)
+    ok = world.grasp_checker.is_valid(q.reshape(-1, dof)).view(k, steps).all(1)
+    T_b_l = world.robot.frames(q.reshape(-1, dof), [world.mount.link])[world.mount.link].double()
+    T_o_g = torch.linalg.inv(world.object_pose) @ T_b_l @ torch.as_tensor(world.mount.link_from_grasp)
+    return ok & _gripper_free(world, T_o_g).view(k, steps).all(1)
+
+
+def _check_candidates(grasps, log_prob) -> Tuple[torch.Tensor, torch.Tensor]:
+    T = torch.as_tensor(grasps, dtype=torch.float64)
+    if T.dim() != 3 or T.shape[1:] != (4, 4) or T.shape[0] == 0 or not bool(torch.isfinite(T).all()):
+        raise ValueError(f"grasps must be finite (n, 4, 4) transforms with n >= 1, got shape {tuple(T.shape)}")
+    if log_prob is None:
+        return T, torch.full((T.shape[0],), float("nan"), dtype=torch.float64)
+    lp = torch.as_tensor(log_prob, dtype=torch.float64).reshape(-1)
+    if lp.shape != (T.shape[0],) or bool(torch.isnan(lp).any()):
+        raise ValueError(f"log_prob must be ({T.shape[0]},) numbers without NaN (one per grasp), got shape "
+                         f"{tuple(lp.shape)}")
+    return T, lp
+
+
+def reach_grasps(world: GraspWorld, grasps, log_prob=None, *, ik_sampler=None, n_ik: int = 8,
+                 pregrasp: float = 0.1, approach_steps: int = 20, max_iters: int = 100,
+                 seed: int = 0) -> GraspReach:
+    """Ranked grasp goals of ``world``'s robot for ``grasps (n, 4, 4)`` (object frame; module docstring).
+
+    Args:
+        log_prob: ``(n,)`` the grasps' log-densities (ranking; default none: draw order).
+        ik_sampler: an :class:`~posegen.samplers.IKSampler` of the robot (else numerical IK from starts).
+        n_ik: IK draws (or starts) per grasp, >= 1 (>= 2 without a sampler: the ready configuration and
+            ``n_ik - 1`` uniform starts).
+        pregrasp: distance (m) the pre-grasp pose backs off along the approach axis, >= 0.
+        approach_steps: configurations checked on the approach (after the pre-grasp one), >= 1.
+        max_iters: damped least-squares iterations of numerical IK and of the pre-grasp refinement.
+        seed: seeds the IK draws or starts.
+    """
+    T_o_g, lp = _check_candidates(grasps, log_prob)
+    for name, v, lo in (("n_ik", n_ik, 1 if ik_sampler is not None else 2), ("approach_steps", approach_steps, 1),
+                        ("max_iters", max_iters, 1)):
+        if isinstance(v, bool) or int(v) != v or v < lo:
+            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    if not (float(pregrasp) >= 0.0 and np.isfinite(pregrasp)):
+        raise ValueError(f"pregrasp must be a finite distance >= 0 (m), got {pregrasp!r}")
+    if ik_sampler is not None and list(ik_sampler.robot.joint_names) != list(world.robot.joint_names):
+        raise ValueError(f"ik_sampler is for {ik_sampler.robot.name}, the world's robot is {world.robot.name}")
+    counts, seconds = {"candidates": int(T_o_g.shape[0])}, {}
+    clock = time.perf_counter()
+
+    def stage(name: str, keep: torch.Tensor) -> None:
+        nonlocal clock
+        counts[name] = int(keep.sum())
+        seconds[name] = time.perf_counter() - clock
+        clock = time.perf_counter()
+
+    idx = torch.arange(T_o_g.shape[0])
+    keep = _gripper_free(world, T_o_g)
+    stage("gripper", keep)
+    idx = idx[keep]
+    T_b_g = grasps_in_base(T_o_g[idx], world.object_pose)
+    q, ok, valid, how = _ik(world, ee_targets(T_b_g, world.robot, world.mount), ik_sampler, int(n_ik), seed,
+                            int(max_iters))
+    stage("reachable", ok.any(1))
+    has = valid.any(1)
+    q_goal = q[torch.arange(len(idx)), valid.to(torch.int8).argmax(1)][has]
+    idx, T_b_g = idx[has], T_b_g[has]
+    stage("collision_free", has)
+    T_pre = approach_offset(T_b_g, pregrasp)
+    q_pre, ok_pre = q_goal.clone(), torch.zeros(len(idx), dtype=torch.bool)
+    if len(idx):
+        sol = solve_ik(world.robot, ee_targets(T_pre, world.robot, world.mount), q_goal, quat_order="xyzw",
+                       max_iters=int(max_iters), seed=seed, **GOAL_TOL)
+        q_pre = sol.joints.to(torch.float64)
+        ok_pre = sol.success & world.checker.is_valid(q_pre)
+        ok_pre &= _approach_clear(world, q_pre, q_goal, int(approach_steps))
+    stage("approach", ok_pre)
+    order = torch.argsort(-lp[idx[ok_pre]], stable=True) if log_prob is not None else torch.arange(int(ok_pre.sum()))
+    sel = ok_pre.nonzero().flatten()[order]
+    return GraspReach(index=idx[sel], log_prob=lp[idx[sel]], grasps=T_b_g[sel], pregrasps=T_pre[sel],
+                      q_grasp=q_goal[sel], q_pregrasp=q_pre[sel], counts=counts, seconds=seconds, ik=how)
+
+
+def plan_grasp(world: GraspWorld, reach: GraspReach, start=None, *, tries: int = 3, planner: str = "RRTConnect",
+               time_limit: float = 10.0, seed: Optional[int] = 0, simplify: bool = True
+               ) -> Tuple[Optional[int], List[PlanResult], Optional[np.ndarray]]:
+    """Plan from ``start`` (``(dof,)``, default the robot's ready configuration) to the pre-grasp configuration of
+    the best grasp of ``reach`` with OMPL (``planner``, ``time_limit`` s, ``seed``; the object an obstacle for every
+    link), then on to the next best, up to ``tries`` grasps, until one is solved.
+
+    Returns:
+        ``(rank, results, path)``: the rank in ``reach`` of the grasp planned to (None if none), every
+        :class:`~posegen.planning.ompl.PlanResult` tried, and the joint path ``(p, dof)`` from ``start`` through
+        the pre-grasp to the grasp configuration (the checked approach appended; None if none).
+    """
+    if isinstance(tries, bool) or int(tries) != tries or tries < 1:
+        raise ValueError(f"tries must be an integer >= 1, got {tries!r}")
+    q0 = ready_configuration(world.robot) if start is None else torch.as_tensor(start, dtype=torch.float64)
+    if q0.shape != (world.robot.dof,):
+        raise ValueError(f"start must have shape ({world.robot.dof},), got {tuple(q0.shape)}")
+    if not bool(world.checker.is_valid(q0)):
+        raise ValueError(f"start {q0.tolist()} is not valid in the grasp world (limits, table, object, self)")
+    results: List[PlanResult] = []
+    for rank in range(min(int(tries), len(reach))):
+        res = plan(world.checker, q0, reach.q_pregrasp[rank], planner=planner, time_limit=time_limit, seed=seed,
+                   simplify=simplify)
+        results.append(res)
+        if res.solved:
+            return rank, results, np.concatenate([res.path, reach.q_grasp[rank].numpy()[None]])
+    return None, results, None
