@@ -122,18 +122,18 @@ def main(argv=None) -> dict:
     reach = reach_grasps(world, T, log_prob, ik_sampler=ik, n_ik=args.n_ik, pregrasp=args.pregrasp, seed=args.seed)
     print(f"IK: {reach.ik}{'' if ik else ' (no pretrained IKSampler is shipped for ' + args.robot + ')'}")
     report(reach, seconds_grasps, grasps.get_gripper(world.mount.gripper).tcp_offset)
-    out = {"counts": reach.counts, "reach": reach, "world": world, "solved": False}
+    out = {"counts": reach.counts, "reach": reach, "world": world, "grasps": T, "log_prob": log_prob,
+           "solved": False}
     if len(reach) == 0:
         print("no grasp survived every stage: nothing to plan to")
         return out
-    rank, results, path = plan_grasp(world, reach, planner="RRTConnect", time_limit=args.time_limit,
-                                     seed=args.seed, simplify=False)
-    for k, res in enumerate(results):
+    planned = plan_grasp(world, reach, planner="RRTConnect", time_limit=args.time_limit, seed=args.seed)
+    for k, res in enumerate(planned.results):
         print(f"plan to goal #{k} (RRT-Connect, from the ready configuration to the pre-grasp): "
               f"{'solved' if res.solved else 'not solved'} in {res.time_s:.2f} s, {res.checks} states checked")
-    if path is not None:
-        print(f"path: {len(path)} waypoints, the last the approach to grasp #{rank}")
-    out.update(solved=path is not None, rank=rank, path=path, plans=results)
+    if planned.solved:
+        print(f"path: {len(planned.path)} waypoints, the last the approach to grasp #{planned.rank}")
+    out.update(solved=planned.solved, rank=planned.rank, path=planned.path, plans=planned.results)
     print(f"total {time.perf_counter() - t0:.1f} s")
     return out
 

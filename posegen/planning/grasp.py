@@ -52,7 +52,7 @@ import torch
 
 from ..grasps import HAND_FROM_GRASP, GraspObject, ObjectCollider, get_gripper
 from ..robots import as_robot
-from ..robots.collision import CollisionChecker, CollisionModel, robot_sphere_table
+from ..robots.collision import CollisionChecker, CollisionModel, ready_configuration, robot_sphere_table
 from ..robots.scene import HalfSpace, MeshObstacle, Scene
 from ..robots.spherefit import fit_link_spheres
 from ..robots.spheres import Capsule, SphereTable
@@ -135,8 +135,7 @@ def ee_from_grasp(robot, mount: GripperMount) -> torch.Tensor:
         raise ValueError(f"mount.link {mount.link!r} and the end effector {robot.ee_link!r} of {robot.name!r} are "
                          f"joined by movable joint(s) {movable}; mount the gripper on a link fixed to the end "
                          f"effector or load the robot with that ee_link")
-    q = robot.joint_limits.mean(-1).to(torch.float64)
-    F = robot.frames(q, [mount.link, robot.ee_link])
+    F = robot.frames(ready_configuration(robot), [mount.link, robot.ee_link])
     T_l_g = torch.as_tensor(mount.link_from_grasp, dtype=torch.float64)
     return torch.linalg.inv(F[robot.ee_link].double()) @ F[mount.link].double() @ T_l_g
 
@@ -187,17 +186,22 @@ def approach_offset(T, distance: float) -> torch.Tensor:
     return _as_transforms(T, "T") @ back
 
 
-@functools.lru_cache(maxsize=8)
 def gripper_spheres(gripper: str = "panda", tolerance: float = 0.005) -> Tuple[torch.Tensor, torch.Tensor, float]:
     """Spheres inside the fully open ``gripper``'s boxes, in the grasp frame: ``centers (S, 3)``, ``radii (S,)``
-    (float64) and the measured surface error (m) of :func:`~posegen.robots.spherefit.fit_link_spheres`."""
-    g = get_gripper(gripper)
+    (float64) and the measured surface error (m) of :func:`~posegen.robots.spherefit.fit_link_spheres`
+    (fitted once per gripper and tolerance, then copied from a cache)."""
+    centers, radii, err = _gripper_spheres(get_gripper(gripper).name, float(tolerance))
+    return centers.clone(), radii.clone(), err
+
+
+@functools.lru_cache(maxsize=8)
+def _gripper_spheres(gripper: str, tolerance: float) -> Tuple[torch.Tensor, torch.Tensor, float]:
+    signs = torch.tensor([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=torch.float64)
     tris = []
-    for b in g.boxes():
-        signs = torch.tensor([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=torch.float64)
+    for b in get_gripper(gripper).boxes():
         corners = torch.as_tensor(b.center) + (signs * torch.as_tensor(b.half)) @ torch.as_tensor(b.R).T
         tris.append(corners[_BOX_FACES])
-    fit = fit_link_spheres(torch.cat(tris), float(tolerance), seed=0)
+    fit = fit_link_spheres(torch.cat(tris), tolerance, seed=0)
     return fit.centers, fit.radii, float(fit.surface_error)
 
 
@@ -310,7 +314,9 @@ class GraspWorld:
 def grasp_world(robot, obj: GraspObject, object_pose=None, *, table_z: float = 0.0, mount=None, spheres=None,
                 margin: float = 0.0, tolerance: float = 0.005) -> GraspWorld:
     """The :class:`GraspWorld` of ``robot`` (a Robot or a built-in name) grasping ``obj`` at ``object_pose``
-    (``T_b_o (4, 4)``; default :func:`place_on_table` at ``(0.5, 0)``) on the table top ``z = table_z``.
+    (``T_b_o (4, 4)``; default :func:`place_on_table` at ``(0.5, 0)``) on the table top ``z = table_z``, a
+    half-space: the robot's base stands on it at 0 (its fixed links are never checked against it), a negative
+    value puts the base on a pedestal above it.
 
     ``margin`` (m) is every checker's clearance; ``tolerance`` the gripper sphere fit's (m)."""
     robot = as_robot(robot, "grasp_world")

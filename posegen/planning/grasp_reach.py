@@ -20,7 +20,7 @@ r"""From grasp candidates to ranked, reachable joint goals with a clear approach
 
 Survivors are ranked by log-density, most probable first (draw order where none is given). :func:`plan_grasp`
 plans with OMPL from a start to the best survivor's pre-grasp configuration (the object an obstacle for every
-link) and appends the checked approach.
+link) and appends the checked approach (:class:`GraspPlan`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from ..robots.spheremodel import ready_configuration
 from .grasp import GraspWorld, approach_offset, ee_targets, grasps_in_base
 from .ompl import PlanResult, plan
 
-__all__ = ["GraspReach", "reach_grasps", "plan_grasp", "GOAL_TOL", "STAGES"]
+__all__ = ["GraspReach", "GraspPlan", "reach_grasps", "plan_grasp", "GOAL_TOL", "STAGES"]
 
 #: IK tolerances of grasp goals: 0.1 mm and 0.001 rad (within the tests' 1 mm / 0.01 rad by a margin)
 GOAL_TOL = dict(pos_tol=1e-4, rot_tol=1e-3)
@@ -82,14 +82,16 @@ def _gripper_free(world: GraspWorld, grasps_obj: torch.Tensor) -> torch.Tensor:
 
 def _ik(world: GraspWorld, targets: torch.Tensor, ik_sampler, n_ik: int, seed: int,
         max_iters: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
-    """Solutions ``q (k, n_ik, dof)``, ``ok (k, n_ik)`` (exact, inside the limits) and ``valid (k, n_ik)`` (also
-    valid for the grasp checker) for ``targets (k, 7)`` (xyzw), and a sentence saying how."""
+    """Solutions ``q (k, n_ik, dof)`` for ``targets (k, 7)`` (xyzw), ``ok (k, n_ik)`` (exact, inside the limits),
+    ``valid (k, n_ik)`` (also valid for the grasp checker; None when not checked yet) and a sentence saying how.
+    The IK sampler checks its solutions itself, to put collision-free ones first among its spare draws."""
     robot, checker = world.robot, world.grasp_checker
     if ik_sampler is not None:
         out = ik_sampler.sample(targets, n_ik, seed=seed, refine=True, checker=checker, **GOAL_TOL)
         q = out["joints"].to(torch.float64)
         ok = out["success"] & checker.within_limits(q)
-        return q, ok, ok & out["collision_free"], f"IKSampler ({n_ik} refined draws per grasp)"
+        return q, ok, ok & out["collision_free"], (f"IKSampler ({n_ik} refined draws per grasp; it checks collisions "
+                                                   f"itself, in the reachable stage's time)")
     g = torch.Generator().manual_seed(int(seed))
     lim = robot.joint_limits.to(torch.float64)
     u = torch.rand(targets.shape[0], n_ik - 1, robot.dof, generator=g, dtype=torch.float64)
@@ -98,8 +100,7 @@ def _ik(world: GraspWorld, targets: torch.Tensor, ik_sampler, n_ik: int, seed: i
     sol = solve_ik(robot, targets, starts, quat_order="xyzw", max_iters=max_iters, seed=seed, **GOAL_TOL)
     q = sol.joints.to(torch.float64)
     ok = sol.success & checker.within_limits(q)
-    valid = ok & checker.collision_free(q.reshape(-1, robot.dof)).view(ok.shape)
-    return q, ok, valid, f"solve_ik from the ready configuration and {n_ik - 1} uniform starts per grasp"
+    return q, ok, None, f"solve_ik from the ready configuration and {n_ik - 1} uniform starts per grasp"
 
 
 def _approach_clear(world: GraspWorld, q_pre: torch.Tensor, q_goal: torch.Tensor, steps: int) -> torch.Tensor:
@@ -168,6 +169,8 @@ def reach_grasps(world: GraspWorld, grasps, log_prob=None, *, ik_sampler=None, n
     q, ok, valid, how = _ik(world, ee_targets(T_b_g, world.robot, world.mount), ik_sampler, int(n_ik), seed,
                             int(max_iters))
     stage("reachable", ok.any(1))
+    if valid is None:
+        valid = ok & world.grasp_checker.collision_free(q.reshape(-1, q.shape[-1])).view(ok.shape)
     has = valid.any(1)
     q_goal = q[torch.arange(len(idx)), valid.to(torch.int8).argmax(1)][has]
     idx, T_b_g = idx[has], T_b_g[has]
@@ -187,17 +190,30 @@ def reach_grasps(world: GraspWorld, grasps, log_prob=None, *, ik_sampler=None, n
                       q_grasp=q_goal[sel], q_pregrasp=q_pre[sel], counts=counts, seconds=seconds, ik=how)
 
 
-def plan_grasp(world: GraspWorld, reach: GraspReach, start=None, *, tries: int = 3, planner: str = "RRTConnect",
-               time_limit: float = 10.0, seed: Optional[int] = 0, simplify: bool = True
-               ) -> Tuple[Optional[int], List[PlanResult], Optional[np.ndarray]]:
-    """Plan from ``start`` (``(dof,)``, default the robot's ready configuration) to the pre-grasp configuration of
-    the best grasp of ``reach`` with OMPL (``planner``, ``time_limit`` s, ``seed``; the object an obstacle for every
-    link), then on to the next best, up to ``tries`` grasps, until one is solved.
+@dataclass
+class GraspPlan:
+    """Outcome of :func:`plan_grasp`: ``rank`` of the grasp planned to in the :class:`GraspReach` (None if no
+    try was solved), ``results`` every :class:`~posegen.planning.ompl.PlanResult` tried, in rank order, and ``path
+    (p, dof)`` float64 from the start through the pre-grasp to the grasp configuration (None if unsolved)."""
 
-    Returns:
-        ``(rank, results, path)``: the rank in ``reach`` of the grasp planned to (None if none), every
-        :class:`~posegen.planning.ompl.PlanResult` tried, and the joint path ``(p, dof)`` from ``start`` through
-        the pre-grasp to the grasp configuration (the checked approach appended; None if none).
+    rank: Optional[int]
+    results: List[PlanResult]
+    path: Optional[np.ndarray]
+
+    @property
+    def solved(self) -> bool:
+        return self.path is not None
+
+
+def plan_grasp(world: GraspWorld, reach: GraspReach, start=None, *, tries: int = 3, planner: str = "RRTConnect",
+               time_limit: float = 10.0, seed: Optional[int] = 0, simplify: bool = False) -> GraspPlan:
+    """Plan from ``start`` (``(dof,)``, default the robot's ready configuration) to the pre-grasp configuration of
+    the best grasp of ``reach`` with OMPL (:func:`~posegen.planning.ompl.plan`: ``planner``, ``time_limit`` s,
+    ``seed``, ``simplify``; the object an obstacle for every link), then to the next best, up to ``tries`` grasps,
+    until one is solved; the checked approach to the grasp configuration ends the path.
+
+    Raises:
+        ValueError: ``tries`` < 1, a ``start`` of the wrong shape or not valid in the world.
     """
     if isinstance(tries, bool) or int(tries) != tries or tries < 1:
         raise ValueError(f"tries must be an integer >= 1, got {tries!r}")
@@ -212,5 +228,5 @@ def plan_grasp(world: GraspWorld, reach: GraspReach, start=None, *, tries: int =
                    simplify=simplify)
         results.append(res)
         if res.solved:
-            return rank, results, np.concatenate([res.path, reach.q_grasp[rank].numpy()[None]])
-    return None, results, None
+            return GraspPlan(rank, results, np.concatenate([res.path, reach.q_grasp[rank].numpy()[None]]))
+    return GraspPlan(None, results, None)
