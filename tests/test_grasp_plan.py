@@ -21,10 +21,12 @@ pytest.importorskip("scipy")
 
 from posegen import grasps, robots  # noqa: E402
 from posegen.planning.grasp import (  # noqa: E402
-    GraspChecker, GripperMount, ee_from_grasp, ee_targets, grasp_world, grasps_in_base, gripper_links,
+    GraspChecker, GripperMount, approach_offset, ee_from_grasp, ee_targets, grasp_world, grasps_in_base,
+    gripper_links,
     gripper_spheres, mounted_sphere_table, place_on_table,
 )
-from posegen.planning.grasp_reach import reach_grasps  # noqa: E402
+from posegen.planning.grasp_reach import approach_clear, reach_grasps  # noqa: E402
+from posegen.robots.ik import solve_ik  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 POS_TOL, ROT_TOL = 1e-3, 1e-2   # the brief's 1 mm / 0.01 rad
@@ -166,6 +168,26 @@ def test_object_check_agrees_with_all_pairs(worlds, mug, name):
     assert 0 < int((~want_arm).sum()) and int((~want_all).sum()) > int((~want_arm).sum())   # both cases occur
     assert torch.equal(w.checker.object_free(q), want_all)
     assert torch.equal(w.grasp_checker.object_free(q), want_arm)
+
+
+def test_approach_check_agrees_with_a_loop_and_catches_a_push_through_the_object(worlds, mug):
+    w, _, _, reach = _world(worlds, mug, "panda")
+    q_goal = reach.q_grasp[:4]
+    deep = approach_offset(reach.grasps[:4], -0.06)          # 6 cm further along the approach: into the mug
+    sol = solve_ik(w.robot, ee_targets(deep, w.robot, w.mount), q_goal, max_iters=100, pos_tol=1e-4, rot_tol=1e-3)
+    assert bool(sol.success.all())
+    q_from = torch.cat([reach.q_pregrasp[:4], q_goal])
+    q_to = torch.cat([q_goal, sol.joints.double()])
+    want = []
+    for a, b in zip(q_from, q_to):          # reference: one segment at a time, every 0.025 rad
+        n = int(torch.ceil((b - a).abs().max() / 0.025))
+        qs = torch.stack([a + (i / n) * (b - a) for i in range(1, n + 1)])
+        F = w.robot.frames(qs, ["panda_hand"])["panda_hand"].double() @ torch.as_tensor(_rot_z(math.pi / 2))
+        T = (torch.linalg.inv(w.object_pose) @ F).numpy()
+        want.append(bool(w.grasp_checker.is_valid(qs).all())
+                    and not grasps.gripper_collides(T, grasps.PANDA, w.collider, support=w.support).any())
+    assert want == [True] * 4 + [False] * 4
+    assert approach_clear(w, q_from, q_to, 0.025).tolist() == want
 
 
 def test_mounted_gripper_spheres_lie_in_the_gripper_boxes():

@@ -15,8 +15,9 @@ r"""From grasp candidates to ranked, reachable joint goals with a clear approach
 4. **approach**: the pre-grasp pose, the grasp moved back by ``pregrasp`` metres along the approach axis, has
    an IK solution from the grasp's (one refinement from it: the same branch, a short motion) that is valid
    with the object as an obstacle for every link (``world.checker``); and the straight joint-space motion
-   from the pre-grasp to the grasp is valid for the grasp checker at ``approach_steps`` configurations, with
-   the open gripper exactly clear of the object and the table at each.
+   from the pre-grasp to the grasp is valid for the grasp checker at configurations at most ``resolution``
+   rad apart (largest joint change, as OMPL's motions in :func:`~posegen.planning.ompl.plan`), with the open
+   gripper exactly clear of the object and the table at each.
 
 Survivors are ranked by log-density, most probable first (draw order where none is given). :func:`plan_grasp`
 plans with OMPL from a start to the best survivor's pre-grasp configuration (the object an obstacle for every
@@ -25,6 +26,7 @@ link) and appends the checked approach (:class:`GraspPlan`).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
@@ -38,7 +40,7 @@ from ..robots.spheremodel import ready_configuration
 from .grasp import GraspWorld, approach_offset, ee_targets, grasps_in_base
 from .ompl import PlanResult, plan
 
-__all__ = ["GraspReach", "GraspPlan", "reach_grasps", "plan_grasp", "GOAL_TOL", "STAGES"]
+__all__ = ["GraspReach", "GraspPlan", "reach_grasps", "approach_clear", "plan_grasp", "GOAL_TOL", "STAGES"]
 
 #: IK tolerances of grasp goals: 0.1 mm and 0.001 rad (within the tests' 1 mm / 0.01 rad by a margin)
 GOAL_TOL = dict(pos_tol=1e-4, rot_tol=1e-3)
@@ -103,16 +105,19 @@ def _ik(world: GraspWorld, targets: torch.Tensor, ik_sampler, n_ik: int, seed: i
     return q, ok, None, f"solve_ik from the ready configuration and {n_ik - 1} uniform starts per grasp"
 
 
-def _approach_clear(world: GraspWorld, q_pre: torch.Tensor, q_goal: torch.Tensor, steps: int) -> torch.Tensor:
+def approach_clear(world: GraspWorld, q_pre: torch.Tensor, q_goal: torch.Tensor, resolution: float) -> torch.Tensor:
     """``(k,)`` bool: the joint-space segments ``q_pre -> q_goal`` (``(k, dof)``) valid for the grasp checker at
-    ``steps`` configurations after ``q_pre``, with the open gripper exactly clear of object and table at each."""
+    configurations at most ``resolution`` apart after ``q_pre`` (each segment its own count), with the open
+    gripper exactly clear of object and table at each."""
     k, dof = q_goal.shape
-    t = torch.arange(1, steps + 1, dtype=torch.float64)[:, None, None] / steps
-    q = (q_pre + t * (q_goal - q_pre)).transpose(0, 1)                          # (k, steps, dof)
-    ok = world.grasp_checker.is_valid(q.reshape(-1, dof)).view(k, steps).all(1)
-    T_b_l = world.robot.frames(q.reshape(-1, dof), [world.mount.link])[world.mount.link].double()
+    steps = ((q_goal - q_pre).abs().amax(-1) / resolution).ceil().clamp_min(1).long()          # (k,)
+    row = torch.repeat_interleave(torch.arange(k), steps)
+    t = (torch.arange(len(row)) - torch.repeat_interleave(steps.cumsum(0) - steps, steps) + 1) / steps[row]
+    q = q_pre[row] + t[:, None].double() * (q_goal - q_pre)[row]                               # (sum steps, dof)
+    T_b_l = world.robot.frames(q, [world.mount.link])[world.mount.link].double()
     T_o_g = torch.linalg.inv(world.object_pose) @ T_b_l @ torch.as_tensor(world.mount.link_from_grasp)
-    return ok & _gripper_free(world, T_o_g).view(k, steps).all(1)
+    bad = ~(world.grasp_checker.is_valid(q) & _gripper_free(world, T_o_g))
+    return torch.bincount(row[bad], minlength=k) == 0
 
 
 def _check_candidates(grasps, log_prob) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -129,7 +134,7 @@ def _check_candidates(grasps, log_prob) -> Tuple[torch.Tensor, torch.Tensor]:
 
 
 def reach_grasps(world: GraspWorld, grasps, log_prob=None, *, ik_sampler=None, n_ik: int = 8,
-                 pregrasp: float = 0.1, approach_steps: int = 20, max_iters: int = 100,
+                 pregrasp: float = 0.1, resolution: float = 0.025, max_iters: int = 100,
                  seed: int = 0) -> GraspReach:
     """Ranked grasp goals of ``world``'s robot for ``grasps (n, 4, 4)`` (object frame; module docstring).
 
@@ -139,17 +144,18 @@ def reach_grasps(world: GraspWorld, grasps, log_prob=None, *, ik_sampler=None, n
         n_ik: IK draws (or starts) per grasp, >= 1 (>= 2 without a sampler: the ready configuration and
             ``n_ik - 1`` uniform starts).
         pregrasp: distance (m) the pre-grasp pose backs off along the approach axis, >= 0.
-        approach_steps: configurations checked on the approach (after the pre-grasp one), >= 1.
+        resolution: largest joint change (rad) between the configurations checked on the approach, > 0.
         max_iters: damped least-squares iterations of numerical IK and of the pre-grasp refinement.
         seed: seeds the IK draws or starts.
     """
     T_o_g, lp = _check_candidates(grasps, log_prob)
-    for name, v, lo in (("n_ik", n_ik, 1 if ik_sampler is not None else 2), ("approach_steps", approach_steps, 1),
-                        ("max_iters", max_iters, 1)):
+    for name, v, lo in (("n_ik", n_ik, 1 if ik_sampler is not None else 2), ("max_iters", max_iters, 1)):
         if isinstance(v, bool) or int(v) != v or v < lo:
             raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    if not (float(pregrasp) >= 0.0 and np.isfinite(pregrasp)):
+    if not (float(pregrasp) >= 0.0 and math.isfinite(pregrasp)):
         raise ValueError(f"pregrasp must be a finite distance >= 0 (m), got {pregrasp!r}")
+    if not (float(resolution) > 0.0 and math.isfinite(resolution)):
+        raise ValueError(f"resolution must be a finite angle > 0 (rad), got {resolution!r}")
     if ik_sampler is not None and list(ik_sampler.robot.joint_names) != list(world.robot.joint_names):
         raise ValueError(f"ik_sampler is for {ik_sampler.robot.name}, the world's robot is {world.robot.name}")
     counts, seconds = {"candidates": int(T_o_g.shape[0])}, {}
@@ -182,7 +188,7 @@ def reach_grasps(world: GraspWorld, grasps, log_prob=None, *, ik_sampler=None, n
                        max_iters=int(max_iters), seed=seed, **GOAL_TOL)
         q_pre = sol.joints.to(torch.float64)
         ok_pre = sol.success & world.checker.is_valid(q_pre)
-        ok_pre &= _approach_clear(world, q_pre, q_goal, int(approach_steps))
+        ok_pre &= approach_clear(world, q_pre, q_goal, float(resolution))
     stage("approach", ok_pre)
     order = torch.argsort(-lp[idx[ok_pre]], stable=True) if log_prob is not None else torch.arange(int(ok_pre.sum()))
     sel = ok_pre.nonzero().flatten()[order]
