@@ -25,7 +25,7 @@ from posegen.planning.grasp import (  # noqa: E402
     gripper_links,
     gripper_spheres, mounted_sphere_table, place_on_table,
 )
-from posegen.planning.grasp_reach import approach_clear, reach_grasps  # noqa: E402
+from posegen.planning.grasp_reach import approach_clear, plan_grasp, reach_grasps  # noqa: E402
 from posegen.robots.ik import solve_ik  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,7 +187,21 @@ def test_approach_check_agrees_with_a_loop_and_catches_a_push_through_the_object
         want.append(bool(w.grasp_checker.is_valid(qs).all())
                     and not grasps.gripper_collides(T, grasps.PANDA, w.collider, support=w.support).any())
     assert want == [True] * 4 + [False] * 4
-    assert approach_clear(w, q_from, q_to, 0.025).tolist() == want
+    assert approach_clear(w, q_from, q_to, 0.025, tolerance=1.0).tolist() == want
+    # straightness: the TCP (panda_hand_tcp of the URDF) against the line between its ends, per segment
+    dev = []
+    for a, b in zip(reach.q_pregrasp[:4], q_goal):
+        n = int(torch.ceil((b - a).abs().max() / 0.025))
+        qs = torch.stack([a + (i / n) * (b - a) for i in range(0, n + 1)])
+        p = w.robot.fk(qs).double()[:, :3, 3].numpy()
+        u = (p[-1] - p[0]) / np.linalg.norm(p[-1] - p[0])
+        d = p - p[0]
+        dev.append(np.linalg.norm(d - np.outer(d @ u, u), axis=-1).max())
+    dev = np.array(dev)
+    assert 0 < dev.max() < 0.01, dev
+    tol = float(np.median(dev))
+    got = approach_clear(w, reach.q_pregrasp[:4], q_goal, 0.025, tolerance=tol)
+    assert got.tolist() == (dev <= tol).tolist()
 
 
 def test_mounted_gripper_spheres_lie_in_the_gripper_boxes():
@@ -221,6 +235,12 @@ def test_bad_inputs_are_refused(worlds, mug):
         reach_grasps(w, T_o_g, lp[:3])
     with pytest.raises(ValueError, match="n_ik"):
         reach_grasps(w, T_o_g, n_ik=1)
+    with pytest.raises(ValueError, match="resolution"):
+        reach_grasps(w, T_o_g, resolution=0.0)
+    with pytest.raises(ValueError, match="approach_tolerance"):
+        reach_grasps(w, T_o_g, approach_tolerance=float("nan"))
+    with pytest.raises(ValueError, match="tries"):
+        plan_grasp(w, worlds["panda"][3], tries=0)
     with pytest.raises(ValueError, match="exclude"):
         GraspChecker(w.robot, w.scene, w.target, model=w.checker.model, exclude=("no_such_link",))
 

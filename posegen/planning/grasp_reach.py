@@ -17,7 +17,8 @@ r"""From grasp candidates to ranked, reachable joint goals with a clear approach
    with the object as an obstacle for every link (``world.checker``); and the straight joint-space motion
    from the pre-grasp to the grasp is valid for the grasp checker at configurations at most ``resolution``
    rad apart (largest joint change, as OMPL's motions in :func:`~posegen.planning.ompl.plan`), with the open
-   gripper exactly clear of the object and the table at each.
+   gripper exactly clear of the object and the table at each, and the TCP within ``approach_tolerance`` of the
+   straight line (:func:`approach_clear`).
 
 Survivors are ranked by log-density, most probable first (draw order where none is given). :func:`plan_grasp`
 plans with OMPL from a start to the best survivor's pre-grasp configuration (the object an obstacle for every
@@ -105,18 +106,33 @@ def _ik(world: GraspWorld, targets: torch.Tensor, ik_sampler, n_ik: int, seed: i
     return q, ok, None, f"solve_ik from the ready configuration and {n_ik - 1} uniform starts per grasp"
 
 
-def approach_clear(world: GraspWorld, q_pre: torch.Tensor, q_goal: torch.Tensor, resolution: float) -> torch.Tensor:
-    """``(k,)`` bool: the joint-space segments ``q_pre -> q_goal`` (``(k, dof)``) valid for the grasp checker at
-    configurations at most ``resolution`` apart after ``q_pre`` (each segment its own count), with the open
-    gripper exactly clear of object and table at each."""
-    k, dof = q_goal.shape
-    steps = ((q_goal - q_pre).abs().amax(-1) / resolution).ceil().clamp_min(1).long()          # (k,)
+def _tcp(world: GraspWorld, q: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Grasp frames ``(B, 4, 4)`` in the object frame and TCP positions ``(B, 3)`` in the base frame for ``q (B, dof)``."""
+    T_b_g = world.robot.frames(q, [world.mount.link])[world.mount.link].double() @ torch.as_tensor(
+        world.mount.link_from_grasp)
+    tcp = T_b_g[:, :3, 3] + get_gripper(world.mount.gripper).tcp_offset * T_b_g[:, :3, 2]
+    return torch.linalg.inv(world.object_pose) @ T_b_g, tcp
+
+
+def approach_clear(world: GraspWorld, q_from: torch.Tensor, q_to: torch.Tensor, resolution: float = 0.025,
+                   tolerance: float = 0.01) -> torch.Tensor:
+    """``(k,)`` bool: whether each straight joint-space approach ``q_from -> q_to`` (``(k, dof)``) is clear.
+
+    At configurations at most ``resolution`` rad apart after ``q_from`` (largest joint change; each segment its
+    own count): valid for the grasp checker, the open gripper exactly clear of the object and the table, and
+    the TCP within ``tolerance`` (m) of the straight line between its two ends (the gripper moves along its
+    approach, not around)."""
+    k, dof = q_to.shape
+    steps = ((q_to - q_from).abs().amax(-1) / resolution).ceil().clamp_min(1).long()          # (k,)
     row = torch.repeat_interleave(torch.arange(k), steps)
     t = (torch.arange(len(row)) - torch.repeat_interleave(steps.cumsum(0) - steps, steps) + 1) / steps[row]
-    q = q_pre[row] + t[:, None].double() * (q_goal - q_pre)[row]                               # (sum steps, dof)
-    T_b_l = world.robot.frames(q, [world.mount.link])[world.mount.link].double()
-    T_o_g = torch.linalg.inv(world.object_pose) @ T_b_l @ torch.as_tensor(world.mount.link_from_grasp)
-    bad = ~(world.grasp_checker.is_valid(q) & _gripper_free(world, T_o_g))
+    q = q_from[row] + t[:, None].double() * (q_to - q_from)[row]                               # (sum steps, dof)
+    T_o_g, tcp = _tcp(world, q)
+    _, ends = _tcp(world, torch.cat([q_from, q_to]))
+    a, ab = ends[:k][row], (ends[k:] - ends[:k])[row]
+    s = ((tcp - a) * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-18)
+    off = (tcp - a - s.clamp(0, 1)[:, None] * ab).norm(dim=-1)
+    bad = ~(world.grasp_checker.is_valid(q) & _gripper_free(world, T_o_g)) | (off > tolerance)
     return torch.bincount(row[bad], minlength=k) == 0
 
 
@@ -134,7 +150,8 @@ def _check_candidates(grasps, log_prob) -> Tuple[torch.Tensor, torch.Tensor]:
 
 
 def reach_grasps(world: GraspWorld, grasps, log_prob=None, *, ik_sampler=None, n_ik: int = 8,
-                 pregrasp: float = 0.1, resolution: float = 0.025, max_iters: int = 100,
+                 pregrasp: float = 0.1, resolution: float = 0.025, approach_tolerance: float = 0.01,
+                 max_iters: int = 100,
                  seed: int = 0) -> GraspReach:
     """Ranked grasp goals of ``world``'s robot for ``grasps (n, 4, 4)`` (object frame; module docstring).
 
@@ -145,6 +162,7 @@ def reach_grasps(world: GraspWorld, grasps, log_prob=None, *, ik_sampler=None, n
             ``n_ik - 1`` uniform starts).
         pregrasp: distance (m) the pre-grasp pose backs off along the approach axis, >= 0.
         resolution: largest joint change (rad) between the configurations checked on the approach, > 0.
+        approach_tolerance: largest distance (m) of the TCP from the straight approach line, > 0.
         max_iters: damped least-squares iterations of numerical IK and of the pre-grasp refinement.
         seed: seeds the IK draws or starts.
     """
@@ -154,8 +172,9 @@ def reach_grasps(world: GraspWorld, grasps, log_prob=None, *, ik_sampler=None, n
             raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
     if not (float(pregrasp) >= 0.0 and math.isfinite(pregrasp)):
         raise ValueError(f"pregrasp must be a finite distance >= 0 (m), got {pregrasp!r}")
-    if not (float(resolution) > 0.0 and math.isfinite(resolution)):
-        raise ValueError(f"resolution must be a finite angle > 0 (rad), got {resolution!r}")
+    for name, v in (("resolution", resolution), ("approach_tolerance", approach_tolerance)):
+        if not (float(v) > 0.0 and math.isfinite(v)):
+            raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
     if ik_sampler is not None and list(ik_sampler.robot.joint_names) != list(world.robot.joint_names):
         raise ValueError(f"ik_sampler is for {ik_sampler.robot.name}, the world's robot is {world.robot.name}")
     counts, seconds = {"candidates": int(T_o_g.shape[0])}, {}
@@ -188,7 +207,7 @@ def reach_grasps(world: GraspWorld, grasps, log_prob=None, *, ik_sampler=None, n
                        max_iters=int(max_iters), seed=seed, **GOAL_TOL)
         q_pre = sol.joints.to(torch.float64)
         ok_pre = sol.success & world.checker.is_valid(q_pre)
-        ok_pre &= approach_clear(world, q_pre, q_goal, float(resolution))
+        ok_pre &= approach_clear(world, q_pre, q_goal, float(resolution), float(approach_tolerance))
     stage("approach", ok_pre)
     order = torch.argsort(-lp[idx[ok_pre]], stable=True) if log_prob is not None else torch.arange(int(ok_pre.sum()))
     sel = ok_pre.nonzero().flatten()[order]
