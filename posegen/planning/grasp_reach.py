@@ -149,10 +149,23 @@ def _check_candidates(grasps, log_prob) -> Tuple[torch.Tensor, torch.Tensor]:
     return T, lp
 
 
+def _check_options(world: GraspWorld, ik_sampler, **v) -> None:
+    """ValueError naming the first bad option of :func:`reach_grasps`."""
+    for name, lo in (("n_ik", 1 if ik_sampler is not None else 2), ("max_iters", 1)):
+        if isinstance(v[name], bool) or int(v[name]) != v[name] or v[name] < lo:
+            raise ValueError(f"{name} must be an integer >= {lo}, got {v[name]!r}")
+    if not (float(v["pregrasp"]) >= 0.0 and math.isfinite(v["pregrasp"])):
+        raise ValueError(f"pregrasp must be a finite distance >= 0 (m), got {v['pregrasp']!r}")
+    for name in ("resolution", "approach_tolerance"):
+        if not (float(v[name]) > 0.0 and math.isfinite(v[name])):
+            raise ValueError(f"{name} must be a finite number > 0, got {v[name]!r}")
+    if ik_sampler is not None and list(ik_sampler.robot.joint_names) != list(world.robot.joint_names):
+        raise ValueError(f"ik_sampler is for {ik_sampler.robot.name}, the world's robot is {world.robot.name}")
+
+
 def reach_grasps(world: GraspWorld, grasps, log_prob=None, *, ik_sampler=None, n_ik: int = 8,
                  pregrasp: float = 0.1, resolution: float = 0.025, approach_tolerance: float = 0.01,
-                 max_iters: int = 100,
-                 seed: int = 0) -> GraspReach:
+                 max_iters: int = 100, seed: int = 0) -> GraspReach:
     """Ranked grasp goals of ``world``'s robot for ``grasps (n, 4, 4)`` (object frame; module docstring).
 
     Args:
@@ -167,16 +180,8 @@ def reach_grasps(world: GraspWorld, grasps, log_prob=None, *, ik_sampler=None, n
         seed: seeds the IK draws or starts.
     """
     T_o_g, lp = _check_candidates(grasps, log_prob)
-    for name, v, lo in (("n_ik", n_ik, 1 if ik_sampler is not None else 2), ("max_iters", max_iters, 1)):
-        if isinstance(v, bool) or int(v) != v or v < lo:
-            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    if not (float(pregrasp) >= 0.0 and math.isfinite(pregrasp)):
-        raise ValueError(f"pregrasp must be a finite distance >= 0 (m), got {pregrasp!r}")
-    for name, v in (("resolution", resolution), ("approach_tolerance", approach_tolerance)):
-        if not (float(v) > 0.0 and math.isfinite(v)):
-            raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
-    if ik_sampler is not None and list(ik_sampler.robot.joint_names) != list(world.robot.joint_names):
-        raise ValueError(f"ik_sampler is for {ik_sampler.robot.name}, the world's robot is {world.robot.name}")
+    _check_options(world, ik_sampler, n_ik=n_ik, max_iters=max_iters, pregrasp=pregrasp, resolution=resolution,
+                   approach_tolerance=approach_tolerance)
     counts, seconds = {"candidates": int(T_o_g.shape[0])}, {}
     clock = time.perf_counter()
 
