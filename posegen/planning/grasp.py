@@ -58,9 +58,9 @@ from ..robots.spherefit import fit_link_spheres
 from ..robots.spheres import Capsule, SphereTable
 from ..rotations import rotmat_to_quat
 
-__all__ = ["GripperMount", "MOUNTS", "gripper_mount", "ee_from_grasp", "place_on_table", "grasps_in_base",
-           "ee_targets", "gripper_spheres", "mounted_sphere_table", "gripper_links", "GraspChecker", "GraspWorld",
-           "grasp_world", "approach_offset"]
+__all__ = ["GripperMount", "MOUNTS", "check_transforms", "gripper_mount", "ee_from_grasp", "place_on_table",
+           "grasps_in_base", "ee_targets", "approach_offset", "gripper_spheres", "mounted_sphere_table",
+           "gripper_links", "GraspChecker", "GraspWorld", "grasp_world"]
 
 
 @dataclass(frozen=True)
@@ -156,25 +156,37 @@ def place_on_table(obj: GraspObject, xy: Sequence[float] = (0.5, 0.0), yaw: floa
     return T
 
 
-def _as_transforms(T, name: str) -> torch.Tensor:
+def check_transforms(T, name: str, atol: float = 1e-4) -> torch.Tensor:
+    """``T`` as a float64 ``(n, 4, 4)`` tensor of rigid transforms (rotation block orthonormal within ``atol``,
+    determinant +1, last row ``0 0 0 1``); ValueError naming ``name``, the shape or the first bad row otherwise."""
     T = torch.as_tensor(T, dtype=torch.float64)
     if T.dim() != 3 or T.shape[1:] != (4, 4) or not bool(torch.isfinite(T).all()):
-        raise ValueError(f"{name} must be finite (n, 4, 4) transforms, got shape {tuple(T.shape)}")
+        raise ValueError(f"{name} must be finite (n, 4, 4) transforms, got shape {tuple(T.shape)}"
+                         + ("" if T.dim() != 3 or T.shape[1:] != (4, 4) else " with NaN or inf entries"))
+    R = T[:, :3, :3]
+    err = (R.transpose(-1, -2) @ R - torch.eye(3, dtype=torch.float64)).abs().amax((-1, -2))
+    last = (T[:, 3] - torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64)).abs().amax(-1)
+    bad = (err > atol) | (torch.det(R) < 0) | (last > atol)
+    if bool(bad.any()):
+        raise ValueError(f"{name}: {int(bad.sum())} of {T.shape[0]} are not rigid transforms (first: row "
+                         f"{int(bad.nonzero()[0])})")
     return T
+
+
 
 
 def grasps_in_base(grasps, object_pose) -> torch.Tensor:
     """``T_b_g = T_b_o T_o_g``: grasp poses ``grasps (n, 4, 4)`` (object frame) in the base frame, ``(n, 4, 4)``."""
-    T_b_o = _as_transforms(torch.as_tensor(object_pose, dtype=torch.float64).reshape(-1, 4, 4), "object_pose")
-    if T_b_o.shape[0] != 1:
-        raise ValueError(f"object_pose must be one (4, 4) transform, got {T_b_o.shape[0]}")
-    return T_b_o @ _as_transforms(grasps, "grasps")
+    T_b_o = torch.as_tensor(object_pose, dtype=torch.float64)
+    if T_b_o.shape != (4, 4):
+        raise ValueError(f"object_pose must be one (4, 4) transform, got shape {tuple(T_b_o.shape)}")
+    return check_transforms(T_b_o[None], "object_pose") @ check_transforms(grasps, "grasps")
 
 
 def ee_targets(grasps_base, robot, mount: GripperMount) -> torch.Tensor:
     """IK targets ``(n, 7)`` (position, quaternion **xyzw**) of ``robot.ee_link`` in the base frame that put the
     grasp frame at ``grasps_base (n, 4, 4)`` (base frame): ``T_b_e = T_b_g T_e_g^-1``."""
-    T = _as_transforms(grasps_base, "grasps_base") @ torch.linalg.inv(ee_from_grasp(robot, mount))
+    T = check_transforms(grasps_base, "grasps_base") @ torch.linalg.inv(ee_from_grasp(robot, mount))
     return torch.cat([T[:, :3, 3], rotmat_to_quat(T[:, :3, :3], "xyzw")], -1)
 
 
@@ -183,7 +195,7 @@ def approach_offset(T, distance: float) -> torch.Tensor:
     ``T Trans(0, 0, -distance)`` (the pre-grasp poses)."""
     back = torch.eye(4, dtype=torch.float64)
     back[2, 3] = -float(distance)
-    return _as_transforms(T, "T") @ back
+    return check_transforms(T, "T") @ back
 
 
 def gripper_spheres(gripper: str = "panda", tolerance: float = 0.005) -> Tuple[torch.Tensor, torch.Tensor, float]:
@@ -321,10 +333,13 @@ def grasp_world(robot, obj: GraspObject, object_pose=None, *, table_z: float = 0
     ``margin`` (m) is every checker's clearance; ``tolerance`` the gripper sphere fit's (m)."""
     robot = as_robot(robot, "grasp_world")
     mount = gripper_mount(robot, mount)
-    T_b_o = place_on_table(obj, table_z=table_z) if object_pose is None else torch.as_tensor(
-        object_pose, dtype=torch.float64)
-    if T_b_o.shape != (4, 4) or not bool(torch.isfinite(T_b_o).all()):
-        raise ValueError(f"object_pose must be a finite (4, 4) transform, got shape {tuple(T_b_o.shape)}")
+    if object_pose is None:
+        T_b_o = place_on_table(obj, table_z=table_z)
+    else:
+        T_b_o = torch.as_tensor(object_pose, dtype=torch.float64)
+        if T_b_o.shape != (4, 4):
+            raise ValueError(f"object_pose must be one (4, 4) transform, got shape {tuple(T_b_o.shape)}")
+        T_b_o = check_transforms(T_b_o[None], "object_pose")[0]
     table = HalfSpace((0.0, 0.0, float(table_z)), (0.0, 0.0, 1.0), name="table")
     target = MeshObstacle(torch.tensor(np.asarray(obj.mesh.triangles), dtype=torch.float64),
                           position=tuple(T_b_o[:3, 3].tolist()),

@@ -11,7 +11,7 @@ r"""From grasp candidates to ranked, reachable joint goals with a clear approach
    squares (:func:`~posegen.robots.ik.solve_ik`) from the ready configuration and ``n_ik - 1`` uniform starts
    inside the limits; a grasp is reachable when one solution meets ``pos_tol`` / ``rot_tol`` inside the limits;
 3. **collision-free**: one such solution valid for the world's :class:`~posegen.planning.grasp.GraspChecker`
-   (robot vs table and itself, arm vs object);
+   (robot vs table and itself, arm vs object); of several, the nearest to ``home`` (shorter motions);
 4. **approach**: the pre-grasp pose, the grasp moved back by ``pregrasp`` metres along the approach axis, has
    an IK solution from the grasp's (one refinement from it: the same branch, a short motion) that is valid
    with the object as an obstacle for every link (``world.checker``); and the straight joint-space motion
@@ -38,7 +38,7 @@ import torch
 from ..grasps import get_gripper, gripper_collides
 from ..robots.ik import solve_ik
 from ..robots.spheremodel import ready_configuration
-from .grasp import GraspWorld, approach_offset, ee_targets, grasps_in_base
+from .grasp import GraspWorld, approach_offset, check_transforms, ee_targets, grasps_in_base
 from .ompl import PlanResult, plan
 
 __all__ = ["GraspReach", "GraspPlan", "reach_grasps", "approach_clear", "plan_grasp", "GOAL_TOL", "STAGES"]
@@ -84,17 +84,14 @@ def _gripper_free(world: GraspWorld, grasps_obj: torch.Tensor) -> torch.Tensor:
 
 
 def _ik(world: GraspWorld, targets: torch.Tensor, ik_sampler, n_ik: int, seed: int,
-        max_iters: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
-    """Solutions ``q (k, n_ik, dof)`` for ``targets (k, 7)`` (xyzw), ``ok (k, n_ik)`` (exact, inside the limits),
-    ``valid (k, n_ik)`` (also valid for the grasp checker; None when not checked yet) and a sentence saying how.
-    The IK sampler checks its solutions itself, to put collision-free ones first among its spare draws."""
+        max_iters: int) -> Tuple[torch.Tensor, torch.Tensor, str]:
+    """Solutions ``q (k, n_ik, dof)`` for ``targets (k, 7)`` (xyzw), ``ok (k, n_ik)`` (exact, inside the limits)
+    and a sentence saying how."""
     robot, checker = world.robot, world.grasp_checker
     if ik_sampler is not None:
-        out = ik_sampler.sample(targets, n_ik, seed=seed, refine=True, checker=checker, **GOAL_TOL)
+        out = ik_sampler.sample(targets, n_ik, seed=seed, refine=True, **GOAL_TOL)
         q = out["joints"].to(torch.float64)
-        ok = out["success"] & checker.within_limits(q)
-        return q, ok, ok & out["collision_free"], (f"IKSampler ({n_ik} refined draws per grasp; it checks collisions "
-                                                   f"itself, in the reachable stage's time)")
+        return q, out["success"] & checker.within_limits(q), f"IKSampler ({n_ik} refined draws per grasp)"
     g = torch.Generator().manual_seed(int(seed))
     lim = robot.joint_limits.to(torch.float64)
     u = torch.rand(targets.shape[0], n_ik - 1, robot.dof, generator=g, dtype=torch.float64)
@@ -102,12 +99,30 @@ def _ik(world: GraspWorld, targets: torch.Tensor, ik_sampler, n_ik: int, seed: i
                         lim[:, 0] + u * (lim[:, 1] - lim[:, 0])], 1)
     sol = solve_ik(robot, targets, starts, quat_order="xyzw", max_iters=max_iters, seed=seed, **GOAL_TOL)
     q = sol.joints.to(torch.float64)
-    ok = sol.success & checker.within_limits(q)
-    return q, ok, None, f"solve_ik from the ready configuration and {n_ik - 1} uniform starts per grasp"
+    return q, sol.success & checker.within_limits(q), (f"solve_ik from the ready configuration and {n_ik - 1} "
+                                                       f"uniform starts per grasp")
+
+
+def _nearest_valid(world: GraspWorld, q: torch.Tensor, ok: torch.Tensor, home: torch.Tensor
+                   ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per grasp, the solution of ``q (k, n, dof)`` nearest ``home`` among those ``ok (k, n)`` and valid for the
+    grasp checker: ``has (k,)`` and ``q_goal (k, dof)`` (rows without one: undefined). Checked nearest first,
+    one batch per rank, so a grasp whose nearest solution is valid costs one check."""
+    k, n, _ = q.shape
+    order = torch.where(ok, (q - home).norm(dim=-1), torch.inf).argsort(1)               # (k, n)
+    has = torch.zeros(k, dtype=torch.bool)
+    pick = torch.zeros(k, dtype=torch.long)
+    for r in range(n):
+        rows = (~has & ok.gather(1, order[:, r:r + 1]).squeeze(1)).nonzero().flatten()
+        if len(rows) == 0:
+            continue
+        good = world.grasp_checker.collision_free(q[rows, order[rows, r]])
+        has[rows[good]], pick[rows[good]] = True, order[rows[good], r]
+    return has, q[torch.arange(k), pick]
 
 
 def _tcp(world: GraspWorld, q: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Grasp frames ``(B, 4, 4)`` in the object frame and TCP positions ``(B, 3)`` in the base frame for ``q (B, dof)``."""
+    """For ``q (B, dof)``: grasp frames ``(B, 4, 4)`` in the object frame, TCP positions ``(B, 3)`` in the base."""
     T_b_g = world.robot.frames(q, [world.mount.link])[world.mount.link].double() @ torch.as_tensor(
         world.mount.link_from_grasp)
     tcp = T_b_g[:, :3, 3] + get_gripper(world.mount.gripper).tcp_offset * T_b_g[:, :3, 2]
@@ -122,7 +137,7 @@ def approach_clear(world: GraspWorld, q_from: torch.Tensor, q_to: torch.Tensor, 
     own count): valid for the grasp checker, the open gripper exactly clear of the object and the table, and
     the TCP within ``tolerance`` (m) of the straight line between its two ends (the gripper moves along its
     approach, not around)."""
-    k, dof = q_to.shape
+    k = q_to.shape[0]
     steps = ((q_to - q_from).abs().amax(-1) / resolution).ceil().clamp_min(1).long()          # (k,)
     row = torch.repeat_interleave(torch.arange(k), steps)
     t = (torch.arange(len(row)) - torch.repeat_interleave(steps.cumsum(0) - steps, steps) + 1) / steps[row]
@@ -137,9 +152,9 @@ def approach_clear(world: GraspWorld, q_from: torch.Tensor, q_to: torch.Tensor, 
 
 
 def _check_candidates(grasps, log_prob) -> Tuple[torch.Tensor, torch.Tensor]:
-    T = torch.as_tensor(grasps, dtype=torch.float64)
-    if T.dim() != 3 or T.shape[1:] != (4, 4) or T.shape[0] == 0 or not bool(torch.isfinite(T).all()):
-        raise ValueError(f"grasps must be finite (n, 4, 4) transforms with n >= 1, got shape {tuple(T.shape)}")
+    T = check_transforms(grasps, "grasps")
+    if T.shape[0] == 0:
+        raise ValueError("grasps must hold at least one (4, 4) transform, got none")
     if log_prob is None:
         return T, torch.full((T.shape[0],), float("nan"), dtype=torch.float64)
     lp = torch.as_tensor(log_prob, dtype=torch.float64).reshape(-1)
@@ -165,7 +180,7 @@ def _check_options(world: GraspWorld, ik_sampler, **v) -> None:
 
 def reach_grasps(world: GraspWorld, grasps, log_prob=None, *, ik_sampler=None, n_ik: int = 8,
                  pregrasp: float = 0.1, resolution: float = 0.025, approach_tolerance: float = 0.01,
-                 max_iters: int = 100, seed: int = 0) -> GraspReach:
+                 max_iters: int = 100, home=None, seed: int = 0) -> GraspReach:
     """Ranked grasp goals of ``world``'s robot for ``grasps (n, 4, 4)`` (object frame; module docstring).
 
     Args:
@@ -177,9 +192,14 @@ def reach_grasps(world: GraspWorld, grasps, log_prob=None, *, ik_sampler=None, n
         resolution: largest joint change (rad) between the configurations checked on the approach, > 0.
         approach_tolerance: largest distance (m) of the TCP from the straight approach line, > 0.
         max_iters: damped least-squares iterations of numerical IK and of the pre-grasp refinement.
+        home: ``(dof,)`` the configuration the motion starts from (default the ready configuration): of a
+            grasp's valid IK solutions the nearest to it (joint-space L2) is its goal.
         seed: seeds the IK draws or starts.
     """
     T_o_g, lp = _check_candidates(grasps, log_prob)
+    home = ready_configuration(world.robot) if home is None else torch.as_tensor(home, dtype=torch.float64)
+    if home.shape != (world.robot.dof,) or not bool(torch.isfinite(home).all()):
+        raise ValueError(f"home must be ({world.robot.dof},) finite joint values, got shape {tuple(home.shape)}")
     _check_options(world, ik_sampler, n_ik=n_ik, max_iters=max_iters, pregrasp=pregrasp, resolution=resolution,
                    approach_tolerance=approach_tolerance)
     counts, seconds = {"candidates": int(T_o_g.shape[0])}, {}
@@ -196,14 +216,11 @@ def reach_grasps(world: GraspWorld, grasps, log_prob=None, *, ik_sampler=None, n
     stage("gripper", keep)
     idx = idx[keep]
     T_b_g = grasps_in_base(T_o_g[idx], world.object_pose)
-    q, ok, valid, how = _ik(world, ee_targets(T_b_g, world.robot, world.mount), ik_sampler, int(n_ik), seed,
-                            int(max_iters))
+    q, ok, how = _ik(world, ee_targets(T_b_g, world.robot, world.mount), ik_sampler, int(n_ik), seed,
+                     int(max_iters))
     stage("reachable", ok.any(1))
-    if valid is None:
-        valid = ok & world.grasp_checker.collision_free(q.reshape(-1, q.shape[-1])).view(ok.shape)
-    has = valid.any(1)
-    q_goal = q[torch.arange(len(idx)), valid.to(torch.int8).argmax(1)][has]
-    idx, T_b_g = idx[has], T_b_g[has]
+    has, q_goal = _nearest_valid(world, q, ok, home)
+    q_goal, idx, T_b_g = q_goal[has], idx[has], T_b_g[has]
     stage("collision_free", has)
     T_pre = approach_offset(T_b_g, pregrasp)
     q_pre, ok_pre = q_goal.clone(), torch.zeros(len(idx), dtype=torch.bool)
