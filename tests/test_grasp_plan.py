@@ -21,8 +21,8 @@ pytest.importorskip("scipy")
 
 from posegen import grasps, robots  # noqa: E402
 from posegen.planning.grasp import (  # noqa: E402
-    GraspChecker, GripperMount, approach_offset, ee_from_grasp, ee_targets, grasp_world, grasps_in_base,
-    gripper_links, gripper_spheres, mounted_sphere_table, place_on_table,
+    GRIPPER_TOLERANCE, GraspChecker, GripperMount, approach_offset, ee_from_grasp, ee_targets, grasp_world,
+    grasps_in_base, gripper_links, gripper_spheres, mounted_sphere_table, place_on_table,
 )
 from posegen.planning.grasp_reach import approach_clear, plan_grasp, reach_grasps  # noqa: E402
 from posegen.robots.ik import solve_ik  # noqa: E402
@@ -206,7 +206,7 @@ def test_approach_check_agrees_with_a_loop_and_catches_a_push_through_the_object
 
 
 def test_mounted_gripper_spheres_lie_in_the_gripper_boxes():
-    centers, radii, err = gripper_spheres("panda")
+    centers, radii, err = gripper_spheres("panda", 0.005)
     rng = np.random.default_rng(0)
     u = rng.normal(size=(64, 3))
     u /= np.linalg.norm(u, axis=-1, keepdims=True)
@@ -215,6 +215,10 @@ def test_mounted_gripper_spheres_lie_in_the_gripper_boxes():
     for b in grasps.PANDA.boxes():   # the union of the open gripper's boxes, grown by 0.5 mm of round-off room
         inside |= (np.abs((pts - b.center) @ b.R) <= b.half + 5e-4).all(-1)
     assert inside.all() and 0 < err < 0.01
+    # the numbers the module docstring states
+    assert (len(radii), round(err, 4)) == (348, 0.0075)
+    _, coarse, err_coarse = gripper_spheres("panda", GRIPPER_TOLERANCE)
+    assert (GRIPPER_TOLERANCE, len(coarse), round(err_coarse, 4)) == (0.01, 70, 0.0133)
     robot = robots.load("iiwa14")
     mount = GripperMount("iiwa_link_ee_kuka", _rot_z(math.pi / 2))
     table = mounted_sphere_table(robot, mount)

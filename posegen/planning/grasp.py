@@ -25,9 +25,13 @@ Built-in mounts (:data:`MOUNTS`; another robot or mounting: ``GripperMount(link,
   but without its -45 degree turn.
 * ``ur5e``: the same hand flush on the tool flange: ``l = tool0``, ``T_l_g = Rz(+90 deg)``.
 
-A hand that the robot's sphere table does not cover gets spheres fitted (inside, 5 mm tolerance,
-:func:`posegen.robots.spherefit.fit_link_spheres`) to the gripper's boxes fully open, fixed to ``l``
-(:func:`mounted_sphere_table`).
+A hand that the robot's sphere table does not cover gets spheres fitted inside the gripper's boxes, fully
+open (:func:`posegen.robots.spherefit.fit_link_spheres`), fixed to ``l`` (:func:`mounted_sphere_table`), at
+:data:`GRIPPER_TOLERANCE` = 1 cm by default: 70 spheres whose measured surface error is 13.3 mm (every box
+surface point within 13.3 mm of a sphere; the checkers grow spheres by a quarter of it, as for the arm's own
+links, so up to about 10 mm of a box's edges and corners can go unseen). At 5 mm the fit has 348 spheres and
+7.5 mm surface error, and self-collision checks of the mounted arm, whose cost grows with the sphere pairs,
+take several times as long. Pass ``tolerance=0.005`` to :func:`grasp_world` for the finer model.
 
 The object and the gripper
 --------------------------
@@ -58,7 +62,7 @@ from ..robots.spherefit import fit_link_spheres
 from ..robots.spheres import Capsule, SphereTable
 from ..rotations import rotmat_to_quat
 
-__all__ = ["GripperMount", "MOUNTS", "check_transforms", "gripper_mount", "ee_from_grasp", "place_on_table",
+__all__ = ["GripperMount", "MOUNTS", "GRIPPER_TOLERANCE", "check_transforms", "gripper_mount", "ee_from_grasp", "place_on_table",
            "grasps_in_base", "ee_targets", "approach_offset", "gripper_spheres", "mounted_sphere_table",
            "gripper_links", "GraspChecker", "GraspWorld", "grasp_world"]
 
@@ -91,6 +95,9 @@ class GripperMount:
             raise ValueError(f"GripperMount link_from_grasp must be a rigid (4, 4) transform, got {T.tolist()}")
         object.__setattr__(self, "link_from_grasp", T)
 
+
+#: sphere-fit tolerance (m) of a mounted gripper (module docstring)
+GRIPPER_TOLERANCE = 0.01
 
 MOUNTS = {
     "panda": GripperMount("panda_hand", HAND_FROM_GRASP, covered=True,
@@ -198,7 +205,7 @@ def approach_offset(T, distance: float) -> torch.Tensor:
     return check_transforms(T, "T") @ back
 
 
-def gripper_spheres(gripper: str = "panda", tolerance: float = 0.005) -> Tuple[torch.Tensor, torch.Tensor, float]:
+def gripper_spheres(gripper: str = "panda", tolerance: float = GRIPPER_TOLERANCE) -> Tuple[torch.Tensor, torch.Tensor, float]:
     """Spheres inside the fully open ``gripper``'s boxes, in the grasp frame: ``centers (S, 3)``, ``radii (S,)``
     (float64) and the measured surface error (m) of :func:`~posegen.robots.spherefit.fit_link_spheres`
     (fitted once per gripper and tolerance, then copied from a cache)."""
@@ -222,7 +229,7 @@ _BOX_FACES = torch.tensor([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5]
                            [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]])
 
 
-def mounted_sphere_table(robot, mount: GripperMount, spheres=None, tolerance: float = 0.005) -> SphereTable:
+def mounted_sphere_table(robot, mount: GripperMount, spheres=None, tolerance: float = GRIPPER_TOLERANCE) -> SphereTable:
     """The robot's sphere table (``spheres``, else its own: :func:`~posegen.robots.collision.robot_sphere_table`)
     with the gripper's fitted spheres (:func:`gripper_spheres`) fixed to ``mount.link``, unless ``mount.covered``."""
     base = robot_sphere_table(robot, spheres)
@@ -324,7 +331,7 @@ class GraspWorld:
 
 
 def grasp_world(robot, obj: GraspObject, object_pose=None, *, table_z: float = 0.0, mount=None, spheres=None,
-                margin: float = 0.0, tolerance: float = 0.005) -> GraspWorld:
+                margin: float = 0.0, tolerance: float = GRIPPER_TOLERANCE) -> GraspWorld:
     """The :class:`GraspWorld` of ``robot`` (a Robot or a built-in name) grasping ``obj`` at ``object_pose``
     (``T_b_o (4, 4)``; default :func:`place_on_table` at ``(0.5, 0)``) on the table top ``z = table_z``, a
     half-space: the robot's base stands on it at 0 (its fixed links are never checked against it), a negative
