@@ -32,7 +32,7 @@ from typing import Optional, Tuple
 import torch
 
 from posegen import grasps
-from posegen.planning.grasp import MOUNTS, grasp_world, place_on_table
+from posegen.planning.grasp import GRIPPER_TOLERANCE, MOUNTS, grasp_world, place_on_table
 from posegen.planning.grasp_reach import STAGES, reach_grasps, plan_grasp
 from posegen.samplers import GraspSampler, IKSampler
 
@@ -48,6 +48,8 @@ def parse_args(argv=None):
     ap.add_argument("--xy", type=float, nargs=2, default=(0.5, 0.0), help="object position on the table (m)")
     ap.add_argument("--yaw", type=float, default=0.0, help="object turn about the vertical (rad)")
     ap.add_argument("--pregrasp", type=float, default=0.1, help="pre-grasp back-off along the approach (m)")
+    ap.add_argument("--gripper-tolerance", type=float, default=GRIPPER_TOLERANCE,
+                    help="sphere fit of a hand mounted on iiwa14 / ur5e (m, default 0.01; 0.005: finer, slower)")
     ap.add_argument("--time-limit", type=float, default=10.0, help="planner seconds per try (default 10)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -108,10 +110,14 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     obj, what = load_object(args)
-    world = grasp_world(args.robot, obj, place_on_table(obj, args.xy, args.yaw))
+    world = grasp_world(args.robot, obj, place_on_table(obj, args.xy, args.yaw), tolerance=args.gripper_tolerance)
     print(f"object: {what}, {'watertight' if obj.is_watertight else 'not watertight'}, at "
           f"{[round(v, 3) for v in world.object_pose[:3, 3].tolist()]} on the table (z = 0)")
     print(f"robot: {args.robot}; gripper: {world.mount.note}")
+    if not world.mount.covered:
+        n = sum(c.link == world.mount.link for c in world.spheres.capsules)
+        print(f"  its collision model: {n} spheres fitted inside its boxes at {args.gripper_tolerance} m, surface "
+              f"error {world.spheres.surface_error[world.mount.link] * 1000:.1f} mm")
     print(f"scene and checkers built in {time.perf_counter() - t0:.2f} s "
           f"({len(world.checker.model.radii)} robot spheres, {len(world.target.radii)} object spheres)")
     t = time.perf_counter()
