@@ -12,7 +12,8 @@ in front of the robot (the table top is the plane the robot stands on, z = 0; th
    Hand flush on the flange, posegen.planning.grasp.MOUNTS), from the shipped IKSampler where there is one,
    else numerical IK from random starts; collision-free against the table and itself, the arm (not the
    fingers) against the object; a pre-grasp 10 cm back along the approach and a checked straight approach;
-3. the goals ranked by grasp log-density, the best printed;
+3. the goals ranked by grasp log-density, the best printed (with ``--physics``, only those whose grasp holds
+   the object in posegen.grasps.evaluate's MuJoCo shake test);
 4. an OMPL plan (RRT-Connect) from the ready configuration to the best pre-grasp, the object an obstacle
    for every link, then the approach.
 
@@ -50,6 +51,9 @@ def parse_args(argv=None):
     ap.add_argument("--pregrasp", type=float, default=0.1, help="pre-grasp back-off along the approach (m)")
     ap.add_argument("--gripper-tolerance", type=float, default=GRIPPER_TOLERANCE,
                     help="sphere fit of a hand mounted on iiwa14 / ur5e (m, default 0.01; 0.005: finer, slower)")
+    ap.add_argument("--physics", action="store_true",
+                    help="keep only goals whose grasp holds the object in the MuJoCo shake test (posegen.grasps."
+                         "evaluate; the object's convex decomposition first: seconds to a minute)")
     ap.add_argument("--time-limit", type=float, default=10.0, help="planner seconds per try (default 10)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -96,7 +100,7 @@ def report(reach, seconds_grasps: float, tcp_offset: float, n_show: int = 5) -> 
     tcp = torch.tensor([0.0, 0.0, tcp_offset, 1.0], dtype=torch.float64)
     print(f"  {'stage':<16}{'survivors':>10}{'seconds':>10}")
     print(f"  {'candidates':<16}{reach.counts['candidates']:>10}{seconds_grasps:>10.2f}")
-    for s in STAGES:
+    for s in [*STAGES, *(k for k in reach.counts if k not in STAGES and k != "candidates")]:
         print(f"  {s:<16}{reach.counts[s]:>10}{reach.seconds[s]:>10.2f}")
     for k in range(min(n_show, len(reach))):
         p = (reach.grasps[k] @ tcp)[:3].tolist()
@@ -127,6 +131,10 @@ def main(argv=None) -> dict:
     ik = ik_sampler(args.robot)
     reach = reach_grasps(world, T, log_prob, ik_sampler=ik, n_ik=args.n_ik, pregrasp=args.pregrasp, seed=args.seed)
     print(f"IK: {reach.ik}{'' if ik else ' (no pretrained IKSampler is shipped for ' + args.robot + ')'}")
+    if args.physics:
+        t = time.perf_counter()
+        held = grasps.evaluate(obj, T[reach.index], world.mount.gripper, progress=False)
+        reach = reach.select(held, "physics", time.perf_counter() - t)
     report(reach, seconds_grasps, grasps.get_gripper(world.mount.gripper).tcp_offset)
     out = {"counts": reach.counts, "reach": reach, "world": world, "grasps": T, "log_prob": log_prob,
            "solved": False}

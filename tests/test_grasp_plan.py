@@ -227,6 +227,17 @@ def test_mounted_gripper_spheres_lie_in_the_gripper_boxes():
     assert bool(checker.is_valid(robots.ready_configuration(robot)))   # the hand does not touch the wrist there
 
 
+def test_no_surviving_grasp_is_an_empty_result_not_an_error(worlds, mug):
+    w, _, _, _ = _world(worlds, mug, "panda")
+    inside = torch.eye(4, dtype=torch.float64).repeat(3, 1, 1)
+    inside[:, 2, 3] = -0.1034 + 0.03        # the TCP in the middle of the mug: the palm and fingers cut it
+    reach = reach_grasps(w, inside, torch.zeros(3), n_ik=2)
+    assert len(reach) == 0 and reach.counts == {"candidates": 3, "gripper": 0, "reachable": 0, "collision_free": 0,
+                                                "approach": 0}
+    planned = plan_grasp(w, reach)
+    assert not planned.solved and planned.rank is None and planned.results == []
+
+
 def test_bad_inputs_are_refused(worlds, mug):
     w, T_o_g, lp, _ = _world(worlds, mug, "panda")
     with pytest.raises(ValueError, match="rigid"):
@@ -255,6 +266,12 @@ def test_bad_inputs_are_refused(worlds, mug):
         reach_grasps(w, T_o_g, approach_tolerance=float("nan"))
     with pytest.raises(ValueError, match="tries"):
         plan_grasp(w, worlds["panda"][3], tries=0)
+    reach = worlds["panda"][3]
+    with pytest.raises(ValueError, match="keep must be"):
+        reach.select(torch.ones(len(reach) + 1, dtype=torch.bool), "physics")
+    kept = reach.select(torch.arange(len(reach)) % 2 == 0, "physics", 1.5)
+    assert kept.counts["physics"] == len(kept) == (len(reach) + 1) // 2
+    torch.testing.assert_close(kept.q_grasp, reach.q_grasp[::2])
     with pytest.raises(ValueError, match="exclude"):
         GraspChecker(w.robot, w.scene, w.target, model=w.checker.model, exclude=("no_such_link",))
 
@@ -268,12 +285,15 @@ def _example():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("robot", ["panda", "iiwa14"])
-def test_example_runs_end_to_end(robot, capsys):
+@pytest.mark.parametrize("robot, extra", [("panda", ["--physics"]), ("iiwa14", [])])
+def test_example_runs_end_to_end(robot, extra, capsys):
     pytest.importorskip("ompl")
-    out = _example().main(["--robot", robot, "--grasps", "24", "--n-ik", "4", "--time-limit", "20"])
+    out = _example().main(["--robot", robot, "--grasps", "24", "--n-ik", "4", "--time-limit", "20", *extra])
     text = capsys.readouterr().out
     assert out["solved"], text
+    if extra:   # the physics stage ran on the goals and is reported
+        c = out["counts"]
+        assert "physics" in text and 0 < out["reach"].counts["physics"] <= c["approach"], text
     path, w = torch.as_tensor(out["path"]), out["world"]
     assert bool(w.checker.is_valid(torch.as_tensor(out["path"][:-1])).all())       # the planned part
     torch.testing.assert_close(path[-1], out["reach"].q_grasp[out["rank"]])

@@ -76,6 +76,17 @@ class GraspReach:
     def __len__(self) -> int:
         return int(self.index.shape[0])
 
+    def select(self, keep, stage: str, seconds: float = 0.0) -> "GraspReach":
+        """The rows where ``keep (m,)`` (bool) is True, in the same order, with ``stage`` counted (a filter applied
+        after :func:`reach_grasps`, e.g. a physics test of the grasps)."""
+        keep = torch.as_tensor(keep, dtype=torch.bool)
+        if keep.shape != (len(self),):
+            raise ValueError(f"keep must be ({len(self)},) bool, one per grasp, got shape {tuple(keep.shape)}")
+        return GraspReach(index=self.index[keep], log_prob=self.log_prob[keep], grasps=self.grasps[keep],
+                          pregrasps=self.pregrasps[keep], q_grasp=self.q_grasp[keep], q_pregrasp=self.q_pregrasp[keep],
+                          counts={**self.counts, stage: int(keep.sum())},
+                          seconds={**self.seconds, stage: float(seconds)}, ik=self.ik)
+
 
 def _gripper_free(world: GraspWorld, grasps_obj: torch.Tensor) -> torch.Tensor:
     """``(n,)`` bool: the open gripper at ``grasps_obj (n, 4, 4)`` (object frame) misses the object and the table."""
@@ -88,6 +99,9 @@ def _ik(world: GraspWorld, targets: torch.Tensor, ik_sampler, n_ik: int, seed: i
     """Solutions ``q (k, n_ik, dof)`` for ``targets (k, 7)`` (xyzw), ``ok (k, n_ik)`` (exact, inside the limits)
     and a sentence saying how."""
     robot, checker = world.robot, world.grasp_checker
+    if targets.shape[0] == 0:
+        return (torch.zeros(0, n_ik, robot.dof, dtype=torch.float64), torch.zeros(0, n_ik, dtype=torch.bool),
+                "none solved (no grasp left)")
     if ik_sampler is not None:
         out = ik_sampler.sample(targets, n_ik, seed=seed, refine=True, **GOAL_TOL)
         q = out["joints"].to(torch.float64)
