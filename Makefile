@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.posegen-installed
 OUT    ?= runs/default
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-all bench-quick clean
+.PHONY: install demo test test-all bench-quick grasp-plan clean
 
 # The extras: test tools, plots, robots (pytorch-kinematics, MuJoCo, trimesh), planning (OMPL's wheel, a few
 # seconds) and grasps (CoACD, manifold3d, rtree), so that `make test` runs the planning and grasp tests too.
@@ -46,6 +46,11 @@ test-all: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py --quick
+
+# Grasp -> reach -> plan (examples/grasp_and_plan.py): ROBOT=panda|iiwa14|ur5e, OBJECT=mesh file (default a mug).
+ROBOT  ?= panda
+grasp-plan: $(STAMP)
+	$(BIN)/python examples/grasp_and_plan.py --robot $(ROBOT) $(if $(OBJECT),--object $(OBJECT))
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
