@@ -257,6 +257,12 @@ def test_plan_with_several_goals_and_refusals():
         plan(ch, start, goal, planner="Dijkstra")
     with pytest.raises(ValueError, match="uniform_fraction"):
         PosegenSamplerAllocator(source="uniform", uniform_fraction=1.5)
+    for bad in (-1.0, float("nan"), "yes"):
+        with pytest.raises(ValueError, match="simplify must be"):
+            plan(ch, start, goal, planner="RRTConnect", simplify=bad)
+    short = plan(ch, start, goal, planner="RRTConnect", time_limit=20.0, seed=0, simplify=0.2)
+    assert short.solved and np.abs(short.path[-1] - goal.numpy()).max() < 1e-9
+    assert np.abs(short.path[0] - np.asarray(start)).max() < 1e-9
 
 
 def test_ur5e_query_through_the_same_api():

@@ -1,7 +1,11 @@
 """Planning: scenes of boxes and balls, any robot's collision checker (torch) and the OMPL integration.
 
 ``posegen.planning.scene`` builds scenes; ``posegen.planning.goals`` turns grasp poses into goal configurations
-(IK, collision-free; no OMPL needed); the collision checker is
+(IK, collision-free; no OMPL needed); ``posegen.planning.grasp`` places an object on the table in front of a
+robot with a gripper mounted on its flange (:func:`grasp_world`, :class:`GripperMount`, :data:`MOUNTS`) and
+``posegen.planning.grasp_reach`` turns grasps of the object into ranked, reachable, collision-free goals with a
+clear approach (:func:`reach_grasps`) and plans to the best one (:func:`plan_grasp`,
+``examples/grasp_and_plan.py``); the collision checker is
 :class:`posegen.robots.collision.CollisionChecker` (re-exported here; built from the robot's description and
 its shipped collision table). ``posegen.planning.ompl`` needs the OMPL Python bindings
 (``pip install posegen[planning]``); its names are importable from here without them and raise a clear
@@ -10,6 +14,8 @@ Panda).
 """
 
 from .goals import GraspGoals, goals_from_poses, grasp_goal_configs
+from .grasp import MOUNTS, GripperMount, grasp_world
+from .grasp_reach import plan_grasp, reach_grasps
 from .ompl import (
                    PLANNERS,
                    VALID_SAMPLER_PLANNERS,
@@ -27,5 +33,6 @@ from .scene import BINS, Ball, Box, CollisionChecker, PandaCollisionChecker, bin
 __all__ = [
     "Box", "Ball", "CollisionChecker", "PandaCollisionChecker", "table", "bin_walls", "BINS", "tabletop_scene",
     "require_ompl", "joint_space", "panda_space", "SampleBuffer", "PosegenSamplerAllocator", "goal_states",
-    "GraspGoals", "grasp_goal_configs", "goals_from_poses", "PlanResult", "plan", "PLANNERS", "VALID_SAMPLER_PLANNERS",
+    "GraspGoals", "grasp_goal_configs", "goals_from_poses", "GripperMount", "MOUNTS", "grasp_world", "reach_grasps",
+    "plan_grasp", "PlanResult", "plan", "PLANNERS", "VALID_SAMPLER_PLANNERS",
 ]

@@ -41,6 +41,7 @@ interpolated configurations at once).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
@@ -406,9 +407,13 @@ class PlanResult:
     sampler_stats: Dict[str, Any] = field(default_factory=dict)
 
 
+#: the default time cap of ``plan(simplify=True)`` (seconds)
+SIMPLIFY_SECONDS = 1.0
+
+
 def plan(checker: CollisionChecker, start, goal, *, planner: str = "PRM",
          sampler: Optional[PosegenSamplerAllocator] = None, time_limit: float = 5.0, seed: Optional[int] = None,
-         resolution: float = 0.05, simplify: bool = False, joint_limits=None) -> PlanResult:
+         resolution: float = 0.05, simplify=False, joint_limits=None) -> PlanResult:
     """Plan a collision-free joint-space path for the checker's robot with OMPL.
 
     Args:
@@ -424,7 +429,9 @@ def plan(checker: CollisionChecker, start, goal, *, planner: str = "PRM",
             fixed, but PRM looks for a solution in a second thread, so when it stops (and its time and
             roadmap size) still varies from run to run.
         resolution: largest joint change (rad) between checked configurations of a motion.
-        simplify: shortcut and smooth the path (OMPL's simplifier) after solving.
+        simplify: shortcut and smooth the path (OMPL's simplifier) after solving: ``True`` for at most
+            :data:`SIMPLIFY_SECONDS`, or a number of seconds (every check is a Python call, so an uncapped
+            simplification of one Panda path took 9 s).
         joint_limits: ``(dof, 2)`` bounds of the space (default the checker's joint limits).
     """
     ob, og, ou = require_ompl()
@@ -438,6 +445,9 @@ def plan(checker: CollisionChecker, start, goal, *, planner: str = "PRM",
         raise TypeError(f"sampler must be a PosegenSamplerAllocator or None, got {type(sampler).__name__}")
     if not (time_limit > 0):
         raise ValueError(f"time_limit must be > 0 seconds, got {time_limit!r}")
+    if not (simplify is None or isinstance(simplify, bool)
+            or (isinstance(simplify, (int, float)) and math.isfinite(simplify) and simplify > 0)):
+        raise ValueError(f"simplify must be True, False or a number of seconds > 0, got {simplify!r}")
     if seed is not None:
         _quiet_set_seed(ou, seed)
     lim = _limits(checker.joint_limits.cpu() if joint_limits is None else joint_limits)
@@ -479,8 +489,8 @@ def plan(checker: CollisionChecker, start, goal, *, planner: str = "PRM",
     solved = bool(ss.haveExactSolutionPath())
     path = None
     if solved:
-        if simplify:
-            ss.simplifySolution()
+        if simplify is not False and simplify is not None:
+            ss.simplifySolution(SIMPLIFY_SECONDS if simplify is True else float(simplify))
         p = ss.getSolutionPath()
         path = np.stack([_read(s, n) for s in p.getStates()])
     label = "OMPL uniform" if sampler is None else sampler.name
