@@ -289,7 +289,7 @@ def test_sample_refuses_bad_input_and_writes_nothing(case, data, model, bad_inpu
     before = sorted(p.name for p in bad_inputs.iterdir())
     assert _sample(*argv, *([] if "--out" in argv else ["--out", str(bad_inputs / "x.h5")])) == code
     err = capsys.readouterr().err
-    assert err.startswith("posegen grasps: error:") and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("posegen grasps sample: error:") and len(err.strip().splitlines()) == 1, err
     assert re.search(message, err), err
     assert sorted(p.name for p in bad_inputs.iterdir()) == before, "nothing written"
 
@@ -387,7 +387,7 @@ def test_train_refuses_bad_input_and_writes_nothing(case, data, sampled, bad_fil
     out = [] if "--out" in argv else ["--out", str(bad_files / "m.pt")]
     assert _train("--steps", "5", *argv, *out) == code                # a later --steps replaces the first
     err = capsys.readouterr().err
-    assert err.startswith("posegen grasps: error:") and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("posegen grasps train: error:") and len(err.strip().splitlines()) == 1, err
     assert re.search(message, err), err
     assert sorted(p.name for p in bad_files.iterdir()) == before, "nothing written"
 
