@@ -75,6 +75,18 @@ def cmd_export(args) -> None:
           f"{ck['elapsed_s'] / 3600:.2f} h of training", flush=True)
 
 
+def _temperatures(ik, targets, per_target: int, temperatures: str) -> list:
+    """Raw errors and spread of the draws at each temperature (a narrower base trades spread for accuracy)."""
+    rows = []
+    for temp in [float(t) for t in temperatures.split(",") if t]:
+        raw = ik.sample(targets, per_target, seed=0, temperature=temp)["joints"].double()
+        pe, re = ik.errors(raw, targets)
+        rows.append({"temperature": temp, "position_mm_mean": float(pe.mean()) * 1e3,
+                     "position_mm_median": float(pe.median()) * 1e3, "rotation_deg_mean": float(re.mean().rad2deg()),
+                     "mean_pairwise_joint_distance": float(torch.cdist(raw, raw).mean())})
+    return rows
+
+
 def cmd_eval(args) -> None:
     """Raw and refined accuracy of the shipped weights on ``--targets`` held-out poses x ``--per-target``."""
     import json
@@ -105,6 +117,7 @@ def cmd_eval(args) -> None:
            "refined_exact_1mm_0.01rad": float(ok.float().mean()), "refined_inside_limits": float(inside),
            "cpu_s_per_1000_raw": 1000 * raw_cpu / raw[..., 0].numel(),
            "cpu_s_per_1000_exact": 1000 * ref_cpu / max(int(ok.sum()), 1),
+           "raw_by_temperature": _temperatures(ik, targets, args.per_target, args.temperatures),
            "machine": "this project's shared 2-core CPU, one thread", "when": time.strftime("%Y-%m-%d %H:%M")}
     out = Path(args.out or ROOT / "benchmarks" / "results" / "full" / f"ik_pretrained_{args.robot}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -133,6 +146,7 @@ def main(argv=None) -> None:
     v.add_argument("--targets", type=int, default=200)
     v.add_argument("--per-target", type=int, default=50)
     v.add_argument("--target-seed", type=int, default=10_000)
+    v.add_argument("--temperatures", default="1,0.8,0.6,0.4", help="raw draws also at these temperatures")
     v.add_argument("--out", default=None)
     args = p.parse_args(argv)
     {"train": cmd_train, "export": cmd_export, "eval": cmd_eval}[args.cmd](args)
