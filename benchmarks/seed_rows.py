@@ -32,6 +32,8 @@ import hashlib
 import json
 import math
 import os
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -218,10 +220,12 @@ def check_resumed(done: Dict[tuple, Dict[str, Any]]) -> None:
 def run_processes(jobs: List[Dict[str, Any]], workers: int, on_row, on_failure, poll_s: float = 2.0) -> None:
     """Each job in its own child process (``one`` action), at most ``workers`` at once; ``on_row(job, row)`` as
     each finishes, ``on_failure(job, returncode)`` when one dies. Children still running when this is
-    interrupted are terminated (by their process ids)."""
+    interrupted (Ctrl-C, SIGTERM) are terminated, by their process ids."""
     pending, running = list(jobs), {}
     scratch = Path(tempfile.mkdtemp(prefix="seed_rows_"))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         while pending or running:
             while pending and len(running) < workers:
@@ -239,10 +243,16 @@ def run_processes(jobs: List[Dict[str, Any]], workers: int, on_row, on_failure, 
                 else:
                     on_failure(job, proc.returncode)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         for proc in running:
             proc.terminate()
         for proc in running:
             proc.wait()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)   # unwinds through run_processes' cleanup
 
 
 def run(args) -> int:
@@ -304,49 +314,60 @@ def summary(rows: List[Dict[str, Any]]) -> Dict[tuple, Dict[str, Any]]:
 def markdown_section(d: Dict[str, Any], path: str) -> str:
     """The seeds' rows of a ``seed_rows.json``: mean ± std over seeds per objective and set beside the papers'
     figures, then one line per run (steps, CPU minutes, solver check, normalisation)."""
-    rows, s = d.get("results", []), summary(d.get("results", []))
+    rows = d.get("results", [])
     a = d.get("args", {})
-    budget = f"{a['minutes']:g} CPU minutes (--minutes)" if a.get("minutes") is not None else "the config's `train.max_minutes` of CPU time"
+    budget = (f"{a['minutes']:g} CPU minutes (--minutes)" if a.get("minutes") is not None
+              else "the config's `train.max_minutes` of CPU time")
     out = ["## The seeds' own rows: CNFM and Moser Flow on the earth sets (issue 24, item 3)", "",
            provenance(d, path), "",
-           f"Machine: {d.get('machine_note', MACHINE_NOTE)}. Each run: `configs/earth_<set>_<objective>.yaml`, split and "
-           f"training seed k (random 80/10/10), {budget} of training per run (validation off the clock), the best "
-           "validated EMA model; test NLL with the config's eval solver. Mean ± std over the seeds of the per-seed "
-           "mean test NLL; lower is better.", ""]
-    body = []
-    for o in OBJECTIVES:
-        body.append([f"posegen {o.upper() if o == 'cnfm' else 'Moser'}"]
-                    + [_mean_std(s[(o, x)]["nll"]) if (o, x) in s else "—" for x in SETS])
-        body.append([f"{PAPERS[o]} (published)"] + [f"{GOALS[o][x]:.2f}" for x in SETS])
-        body.append(["reached?"] + [("yes" if s[(o, x)]["reached"] else "no") + f" ({s[(o, x)]['mean']:.2f} vs "
-                                    f"{GOALS[o][x]:.2f})" if (o, x) in s else "not run" for x in SETS])
-        body.append(["steps; CPU min (mean)"] + [f"{s[(o, x)]['steps']:.0f}; {s[(o, x)]['cpu_min']:.1f}"
-                                                 if (o, x) in s else "—" for x in SETS])
-    out.append(table(["", *SETS], body))
-    out += ["", "Per run:", ""]
-    runs = []
-    for r in sorted(rows, key=lambda r: (OBJECTIVES.index(r["objective"]), SETS.index(r["set"]), r["seed"])):
-        t, chk, mc = r["test"], r.get("solver_check") or {}, r.get("normalisation") or {}
-        ladder = chk.get("rk4_ladder")
-        check = (f"{ladder[0]['mean_nll_minus_dopri5']:+.1e} ({chk['n']} pts)" if ladder else
-                 "closed form" if "skipped" in chk else "—")
-        norm = mc.get("defensive")
-        path_cell = ""
-        if r.get("cnfm_path"):
-            p = r["cnfm_path"]
-            path_cell = f"σ_min {p['sigma_min'][0]:.4f}, {p['times']}; KDE val {p['endpoint_kde_nll_val']:.2f}"
-        runs.append([r["objective"], r["set"], str(r["seed"]), f"{t['nll']:.3f} ± {t['sem'] or 0:.3f}",
-                     "closed form" if r["objective"] == "moser" else f"{t['solver']['method']}-{t['solver'].get('steps')}",
-                     str(r["steps_done"]),
-                     f"{r['train_cpu_s'] / 60:.1f}", check,
-                     f"{norm['estimate']:.2f} ± {norm['sem']:.2f}" if norm else "—", path_cell,
-                     str(r.get("commit") or "?")[:10] + (" (dirty)" if r.get("dirty") else "")])
+           f"Machine: {d.get('machine_note', MACHINE_NOTE)}. Each run: `configs/earth_<set>_<objective>.yaml`, "
+           f"split and training seed k (random 80/10/10), {budget} of training per run (validation off the "
+           "clock), the best validated EMA model; test NLL with the config's eval solver. Mean ± std over the "
+           "seeds of the per-seed mean test NLL; lower is better.", "",
+           table(["", *SETS], _summary_rows(summary(rows))), "", "Per run:", ""]
+    ordered = sorted(rows, key=lambda r: (OBJECTIVES.index(r["objective"]), SETS.index(r["set"]), r["seed"]))
     out.append(table(["objective", "set", "seed", "test NLL ± SEM", "solver", "steps", "train CPU min",
-                      "NLL(rk4) − NLL(dopri5)", "normalisation (MC)", "CNFM path", "commit"], runs))
+                      "NLL(rk4) − NLL(dopri5)", "normalisation (MC, defensive)", "CNFM path", "commit"],
+                     [_run_cells(r) for r in ordered]))
     if d.get("failed"):
         out += ["", "Failed runs (rerun with --resume): " + ", ".join(
             f"{f['set']} {f['objective']} seed {f['seed']} (exit {f['returncode']})" for f in d["failed"])]
     return "\n".join(out)
+
+
+def _summary_rows(s: Dict[tuple, Dict[str, Any]]) -> List[List[str]]:
+    """Four table rows per objective: posegen's mean ± std, the paper's figure, reached or not, steps and CPU."""
+    body = []
+    for o in OBJECTIVES:
+        cells = {x: s.get((o, x)) for x in SETS}
+        body.append([f"posegen {'CNFM' if o == 'cnfm' else 'Moser'}"]
+                    + [_mean_std(c["nll"]) if c else "—" for c in cells.values()])
+        body.append([f"{PAPERS[o]} (published)"] + [f"{GOALS[o][x]:.2f}" for x in SETS])
+        body.append(["reached?"] + [f"{'yes' if c['reached'] else 'no'} ({c['mean']:.2f} vs {c['goal']:.2f})"
+                                    if c else "not run" for c in cells.values()])
+        body.append(["steps; train CPU min (mean)"] + [f"{c['steps']:.0f}; {c['cpu_min']:.1f}" if c else "—"
+                                                       for c in cells.values()])
+    return body
+
+
+def _run_cells(r: Dict[str, Any]) -> List[str]:
+    """One run's line of the per-run table."""
+    t, chk, mc = r["test"], r.get("solver_check") or {}, r.get("normalisation") or {}
+    ladder = chk.get("rk4_ladder")
+    check = (f"{ladder[0]['mean_nll_minus_dopri5']:+.1e} ({chk['n']} pts)" if ladder
+             else "closed form" if "skipped" in chk else "—")
+    norm = mc.get("defensive")
+    path_cell = ""
+    if r.get("cnfm_path"):
+        p = r["cnfm_path"]
+        kde = p.get("endpoint_kde_nll_val")
+        path_cell = f"σ_min {p['sigma_min'][0]:.4f}, {p['times']} times" + (f"; KDE val {kde:.2f}" if kde is not None
+                                                                            else "")
+    solver = "closed form" if r["objective"] == "moser" else f"{t['solver']['method']}-{t['solver'].get('steps')}"
+    return [r["objective"], r["set"], str(r["seed"]), f"{t['nll']:.3f} ± {t['sem'] or 0:.3f}", solver,
+            str(r["steps_done"]), f"{r['train_cpu_s'] / 60:.1f}", check,
+            f"{norm['estimate']:.2f} ± {norm['sem']:.2f}" if norm else "—", path_cell,
+            str(r.get("commit") or "?")[:10] + (" (dirty)" if r.get("dirty") else "")]
 
 
 # ---------------------------------------------------------------------------------------------- CLI

@@ -116,3 +116,13 @@ def test_a_tiny_run_writes_finite_rows_and_resume_keeps_them(tmp_path):
     before = d["results"]
     assert seed_rows.main(argv + ["--resume"]) == 0
     assert json.loads(out.read_text())["results"] == before
+
+
+def test_a_failing_run_is_reported_and_writes_no_row(tmp_path):
+    """A run whose child process fails (an override the config loader refuses) is a failure of that run only."""
+    job = {"set": "volcano", "objective": "moser", "seed": 0, "minutes": 0.01, "overrides": ["model.hidden=wide"],
+           "check_points": 0, "mc_points": 0, "threads": 1, "save_models": None}
+    rows, failures = [], []
+    seed_rows.run_processes([job], 1, lambda j, r: rows.append(r), lambda j, code: failures.append((j, code)),
+                            poll_s=0.2)
+    assert rows == [] and len(failures) == 1 and failures[0][0] is job and failures[0][1] != 0
