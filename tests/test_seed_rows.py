@@ -126,3 +126,20 @@ def test_a_failing_run_is_reported_and_writes_no_row(tmp_path):
     seed_rows.run_processes([job], 1, lambda j, r: rows.append(r), lambda j, code: failures.append((j, code)),
                             poll_s=0.2)
     assert rows == [] and len(failures) == 1 and failures[0][0] is job and failures[0][1] != 0
+
+
+def test_moser_mass_is_the_integral_of_the_density_log_prob_scores():
+    """On the same uniform points, integral_mu + excess is the integral of exp(log_prob) (max(mu, eps)), and
+    integral_mu is 1 within its standard error (divergence theorem) for a field far from trained."""
+    torch.manual_seed(0)
+    flow = PoseFlow("S2[fourier=2]", hidden=16, depth=2, parametrization="moser").double()
+    with torch.no_grad():
+        for w in flow.net.parameters():
+            w.normal_(0.0, 0.5)
+    m = seed_rows.moser_mass(flow, 4096, seed=3)
+    z = flow.manifold.sample_base(4096, generator=torch.Generator().manual_seed(20_003), dtype=flow.dtype)
+    p = flow.log_prob(flow.from_internal(z)).exp()
+    vol = 4 * np.pi
+    assert m["integral_mu"] + m["excess"] == pytest.approx(vol * float(p.mean()), rel=1e-9)
+    assert 0.02 < m["share_below_eps"] < 0.98 and m["excess"] > 4 * m["excess_sem"] > 0   # the floor is in play
+    assert abs(m["integral_mu"] - 1) < 4 * m["integral_mu_sem"]
