@@ -1,0 +1,471 @@
+"""The seeds' own earth rows (issue 24, item 3): CNFM and Moser Flow on volcano / earthquake / flood / fire, each
+trained from its shipped config (``configs/earth_<set>_<objective>.yaml``) under a CPU-time budget, three seeds.
+
+Protocol (Mathieu & Nickel 2020; the CNFM and Moser Flow papers): for seed ``k``, the random 80/10/10 split
+``earth_splits(set, k)`` and training seed ``k`` (config overrides ``data.seed=k``, ``train.seed=k``). Each run
+goes through posegen's public training path: the config loader, the flow ``posegen train`` builds, and
+:class:`posegen.training.Trainer`, with one change: the budget ``train.max_minutes`` (and the cosine schedule
+that follows it) counts this process's **CPU** time of training, validation taken off the clock, so that "20
+minutes" means 20 minutes of one core on a shared machine (the trainer's own clock is wall time). The model
+shipped is the trainer's (the best validated EMA weights). Then, on the test split:
+
+* test NLL, mean and standard error over the test points, with the config's ``eval`` solver (rk4-256);
+* the same points' NLL from dopri5 (atol = rtol = 1e-6) on the first ``--check-points`` test points, with rk4 at
+  1x, 2x and 4x the steps (``budget_clock.solver_check``); Moser Flow's density is closed form (no ODE): skipped;
+* Monte Carlo normalisation, ``integral exp(log_prob)`` by two importance samplers
+  (``evaluate.mc_normalisation``, as ``earth_nll.py``), with the eval solver;
+* CNFM: the end point chosen from the data and the KDE bound there on the validation points (the trainer's
+  diagnostic).
+
+One run is one child process (``one`` action), so a killed run loses only itself; the parent writes every
+finished row to ``--out`` atomically and ``--resume`` keeps them. Usage::
+
+    python benchmarks/seed_rows.py run --minutes 0.5 --sets volcano --seeds 0 --out /tmp/seed_rows.json
+    python benchmarks/seed_rows.py run --workers 2 --resume          # the 24 runs of 20 CPU minutes
+    python benchmarks/seed_rows.py markdown                          # the table for RESULTS.md and the README
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+from budget_clock import Clock, solver_check  # noqa: E402
+from common import REPO, Result, csv_list, finite, machine_info, read_json, set_threads  # noqa: E402
+from earth_nll import PUBLISHED  # noqa: E402
+from evaluate import mc_normalisation  # noqa: E402
+from make_results import provenance, table  # noqa: E402
+
+from posegen.atomic import atomic_open  # noqa: E402
+from posegen.cli.datasets import load_splits, model_manifold  # noqa: E402
+from posegen.cli.train import build_flow  # noqa: E402
+from posegen.config import load_config  # noqa: E402
+from posegen.training import Trainer  # noqa: E402
+from posegen.training.config import make_config  # noqa: E402
+
+SETS = ("volcano", "earthquake", "flood", "fire")
+OBJECTIVES = ("cnfm", "moser")
+PAPERS = {"cnfm": "CNFM (Ben-Hamu et al. 2022)", "moser": "Moser Flow (Rozen et al. 2021)"}
+#: the published test NLL each row is measured against (issue 24's goals)
+GOALS = {o: PUBLISHED[PAPERS[o]] for o in OBJECTIVES}
+DEFAULT_OUT = REPO / "benchmarks" / "results" / "full" / "seed_rows.json"
+MACHINE_NOTE = "this project's shared 2-core AMD EPYC CPU, one torch thread per run, no GPU"
+
+
+def config_path(dataset: str, objective: str) -> Path:
+    """``configs/earth_<dataset>_<objective>.yaml`` of the repository."""
+    return REPO / "configs" / f"earth_{dataset}_{objective}.yaml"
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- one run
+class CPUBudgetTrainer(Trainer):
+    """posegen's :class:`~posegen.training.Trainer` whose time budget (``max_minutes``, and the cosine schedule
+    that follows it) counts this process's CPU time from the first step, validation taken off the clock.
+
+    The trainer's own clock is wall time, which on a shared machine measures the neighbours' load; one torch
+    thread makes CPU time the compute the run got. Validation CPU time is kept in :attr:`validation_cpu_s`."""
+
+    def _setup(self):
+        start, objective = super()._setup()
+        self.objective = objective          # CNFM: the end point it chose, the times it draws
+        self.clock = Clock("cpu")           # starts after setup (the CNFM end point's selection is not training)
+        self.validation_cpu_s = 0.0
+        return start, objective
+
+    def _elapsed(self) -> float:
+        clock = self.__dict__.get("clock")
+        return clock() if clock is not None else 0.0
+
+    def _validation(self, step: int, record: Dict[str, Any]) -> bool:
+        paused = self.clock.pause()
+        c0 = time.process_time()
+        try:
+            return super()._validation(step, record)
+        finally:
+            self.validation_cpu_s += time.process_time() - c0
+            self.clock.resume(paused)
+
+
+def score_test(flow, points: torch.Tensor, ev: Dict[str, Any]) -> Dict[str, Any]:
+    """Test NLL of ``points (N, 3)`` as ``posegen eval`` scores it (the config's ``eval`` section): mean, standard
+    error over the points, solver, seconds."""
+    t0 = time.perf_counter()
+    lp = flow.log_prob(points.to(flow.dtype), divergence=ev["divergence"], chunk_size=ev["chunk_size"],
+                       **ev["solver"]).double()
+    n = lp.numel()
+    return {"nll": float(-lp.mean()), "sem": float(lp.std() / math.sqrt(n)) if n > 1 else None, "n": n,
+            "finite": bool(torch.isfinite(lp).all()), "solver": {**flow.solver, **ev["solver"]},
+            "seconds": time.perf_counter() - t0}
+
+
+def moser_mass(flow, n: int, seed: int, chunk: int = 8192) -> Dict[str, Any]:
+    """Moser Flow's own normalisation check on ``n`` uniform points of the compact manifold (flow coordinates).
+
+    ``mu = nu - div u`` integrates to exactly 1 for any field ``u`` (divergence theorem), but ``log_prob`` reads
+    ``max(mu, eps)``: the density the NLL is scored with has total mass ``1 + excess``, ``excess = integral of
+    (eps - mu)_+``, which training keeps small through the penalty ``lam``. Returns ``integral_mu`` (must be 1
+    within its standard error: a check of the divergence), ``excess`` (the NLL is optimistic by at most
+    ``log(1 + excess)`` nats) with standard errors, and the share of the manifold where ``mu < eps``."""
+    M = flow.manifold
+    eps = float(flow.config["moser_eps"])
+    g = torch.Generator().manual_seed(20_000 + int(seed))
+    z = M.sample_base(n, generator=g, dtype=flow.dtype)
+    with torch.no_grad():
+        mu = torch.cat([flow.moser_density(c)[0] for c in z.split(chunk)]).double()
+    vol = math.exp(M.log_volume)
+    below = (eps - mu).clamp_min(0)
+    sem = (lambda v: float(vol * v.std() / math.sqrt(v.numel())))
+    return {"n": int(n), "eps": eps, "integral_mu": float(vol * mu.mean()), "integral_mu_sem": sem(mu),
+            "excess": float(vol * below.mean()), "excess_sem": sem(below),
+            "share_below_eps": float((mu < eps).double().mean())}
+
+
+def cnfm_path(trainer: CPUBudgetTrainer) -> Optional[Dict[str, Any]]:
+    """CNFM's path: the end point chosen from the data, the times drawn, and the KDE bound on the validation
+    points (the trainer's diagnostic); None for other objectives."""
+    objective = getattr(trainer, "objective", None)
+    if getattr(objective, "name", None) != "cnfm":
+        return None
+    end = objective.endpoint
+    return {"sigma_min": None if end is None else list(end.sigma_min), "times": objective.times,
+            "endpoint_kde_nll_val": trainer.diagnostics.get("endpoint_kde_nll")}
+
+
+def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
+    """Train and score one (set, objective, seed) run in this process; the JSON-ready row."""
+    set_threads(job["threads"])
+    dataset, objective, seed = job["set"], job["objective"], int(job["seed"])
+    path = config_path(dataset, objective)
+    overrides = [f"data.seed={seed}", f"train.seed={seed}", "train.progress=false", "train.device=cpu"]
+    overrides += ([f"train.max_minutes={job['minutes']}"] if job.get("minutes") is not None else [])
+    overrides += list(job.get("overrides") or [])
+    cfg = load_config(path, overrides)
+    if cfg["objective"]["name"] != objective or cfg["data"]["name"] != dataset:
+        raise ValueError(f"{path} trains objective {cfg['objective']['name']!r} on {cfg['data']['name']!r}, "
+                         f"expected {objective!r} on {dataset!r}")
+    splits = load_splits(cfg, ("train", "valid", "test"))
+    train, val, test = splits["train"], splits["valid"], splits["test"]
+    flow = build_flow(cfg, model_manifold(cfg, train.manifold), 0)
+    config = make_config(None, objective=objective, objective_options=cfg["objective"]["options"], **cfg["train"])
+    c0, w0 = time.process_time(), time.perf_counter()
+    trainer = CPUBudgetTrainer(flow, train, val_data=val, config=config)
+    res = trainer.fit()
+    flow = res.flow.eval()
+    row: Dict[str, Any] = {
+        "set": dataset, "objective": objective, "seed": seed, "config": path.relative_to(REPO).as_posix(),
+        "config_sha256": file_sha256(path), "overrides": overrides, "manifold": repr(flow.manifold),
+        "train_config": {k: config.__dict__[k] for k in ("steps", "max_minutes", "batch_size", "lr", "ema_decay",
+                                                          "val_every", "objective_options")},
+        "model": {k: cfg["model"][k] for k in ("hidden", "depth")},
+        "n_train": len(train), "n_val": len(val), "n_test": len(test),
+        "steps_done": res.steps_done, "best_step": res.best_step, "best_val_nll": res.best_val_nll,
+        "train_cpu_s": trainer.clock.cpu(), "train_wall_s": trainer.clock.wall(),
+        "validation_cpu_s": trainer.validation_cpu_s,
+        "setup_and_train_cpu_s": time.process_time() - c0, "setup_and_train_wall_s": time.perf_counter() - w0,
+        "cnfm_path": cnfm_path(trainer), **_machine(),
+        # (step, training CPU seconds, validation NLL) at every validation
+        "curve": [[r["step"], r.get("elapsed_s"), r["val_nll"]] for r in res.history if "val_nll" in r],
+    }
+    row["test"] = score_test(flow, test.points, cfg["eval"])
+    print(f"  [{dataset} {objective} seed {seed}] {res.steps_done} steps in {row['train_cpu_s'] / 60:.2f} CPU "
+          f"min; test NLL {row['test']['nll']:.3f} +- {row['test']['sem'] or 0:.3f}", flush=True)
+    solver = dict(cfg["eval"]["solver"])
+    if flow.parametrization == "moser":
+        row["solver_check"] = {"skipped": "Moser Flow's density is closed form (no ODE)"}
+        row["moser_mass"] = moser_mass(flow, job.get("moser_points", 65536), seed)
+    elif job["check_points"]:
+        row["solver_check"] = solver_check(lambda x, **kw: flow.log_prob(x.to(flow.dtype), **kw), test.points,
+                                           solver, job["check_points"])
+    if job["mc_points"]:
+        row["normalisation"] = {**mc_normalisation(flow, job["mc_points"], train.points, solver, seed=seed),
+                                "solver": solver}
+    row["total_cpu_s"], row["total_wall_s"] = time.process_time() - c0, time.perf_counter() - w0
+    if job.get("save_models"):
+        out = Path(job["save_models"]) / f"{dataset}_{objective}_seed{seed}.pt"
+        flow.save(out, extra={"benchmark": "seed_rows", "set": dataset, "seed": seed})
+        row["model_path"] = str(out)
+    return row
+
+
+def _machine() -> Dict[str, Any]:
+    m = machine_info()
+    return {"commit": m["commit"], "dirty": m["dirty"], "load_avg_1_5_15": m["load_avg_1_5_15"]}
+
+
+# ---------------------------------------------------------------------------------------------- the runs
+class SeedRowsResult(Result):
+    """Resumable across sessions that choose other sets, objectives, seeds or parallelism (never another
+    budget, overrides or check settings)."""
+
+    RESUMABLE = Result.RESUMABLE | {"sets", "save_models", "action"}
+
+
+def plan(args) -> List[Dict[str, Any]]:
+    """One job per (set, objective, seed), in that order; every config must exist (checked before any work)."""
+    missing = [str(config_path(d, o)) for d in args.sets for o in args.objectives if not config_path(d, o).exists()]
+    if missing:
+        raise FileNotFoundError(f"no config for {', '.join(missing)}")
+    common = {k: getattr(args, k) for k in ("minutes", "overrides", "check_points", "mc_points", "threads")}
+    common["save_models"] = str(args.save_models) if args.save_models else None
+    return [{"set": d, "objective": o, "seed": s, **common}
+            for d in args.sets for o in args.objectives for s in args.seeds]
+
+
+def check_resumed(done: Dict[tuple, Dict[str, Any]]) -> None:
+    """Refuse finished rows whose config file has changed since they ran (a table must come from one config)."""
+    changed = sorted(f"{r['config']} (seed {r['seed']})" for r in done.values()
+                     if (REPO / r["config"]).exists() and file_sha256(REPO / r["config"]) != r["config_sha256"])
+    if changed:
+        raise ValueError(f"--resume: the config changed since these rows ran: {', '.join(changed)}; use another "
+                         f"--out, or drop those rows")
+
+
+def run_processes(jobs: List[Dict[str, Any]], workers: int, on_row, on_failure, poll_s: float = 2.0) -> None:
+    """Each job in its own child process (``one`` action), at most ``workers`` at once; ``on_row(job, row)`` as
+    each finishes, ``on_failure(job, returncode)`` when one dies. Children still running when this is
+    interrupted (Ctrl-C, SIGTERM) are terminated, by their process ids."""
+    pending, running = list(jobs), {}
+    scratch = Path(tempfile.mkdtemp(prefix="seed_rows_"))
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                job = pending.pop(0)
+                out = scratch / f"{job['set']}_{job['objective']}_seed{job['seed']}.json"
+                cmd = [sys.executable, str(Path(__file__).resolve()), "one", "--job", json.dumps(job),
+                       "--row-out", str(out)]
+                running[subprocess.Popen(cmd, env=env)] = (job, out)
+            time.sleep(poll_s)
+            for proc in [p for p in running if p.poll() is not None]:
+                job, out = running.pop(proc)
+                if proc.returncode == 0 and out.exists():
+                    on_row(job, read_json(out))
+                    out.unlink()
+                else:
+                    on_failure(job, proc.returncode)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for proc in running:
+            proc.terminate()
+        for proc in running:
+            proc.wait()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)   # unwinds through run_processes' cleanup
+
+
+def run(args) -> int:
+    jobs = plan(args)
+    set_threads(args.threads)   # the machine record says what each run used
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("out", "func")}
+    res = SeedRowsResult("seed_rows", settings)
+    res.extra.update(published=GOALS, machine_note=MACHINE_NOTE)
+    key = (lambda r: (r["set"], r["objective"], int(r["seed"])))
+    done = res.resume_from(args.out, key) if args.resume else {}
+    check_resumed(done)
+    res.rows = list(done.values())
+    todo = [j for j in jobs if key(j) not in done]
+    failures: List[Dict[str, Any]] = []
+    print(f"seed_rows: {len(todo)} runs to do, {len(jobs) - len(todo)} kept from {args.out}", flush=True)
+
+    def on_row(job, row):
+        res.rows = [r for r in res.rows if key(r) != key(row)] + [row]
+        res.write(args.out)
+
+    def on_failure(job, code):
+        failures.append({"set": job["set"], "objective": job["objective"], "seed": job["seed"], "returncode": code})
+        res.extra["failed"] = failures
+        print(f"seed_rows: {job['set']} {job['objective']} seed {job['seed']} failed (exit {code})", flush=True)
+
+    run_processes(todo, args.workers, on_row, on_failure)
+    res.write(args.out)
+    print(f"wrote {args.out} ({len(res.rows)} rows, {len(failures)} failed)", flush=True)
+    return 1 if failures else 0
+
+
+# ---------------------------------------------------------------------------------------------- the table
+def _mean_std(xs: List[float], nd: int = 2) -> str:
+    if not xs:
+        return "—"
+    if len(xs) == 1:
+        return f"{xs[0]:.{nd}f} (1 seed)"
+    return f"{statistics.mean(xs):.{nd}f} ± {statistics.stdev(xs):.{nd}f}"
+
+
+def summary(rows: List[Dict[str, Any]]) -> Dict[tuple, Dict[str, Any]]:
+    """Per (objective, set): the seeds' test NLLs, their mean, the goal and whether the mean reaches it, the
+    mean steps and training CPU minutes."""
+    out = {}
+    for o in OBJECTIVES:
+        for d in SETS:
+            rs = sorted((r for r in rows if r["objective"] == o and r["set"] == d), key=lambda r: r["seed"])
+            if not rs:
+                continue
+            nll = [r["test"]["nll"] for r in rs]
+            mean = statistics.mean(nll)
+            out[(o, d)] = {"seeds": [r["seed"] for r in rs], "nll": nll, "mean": mean, "goal": GOALS[o][d],
+                           "reached": mean <= GOALS[o][d],
+                           "steps": statistics.mean(r["steps_done"] for r in rs),
+                           "cpu_min": statistics.mean(r["train_cpu_s"] for r in rs) / 60}
+    return out
+
+
+def markdown_section(d: Dict[str, Any], path: str) -> str:
+    """The seeds' rows of a ``seed_rows.json``: mean ± std over seeds per objective and set beside the papers'
+    figures, then one line per run (steps, CPU minutes, solver check, normalisation)."""
+    rows = d.get("results", [])
+    a = d.get("args", {})
+    budget = (f"{a['minutes']:g} CPU minutes (--minutes)" if a.get("minutes") is not None
+              else "the config's `train.max_minutes` of CPU time")
+    out = ["## The seeds' own rows: CNFM and Moser Flow on the earth sets (issue 24, item 3)", "",
+           provenance(d, path), "",
+           f"Machine: {d.get('machine_note', MACHINE_NOTE)}. Each run: `configs/earth_<set>_<objective>.yaml`, "
+           f"split and training seed k (random 80/10/10), {budget} of training per run (validation off the "
+           "clock), the best validated EMA model; test NLL with the config's eval solver. Mean ± std over the "
+           "seeds of the per-seed mean test NLL; lower is better.", "",
+           table(["", *SETS], _summary_rows(summary(rows))), "", "Per run:", ""]
+    ordered = sorted(rows, key=lambda r: (OBJECTIVES.index(r["objective"]), SETS.index(r["set"]), r["seed"]))
+    out.append(table(["objective", "set", "seed", "test NLL ± SEM", "solver", "steps", "train CPU min",
+                      "NLL(rk4) − NLL(dopri5)", "normalisation (MC, defensive)", "CNFM path", "commit"],
+                     [_run_cells(r) for r in ordered]))
+    if d.get("failed"):
+        out += ["", "Failed runs (rerun with --resume): " + ", ".join(
+            f"{f['set']} {f['objective']} seed {f['seed']} (exit {f['returncode']})" for f in d["failed"])]
+    return "\n".join(out)
+
+
+def _summary_rows(s: Dict[tuple, Dict[str, Any]]) -> List[List[str]]:
+    """Four table rows per objective: posegen's mean ± std, the paper's figure, reached or not, steps and CPU."""
+    body = []
+    for o in OBJECTIVES:
+        cells = {x: s.get((o, x)) for x in SETS}
+        body.append([f"posegen {'CNFM' if o == 'cnfm' else 'Moser'}"]
+                    + [_mean_std(c["nll"]) if c else "—" for c in cells.values()])
+        body.append([f"{PAPERS[o]} (published)"] + [f"{GOALS[o][x]:.2f}" for x in SETS])
+        body.append(["reached?"] + [f"{'yes' if c['reached'] else 'no'} ({c['mean']:.2f} vs {c['goal']:.2f})"
+                                    if c else "not run" for c in cells.values()])
+        body.append(["steps; train CPU min (mean)"] + [f"{c['steps']:.0f}; {c['cpu_min']:.1f}" if c else "—"
+                                                       for c in cells.values()])
+    return body
+
+
+def _mass_cell(m: Optional[Dict[str, Any]]) -> str:
+    return "" if not m else f"; exact 1 + {m['excess']:.3f} (floor, {100 * m['share_below_eps']:.0f} % of S2)"
+
+
+def _run_cells(r: Dict[str, Any]) -> List[str]:
+    """One run's line of the per-run table."""
+    t, chk, mc = r["test"], r.get("solver_check") or {}, r.get("normalisation") or {}
+    ladder = chk.get("rk4_ladder")
+    check = (f"{ladder[0]['mean_nll_minus_dopri5']:+.1e} ({chk['n']} pts)" if ladder
+             else "closed form" if "skipped" in chk else "—")
+    norm = mc.get("defensive")
+    path_cell = ""
+    if r.get("cnfm_path"):
+        p = r["cnfm_path"]
+        kde = p.get("endpoint_kde_nll_val")
+        path_cell = f"σ_min {p['sigma_min'][0]:.4f}, {p['times']} times" + (f"; KDE val {kde:.2f}" if kde is not None
+                                                                            else "")
+    solver = "closed form" if r["objective"] == "moser" else f"{t['solver']['method']}-{t['solver'].get('steps')}"
+    return [r["objective"], r["set"], str(r["seed"]), f"{t['nll']:.3f} ± {t['sem'] or 0:.3f}", solver,
+            str(r["steps_done"]), f"{r['train_cpu_s'] / 60:.1f}", check,
+            (f"{norm['estimate']:.2f} ± {norm['sem']:.2f}" if norm else "—") + _mass_cell(r.get("moser_mass")),
+            path_cell,
+            str(r.get("commit") or "?")[:10] + (" (dirty)" if r.get("dirty") else "")]
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="action", required=True)
+    r = sub.add_parser("run", help="train and score the runs (one child process each), writing --out after each")
+    r.add_argument("--sets", default=",".join(SETS), help=f"comma list from {SETS}")
+    r.add_argument("--objectives", default=",".join(OBJECTIVES), help=f"comma list from {OBJECTIVES}")
+    r.add_argument("--seeds", default="0,1,2", help="comma list of split and training seeds")
+    r.add_argument("--minutes", type=float, default=None,
+                   help="CPU minutes of training per run (default: each config's train.max_minutes)")
+    r.add_argument("--override", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="another config override for every run (e.g. model.hidden=128); repeatable")
+    r.add_argument("--check-points", type=int, default=32, help="test points re-scored with dopri5 (0: none)")
+    r.add_argument("--mc-points", type=int, default=1024, help="points per Monte Carlo estimator (0: skip)")
+    r.add_argument("--workers", type=int, default=1, help="runs at once (processes)")
+    r.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    r.add_argument("--save-models", type=Path, default=None, help="folder for the trained flows")
+    r.add_argument("--resume", action="store_true", help="keep the finished runs found in --out")
+    r.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    m = sub.add_parser("markdown", help="print the table of --out")
+    m.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    one = sub.add_parser("one", help="(internal) one run in this process")
+    one.add_argument("--job", required=True, help="the job as JSON")
+    one.add_argument("--row-out", type=Path, required=True)
+    args = p.parse_args(argv)
+    if args.action == "run":
+        _check_run_args(p, args)
+    return args
+
+
+def _check_run_args(p, args) -> None:
+    for name, valid in (("sets", SETS), ("objectives", OBJECTIVES)):
+        values = csv_list(getattr(args, name))
+        bad = [v for v in values if v not in valid]
+        if bad or not values:
+            p.error(f"--{name}: expected a comma list from {', '.join(valid)}, got {getattr(args, name)!r}")
+        setattr(args, name, values)
+    try:
+        args.seeds = csv_list(args.seeds, int)
+    except ValueError:
+        p.error(f"--seeds: expected a comma list of integers, got {args.seeds!r}")
+    if not args.seeds or min(args.seeds) < 0:
+        p.error(f"--seeds: expected non-negative integers, got {args.seeds!r}")
+    if args.minutes is not None and not (math.isfinite(args.minutes) and args.minutes > 0):
+        p.error(f"--minutes: expected a positive number of CPU minutes, got {args.minutes!r}")
+    for name in ("workers", "threads"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name}: expected an integer >= 1, got {getattr(args, name)!r}")
+    for name in ("check_points", "mc_points"):
+        if getattr(args, name) < 0:
+            p.error(f"--{name.replace('_', '-')}: expected an integer >= 0, got {getattr(args, name)!r}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.action == "markdown":
+        if not args.out.exists():
+            raise FileNotFoundError(f"--out {args.out} does not exist: run the benchmark first")
+        print(markdown_section(read_json(args.out), args.out.as_posix()))
+        return 0
+    if args.action == "one":
+        row = run_one(json.loads(args.job))
+        with atomic_open(args.row_out, "w", mkdir=True) as fh:
+            fh.write(json.dumps(finite(row)) + "\n")
+        return 0
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""benchmarks/seed_rows.py (issue 24, item 3): the eight configs it trains, its CPU-time budget, the table it
+prints (against numpy's mean and sample standard deviation), and the refusals that come before any work."""
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import seed_rows  # noqa: E402
+
+from posegen import PoseFlow  # noqa: E402
+from posegen.config import load_config  # noqa: E402
+from posegen.manifolds import parse  # noqa: E402
+from posegen.training.config import make_config  # noqa: E402
+
+PAIRS = [(d, o) for d in seed_rows.SETS for o in seed_rows.OBJECTIVES]
+
+
+@pytest.mark.parametrize("dataset,objective", PAIRS, ids=[f"{d}-{o}" for d, o in PAIRS])
+def test_each_set_and_objective_has_a_config_with_a_20_minute_budget(dataset, objective):
+    path = seed_rows.config_path(dataset, objective)
+    cfg = load_config(path, ["data.seed=2", "train.seed=2"])
+    assert (cfg["data"]["source"], cfg["data"]["name"], cfg["objective"]["name"]) == ("earth", dataset, objective)
+    assert cfg["data"]["split"] == [0.8, 0.1, 0.1] and cfg["data"]["seed"] == cfg["train"]["seed"] == 2
+    assert cfg["train"]["max_minutes"] == 20 and cfg["train"]["steps"] is None   # the budget is time alone
+    assert parse(cfg["manifold"]).geometry == parse("S2")
+    if objective == "cnfm":   # the objective's own defaults: data-chosen end point, automatic times
+        assert cfg["objective"]["options"] == {}
+        assert cfg["eval"]["solver"]["method"] == "rk4" and cfg["eval"]["solver"]["steps"] >= 256
+    assert "2-core CPU" in path.read_text().split("\n\n")[0]
+
+
+def _row(dataset, objective, seed, nll, steps=1000, cpu_s=1200.0):
+    return {"set": dataset, "objective": objective, "seed": seed, "test": {"nll": nll, "sem": 0.05, "solver":
+            {"method": "rk4", "steps": 256}}, "steps_done": steps, "train_cpu_s": cpu_s, "config": "c.yaml",
+            "config_sha256": "0" * 64}
+
+
+def test_summary_is_numpys_mean_and_sample_std_and_compares_with_the_goals():
+    nll = {0: -1.5, 1: -1.2, 2: -1.45}
+    rows = [_row("fire", "cnfm", s, v, steps=100 * (s + 1), cpu_s=60.0 * (s + 1)) for s, v in nll.items()]
+    rows.append(_row("volcano", "moser", 0, -2.5))
+    s = seed_rows.summary(rows)
+    fire = s[("cnfm", "fire")]
+    assert fire["mean"] == pytest.approx(np.mean(list(nll.values())), abs=1e-12)
+    assert fire["seeds"] == [0, 1, 2] and fire["steps"] == pytest.approx(200) and fire["cpu_min"] == pytest.approx(2)
+    assert fire["reached"] is False and s[("moser", "volcano")]["reached"] is True   # -1.383 > -1.40
+    text = seed_rows.markdown_section({"results": rows, "args": {}, "machine": {
+        "cpu": "x", "cores": 2, "torch_threads": 1, "torch": "t", "python": "p", "cuda": None},
+        "started": "s", "duration_s": 60.0}, "seed_rows.json")
+    std = np.std(list(nll.values()), ddof=1)
+    assert f"{np.mean(list(nll.values())):.2f} ± {std:.2f}" in text
+    assert "no (-1.38 vs -1.40)" in text and "yes (-2.50 vs -2.02)" in text and "-2.50 (1 seed)" in text
+    assert statistics.stdev(nll.values()) == pytest.approx(std)
+
+
+def test_resume_refuses_rows_whose_config_changed():
+    row = _row("fire", "cnfm", 0, -1.0)
+    row["config"] = "configs/earth_fire_cnfm.yaml"
+    with pytest.raises(ValueError, match=r"config changed since these rows ran: configs/earth_fire_cnfm.yaml"):
+        seed_rows.check_resumed({("fire", "cnfm", 0): row})
+    row["config_sha256"] = seed_rows.file_sha256(REPO / row["config"])
+    seed_rows.check_resumed({("fire", "cnfm", 0): row})
+
+
+@pytest.mark.parametrize("argv,match", [(["--sets", "moon"], "--sets"), (["--objectives", "rfm"], "--objectives"),
+                                        (["--seeds", "a"], "--seeds"), (["--minutes", "-1"], "--minutes"),
+                                        (["--workers", "0"], "--workers")])
+def test_bad_arguments_are_refused(argv, match, capsys, tmp_path):
+    out = tmp_path / "rows.json"
+    with pytest.raises(SystemExit):
+        seed_rows.main(["run", *argv, "--out", str(out)])
+    assert match in capsys.readouterr().err and not out.exists()
+
+
+def test_the_budget_counts_cpu_time_of_training_with_validation_off_the_clock():
+    """0.01 CPU minutes of a tiny S2 flow with a validation every step: the clock stops at the budget, and the
+    CPU time of the fit is the clock's plus the validations' (setup aside)."""
+    torch.manual_seed(0)
+    x = torch.nn.functional.normalize(torch.randn(256, 3), dim=-1)
+    flow = PoseFlow("S2", hidden=16, depth=2)
+    cfg = make_config(None, objective="rfm", steps=None, max_minutes=0.01, batch_size=32, val_every=1,
+                      val_points=64, val_solver={"method": "rk4", "steps": 8}, progress=False, device="cpu",
+                      checkpoint_every=0)
+    trainer = seed_rows.CPUBudgetTrainer(flow, x, val_data=x[:64], config=cfg)
+    c0 = time.process_time()
+    res = trainer.fit()
+    total = time.process_time() - c0
+    assert 0.6 <= trainer.clock.cpu() < 0.6 + 0.5 and res.steps_done > 1
+    assert trainer.validation_cpu_s > 0.1        # a validation every step, each scored by rk4-8
+    assert trainer.clock.cpu() + trainer.validation_cpu_s <= total
+    assert total - trainer.clock.cpu() - trainer.validation_cpu_s < 1.0   # setup and EMA copies only
+
+
+@pytest.mark.slow
+def test_a_tiny_run_writes_finite_rows_and_resume_keeps_them(tmp_path):
+    out = tmp_path / "rows.json"
+    tiny = ["--override", "model.hidden=16", "--override", "model.depth=2", "--override", "eval.solver.steps=4",
+            "--override", "train.val_solver.steps=2", "--override", "objective.options={}"]
+    argv = ["run", "--minutes", "0.02", "--sets", "volcano", "--seeds", "0", "--mc-points", "16",
+            "--check-points", "2", "--out", str(out), *tiny]
+    assert seed_rows.main(argv) == 0
+    d = json.loads(out.read_text())
+    assert {(r["objective"], r["seed"]) for r in d["results"]} == {("cnfm", 0), ("moser", 0)}
+    for r in d["results"]:
+        assert np.isfinite(r["test"]["nll"]) and r["test"]["n"] == 82 and r["steps_done"] > 0
+        assert 1.2 <= r["train_cpu_s"] < 1.2 + 5 and np.isfinite(r["normalisation"]["defensive"]["estimate"])
+    before = d["results"]
+    assert seed_rows.main(argv + ["--resume"]) == 0
+    assert json.loads(out.read_text())["results"] == before
+
+
+def test_a_failing_run_is_reported_and_writes_no_row(tmp_path):
+    """A run whose child process fails (an override the config loader refuses) is a failure of that run only."""
+    job = {"set": "volcano", "objective": "moser", "seed": 0, "minutes": 0.01, "overrides": ["model.hidden=wide"],
+           "check_points": 0, "mc_points": 0, "threads": 1, "save_models": None}
+    rows, failures = [], []
+    seed_rows.run_processes([job], 1, lambda j, r: rows.append(r), lambda j, code: failures.append((j, code)),
+                            poll_s=0.2)
+    assert rows == [] and len(failures) == 1 and failures[0][0] is job and failures[0][1] != 0
+
+
+def test_moser_mass_is_the_integral_of_the_density_log_prob_scores():
+    """On the same uniform points, integral_mu + excess is the integral of exp(log_prob) (max(mu, eps)), and
+    integral_mu is 1 within its standard error (divergence theorem) for a field far from trained."""
+    torch.manual_seed(0)
+    flow = PoseFlow("S2[fourier=2]", hidden=16, depth=2, parametrization="moser").double()
+    with torch.no_grad():
+        for w in flow.net.parameters():
+            w.normal_(0.0, 0.5)
+    m = seed_rows.moser_mass(flow, 4096, seed=3)
+    z = flow.manifold.sample_base(4096, generator=torch.Generator().manual_seed(20_003), dtype=flow.dtype)
+    p = flow.log_prob(flow.from_internal(z)).exp()
+    vol = 4 * np.pi
+    assert m["integral_mu"] + m["excess"] == pytest.approx(vol * float(p.mean()), rel=1e-9)
+    assert 0.02 < m["share_below_eps"] < 0.98 and m["excess"] > 4 * m["excess_sem"] > 0   # the floor is in play
+    assert abs(m["integral_mu"] - 1) < 4 * m["integral_mu_sem"]
