@@ -4,9 +4,9 @@ trained from its shipped config (``configs/earth_<set>_<objective>.yaml``) under
 Protocol (Mathieu & Nickel 2020; the CNFM and Moser Flow papers): for seed ``k``, the random 80/10/10 split
 ``earth_splits(set, k)`` and training seed ``k`` (config overrides ``data.seed=k``, ``train.seed=k``). Each run
 goes through posegen's public training path: the config loader, the flow ``posegen train`` builds, and
-:class:`posegen.training.Trainer`, with one change: the budget ``train.max_minutes`` (and the cosine schedule
-that follows it) counts this process's **CPU** time of training, validation taken off the clock, so that "20
-minutes" means 20 minutes of one core on a shared machine (the trainer's own clock is wall time). The model
+:class:`posegen.training.Trainer`, with the configs' budget ``train.max_minutes`` on ``train.clock: cpu``: the budget (and the cosine
+schedule that follows it) counts this process's **CPU** time of training, validation off the clock, so that "20
+minutes" means 20 minutes of one core on a shared machine (``posegen train`` on these configs does the same). The model
 shipped is the trainer's (the best validated EMA weights). Then, on the test split:
 
 * test NLL, mean and standard error over the test points, with the config's ``eval`` solver (rk4-256);
@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
-from budget_clock import Clock, solver_check  # noqa: E402
+from budget_clock import solver_check  # noqa: E402
 from common import REPO, Result, csv_list, finite, machine_info, read_json, set_threads  # noqa: E402
 from earth_nll import PUBLISHED  # noqa: E402
 from evaluate import mc_normalisation  # noqa: E402
@@ -78,34 +78,6 @@ def file_sha256(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- one run
-class CPUBudgetTrainer(Trainer):
-    """posegen's :class:`~posegen.training.Trainer` whose time budget (``max_minutes``, and the cosine schedule
-    that follows it) counts this process's CPU time from the first step, validation taken off the clock.
-
-    The trainer's own clock is wall time, which on a shared machine measures the neighbours' load; one torch
-    thread makes CPU time the compute the run got. Validation CPU time is kept in :attr:`validation_cpu_s`."""
-
-    def _setup(self):
-        start, objective = super()._setup()
-        self.objective = objective          # CNFM: the end point it chose, the times it draws
-        self.clock = Clock("cpu")           # starts after setup (the CNFM end point's selection is not training)
-        self.validation_cpu_s = 0.0
-        return start, objective
-
-    def _elapsed(self) -> float:
-        clock = self.__dict__.get("clock")
-        return clock() if clock is not None else 0.0
-
-    def _validation(self, step: int, record: Dict[str, Any]) -> bool:
-        paused = self.clock.pause()
-        c0 = time.process_time()
-        try:
-            return super()._validation(step, record)
-        finally:
-            self.validation_cpu_s += time.process_time() - c0
-            self.clock.resume(paused)
-
-
 def score_test(flow, points: torch.Tensor, ev: Dict[str, Any]) -> Dict[str, Any]:
     """Test NLL of ``points (N, 3)`` as ``posegen eval`` scores it (the config's ``eval`` section): mean, standard
     error over the points, solver, seconds."""
@@ -140,7 +112,7 @@ def moser_mass(flow, n: int, seed: int, chunk: int = 8192) -> Dict[str, Any]:
             "share_below_eps": float((mu < eps).double().mean())}
 
 
-def cnfm_path(trainer: CPUBudgetTrainer) -> Optional[Dict[str, Any]]:
+def cnfm_path(trainer: Trainer) -> Optional[Dict[str, Any]]:
     """CNFM's path: the end point chosen from the data, the times drawn, and the KDE bound on the validation
     points (the trainer's diagnostic); None for other objectives."""
     objective = getattr(trainer, "objective", None)
@@ -168,7 +140,10 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
     flow = build_flow(cfg, model_manifold(cfg, train.manifold), 0)
     config = make_config(None, objective=objective, objective_options=cfg["objective"]["options"], **cfg["train"])
     c0, w0 = time.process_time(), time.perf_counter()
-    trainer = CPUBudgetTrainer(flow, train, val_data=val, config=config)
+    if config.clock != "cpu" or config.max_minutes is None:
+        raise ValueError(f"{path}: the seed rows' budget is train.max_minutes of CPU time (train.clock: cpu), got "
+                         f"clock={config.clock!r}, max_minutes={config.max_minutes!r}")
+    trainer = Trainer(flow, train, val_data=val, config=config)
     res = trainer.fit()
     flow = res.flow.eval()
     row: Dict[str, Any] = {
@@ -179,8 +154,7 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
         "model": {k: cfg["model"][k] for k in ("hidden", "depth")},
         "n_train": len(train), "n_val": len(val), "n_test": len(test),
         "steps_done": res.steps_done, "best_step": res.best_step, "best_val_nll": res.best_val_nll,
-        "train_cpu_s": trainer.clock.cpu(), "train_wall_s": trainer.clock.wall(),
-        "validation_cpu_s": trainer.validation_cpu_s,
+        "train_cpu_s": res.seconds, "validation_cpu_s": res.validation_seconds,
         "setup_and_train_cpu_s": time.process_time() - c0, "setup_and_train_wall_s": time.perf_counter() - w0,
         "cnfm_path": cnfm_path(trainer), **_machine(),
         # (step, training CPU seconds, validation NLL) at every validation

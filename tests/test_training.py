@@ -300,6 +300,25 @@ def test_max_minutes_ends_cleanly_with_the_best_model_saved(tmp_path):
         train(pg.PoseFlow("S2", **SMALL), data, "rfm", steps=2, max_minutes=0, **FAST)
 
 
+@pytest.mark.parametrize("clock", ["wall", "cpu"])
+def test_the_budget_clock_counts_training_with_validation_off_it(clock):
+    """0.01 minutes on either clock with a validation every step: the run stops at the budget on its clock, and
+    the validations (rk4-8 on 64 points, each longer than a step) are counted beside it, not in it."""
+    torch.manual_seed(0)
+    x = torch.nn.functional.normalize(torch.randn(256, 3), dim=-1)
+    now = time.process_time if clock == "cpu" else time.perf_counter
+    t0 = now()
+    res = train(pg.PoseFlow("S2", hidden=16, depth=2), x, "rfm", val_data=x[:64], steps=None, max_minutes=0.01,
+                clock=clock, batch_size=32, val_every=1, val_points=64, val_solver={"method": "rk4", "steps": 8},
+                checkpoint_every=0, progress=False, device="cpu")
+    total = now() - t0
+    assert 0.6 <= res.seconds < 0.6 + 0.5 and res.steps_done > 1
+    assert res.validation_seconds > 0.1
+    assert res.seconds + res.validation_seconds <= total + 1e-6
+    with pytest.raises(ValueError, match='Invalid clock "gpu"'):
+        train(pg.PoseFlow("S2", hidden=16, depth=2), x, "rfm", steps=2, clock="gpu")
+
+
 def test_max_minutes_in_configs():
     from posegen.config import ConfigError, default_config, resolve
 

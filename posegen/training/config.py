@@ -25,13 +25,19 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
 
 
+#: what ``max_minutes`` counts: elapsed time, or this process's CPU time
+CLOCKS = ("wall", "cpu")
+
+
 @dataclass
 class TrainConfig:
     """Settings of :class:`~posegen.training.Trainer` (all plain data, stored in checkpoints).
 
-    The budget is ``steps`` (optimiser steps), ``max_minutes`` (wall-clock minutes of training), or both:
-    training stops at whichever runs out first, and the cosine schedule follows the larger of the two
-    fractions spent, so a time-limited run still ends at the low learning rate. ``val_every=0`` switches
+    The budget is ``steps`` (optimiser steps), ``max_minutes`` (minutes of training), or both: training stops
+    at whichever runs out first, and the cosine schedule follows the larger of the two fractions spent, so a
+    time-limited run still ends at the low learning rate. ``clock`` says which minutes: ``"wall"`` (elapsed
+    time) or ``"cpu"`` (this process's CPU time, all its threads: on a shared machine the compute the run got,
+    not the neighbours' load). Validation is off the clock in both. ``val_every=0`` switches
     validation off; ``checkpoint_every=0`` writes the training state only at the end.
     """
 
@@ -58,6 +64,7 @@ class TrainConfig:
     device: Optional[str] = None
     progress: bool = True
     max_minutes: Optional[float] = None
+    clock: str = "wall"
     compile: bool = False
 
     def __post_init__(self):
@@ -76,6 +83,8 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f'Invalid lr_schedule "{self.lr_schedule}". Must be one of {sorted(LR_SCHEDULES)}')
+        if self.clock not in CLOCKS:
+            raise ValueError(f'Invalid clock "{self.clock}". Must be one of {sorted(CLOCKS)}')
         if self.max_minutes is not None and not (float(self.max_minutes) > 0 and math.isfinite(self.max_minutes)):
             raise ValueError(f"max_minutes must be a positive number or None, got {self.max_minutes!r}")
 
@@ -107,4 +116,5 @@ class TrainResult:
     steps_done: int
     stopped_early: bool
     out_dir: Optional[Path]
-    seconds: float = 0.0
+    seconds: float = 0.0               # training time on the budget's clock (``TrainConfig.clock``)
+    validation_seconds: float = 0.0    # this session's validations on that clock (off the budget)

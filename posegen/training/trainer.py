@@ -81,10 +81,16 @@ class Trainer:
         return device, dist
 
     # ------------------------------------------------------------------ time and schedule
+    def _now(self) -> float:
+        """The budget's clock (``config.clock``): elapsed seconds, or this process's CPU seconds."""
+        return time.process_time() if self.config.clock == "cpu" else time.perf_counter()
+
     def _elapsed(self) -> float:
-        """Seconds of training so far (this session's loop plus what a resumed checkpoint had spent)."""
+        """Seconds of training so far on the budget's clock (this session's loop, validation excluded, plus
+        what a resumed checkpoint had spent)."""
         t0 = getattr(self, "_t0", None)
-        return getattr(self, "_elapsed_before", 0.0) + (time.perf_counter() - t0 if t0 is not None else 0.0)
+        spent = self._now() - t0 - self._off_clock if t0 is not None else 0.0
+        return getattr(self, "_elapsed_before", 0.0) + spent
 
     def _progress(self, step: int) -> float:
         """Share of the budget spent: the larger of the step and ``max_minutes`` fractions."""
@@ -206,6 +212,7 @@ class Trainer:
         objective = make_objective(cfg.objective, **cfg.objective_options)
         objective.check(flow)
         objective.setup(flow, *self.source.internal())
+        self.objective = objective          # what it chose in setup (e.g. CNFM's end point), for reports
         self.diagnostics = self._diagnostics(objective)
 
         self.opt = torch.optim.AdamW(flow.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -303,7 +310,7 @@ class Trainer:
             model_fn = torch.compile(flow.net.forward)
             flow.net.forward = model_fn
         step, stopped_early, window, t_window = start, False, [], time.perf_counter()
-        self._t0 = time.perf_counter()
+        self._t0, self._off_clock = self._now(), 0.0
         try:
             while cfg.steps is None or step < cfg.steps:
                 window.append(self._step(objective, step, gen, autocast))
@@ -324,7 +331,9 @@ class Trainer:
                     window, t_window = [], now
                 if validate:
                     record = record or {"step": step}
+                    v0 = self._now()
                     stopped_early = self._validation(step, record)
+                    self._off_clock += self._now() - v0   # the budget is training, not scoring
                 stopped_early = stopped_early or out_of_time
                 if record is not None:
                     if out_of_time:
@@ -350,7 +359,7 @@ class Trainer:
         ddp.teardown(self.dist)
         return TrainResult(flow=flow, history=history, best_val_nll=self.best["val_nll"],
                            best_step=self.best["step"], steps_done=step, stopped_early=stopped_early,
-                           out_dir=self.out_dir, seconds=seconds)
+                           out_dir=self.out_dir, seconds=seconds, validation_seconds=self._off_clock)
 
     def _ship(self, step: int) -> None:
         """Load the weights the run ships: the best validated EMA ones if there was validation, else the
