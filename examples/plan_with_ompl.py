@@ -40,7 +40,7 @@ Run (from the repository root)::
     python examples/plan_with_ompl.py             # a few minutes on a 2-core CPU
     python examples/plan_with_ompl.py --robot ur5e
     python examples/plan_with_ompl.py --urdf "$(python -c 'import pybullet_data as d; print(d.getDataPath())')/kuka_iiwa/model.urdf"
-    python examples/plan_with_ompl.py --quick     # seconds: fewer training steps, queries and seeds
+    python examples/plan_with_ompl.py --quick     # a minute or two: fewer training steps, queries and seeds
     python examples/plan_with_ompl.py --checkpoint joints.pt    # reuse a trained model (--save writes one)
     python examples/plan_with_ompl.py --json out.json           # also write the rows and every run
 
@@ -142,7 +142,7 @@ def parse_args(argv=None):
 
 def fit_joint_sampler(robot, train_data, val_data, steps: int, save=None) -> PoseSampler:
     """A PoseSampler of ``robot``'s joints: a flow on its joint box trained by RFM on ``train_data`` (a
-    dataset or ``(N, dof)`` joint values), validated on ``val_data``."""
+    dataset or ``(N, dof)`` joint values), validated on ``val_data`` (None: not validated)."""
     lim = robot.joint_limits
     print(f"training a joint model of the {robot.name} (I{robot.dof}) on {len(train_data)} configurations "
           f"({steps} steps, RFM) ...", flush=True)
@@ -150,7 +150,8 @@ def fit_joint_sampler(robot, train_data, val_data, steps: int, save=None) -> Pos
     flow = PoseFlow(robot.manifold, hidden=128, depth=3, robot=robot)
     res = train(flow, train_data, objective="rfm", steps=steps, batch_size=256, val_data=val_data, progress=False,
                 val_every=max(steps // 2, 1), log_every=max(steps // 4, 1), warmup=min(100, steps // 5))
-    print(f"  done in {time.perf_counter() - t0:.0f} s, validation NLL {res.best_val_nll:.2f} nats "
+    nll = "not validated" if res.best_val_nll is None else f"validation NLL {res.best_val_nll:.2f} nats"
+    print(f"  done in {time.perf_counter() - t0:.0f} s, {nll} "
           f"(uniform in the joint box: {float(torch.log(lim[:, 1] - lim[:, 0]).sum()):.2f})")
     if save:
         res.flow.save(save)
@@ -173,7 +174,8 @@ def demo_sampler(args, robot) -> PoseSampler:
 
 def experience_sampler(args, checker, train_queries, record: dict) -> PoseSampler:
     """A joint sampler trained on the RRT-Connect solutions of ``train_queries`` (densified); the solved
-    queries' last sixth (at least one) validates. Fills ``record["experience"]``."""
+    queries' last sixth (at least one, when two or more were solved) validates. Fills
+    ``record["experience"]``."""
     print(f"experience: {len(train_queries)} training queries solved by RRT-Connect "
           f"({args.experience_time_limit:g} s limit, 30 shortcuts, densified at 0.05 rad) ...", flush=True)
     exp = collect_experience(checker, train_queries, time_limit=args.experience_time_limit, seed=10_000)
@@ -182,11 +184,15 @@ def experience_sampler(args, checker, train_queries, record: dict) -> PoseSample
                             "wall_s": exp.wall_s, "median_solve_s": float(np.median(exp.time_s)),
                             "median_checks": float(np.median(exp.checks))}
     print(f"  {len(solved)}/{len(train_queries)} solved, {len(exp.configs)} configurations, {exp.wall_s:.0f} s")
-    if len(solved) < 2:
-        sys.exit("fewer than 2 training queries were solved: nothing to learn from and validate on "
-                 "(raise --experience-time-limit or --train-queries)")
-    held = exp.query >= solved[-max(len(solved) // 6, 1)]
-    tr, va = exp.configs[~held].float(), exp.configs[held].float()
+    if not solved:
+        sys.exit("no training query was solved: nothing to learn from (raise --experience-time-limit or "
+                 "--train-queries)")
+    if len(solved) == 1:
+        print("  one solved query: trained on it without validation")
+        tr, va = exp.configs.float(), None
+    else:
+        held = exp.query >= solved[-max(len(solved) // 6, 1)]
+        tr, va = exp.configs[~held].float(), exp.configs[held].float()
     return fit_joint_sampler(checker.robot, tr, va, args.steps, args.save)
 
 
@@ -350,7 +356,7 @@ def machine() -> dict:
     """What the numbers ran on (CPU, cores, load, threads, versions, commit)."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                                timeout=10).stdout.strip() or None
+                                timeout=10, check=False).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "load_avg_1_5_15": list(os.getloadavg()),

@@ -6,6 +6,7 @@ without ompl)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from types import SimpleNamespace
 
@@ -26,12 +27,12 @@ def test_densify_path_steps_waypoints_and_segments(seed):
     path = torch.rand(5, 3, dtype=torch.float64, generator=g) * 4 - 2
     res = 0.1
     q = densify_path(path, res)
-    steps = [max(math.ceil(float((b - a).abs().max()) / res), 1) for a, b in zip(path[:-1], path[1:])]
+    steps = [max(math.ceil(float((b - a).abs().max()) / res), 1) for a, b in itertools.pairwise(path)]
     assert q.dtype == torch.float64 and q.shape == (1 + sum(steps), 3)
     ends = np.cumsum([0] + steps)
     torch.testing.assert_close(q[ends], path, rtol=0, atol=1e-12)       # every waypoint kept, in order
     assert float((q[1:] - q[:-1]).abs().amax()) <= res + 1e-12
-    for k, (a, b) in enumerate(zip(path[:-1], path[1:])):                 # the points lie on their segment
+    for k, (a, b) in enumerate(itertools.pairwise(path)):                 # the points lie on their segment
         seg = q[ends[k]:ends[k + 1] + 1]
         t = ((seg - a) @ (b - a)) / float((b - a) @ (b - a))
         torch.testing.assert_close(seg, a + t.unsqueeze(-1) * (b - a), rtol=0, atol=1e-12)
@@ -90,11 +91,11 @@ def test_shortcut_path_stays_valid_and_gets_shorter():
     ck = DiskChecker()
     ang = torch.linspace(math.pi, 0.0, 40, dtype=torch.float64)          # half circle of radius 1.5 over the disk
     path = 1.5 * torch.stack([torch.cos(ang), torch.sin(ang)], -1)
-    assert all(ck.check_motion(a, b) for a, b in zip(path[:-1], path[1:]))
+    assert all(ck.check_motion(a, b) for a, b in itertools.pairwise(path))
     for seed in range(3):
         out = shortcut_path(ck, path, attempts=50, seed=seed)
         torch.testing.assert_close(out[[0, -1]], path[[0, -1]])
-        assert all(ck.distance(a, b) > ck.r for a, b in zip(out[:-1], out[1:]))
+        assert all(ck.distance(a, b) > ck.r for a, b in itertools.pairwise(out))
         assert _length(out) < _length(path) and out.shape[0] < path.shape[0]
         torch.testing.assert_close(shortcut_path(ck, path, attempts=50, seed=seed), out)     # seeded
     ck.calls = 0
@@ -110,13 +111,13 @@ def test_shortcut_path_without_obstacle_reaches_the_straight_line():
 
 
 @pytest.mark.parametrize("kw, match", [
-    (dict(path=np.zeros((3, 3))), r"shape \(k, 2\)"),
-    (dict(attempts=-1), "attempts"),
-    (dict(attempts=1.5), "attempts"),
-    (dict(resolution=0.0), "resolution"),
+    ({"path": np.zeros((3, 3))}, r"shape \(k, 2\)"),
+    ({"attempts": -1}, "attempts"),
+    ({"attempts": 1.5}, "attempts"),
+    ({"resolution": 0.0}, "resolution"),
 ])
 def test_shortcut_path_refuses_bad_input(kw, match):
-    args = dict(path=np.zeros((3, 2)), attempts=5, resolution=0.05) | kw
+    args = {"path": np.zeros((3, 2)), "attempts": 5, "resolution": 0.05} | kw
     with pytest.raises(ValueError, match=match):
         shortcut_path(DiskChecker(), args.pop("path"), **args)
 

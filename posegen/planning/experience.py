@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -59,7 +60,7 @@ def densify_path(path, resolution: float = 0.05) -> torch.Tensor:
         raise ValueError("densify_path: path has NaN or infinite values")
     _check_resolution(resolution, "densify_path")
     out = [p[:1]]
-    for a, b in zip(p[:-1], p[1:]):
+    for a, b in itertools.pairwise(p):
         s = max(int(math.ceil(float((b - a).abs().max()) / resolution)), 1)
         t = torch.arange(1, s + 1, dtype=torch.float64).unsqueeze(-1) / s
         out.append(a + t * (b - a))
