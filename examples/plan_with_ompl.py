@@ -16,9 +16,10 @@ inside the limits by construction), trained (briefly, here) on
   concentrate where such passages are), for the UR5e its reach demos (``data/ur5e_reach.hdf5``: random
   reachable goals around the home pose, a much less task-shaped density);
 * planning experience (``--urdf``: a robot from a file has no demos): ``--train-queries`` earlier queries of
-  the same task (other grasp spots and yaws) solved by RRT-Connect, shortened by 30 random shortcuts and
-  densified to configurations 0.05 rad apart (posegen.planning.experience); the table is measured on
-  held-out queries. The grasps are solved by IK from 8 starts (a home posture above the bins and random
+  the same task (other grasp spots and yaws) solved offline by RRT-Connect through a pre-grasp 0.35 m high
+  above each bin (three legs, as an operator would split a hard query; ``--direct-experience``: start to
+  goal), shortened by 30 random shortcuts and densified to configurations 0.05 rad apart
+  (posegen.planning.experience); the table is measured on held-out queries, planned start to goal. The grasps are solved by IK from 8 starts (a home posture above the bins and random
   ones), keeping the valid solution nearest home; their heights are found for the robot (the lowest height,
   in 2.5 cm steps, at which at least half of 8 probe grasps at each bin centre have a valid solution;
   ``--grasp-z`` overrides), since a file's robot may end in a bare flange.
@@ -91,6 +92,7 @@ TOOL_DOWN = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64))    
 IK_STARTS = 8            # random IK starts per grasp of a robot from a file (no ready configuration known)
 VALID_SHARE = 0.5        # grasp heights: lowest height where this share of the probe grasps is valid
 QUERY_SEED, TRAIN_SEED = 0, 1
+PREGRASP_Z = 0.35        # training queries of a file's robot are solved through pre-grasps at this height (m)
 
 
 def parse_args(argv=None):
@@ -105,8 +107,11 @@ def parse_args(argv=None):
     ap.add_argument("--queries", type=int, default=6, help="start/goal queries (default 6)")
     ap.add_argument("--train-queries", type=int, default=16,
                     help="with --urdf: queries solved by RRT-Connect to learn from (default 16)")
-    ap.add_argument("--experience-time-limit", type=float, default=30.0,
-                    help="with --urdf: seconds per training query (default 30; they are solved offline)")
+    ap.add_argument("--experience-time-limit", type=float, default=10.0,
+                    help="with --urdf: seconds per leg of a training query (default 10; solved offline)")
+    ap.add_argument("--direct-experience", action="store_true",
+                    help="with --urdf: plan training queries start to goal (default: through a pre-grasp "
+                         f"{PREGRASP_Z} m high above each bin, three RRT-Connect legs)")
     ap.add_argument("--grasp-z", type=float, nargs=2, metavar=("LOW", "HIGH"),
                     help="height range (m) of the end-effector frame for top grasps (default: per robot)")
     ap.add_argument("--seeds", type=int, default=2, help="OMPL seeds per query (default 2)")
@@ -176,11 +181,14 @@ def experience_sampler(args, checker, train_queries, record: dict) -> PoseSample
     """A joint sampler trained on the RRT-Connect solutions of ``train_queries`` (densified); the solved
     queries' last sixth (at least one, when two or more were solved) validates. Fills
     ``record["experience"]``."""
-    print(f"experience: {len(train_queries)} training queries solved by RRT-Connect "
-          f"({args.experience_time_limit:g} s limit, 30 shortcuts, densified at 0.05 rad) ...", flush=True)
-    exp = collect_experience(checker, train_queries, time_limit=args.experience_time_limit, seed=10_000)
+    seqs = train_queries if args.direct_experience else with_pregrasps(checker, train_queries)
+    via = "start to goal" if args.direct_experience else f"through pre-grasps {PREGRASP_Z} m high"
+    print(f"experience: {len(train_queries)} training queries solved by RRT-Connect {via} "
+          f"({args.experience_time_limit:g} s limit per leg, 30 shortcuts, densified at 0.05 rad) ...", flush=True)
+    exp = collect_experience(checker, seqs, time_limit=args.experience_time_limit, seed=10_000)
     solved = exp.solved.nonzero().flatten().tolist()
-    record["experience"] = {"queries": len(train_queries), "solved": len(solved), "configurations": len(exp.configs),
+    record["experience"] = {"queries": len(train_queries), "via": via, "legs": [len(q) - 1 for q in seqs],
+                            "solved": len(solved), "configurations": len(exp.configs),
                             "wall_s": exp.wall_s, "median_solve_s": float(np.median(exp.time_s)),
                             "median_checks": float(np.median(exp.checks))}
     print(f"  {len(solved)}/{len(train_queries)} solved, {len(exp.configs)} configurations, {exp.wall_s:.0f} s")
@@ -194,6 +202,22 @@ def experience_sampler(args, checker, train_queries, record: dict) -> PoseSample
         held = exp.query >= solved[-max(len(solved) // 6, 1)]
         tr, va = exp.configs[~held].float(), exp.configs[held].float()
     return fit_joint_sampler(checker.robot, tr, va, args.steps, args.save)
+
+
+def with_pregrasps(checker, queries):
+    """``(start, pre_start, pre_goal, goal)`` for each ``(start, goal)``: the end effector straight above its
+    grasp at height :data:`PREGRASP_Z`, same orientation, by IK from the grasp (a query keeps its direct leg
+    where that IK fails or its solution is invalid)."""
+    robot = checker.robot
+    q = torch.stack([x for pair in queries for x in pair])                  # (2Q, dof): start, goal, start, ...
+    T = robot.fk(q)
+    pos = T[:, :3, 3].clone()
+    pos[:, 2] = PREGRASP_Z
+    res = solve_ik(robot, torch.cat([pos, rotmat_to_quat(T[:, :3, :3], "xyzw")], -1), q, max_iters=300,
+                   pos_tol=1e-4, rot_tol=1e-3)
+    ok = (res.success & checker.is_valid(res.joints)).reshape(-1, 2).all(-1)
+    pre = res.joints.reshape(-1, 2, robot.dof)
+    return [(a, pre[i, 0], pre[i, 1], b) if ok[i] else (a, b) for i, (a, b) in enumerate(queries)]
 
 
 def top_grasp_targets(center, n, rng, z_range) -> torch.Tensor:

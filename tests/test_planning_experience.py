@@ -139,10 +139,28 @@ def test_collect_experience_keeps_valid_densified_solutions_only():
     assert bool(blocked.is_valid(exp.configs).all())
 
 
+def test_collect_experience_plans_waypoint_legs_in_order():
+    pytest.importorskip("ompl")
+    q0 = ready_configuration(load("panda"))
+    mid, end = q0 + 0.2, q0 + torch.tensor([0.3, 0.0, -0.2, 0.2, 0.0, 0.0, 0.0], dtype=torch.float64)
+    checker = CollisionChecker("panda", [Ball((0.3, 0.6, 1.2), 0.05)])
+    exp = collect_experience(checker, [(q0, mid, end)], time_limit=1.0, seed=0, shortcuts=0)
+    assert exp.solved.tolist() == [True]
+    path = torch.from_numpy(exp.paths[0])
+    assert bool((path == mid).all(-1).any())                   # the joined legs pass through the waypoint
+    torch.testing.assert_close(path[[0, -1]], torch.stack([q0, end]))
+    torch.testing.assert_close(exp.configs, densify_path(path, 0.05))
+    bad = q0.clone()
+    bad[3] = 0.5                                              # outside the Panda's q4 range: the first leg fails
+    exp = collect_experience(checker, [(q0, bad, end)], time_limit=0.5, seed=0)
+    assert exp.solved.tolist() == [False] and exp.configs.shape == (0, 7) and exp.paths == [None]
+
+
 @pytest.mark.parametrize("queries, match", [
     ([], "empty"),
-    ([(np.zeros(7),)], "pair"),
-    ([(np.zeros(6), np.zeros(7))], r"start \(7,\)"),
+    ([(np.zeros(7),)], "at least 2"),
+    ([(np.zeros(6), np.zeros(7))], r"waypoints of shape \(7,\)"),
+    ([(np.zeros(7), np.zeros((2, 7)), np.zeros(7))], r"waypoints of shape \(7,\)"),
     ([(np.zeros(7), np.zeros((2, 6)))], r"\(m, 7\)"),
 ])
 def test_collect_experience_refuses_bad_queries(queries, match):

@@ -11,8 +11,9 @@ Sampling Distributions for Robot Motion Planning*, ICRA 2018, there from demonst
 * :func:`shortcut_path` -- random shortcuts (Geraerts and Overmars, *Creating high-quality paths for motion
   planning*, IJRR 2007) with a fixed number of attempts, so that its cost is bounded (OMPL's simplifier,
   ``plan(simplify=True)``, shortcuts and smooths until it stops improving).
-* :func:`collect_experience` -- plans each ``(start, goal)`` query (RRT-Connect by default), shortcuts the
-  solution and returns every solved path, densified, as one ``(N, dof)`` tensor with the per-query outcome.
+* :func:`collect_experience` -- plans each ``(start, goal)`` query, or ``(start, waypoints..., goal)`` leg by
+  leg (RRT-Connect by default), shortcuts the solution and returns every solved path, densified, as one
+  ``(N, dof)`` tensor with the per-query outcome.
 
 Needs the OMPL bindings only for :func:`collect_experience` (``pip install posegen[planning]``).
 
@@ -113,9 +114,9 @@ class Experience:
 
     ``configs (N, dof)`` float64: the solved paths densified and stacked (query order); ``query (N,)``
     int64: the query each configuration comes from; ``solved (Q,)`` bool; ``time_s`` and ``checks`` (per
-    query, as :class:`~posegen.planning.ompl.PlanResult` reports them: the solve alone, shortcuts
-    excluded); ``wall_s``: the whole collection (shortcuts included); ``paths``: the planner's solution
-    waypoints ``(k, dof)`` of each query (None when unsolved).
+    query, summed over its planned legs as :class:`~posegen.planning.ompl.PlanResult` reports them: the
+    solves alone, shortcuts excluded); ``wall_s``: the whole collection (shortcuts included); ``paths``: the
+    planner's solution waypoints ``(k, dof)`` of each query, legs joined (None when unsolved).
     """
 
     configs: torch.Tensor
@@ -127,17 +128,19 @@ class Experience:
     paths: list = field(default_factory=list)
 
 
-def _check_queries(queries, dof: int) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+def _check_queries(queries, dof: int) -> List[List[torch.Tensor]]:
     out = []
-    for i, pair in enumerate(queries):
-        if len(pair) != 2:
-            raise ValueError(f"collect_experience: queries[{i}] must be a (start, goal) pair, got {len(pair)} items")
-        a, b = (torch.as_tensor(np.asarray(x), dtype=torch.float64) for x in pair)
+    for i, query in enumerate(queries):
+        if len(query) < 2:
+            raise ValueError(f"collect_experience: queries[{i}] must be a (start, ..., goal) sequence of at least 2 "
+                             f"configurations, got {len(query)}")
+        qs = [torch.as_tensor(np.asarray(x), dtype=torch.float64) for x in query]
+        b = qs[-1]
         goal_ok = b.shape == (dof,) or (b.dim() == 2 and b.shape[0] >= 1 and b.shape[1] == dof)
-        if a.shape != (dof,) or not goal_ok:
-            raise ValueError(f"collect_experience: queries[{i}] must be a start ({dof},) and a goal ({dof},) or "
-                             f"(m, {dof}), got {tuple(a.shape)} and {tuple(b.shape)}")
-        out.append((a, b))
+        if any(q.shape != (dof,) for q in qs[:-1]) or not goal_ok:
+            raise ValueError(f"collect_experience: queries[{i}] must be a start and waypoints of shape ({dof},) "
+                             f"and a goal ({dof},) or (m, {dof}), got {[tuple(q.shape) for q in qs]}")
+        out.append(qs)
     if not out:
         raise ValueError("collect_experience: queries is empty; give at least one (start, goal) pair")
     return out
@@ -150,32 +153,43 @@ def collect_experience(checker: CollisionChecker, queries: Sequence, *, planner:
 
     Args:
         checker: the scene's collision checker (its robot).
-        queries: ``(start, goal)`` pairs, ``start (dof,)``, ``goal (dof,)`` or ``(m, dof)`` alternatives.
+        queries: ``(start, goal)`` pairs, ``start (dof,)``, ``goal (dof,)`` or ``(m, dof)`` alternatives; or
+            ``(start, waypoint, ..., goal)`` sequences, planned leg by leg (each waypoint ``(dof,)``), e.g.
+            through a pre-grasp above a bin: the way an operator solves hard queries offline.
         planner: an OMPL planner name (:data:`~posegen.planning.ompl.PLANNERS`); RRT-Connect, a fast
             single-query planner, by default.
-        time_limit: seconds per query.
-        seed: query ``i`` is planned with OMPL seed ``seed + i``.
-        shortcuts: random shortcut attempts per solution (:func:`shortcut_path`, seeded like the query)
-            before it is densified, so the configurations lie nearer the short ways through the task's
-            passages than the planner's random detours do; 0 keeps the solutions as planned.
+        time_limit: seconds per leg.
+        seed: leg ``l`` of query ``i`` is planned with OMPL seed ``seed + l * len(queries) + i``.
+        shortcuts: random shortcut attempts per solution (:func:`shortcut_path` on the joined legs, seeded
+            ``seed + i``) before it is densified, so the configurations lie nearer the short ways through
+            the task's passages than the planner's random detours do; 0 keeps the solutions as planned.
         resolution: densification step (largest joint change, rad) and the motion-check resolution.
 
-    Unsolved queries add no configuration; ``Experience.solved`` says which.
+    A query is solved when all its legs are (planning stops at its first failed leg); unsolved queries add
+    no configuration. ``Experience.solved`` says which; ``time_s`` and ``checks`` sum the planned legs.
     """
     dof = checker.robot.dof
-    pairs = _check_queries(queries, dof)
+    seqs = _check_queries(queries, dof)
     _check_resolution(resolution, "collect_experience")
     t0 = time.perf_counter()
     configs, index, solved, times, checks, paths = [], [], [], [], [], []
-    for i, (start, goal) in enumerate(pairs):
-        r = plan(checker, start, goal, planner=planner, time_limit=time_limit, seed=int(seed) + i,
-                 resolution=resolution)
-        solved.append(r.solved)
-        times.append(r.time_s)
-        checks.append(r.checks)
-        paths.append(r.path)
-        if r.solved:
-            q = densify_path(shortcut_path(checker, r.path, attempts=shortcuts, resolution=resolution,
+    for i, seq in enumerate(seqs):
+        legs, t, n = [], 0.0, 0
+        for leg, goal in enumerate(seq[1:]):
+            start = seq[0] if leg == 0 else torch.from_numpy(legs[-1][-1])
+            r = plan(checker, start, goal, planner=planner, time_limit=time_limit,
+                     seed=int(seed) + leg * len(seqs) + i, resolution=resolution)
+            t, n = t + r.time_s, n + r.checks
+            if not r.solved:
+                break
+            legs.append(r.path if leg == 0 else r.path[1:])
+        ok = len(legs) == len(seq) - 1
+        solved.append(ok)
+        times.append(t)
+        checks.append(n)
+        paths.append(np.concatenate(legs) if ok else None)
+        if ok:
+            q = densify_path(shortcut_path(checker, paths[-1], attempts=shortcuts, resolution=resolution,
                                            seed=int(seed) + i), resolution)
             configs.append(q)
             index.append(torch.full((q.shape[0],), i, dtype=torch.int64))
