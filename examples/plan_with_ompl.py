@@ -105,8 +105,8 @@ def parse_args(argv=None):
     ap.add_argument("--save", help="where to save the model trained here")
     ap.add_argument("--steps", type=int, default=800, help="training steps (default 800)")
     ap.add_argument("--queries", type=int, default=6, help="start/goal queries (default 6)")
-    ap.add_argument("--train-queries", type=int, default=16,
-                    help="with --urdf: queries solved by RRT-Connect to learn from (default 16)")
+    ap.add_argument("--train-queries", type=int, default=24,
+                    help="with --urdf: queries solved by RRT-Connect to learn from (default 24)")
     ap.add_argument("--experience-time-limit", type=float, default=10.0,
                     help="with --urdf: seconds per leg of a training query (default 10; solved offline)")
     ap.add_argument("--direct-experience", action="store_true",
