@@ -19,10 +19,11 @@ inside the limits by construction), trained (briefly, here) on
   the same task (other grasp spots and yaws) solved offline by RRT-Connect through a pre-grasp 0.35 m high
   above each bin (three legs, as an operator would split a hard query; ``--direct-experience``: start to
   goal), shortened by 30 random shortcuts and densified to configurations 0.05 rad apart
-  (posegen.planning.experience); the table is measured on held-out queries, planned start to goal. The grasps are solved by IK from 8 starts (a home posture above the bins and random
-  ones), keeping the valid solution nearest home; their heights are found for the robot (the lowest height,
-  in 2.5 cm steps, at which at least half of 8 probe grasps at each bin centre have a valid solution;
-  ``--grasp-z`` overrides), since a file's robot may end in a bare flange.
+  (posegen.planning.experience); the table is measured on held-out queries, planned start to goal. The
+  grasps are solved by IK from 8 starts (a home posture above the bins and random ones), keeping the valid
+  solution nearest home; their heights are found for the robot (the lowest height, in 2.5 cm steps, at
+  which at least half of 8 probe grasps at each bin centre have a valid solution; ``--grasp-z``
+  overrides), since a file's robot may end in a bare flange.
 
 Compared on the same queries and OMPL seeds, with PRM (the planner family whose samples Python can replace
 in ompl 2.0.1, see posegen.planning.ompl):
@@ -40,10 +41,12 @@ Run (from the repository root)::
 
     python examples/plan_with_ompl.py             # a few minutes on a 2-core CPU
     python examples/plan_with_ompl.py --robot ur5e
-    python examples/plan_with_ompl.py --urdf "$(python -c 'import pybullet_data as d; print(d.getDataPath())')/kuka_iiwa/model.urdf"
+    PB=$(python -c 'import pybullet_data as d; print(d.getDataPath())')      # pip install pybullet
+    python examples/plan_with_ompl.py --urdf $PB/kuka_iiwa/model.urdf --grasp-z 0.15 0.2   # about 15 minutes
     python examples/plan_with_ompl.py --quick     # a minute or two: fewer training steps, queries and seeds
     python examples/plan_with_ompl.py --checkpoint joints.pt    # reuse a trained model (--save writes one)
     python examples/plan_with_ompl.py --json out.json           # also write the rows and every run
+    python examples/plan_with_ompl.py --summarize out.json      # that file's table again
 
 Needs ``pip install posegen[planning]`` (the ``ompl`` wheel; ``posegen[robots]`` for ``--urdf`` meshes).
 Times include every Python callback (the collision checker runs in torch) and, for posegen, the model's
@@ -122,6 +125,7 @@ def parse_args(argv=None):
     ap.add_argument("--planner", default="PRM", choices=["PRM", "PRMstar"], help="roadmap planner (default PRM)")
     ap.add_argument("--no-rrtconnect", action="store_true", help="skip the RRT-Connect reference rows")
     ap.add_argument("--json", help="write the setup, the table's rows and every run to this JSON file")
+    ap.add_argument("--summarize", metavar="JSON", help="print the table of a --json file's runs and exit")
     ap.add_argument("--quick", action="store_true",
                     help="150 training steps, 2 queries, 1 seed, 3 s limit (--urdf: 4 training queries, 5 s)")
     args = ap.parse_args(argv)
@@ -270,7 +274,7 @@ def grasp_configs(checker, center, n, rng, z_range, starts: int = 1) -> torch.Te
 
 def grasp_heights(checker, rng, step: float = 0.025, top: float = 0.5, probes: int = 8):
     """The lowest height range ``(z, z + 0.05)`` of the end-effector frame at which at least half of
-    ``probes`` top grasps at each bin centre have a valid IK solution (from random starts)."""
+    ``probes`` top grasps at each bin centre have a valid IK solution (:func:`grasp_configs`, 8 starts)."""
     for z in np.arange(0.0, top + 1e-9, step):
         ok = [len(grasp_configs(checker, b, probes, rng, (z, z), starts=IK_STARTS)) >= VALID_SHARE * probes
               for b in BINS]
@@ -338,33 +342,44 @@ def methods(args, checker, sampler):
 
 
 def compare(args, checker, sampler, queries, record: dict):
-    """Every method on every query and seed; unsolved queries count at the time limit."""
-    record["rows"], record["runs"] = [], []
+    """Every method on every query and seed (``record["runs"]``), summarised in ``record["rows"]``."""
+    record["runs"] = []
     for name, planner, make in methods(args, checker, sampler):
-        times, ok, checks = [], [], []
         for qi, (a, b) in enumerate(queries):
             for seed in range(args.seeds):
                 r = plan(checker, a, b, planner=planner, sampler=make(1000 * qi + seed), time_limit=args.time_limit,
                          seed=1000 * qi + seed)
-                ok.append(r.solved)
-                times.append(r.time_s if r.solved else args.time_limit)    # failures count as the limit
-                checks.append(r.checks)
                 record["runs"].append({"planner": planner, "sampler": name, "query": qi, "seed": seed,
                                        "solved": r.solved, "time_s": r.time_s, "checks": r.checks})
-        record["rows"].append({"planner": planner, "sampler": name, "runs": len(ok), "success": float(np.mean(ok)),
-                               "median_time_s": float(np.median(times)), "mean_time_s": float(np.mean(times)),
-                               "median_checks": float(np.median(checks))})
         print(f"  {planner:10s} {name:24s} done", flush=True)
+    record["rows"] = summarize(record["runs"], args.time_limit)
+
+
+def summarize(runs, time_limit: float) -> list:
+    """One row per (planner, sampler) of ``runs``, in their order: ``success`` (solved), ``in_limit`` (solved
+    within ``time_limit``: PRM may stop late, its Python callbacks and its solution-checking thread sharing
+    the interpreter), median and mean wall time (unsolved runs counted at the limit), median checks."""
+    rows = []
+    for key in dict.fromkeys((r["planner"], r["sampler"]) for r in runs):
+        sel = [r for r in runs if (r["planner"], r["sampler"]) == key]
+        times = [r["time_s"] if r["solved"] else time_limit for r in sel]     # failures count as the limit
+        rows.append({"planner": key[0], "sampler": key[1], "runs": len(sel),
+                     "success": float(np.mean([r["solved"] for r in sel])),
+                     "in_limit": float(np.mean([r["solved"] and r["time_s"] <= time_limit for r in sel])),
+                     "median_time_s": float(np.median(times)), "mean_time_s": float(np.mean(times)),
+                     "median_checks": float(np.median([r["checks"] for r in sel]))})
+    return rows
 
 
 def print_table(rows) -> None:
-    head = f"{'planner':10s} {'sampler':26s} {'success':>8s} {'median s':>9s} {'mean s':>8s} {'median checks':>14s}"
+    head = (f"{'planner':10s} {'sampler':26s} {'success':>8s} {'in limit':>9s} {'median s':>9s} {'mean s':>8s} "
+            f"{'median checks':>14s}")
     print(f"\n{head}\n{'-' * len(head)}")
     for r in rows:
-        print(f"{r['planner']:10s} {r['sampler']:26s} {r['success']:8.0%} {r['median_time_s']:9.2f} "
-              f"{r['mean_time_s']:8.2f} {r['median_checks']:14.0f}")
-    print("(time: wall seconds per query, unsolved queries counted at the limit; checks: configurations "
-          "collision-checked)")
+        print(f"{r['planner']:10s} {r['sampler']:26s} {r['success']:8.0%} {r['in_limit']:9.0%} "
+              f"{r['median_time_s']:9.2f} {r['mean_time_s']:8.2f} {r['median_checks']:14.0f}")
+    print("(success: solved, in limit: solved within the time limit; time: wall seconds per query, unsolved "
+          "queries counted at the limit; checks: configurations collision-checked)")
 
 
 def cpu_model() -> str:
@@ -408,7 +423,7 @@ def run(args) -> dict:
           f"uniform {valid['uniform']:.0%}")
     compare(args, checker, sampler, queries, record)
     print_table(record["rows"])
-    record["duration_s"] = time.perf_counter() - t0
+    record["duration_s"], record["cpu_s"] = time.perf_counter() - t0, time.process_time()
     if args.json:
         with atomic_open(Path(args.json), "w", mkdir=True) as fh:
             fh.write(json.dumps(record, indent=1) + "\n")
@@ -418,6 +433,10 @@ def run(args) -> dict:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.summarize:
+        record = json.loads(Path(args.summarize).read_text(encoding="utf-8"))
+        print_table(summarize(record["runs"], record["args"]["time_limit"]))
+        return record
     try:
         require_ompl()
     except ImportError as e:

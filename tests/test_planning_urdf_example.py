@@ -72,6 +72,7 @@ def test_quick_urdf_comparison_plans_held_out_bin_queries(tmp_path, monkeypatch)
         runs = [x for x in rec["runs"] if (x["planner"], x["sampler"]) == (r["planner"], r["sampler"])]
         assert r["success"] == pytest.approx(sum(x["solved"] for x in runs) / n)
         limit = rec["args"]["time_limit"]
+        assert r["in_limit"] == pytest.approx(sum(x["solved"] and x["time_s"] <= limit for x in runs) / n)
         assert r["median_time_s"] == pytest.approx(statistics.median(x["time_s"] if x["solved"] else limit
                                                                      for x in runs))
     assert rec["experience"]["solved"] >= 1 and rec["experience"]["configurations"] > 0

@@ -20,7 +20,7 @@ Needs the OMPL bindings only for :func:`collect_experience` (``pip install poseg
 Example::
 
     exp = collect_experience(checker, train_queries, time_limit=10.0, seed=0)
-    flow = train(PoseFlow(robot.manifold, robot=robot), exp.configs, steps=800).flow   # joints in the limits
+    flow = train(PoseFlow(robot.manifold, robot=robot), exp.configs.float(), steps=800).flow  # joints in limits
     alloc = PosegenSamplerAllocator(PoseSampler(flow, robot=robot), uniform_fraction=0.2, checker=checker)
     plan(checker, start, goal, planner="PRM", sampler=alloc)                            # a held-out query
 """
@@ -31,7 +31,7 @@ import itertools
 import math
 import time
 from dataclasses import dataclass, field
-from typing import List, Sequence, Tuple
+from typing import List, Sequence
 
 import numpy as np
 import torch
