@@ -196,35 +196,47 @@ def pool(args) -> None:
     print(f"wrote {res.write(args.out)}")
 
 
-def _unseen_markdown(path: Path) -> None:
-    d = read_json(path)
+def unseen_table(d: dict) -> str:
+    """The markdown table of a ``grasps_unseen`` results file: per kind of object and over all of them."""
     rows, m = d["results"], d["model"]
-    print(f"\nUnseen objects ({len(rows)}, {rows[0]['samples']} labelled model samples each, coverage of "
-          f"{rows[0]['coverage_samples']} samples; model: {m['path']}, "
-          f"{m.get('steps', '?')} steps; machine {d['machine']['cpu']}, load {d['machine']['load_avg_1_5_15']}):\n")
-    print("| kind | objects | success | top half by log p | antipodal success | ratio | coverage | antipodal "
-          "coverage | diversity (cm / deg) | ms per 100 | ms per successful: model / antipodal |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    lines = [f"Unseen objects: {len(rows)} (never trained on), {rows[0]['samples']} labelled model samples each, "
+             f"coverage of {rows[0]['coverage_samples']} samples; model: {m['path']}, {m.get('steps', '?')} steps; "
+             f"machine {d['machine']['cpu']}, commit {str(d['machine'].get('commit'))[:7]}, load "
+             f"{[round(x, 1) for x in d['machine']['load_avg_1_5_15']]}.", "",
+             "| kind | objects | success | top half by log p | antipodal success | ratio | coverage | antipodal "
+             "coverage | diversity (cm / deg) | ms per 100 | ms per successful: model / antipodal |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     groups = {k: [r for r in rows if r["kind"] == k] for k in dict.fromkeys(r["kind"] for r in rows)}
     groups["all"] = rows
-    warnings.simplefilter("ignore", RuntimeWarning)   # nan means of objects without two successful samples
-    for kind, rs in groups.items():
-        mean = {k: float(np.nanmean([np.nan if r[k] is None else r[k] for r in rs])) for k in rs[0]
-                if k not in ("object", "kind")}
-        per_ok = f"{1e3 * mean['s_per_100'] / 100 / mean['success']:.1f}" if mean["success"] > 0 else "-"
-        anti_ok = 1e3 * mean["antipodal_s_per_candidate"] / max(mean["antipodal_success"], 1e-9)
-        print(f"| {'**all**' if kind == 'all' else kind} | {len(rs)} | {mean['success']:.0%} | "
-              f"{mean['success_top_half']:.0%} | {mean['antipodal_success']:.0%} | "
-              f"{mean['success'] / mean['antipodal_success']:.2f} | {mean['coverage']:.0%} | "
-              f"{mean['antipodal_coverage']:.0%} | {100 * mean['diversity_position']:.1f} / "
-              f"{np.degrees(mean['diversity_angle']):.0f} | {1e3 * mean['s_per_100']:.0f} | "
-              f"{per_ok} / {anti_ok:.1f} |")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # nan means of objects without two successful samples
+        for kind, rs in groups.items():
+            mean = {k: float(np.nanmean([np.nan if r[k] is None else r[k] for r in rs])) for k in rs[0]
+                    if k not in ("object", "kind")}
+            per_ok = f"{1e3 * mean['s_per_100'] / 100 / mean['success']:.1f}" if mean["success"] > 0 else "-"
+            anti_ok = 1e3 * mean["antipodal_s_per_candidate"] / max(mean["antipodal_success"], 1e-9)
+            lines.append(
+                f"| {'**all**' if kind == 'all' else kind} | {len(rs)} | {mean['success']:.0%} | "
+                f"{mean['success_top_half']:.0%} | {mean['antipodal_success']:.0%} | "
+                f"{mean['success'] / mean['antipodal_success']:.2f} | {mean['coverage']:.0%} | "
+                f"{mean['antipodal_coverage']:.0%} | {100 * mean['diversity_position']:.1f} / "
+                f"{np.degrees(mean['diversity_angle']):.0f} | {1e3 * mean['s_per_100']:.0f} | {per_ok} / {anti_ok:.1f} |")
+    return "\n".join(lines)
+
+
+def markdown_section(d: dict, path: str):
+    """RESULTS.md's section of a results file of this script (``make_results.py``); the data-generation tables
+    are in ``notes/grasps.md``."""
+    if d.get("benchmark") != "grasps_unseen":
+        return None
+    return (f"## Grasps on unseen objects: the shipped grasp model against the antipodal generator "
+            f"(`benchmarks/grasps.py unseen`, `{path}`)\n\n" + unseen_table(d))
 
 
 def markdown(args) -> None:
     unseen_json = args.out.with_name("grasps_unseen.json")
     if unseen_json.exists():
-        _unseen_markdown(unseen_json)
+        print(unseen_table(read_json(unseen_json)) + "\n")
     data = read_json(args.out)
     rows = [r for r in data["results"] if "error" not in r]
     print(f"Machine: {data['machine']['cpu']}, load {data['machine']['load_avg_1_5_15']}, commit "

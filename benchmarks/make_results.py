@@ -458,9 +458,15 @@ def _plugin_section(d: Dict, path: str) -> Optional[str]:
     here = str(Path(__file__).resolve().parent)
     if here not in sys.path:
         sys.path.insert(0, here)
-    try:
-        module = importlib.import_module(name)
-    except ImportError:
+    module = None
+    # the script that wrote it: the benchmark's name, or its prefix (grasps_unseen -> grasps.py)
+    for candidate in (name, name.split("_")[0]):
+        try:
+            module = importlib.import_module(candidate)
+            break
+        except ImportError:
+            continue
+    if module is None:
         return None
     render_fn = getattr(module, "markdown_section", None)
     return render_fn(d, path) if render_fn else None
