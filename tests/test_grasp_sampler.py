@@ -70,6 +70,11 @@ def test_log_prob_is_jaw_symmetric_and_ranks(trained, tmp_path):
     ranked = gs.sample(objects[0], 16, seed=2, rank=True)
     lp = gs.log_prob(objects[0], ranked)
     assert bool((lp[:-1] >= lp[1:] - 1e-9).all())
+    # best_of=2: the 8 most probable of the same 16 draws, ranked
+    best = gs.sample(objects[0], 8, seed=2, best_of=2)
+    torch.testing.assert_close(best, ranked[:8], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="best_of must be a positive integer"):
+        gs.sample(objects[0], 8, best_of=0)
     gs.save(tmp_path / "g.pt")
     again = GraspSampler.load(tmp_path / "g.pt")
     torch.testing.assert_close(again.log_prob(objects[0], T), gs.log_prob(objects[0], T), rtol=0, atol=0)

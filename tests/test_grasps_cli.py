@@ -194,6 +194,10 @@ def test_rank_orders_the_same_grasps_by_log_density(data, model, tmp_path):
     assert (np.diff(lp) <= 0).all() and lp[0] == a[LOG_PROB_KEY].max()
     order = np.argsort(-a[LOG_PROB_KEY], kind="stable")
     np.testing.assert_array_equal(b["grasps/transforms"], a["grasps/transforms"][order])
+    best = tmp_path / "best.h5"     # the 8 most probable of the same 16 draws
+    _sample(*[x if x != "16" else "8" for x in common], "--best-of", "2", "--out", str(best))
+    c, _ = _read(best)
+    np.testing.assert_array_equal(c["grasps/transforms"], b["grasps/transforms"][:8])
 
 
 def test_point_cloud_objects(data, model, tmp_path):
@@ -269,6 +273,7 @@ BAD_SAMPLE = {   # command line (MESH, MODEL, DIR substituted) -> exit code, mes
     "not a checkpoint": (["--object", "MESH", "--model", "DIR/junk.pt"], 2, "is not a grasp model"),
     "missing model": (["--object", "MESH", "--model", "DIR/none.pt"], 2, "--model .* does not exist"),
     "n = 0": (["--object", "MESH", "-n", "0"], 2, "-n must be >= 1, got 0"),
+    "best_of = 0": (["--object", "MESH", "--best-of", "0"], 2, "--best-of must be >= 1, got 0"),
     "no object": ([], 2, "give the object"),
     "cloud of 2-vectors": (["--points", "DIR/flat.npy"], 1, r"expected a numeric \(P, 3\) array.*\(10, 2\)"),
     "cloud with NaN": (["--points", "DIR/nan.npy"], 1, "10 points hold NaN or inf"),

@@ -197,17 +197,24 @@ class GraspSampler:
 
     # ------------------------------------------------------------------ sampling and scoring
     @torch.no_grad()
-    def sample(self, obj, n: int, seed: Optional[int] = None, *, rank: bool = False, method: Optional[str] = None,
-               steps: Optional[int] = None) -> torch.Tensor:
-        """``n`` grasp poses ``(n, 4, 4)`` (float64) of the gripper in ``obj``'s frame; ``rank=True`` orders them
-        by :meth:`log_prob`, most probable first."""
+    def sample(self, obj, n: int, seed: Optional[int] = None, *, rank: bool = False, best_of: int = 1,
+               method: Optional[str] = None, steps: Optional[int] = None) -> torch.Tensor:
+        """``n`` grasp poses ``(n, 4, 4)`` (float64) of the gripper in ``obj``'s frame.
+
+        ``rank=True`` orders them by :meth:`log_prob`, most probable first. ``best_of=k`` draws ``k n`` and keeps
+        the ``n`` most probable, ranked (no longer i.i.d. draws of the density: its high-density part). On the
+        objects the shipped Panda model never saw, 73 % of plain draws hold in the shake test and 88 % of the more
+        probable half (``benchmarks/grasps.py unseen``), so ``best_of=2`` is the setting for grasp candidates.
+        """
         if isinstance(n, bool) or int(n) != n or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
+        if isinstance(best_of, bool) or int(best_of) != best_of or best_of < 1:
+            raise ValueError(f"best_of must be a positive integer, got {best_of!r}")
         cloud = self.cloud(obj, seed=0 if seed is None else seed)
-        x = self.flow.sample(int(n), condition=cloud, seed=seed, method=method, steps=steps)
+        x = self.flow.sample(int(n) * int(best_of), condition=cloud, seed=seed, method=method, steps=steps)
         T = se3_from_pos_quat(x[:, :3].double(), x[:, 3:].double(), "xyzw")
-        if rank:
-            T = T[torch.argsort(self.log_prob(obj, T, method=method, steps=steps), descending=True)]
+        if rank or best_of > 1:
+            T = T[torch.argsort(self.log_prob(obj, T, method=method, steps=steps), descending=True)[: int(n)]]
         return T
 
     def log_prob(self, obj, transforms, *, method: Optional[str] = None, steps: Optional[int] = None) -> torch.Tensor:
