@@ -50,7 +50,7 @@ from budget_clock import solver_check  # noqa: E402
 from common import REPO, Result, csv_list, finite, machine_info, read_json, set_threads  # noqa: E402
 from earth_nll import PUBLISHED  # noqa: E402
 from evaluate import mc_normalisation  # noqa: E402
-from make_results import provenance, table  # noqa: E402
+from make_results import provenance, rel, table  # noqa: E402
 
 from posegen.atomic import atomic_open  # noqa: E402
 from posegen.cli.datasets import load_splits, model_manifold  # noqa: E402
@@ -431,7 +431,7 @@ def main(argv=None) -> int:
     if args.action == "markdown":
         if not args.out.exists():
             raise FileNotFoundError(f"--out {args.out} does not exist: run the benchmark first")
-        print(markdown_section(read_json(args.out), args.out.as_posix()))
+        print(markdown_section(read_json(args.out), rel(args.out)))
         return 0
     if args.action == "one":
         row = run_one(json.loads(args.job))
