@@ -444,3 +444,15 @@ def test_pretrained_weights_load_with_no_training_and_missing_ones_are_named():
     assert ik.robot.name == "panda" and ik.training["steps"] > 0 and ik.training["of_steps"] >= ik.training["steps"]
     with pytest.raises(ValueError, match=r"no pretrained IK weights for 'nobot'; shipped: \[.*'panda'.*\]"):
         IKSampler.pretrained("nobot")
+
+
+def test_cli_samples_the_shipped_weights_without_training(capsys):
+    """``posegen ik sample --robot panda``: no checkpoint, no training step; refined rows reach the pose."""
+    from posegen.cli.main import main
+
+    assert main(["ik", "sample", "--robot", "panda", "--pose", "0.4,0,0.5,1,0,0,0", "-n", "4", "--refine",
+                 "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "4 of 4 solutions within 1 mm and 0.01 rad" in out
+    assert main(["ik", "sample", "--pose", "0.4,0,0.5,1,0,0,0"]) == 2
+    assert "give a CHECKPOINT" in capsys.readouterr().err

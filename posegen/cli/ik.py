@@ -57,7 +57,10 @@ def add_parser(subparsers) -> None:
 
     q = isub.add_parser("sample", help="draw IK solutions for end-effector poses",
                         description="Draw joint configurations reaching the given poses (base frame).")
-    q.add_argument("checkpoint", metavar="CHECKPOINT", help="ik.pt written by posegen ik train")
+    q.add_argument("checkpoint", metavar="CHECKPOINT", nargs="?", default=None,
+                   help="ik.pt written by posegen ik train (or --robot for the shipped weights)")
+    q.add_argument("--robot", default=None, help="a built-in robot with shipped weights (IKSampler.pretrained): "
+                   "panda, ur5e; no training step")
     q.add_argument("--pose", action="append", default=[], metavar="X,Y,Z,QX,QY,QZ,QW",
                    help="target position (m) and unit quaternion in --quat-order; repeatable")
     q.add_argument("--targets", metavar="FILE",
@@ -144,8 +147,12 @@ def run_sample(args) -> int:
         raise UsageError(f"--temperature must be a positive finite number, got {args.temperature}")
     if args.out and Path(args.out).suffix not in (".csv", ".npy"):
         raise UsageError(f"--out {args.out!r}: use a .csv or .npy file")
+    if (args.checkpoint is None) == (args.robot is None):
+        raise UsageError("give a CHECKPOINT (posegen ik train) or --robot NAME (shipped weights), not both")
     targets = _targets(args)
-    ik = IKSampler.load(args.checkpoint, map_location=check_device(args.device))
+    device = check_device(args.device)
+    ik = (IKSampler.pretrained(args.robot, map_location=device) if args.robot is not None
+          else IKSampler.load(args.checkpoint, map_location=device))
     try:
         ik.conditions(targets, args.quat_order)  # bad quaternions are a usage error, before any work
     except ValueError as e:
