@@ -27,7 +27,6 @@ Example::
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from typing import List, Sequence
 import numpy as np
 import torch
 
-from ..robots.collision import CollisionChecker
+from ..robots.collision import CollisionChecker, segment_points
 from .ompl import plan
 
 __all__ = ["densify_path", "shortcut_path", "Experience", "collect_experience"]
@@ -60,12 +59,7 @@ def densify_path(path, resolution: float = 0.05) -> torch.Tensor:
     if not bool(torch.isfinite(p).all()):
         raise ValueError("densify_path: path has NaN or infinite values")
     _check_resolution(resolution, "densify_path")
-    out = [p[:1]]
-    for a, b in itertools.pairwise(p):
-        s = max(int(math.ceil(float((b - a).abs().max()) / resolution)), 1)
-        t = torch.arange(1, s + 1, dtype=torch.float64).unsqueeze(-1) / s
-        out.append(a + t * (b - a))
-    return torch.cat(out)
+    return torch.cat([p[:1], segment_points(p[:-1], p[1:], resolution)[0]])
 
 
 def _check_resolution(resolution, who: str) -> None:

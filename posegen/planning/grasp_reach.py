@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from ..grasps import get_gripper, gripper_collides
+from ..robots.collision import segment_points
 from ..robots.ik import solve_ik
 from ..robots.spheremodel import ready_configuration
 from .grasp import GraspWorld, approach_offset, check_transforms, ee_targets, grasps_in_base
@@ -152,10 +153,7 @@ def approach_clear(world: GraspWorld, q_from: torch.Tensor, q_to: torch.Tensor, 
     the TCP within ``tolerance`` (m) of the straight line between its two ends (the gripper moves along its
     approach, not around)."""
     k = q_to.shape[0]
-    steps = ((q_to - q_from).abs().amax(-1) / resolution).ceil().clamp_min(1).long()          # (k,)
-    row = torch.repeat_interleave(torch.arange(k), steps)
-    t = (torch.arange(len(row)) - torch.repeat_interleave(steps.cumsum(0) - steps, steps) + 1) / steps[row]
-    q = q_from[row] + t[:, None].double() * (q_to - q_from)[row]                               # (sum steps, dof)
+    q, row = segment_points(q_from, q_to, resolution)                                        # (sum steps, dof)
     T_o_g, tcp = _tcp(world, q)
     _, ends = _tcp(world, torch.cat([q_from, q_to]))
     a, ab = ends[:k][row], (ends[k:] - ends[:k])[row]

@@ -262,7 +262,17 @@ class CollisionChecker:
         if not (resolution > 0):
             raise ValueError(f"resolution must be > 0 (rad), got {resolution!r}")
         dof = self.robot.dof
-        q_a, q_b = self.model.as_q(q_a).reshape(dof), self.model.as_q(q_b).reshape(dof)
-        steps = max(int(math.ceil(float((q_b - q_a).abs().max()) / resolution)), 1)
-        t = torch.arange(1, steps + 1, dtype=self.dtype, device=self.device) / steps
-        return bool(self.is_valid(q_a + t.unsqueeze(-1) * (q_b - q_a)).all())
+        q_a, q_b = self.model.as_q(q_a).reshape(1, dof), self.model.as_q(q_b).reshape(1, dof)
+        return bool(self.is_valid(segment_points(q_a, q_b, resolution)[0]).all())
+
+
+def segment_points(q_a: torch.Tensor, q_b: torch.Tensor, resolution: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The configurations a motion validator checks on the straight joint-space segments ``q_a[i] -> q_b[i]``
+    (``(k, dof)`` each): ``q_a[i] + (j / s_i) (q_b[i] - q_a[i])`` for ``j = 1 .. s_i``, with ``s_i =
+    max(ceil(max|q_b[i] - q_a[i]| / resolution), 1)`` (largest joint change at most ``resolution``; the start
+    excluded, the end included), as ``points (sum s_i, dof)`` and the segment of each, ``row (sum s_i,)``."""
+    steps = ((q_b - q_a).abs().amax(-1) / resolution).ceil().clamp_min(1).long()          # (k,)
+    row = torch.repeat_interleave(torch.arange(q_a.shape[0], device=q_a.device), steps)
+    first = torch.repeat_interleave(steps.cumsum(0) - steps, steps)
+    t = (torch.arange(row.shape[0], device=q_a.device) - first + 1).to(q_a.dtype) / steps[row].to(q_a.dtype)
+    return q_a[row] + t.unsqueeze(-1) * (q_b - q_a)[row], row
