@@ -180,14 +180,17 @@ def check_transforms(T, name: str, atol: float = 1e-4) -> torch.Tensor:
     return T
 
 
+def _object_pose(object_pose) -> torch.Tensor:
+    """``object_pose`` as one rigid ``(4, 4)`` float64 transform; ValueError otherwise."""
+    T_b_o = torch.as_tensor(object_pose, dtype=torch.float64)
+    if T_b_o.shape != (4, 4):
+        raise ValueError(f"object_pose must be one (4, 4) transform, got shape {tuple(T_b_o.shape)}")
+    return check_transforms(T_b_o[None], "object_pose")[0]
 
 
 def grasps_in_base(grasps, object_pose) -> torch.Tensor:
     """``T_b_g = T_b_o T_o_g``: grasp poses ``grasps (n, 4, 4)`` (object frame) in the base frame, ``(n, 4, 4)``."""
-    T_b_o = torch.as_tensor(object_pose, dtype=torch.float64)
-    if T_b_o.shape != (4, 4):
-        raise ValueError(f"object_pose must be one (4, 4) transform, got shape {tuple(T_b_o.shape)}")
-    return check_transforms(T_b_o[None], "object_pose") @ check_transforms(grasps, "grasps")
+    return _object_pose(object_pose) @ check_transforms(grasps, "grasps")
 
 
 def ee_targets(grasps_base, robot, mount: GripperMount) -> torch.Tensor:
@@ -215,16 +218,12 @@ def gripper_spheres(gripper: str = "panda", tolerance: float = GRIPPER_TOLERANCE
 
 @functools.lru_cache(maxsize=8)
 def _gripper_spheres(gripper: str, tolerance: float) -> Tuple[torch.Tensor, torch.Tensor, float]:
-    signs = torch.tensor([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=torch.float64)
-    tris = []
-    for b in get_gripper(gripper).boxes():
-        corners = torch.as_tensor(b.center) + (signs * torch.as_tensor(b.half)) @ torch.as_tensor(b.R).T
-        tris.append(corners[_BOX_FACES])
+    tris = [torch.as_tensor(b.corners(), dtype=torch.float64)[_BOX_FACES] for b in get_gripper(gripper).boxes()]
     fit = fit_link_spheres(torch.cat(tris), tolerance, seed=0)
     return fit.centers, fit.radii, float(fit.surface_error)
 
 
-# the 12 outward-wound triangles of a box whose corners are indexed by (sx, sy, sz) bits as in gripper_spheres
+# the 12 outward-wound triangles of a box whose corners are indexed by (sx, sy, sz) bits as in Box.corners
 _BOX_FACES = torch.tensor([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
                            [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]])
 
@@ -340,13 +339,7 @@ def grasp_world(robot, obj: GraspObject, object_pose=None, *, table_z: float = 0
     ``margin`` (m) is every checker's clearance; ``tolerance`` the gripper sphere fit's (m)."""
     robot = as_robot(robot, "grasp_world")
     mount = gripper_mount(robot, mount)
-    if object_pose is None:
-        T_b_o = place_on_table(obj, table_z=table_z)
-    else:
-        T_b_o = torch.as_tensor(object_pose, dtype=torch.float64)
-        if T_b_o.shape != (4, 4):
-            raise ValueError(f"object_pose must be one (4, 4) transform, got shape {tuple(T_b_o.shape)}")
-        T_b_o = check_transforms(T_b_o[None], "object_pose")[0]
+    T_b_o = place_on_table(obj, table_z=table_z) if object_pose is None else _object_pose(object_pose)
     table = HalfSpace((0.0, 0.0, float(table_z)), (0.0, 0.0, 1.0), name="table")
     target = MeshObstacle(torch.tensor(np.asarray(obj.mesh.triangles), dtype=torch.float64),
                           position=tuple(T_b_o[:3, 3].tolist()),
