@@ -121,6 +121,13 @@ def _unseen_row(gs, ref, obj, n: int, n_cover: int, seed: int) -> dict:
             "antipodal_s_per_candidate": anti_s / len(cand), "antipodal_coverage": coverage(cand.transforms, good)}
 
 
+def _keep(res: Result, row: dict, out: Path) -> None:
+    """Add ``row`` to ``res``, print it rounded and write the file: a checkpoint after every object."""
+    res.add(row)
+    print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+    res.write(out)
+
+
 def unseen(args) -> None:
     """The grasp model on the held-out objects of the shipped model's object set."""
     import grasp_pretrained   # the object set and its split, as the shipped model was trained
@@ -143,10 +150,7 @@ def unseen(args) -> None:
         ref = load_acronym(run_dir / "grasps" / f"{f.stem}.h5")
         obj = ref.load_object()
         obj.convex_parts()   # CoACD once, outside the timed parts
-        row = _unseen_row(gs, ref, obj, args.samples, args.coverage_samples, args.seed + k)
-        res.add(row)
-        print({k2: (round(v, 4) if isinstance(v, float) else v) for k2, v in row.items()}, flush=True)
-        res.write(args.out)   # a checkpoint after every object
+        _keep(res, _unseen_row(gs, ref, obj, args.samples, args.coverage_samples, args.seed + k), args.out)
     print(f"wrote {res.write(args.out)}")
 
 
@@ -162,9 +166,7 @@ def run(args) -> None:
     for i, (obj, kind, ms) in enumerate(objs):
         row = _object_row(obj, kind, ms, args.per_object, args.seed + i)
         row.pop("transforms", None)
-        res.add(row)
-        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
-        res.write(args.out)  # a checkpoint after every object
+        _keep(res, row, args.out)
     print(f"wrote {res.write(args.out)}")
 
 
