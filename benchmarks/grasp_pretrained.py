@@ -80,8 +80,9 @@ def cmd_data(args) -> None:
 def training_set(run: Path, s: dict):
     """The training objects and their successful grasps. The run's object list (``RUN/train_objects.txt``,
     written when training starts: the training objects labelled by then) fixes the set for the whole run, so a
-    resumed run trains on what it started with while labelling goes on."""
-    from posegen.grasps import load_acronym
+    resumed run trains on what it started with while labelling goes on. Read as ``posegen grasps train`` reads
+    its files (objects without a successful grasp left out)."""
+    from posegen.cli.grasps_train import read_training_set
 
     train, _ = object_files(run, s)
     listed = run / "train_objects.txt"
@@ -93,15 +94,10 @@ def training_set(run: Path, s: dict):
             raise ValueError(f"{listed} names objects that are not training objects here: {sorted(missing)[:5]}")
     else:
         train = [f for f in train if (run / "grasps" / f"{f.stem}.h5").exists()]
-    objects, grasps, names = [], [], []
-    for f in train:
-        g = load_acronym(run / "grasps" / f"{f.stem}.h5")
-        ok = g.transforms[g.success.bool()]
-        if len(ok):
-            objects.append(g.load_object())
-            grasps.append(ok)
-            names.append(f.stem)
-    return objects, grasps, names
+    files = [run / "grasps" / f"{f.stem}.h5" for f in train]
+    objects, grasps, summary = read_training_set(files)
+    skipped = set(summary["skipped"])
+    return objects, grasps, [p.stem for p in files if str(p) not in skipped]
 
 
 def cmd_train(args) -> None:
