@@ -124,3 +124,24 @@ def test_moser_mass_is_the_integral_of_the_density_log_prob_scores():
     assert m["integral_mu"] + m["excess"] == pytest.approx(vol * float(p.mean()), rel=1e-9)
     assert 0.02 < m["share_below_eps"] < 0.98 and m["excess"] > 4 * m["excess_sem"] > 0   # the floor is in play
     assert abs(m["integral_mu"] - 1) < 4 * m["integral_mu_sem"]
+
+
+def test_moser_rows_are_judged_by_their_normalised_nll_and_only_when_the_floor_mass_is_resolved():
+    """max(mu, eps) / (1 + excess) is the density scored: its NLL is nll + log(1 + excess). A row whose excess
+    is known only to within more than MOSER_RESOLVED_NATS (the lam-10 volcano run: 1045 +- 354) never counts."""
+    small = seed_rows.moser_normalised(-2.0, {"excess": 0.01, "excess_sem": 0.001})
+    assert small["nll_normalised"] == pytest.approx(-2.0 + np.log1p(0.01), abs=1e-15) and small["resolved"]
+    lo, hi = small["nll_normalised_range"]
+    assert lo == pytest.approx(-2.0 + np.log1p(0.008)) and hi == pytest.approx(-2.0 + np.log1p(0.012))
+    spiky = seed_rows.moser_normalised(-9.12, {"excess": 1045.0, "excess_sem": 354.0})
+    assert spiky["nll_normalised"] == pytest.approx(-9.12 + np.log(1046.0)) and not spiky["resolved"]
+    good, bad = _row("fire", "moser", 0, -1.2), _row("volcano", "moser", 0, -9.12)
+    good["test"].update(small)
+    bad["test"].update(spiky)
+    s = seed_rows.summary([good, bad])
+    assert s[("moser", "fire")]["mean"] == pytest.approx(small["nll_normalised"]) and s[("moser", "fire")]["reached"]
+    assert s[("moser", "volcano")]["resolved"] is False and s[("moser", "volcano")]["reached"] is False
+    text = seed_rows.markdown_section({"results": [good, bad], "args": {}, "machine": {
+        "cpu": "x", "cores": 2, "torch_threads": 1, "torch": "t", "python": "p", "cuda": None},
+        "started": "s", "duration_s": 60.0}, "seed_rows.json")
+    assert "no: floor mass unresolved" in text and "unresolved; raw -9.120" in text
