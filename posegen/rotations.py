@@ -38,7 +38,7 @@ __all__ = [
     "quat_to_rotmat", "rotmat_to_quat", "rotvec_to_quat", "quat_to_rotvec", "rotvec_to_rotmat",
     "rotmat_to_rotvec", "euler_to_quat", "quat_to_euler", "euler_to_rotmat", "rotmat_to_euler",
     "euler_to_rotvec", "rotvec_to_euler",
-    "se3_from_pos_quat", "pos_quat_from_se3", "se3_inverse", "se3_compose",
+    "se3_from_pos_quat", "pos_quat_from_se3", "se3_inverse", "se3_compose", "check_rigid",
     "rotation_angle", "quat_multiply", "quat_conjugate", "quat_inverse", "quat_apply", "random_quat",
 ]
 
@@ -351,3 +351,38 @@ def random_quat(n: Shape, generator: Optional[torch.Generator] = None, dtype: to
     check_quat_order(order)
     q = roma.random_unitquat(as_shape(n), dtype=dtype, device=device, generator=generator)
     return _from_xyzw(q, order)
+
+
+def check_rigid(T, name: str = "transforms", *, atol: float = 1e-4, single: bool = False) -> torch.Tensor:
+    """``T`` as a float64 ``(N, 4, 4)`` tensor of rigid transforms (SE(3) poses), else one ValueError naming ``name``.
+
+    Refused: another shape (``single=True`` also takes one ``(4, 4)``, returned as ``(1, 4, 4)``; N = 0 is
+    allowed), NaN or inf, a last row other than ``[0, 0, 0, 1]``, a rotation block that is not orthonormal with
+    determinant +1 (each to ``atol``). The error names the number of bad transforms and the errors of the first.
+    Array-likes and tensors of any float dtype are taken (grasp files, model samples, numpy arrays).
+    """
+    try:
+        T = torch.as_tensor(T.detach().cpu() if isinstance(T, torch.Tensor) else T, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{name} must be an (N, 4, 4) array of numbers, got {type(T).__name__}") from None
+    if single and T.shape == (4, 4):
+        T = T[None]
+    if T.dim() != 3 or T.shape[1:] != (4, 4):
+        raise ValueError(f"{name} must have shape (N, 4, 4), got {tuple(T.shape)}")
+    finite = torch.isfinite(T).flatten(1).all(1)
+    if not bool(finite.all()):
+        raise ValueError(f"{name} must be finite; transform {int((~finite).nonzero()[0])} holds NaN or inf")
+    if T.shape[0] == 0:
+        return T
+    R = T[:, :3, :3]
+    row_err = (T[:, 3] - T.new_tensor([0.0, 0.0, 0.0, 1.0])).abs().amax(-1)
+    orth_err = (R @ R.transpose(-1, -2) - torch.eye(3, dtype=T.dtype)).abs().amax((-1, -2))
+    det = torch.linalg.det(R)
+    bad = ((row_err > atol) | (orth_err > atol) | (det <= 0)).nonzero().flatten()
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(f"{name}: {len(bad)} of {T.shape[0]} are not rigid transforms (last row [0, 0, 0, 1], "
+                         f"rotation orthonormal with det +1, to {atol}); first: transform {i}, last-row error "
+                         f"{float(row_err[i]):.2e}, orthonormality error {float(orth_err[i]):.2e}, det "
+                         f"{float(det[i]):.4f}")
+    return T

@@ -86,11 +86,11 @@ def test_bad_inputs_are_refused(trained):
         gs.sample(torch.zeros(10, 4), 3)
     with pytest.raises(ValueError, match="NaN or inf"):
         gs.sample(torch.full((10, 3), float("nan")), 3)
-    with pytest.raises(ValueError, match=r"\(n, 4, 4\)"):
+    with pytest.raises(ValueError, match=r"\(N, 4, 4\)"):
         gs.log_prob(objects[0], torch.zeros(3, 3, 4))
     bad = torch.eye(4, dtype=torch.float64).repeat(2, 1, 1)
     bad[1, 0, 0] = 2.0
-    with pytest.raises(ValueError, match="no rotation"):
+    with pytest.raises(ValueError, match="not rigid transforms"):
         gs.log_prob(objects[0], bad)
     with pytest.raises(ValueError, match="one grasp array per object"):
         GraspSampler(points=16).fit([objects[0]], [], steps=1)

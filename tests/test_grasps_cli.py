@@ -373,7 +373,7 @@ BAD_TRAIN = {   # command line (DATA, DIR, SAMPLED substituted) -> exit code, me
     "not an ACRONYM file": (["--data", "DIR/other.h5"], 1, "is not an ACRONYM grasp file: missing"),
     "no successful grasp": (["--data", "DIR/failed.h5"], 1, "no successful grasp in the 1 file"),
     "unlabelled samples": (["--data", "SAMPLED"], 1, "no object_in_gripper|has no physics labels"),
-    "not rigid": (["--data", "DATA/cube.h5", "DIR/sheared.h5"], 1, "sheared.h5' grasps/transforms must be rigid"),
+    "not rigid": (["--data", "DATA/cube.h5", "DIR/sheared.h5"], 1, "sheared.h5' grasps/transforms: 1 of"),
     "sim absent": (["--data", "DATA/cube.h5", "--sim", "flex"], 1, "has no labels of sim 'flex'"),
     "objective": (["--data", "DATA/cube.h5", "--objective", "nope"], 2, "must be one of"),
     "steps": (["--data", "DATA/cube.h5", "--steps", "0"], 2, "--steps must be >= 1, got 0"),

@@ -387,3 +387,36 @@ def test_array_like_inputs():
     torch.testing.assert_close(R, torch.eye(3, dtype=torch.float64))
     q = rot.rotvec_to_quat([0, 0, 0])
     assert q.dtype == torch.get_default_dtype() and q.tolist() == [0.0, 0.0, 0.0, 1.0]
+
+
+def _rigid(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    T = torch.eye(4, dtype=torch.float64).repeat(n, 1, 1)
+    T[:, :3, :3] = rot.quat_to_rotmat(rot.random_quat(n, generator=g, dtype=torch.float64))
+    T[:, :3, 3] = torch.randn(n, 3, generator=g, dtype=torch.float64)
+    return T
+
+
+def test_check_rigid_takes_rigid_transforms_of_any_float_type_and_refuses_the_rest():
+    T = _rigid(5)
+    assert torch.equal(rot.check_rigid(T.numpy()), T) and rot.check_rigid(T.float()).dtype == torch.float64
+    assert rot.check_rigid(T[0], single=True).shape == (1, 4, 4) and rot.check_rigid(T[:0]).shape == (0, 4, 4)
+    reflect = T.clone()
+    reflect[2, :3, 0] *= -1                                  # orthonormal, det -1
+    shear, row, nan = T.clone(), T.clone(), T.clone()
+    shear[1, 0, 1] += 1e-3
+    row[4, 3, 0] = 0.5
+    nan[3, 1, 3] = float("nan")
+    R = shear[1, :3, :3].numpy()
+    orth = np.abs(R @ R.T - np.eye(3)).max()                 # numpy's figure for the message
+    cases = [(T[0], r"must have shape \(N, 4, 4\), got \(4, 4\)"), (T[:, :3], r"shape \(N, 4, 4\), got \(5, 3, 4\)"),
+             ([["a"]], "array of numbers"), (nan, "must be finite; transform 3 holds NaN"),
+             (reflect, r"1 of 5 are not rigid .*first: transform 2, .*det -1\.0000"),
+             (shear, f"first: transform 1, last-row error 0.00e\\+00, orthonormality error {orth:.2e}"),
+             (row, "first: transform 4, last-row error 5.00e-01")]
+    for bad, match in cases:
+        with pytest.raises(ValueError, match="^grasps: |^grasps must"):
+            rot.check_rigid(bad, "grasps")
+        with pytest.raises(ValueError, match=match):
+            rot.check_rigid(bad, "grasps")
+    assert torch.equal(rot.check_rigid(shear, atol=2e-3), shear)   # within the tolerance asked for

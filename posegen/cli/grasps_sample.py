@@ -37,6 +37,7 @@ import torch
 
 from .. import __version__
 from ..grasps import ShakeTest, get_gripper, load_object, object_properties, save_acronym, simulate
+from ..grasps.objects import check_scale
 from ..samplers import GraspSampler
 from .common import UsageError, say
 from .options import debug_flag, solver_flags
@@ -87,7 +88,7 @@ def read_points(path, scale: float = 1.0) -> np.ndarray:
         raise FileNotFoundError(f"--points '{p}' does not exist" + (" (it is a folder)" if p.is_dir() else ""))
     if p.suffix.lower() not in POINT_SUFFIXES:
         raise ValueError(f"--points '{p}': unknown suffix {p.suffix!r}; expected one of {list(POINT_SUFFIXES)}")
-    _check_scale(scale)
+    check_scale(scale)
     if p.suffix.lower() == ".npy":
         try:
             a = np.load(p, allow_pickle=False)
@@ -114,11 +115,6 @@ def _ply_points(p: Path) -> np.ndarray:
         raise ValueError(f"--points '{p}' is a mesh ({len(geom.faces)} faces): pass it as --object, or a .ply of "
                          "points only as --points")
     return np.asarray(getattr(geom, "vertices", np.zeros((0, 3))))
-
-
-def _check_scale(scale) -> None:
-    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
 
 
 def load_grasp_model(path: Optional[str]) -> GraspSampler:

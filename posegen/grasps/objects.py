@@ -124,14 +124,13 @@ def _sample_surface(mesh, n: int, rng: np.random.Generator) -> Tuple[np.ndarray,
     return points, faces
 
 
-def _check_scale(scale) -> float:
-    try:
-        value = float(scale)
-    except (TypeError, ValueError):
-        raise ValueError(f"scale must be a finite number > 0, got {scale!r}") from None
-    if not math.isfinite(value) or value <= 0.0:
+def check_scale(scale) -> float:
+    """``scale`` (a mesh's or a cloud's units to metres) as a float: a real number, finite and > 0 (strings and
+    bools are refused rather than converted), else ValueError."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(scale)) or float(scale) <= 0.0:
         raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
-    return value
+    return float(scale)
 
 
 def _check_path(path) -> Path:
@@ -195,7 +194,7 @@ def load_object(path, scale: float = 1.0, *, gripper=None, name: Optional[str] =
             None (default) skips the check.
         name: the object's name (default: the file stem).
     """
-    scale = _check_scale(scale)
+    scale = check_scale(scale)
     p = _check_path(path)
     trimesh = _trimesh()
     if p.suffix.lower() == ".urdf":

@@ -60,9 +60,9 @@ from ..robots.collision import CollisionChecker, CollisionModel, ready_configura
 from ..robots.scene import HalfSpace, MeshObstacle, Scene
 from ..robots.spherefit import fit_link_spheres
 from ..robots.spheres import Capsule, SphereTable
-from ..rotations import rotmat_to_quat
+from ..rotations import check_rigid, rotmat_to_quat
 
-__all__ = ["GripperMount", "MOUNTS", "GRIPPER_TOLERANCE", "check_transforms", "gripper_mount", "ee_from_grasp", "place_on_table",
+__all__ = ["GripperMount", "MOUNTS", "GRIPPER_TOLERANCE", "gripper_mount", "ee_from_grasp", "place_on_table",
            "grasps_in_base", "ee_targets", "approach_offset", "gripper_spheres", "mounted_sphere_table",
            "gripper_links", "GraspChecker", "GraspWorld", "grasp_world"]
 
@@ -163,40 +163,23 @@ def place_on_table(obj: GraspObject, xy: Sequence[float] = (0.5, 0.0), yaw: floa
     return T
 
 
-def check_transforms(T, name: str, atol: float = 1e-4) -> torch.Tensor:
-    """``T`` as a float64 ``(n, 4, 4)`` tensor of rigid transforms (rotation block orthonormal within ``atol``,
-    determinant +1, last row ``0 0 0 1``); ValueError naming ``name``, the shape or the first bad row otherwise."""
-    T = torch.as_tensor(T, dtype=torch.float64)
-    if T.dim() != 3 or T.shape[1:] != (4, 4) or not bool(torch.isfinite(T).all()):
-        raise ValueError(f"{name} must be finite (n, 4, 4) transforms, got shape {tuple(T.shape)}"
-                         + ("" if T.dim() != 3 or T.shape[1:] != (4, 4) else " with NaN or inf entries"))
-    R = T[:, :3, :3]
-    err = (R.transpose(-1, -2) @ R - torch.eye(3, dtype=torch.float64)).abs().amax((-1, -2))
-    last = (T[:, 3] - torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64)).abs().amax(-1)
-    bad = (err > atol) | (torch.det(R) < 0) | (last > atol)
-    if bool(bad.any()):
-        raise ValueError(f"{name}: {int(bad.sum())} of {T.shape[0]} are not rigid transforms (first: row "
-                         f"{int(bad.nonzero()[0])})")
-    return T
-
-
 def _object_pose(object_pose) -> torch.Tensor:
     """``object_pose`` as one rigid ``(4, 4)`` float64 transform; ValueError otherwise."""
     T_b_o = torch.as_tensor(object_pose, dtype=torch.float64)
     if T_b_o.shape != (4, 4):
         raise ValueError(f"object_pose must be one (4, 4) transform, got shape {tuple(T_b_o.shape)}")
-    return check_transforms(T_b_o[None], "object_pose")[0]
+    return check_rigid(T_b_o[None], "object_pose")[0]
 
 
 def grasps_in_base(grasps, object_pose) -> torch.Tensor:
     """``T_b_g = T_b_o T_o_g``: grasp poses ``grasps (n, 4, 4)`` (object frame) in the base frame, ``(n, 4, 4)``."""
-    return _object_pose(object_pose) @ check_transforms(grasps, "grasps")
+    return _object_pose(object_pose) @ check_rigid(grasps, "grasps")
 
 
 def ee_targets(grasps_base, robot, mount: GripperMount) -> torch.Tensor:
     """IK targets ``(n, 7)`` (position, quaternion **xyzw**) of ``robot.ee_link`` in the base frame that put the
     grasp frame at ``grasps_base (n, 4, 4)`` (base frame): ``T_b_e = T_b_g T_e_g^-1``."""
-    T = check_transforms(grasps_base, "grasps_base") @ torch.linalg.inv(ee_from_grasp(robot, mount))
+    T = check_rigid(grasps_base, "grasps_base") @ torch.linalg.inv(ee_from_grasp(robot, mount))
     return torch.cat([T[:, :3, 3], rotmat_to_quat(T[:, :3, :3], "xyzw")], -1)
 
 
@@ -205,7 +188,7 @@ def approach_offset(T, distance: float) -> torch.Tensor:
     ``T Trans(0, 0, -distance)`` (the pre-grasp poses)."""
     back = torch.eye(4, dtype=torch.float64)
     back[2, 3] = -float(distance)
-    return check_transforms(T, "T") @ back
+    return check_rigid(T, "T") @ back
 
 
 def gripper_spheres(gripper: str = "panda", tolerance: float = GRIPPER_TOLERANCE) -> Tuple[torch.Tensor, torch.Tensor, float]:

@@ -39,7 +39,8 @@ from ..grasps import get_gripper, gripper_collides
 from ..robots.collision import segment_points
 from ..robots.ik import solve_ik
 from ..robots.spheremodel import ready_configuration
-from .grasp import GraspWorld, approach_offset, check_transforms, ee_targets, grasps_in_base
+from ..rotations import check_rigid
+from .grasp import GraspWorld, approach_offset, ee_targets, grasps_in_base
 from .ompl import PlanResult, plan
 
 __all__ = ["GraspReach", "GraspPlan", "reach_grasps", "approach_clear", "plan_grasp", "GOAL_TOL", "STAGES"]
@@ -164,7 +165,7 @@ def approach_clear(world: GraspWorld, q_from: torch.Tensor, q_to: torch.Tensor, 
 
 
 def _check_candidates(grasps, log_prob) -> Tuple[torch.Tensor, torch.Tensor]:
-    T = check_transforms(grasps, "grasps")
+    T = check_rigid(grasps, "grasps")
     if T.shape[0] == 0:
         raise ValueError("grasps must hold at least one (4, 4) transform, got none")
     if log_prob is None:

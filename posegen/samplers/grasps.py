@@ -38,7 +38,7 @@ import torch
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..flow import PoseFlow
-from ..rotations import rotmat_to_quat, se3_from_pos_quat
+from ..rotations import check_rigid, rotmat_to_quat, se3_from_pos_quat
 from ..training import StreamSource, Trainer, make_config
 from .shipped import shipped_weights
 
@@ -54,23 +54,6 @@ def jaw_flip(T: torch.Tensor) -> torch.Tensor:
     out = T.clone()
     out[..., :3, :3] = T[..., :3, :3] @ _ROLL.to(T)
     return out
-
-
-def _check_transforms(T, name: str = "transforms") -> torch.Tensor:
-    T = torch.as_tensor(T, dtype=torch.float64)
-    if T.dim() == 2:
-        T = T.unsqueeze(0)
-    if T.dim() != 3 or T.shape[1:] != (4, 4):
-        raise ValueError(f"{name} must be (n, 4, 4) homogeneous transforms, got shape {tuple(T.shape)}")
-    if not torch.isfinite(T).all():
-        raise ValueError(f"{name} contain NaN or inf")
-    R = T[:, :3, :3]
-    eye = torch.eye(3, dtype=torch.float64)
-    bad = ((R.transpose(-1, -2) @ R - eye).abs().amax((-1, -2)) > 1e-4) | (torch.det(R) < 0)
-    if bad.any():
-        raise ValueError(f"{name}: {int(bad.sum())} of {T.shape[0]} have no rotation in their top-left 3x3 block "
-                         f"(first: row {int(bad.nonzero()[0])})")
-    return T
 
 
 def _pose_points(T: torch.Tensor) -> torch.Tensor:
@@ -133,7 +116,7 @@ class GraspSampler:
         pre-drawn clouds; the object in proportion to its grasps, then its grasps uniformly, so each row's grasp is
         uniform over all grasps as with independent rows; a jaw flip with probability 1/2 per row. The flow encodes
         each distinct cloud once, so a group costs the encoder one cloud."""
-        poses = [_check_transforms(g, f"grasps[{k}]") for k, g in enumerate(grasps)]   # refused before any work
+        poses = [check_rigid(g, f"grasps[{k}]", single=True) for k, g in enumerate(grasps)]   # refused before any work
         # (K, C, points, 3): every object's clouds in one tensor, so a batch is one gather, not a loop over rows
         bank = torch.stack([torch.stack([self.cloud(o, seed=s) for s in range(clouds_per_object)]) for o in objects])
         counts = torch.tensor([p.shape[0] for p in poses])
@@ -220,7 +203,7 @@ class GraspSampler:
     def log_prob(self, obj, transforms, *, method: Optional[str] = None, steps: Optional[int] = None) -> torch.Tensor:
         """``(n,)`` log-density of grasp poses ``transforms (n, 4, 4)`` (object frame) w.r.t. the volume of
         ``R^3 x SO3``, symmetrised over the jaw flip (the same value for ``T`` and ``T Rz(pi)``)."""
-        T = _check_transforms(transforms)
+        T = check_rigid(transforms, single=True)
         cloud = self.cloud(obj, seed=0)
         both = torch.cat([T, jaw_flip(T)])
         lp = self.flow.log_prob(_pose_points(both).to(self.flow.dtype), condition=cloud, method=method, steps=steps)
