@@ -393,7 +393,7 @@ def test_expmap_at_zero_is_x_with_finite_gradients(case):
 
 
 def test_logmap_and_dist_at_y_equal_x_are_zero_with_finite_gradients(case):
-    M, dtype, atol = case.M, case.dtype, ATOL[case.dtype]
+    M, atol = case.M, ATOL[case.dtype]
     x = case.x.clone().requires_grad_(True)
     y = case.x.clone().requires_grad_(True)
     out = M.logmap(x, y)
@@ -437,7 +437,7 @@ def antipode(M, x):
 
 
 def test_logmap_at_antipodes_is_finite_with_norm_pi(case):
-    M, dtype, atol = case.M, case.dtype, ATOL[case.dtype]
+    M, atol = case.M, ATOL[case.dtype]
     a, expected = antipode(M, case.x)
     M.check_point(a)
     x = case.x.clone().requires_grad_(True)

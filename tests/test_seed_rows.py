@@ -4,7 +4,6 @@ prints (against numpy's mean and sample standard deviation), and the refusals th
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,6 @@ import seed_rows  # noqa: E402
 from posegen import PoseFlow  # noqa: E402
 from posegen.config import load_config  # noqa: E402
 from posegen.manifolds import parse  # noqa: E402
-from posegen.training.config import make_config  # noqa: E402
 
 PAIRS = [(d, o) for d in seed_rows.SETS for o in seed_rows.OBJECTIVES]
 
