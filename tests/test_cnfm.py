@@ -271,12 +271,29 @@ def test_auto_end_point_options_rebuild_and_bad_ones_are_refused():
     obj = CNFM(schedule={"kind": "cosine", "sigma_min": "auto"}, time_sampling="late")
     again = make_objective("cnfm", **obj.options)
     assert again.auto_endpoint and again.kind == "cosine" and again.time_sampling == "late"
-    with pytest.raises(ValueError, match='sigma_min="auto" takes only "kind"'):
+    with pytest.raises(ValueError, match='sigma_min="auto" takes only "kind" and "scale"'):
         CNFM(schedule={"sigma_min": "auto", "kappa_max": 3.0})
+    for bad in (0, -0.5, float("inf"), "half", True):
+        with pytest.raises(ValueError, match='schedule "scale" must be a finite number > 0'):
+            CNFM(schedule={"sigma_min": "auto", "scale": bad})
     with pytest.raises(ValueError, match='Invalid schedule kind "spiral"'):
         CNFM(schedule={"kind": "spiral", "sigma_min": "auto"})
     with pytest.raises(ValueError, match='invalid time_sampling "early"'):
         CNFM(time_sampling="early")
+
+
+def test_a_scaled_auto_end_point_is_that_multiple_of_the_chosen_one_and_survives_a_rebuild():
+    flow = PoseFlow("S2", hidden=8, depth=1)
+    _, x = _sharp_s2(50.0, n=256)
+    plain, half = CNFM(), CNFM(schedule={"sigma_min": "auto", "scale": 0.5})
+    plain.setup(flow, x)
+    half.setup(flow, x)
+    assert half.endpoint.sigma_min[0] == pytest.approx(0.5 * plain.endpoint.sigma_min[0], rel=1e-12)
+    assert half.endpoint.scale == 0.5 and half.endpoint.holdout_nll == plain.endpoint.holdout_nll
+    assert float(half.schedule.sigma_min) == pytest.approx(half.endpoint.sigma_min[0], rel=1e-12)
+    again = make_objective("cnfm", **half.options)
+    again.setup(flow, x)
+    assert again.endpoint.sigma_min == half.endpoint.sigma_min
 
 
 def test_late_time_sampling_draws_more_times_near_the_end():

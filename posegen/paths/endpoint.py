@@ -48,7 +48,7 @@ class EndpointChoice:
     ``sigma_min``: the chosen end point per factor (after the rate correction); ``holdout_nll``: the held-out
     NLL per point at the chosen grid point (before the correction, flow coordinates); ``n_holdout``,
     ``n_centres``: the split it was scored on; ``scan``: ``(common sigma_min, held-out NLL)`` of the first,
-    joint scan."""
+    joint scan; ``scale``: the factor applied to the KDE-optimal end points (``sigma_min`` includes it)."""
 
     sigma_min: List[float]
     holdout_nll: float
@@ -56,6 +56,7 @@ class EndpointChoice:
     n_centres: int
     rate_factor: float
     scan: List[tuple] = field(default_factory=list)
+    scale: float = 1.0
 
     def schedule(self, manifold: Manifold, kind: str = "linear") -> FactorSchedule:
         """The :class:`~posegen.paths.schedules.FactorSchedule` of shape ``kind`` ending here."""
@@ -113,7 +114,8 @@ class _Scorer:
 
 
 def select_endpoint(manifold, data: torch.Tensor, *, blocks: int = 10, held_blocks: int = 2,
-                    max_holdout: int = 2048, sweeps: int = 2, grid: Sequence[float] = GRID) -> EndpointChoice:
+                    max_holdout: int = 2048, sweeps: int = 2, grid: Sequence[float] = GRID,
+                    scale: float = 1.0) -> EndpointChoice:
     """Choose the CNFM path's end point of every factor from ``data (N, coord_dim)`` (flow coordinates).
 
     Args:
@@ -126,6 +128,7 @@ def select_endpoint(manifold, data: torch.Tensor, *, blocks: int = 10, held_bloc
         sweeps: most passes over the factors after the joint scan (products only; each factor's end point moves
             along the grid while the held-out NLL falls).
         grid: the candidate end points ``sigma_min``, in ``(0, 1)``.
+        scale: every chosen end point is multiplied by this (> 0; 1: the KDE-optimal bandwidths).
 
     Returns an :class:`EndpointChoice`; ``choice.schedule(manifold, kind)`` is the path's schedule.
     Deterministic (no random numbers); float64 inside. Cost on fire (S2, 10 250 points): 13 s of one CPU
@@ -136,6 +139,8 @@ def select_endpoint(manifold, data: torch.Tensor, *, blocks: int = 10, held_bloc
         got = tuple(data.shape) if isinstance(data, torch.Tensor) else type(data).__name__
         raise ValueError(f"select_endpoint: data must be a tensor of shape (N, {M.coord_dim}) with N >= 2 for "
                          f"{M!r}, got {got}")
+    if not (isinstance(scale, (int, float)) and 0 < scale < math.inf):
+        raise ValueError(f"select_endpoint: scale must be a finite number > 0, got {scale!r}")
     if not 1 <= held_blocks < blocks:
         raise ValueError(f"select_endpoint: need 1 <= held_blocks < blocks, got held_blocks={held_blocks}, "
                          f"blocks={blocks}")
@@ -169,8 +174,8 @@ def select_endpoint(manifold, data: torch.Tensor, *, blocks: int = 10, held_bloc
         ends, value = _coordinate_search(scorer, grid, ends, value, sweeps)
     # the KDE's best bandwidth shrinks like N^(-1 / (d + 4)): from the centres scored to all N points
     rate = (centres.numel() / n) ** (1.0 / (M.dim + 4))
-    return EndpointChoice([grid[j] * rate for j in ends], value, int(held.numel()), int(centres.numel()), rate,
-                          scan)
+    return EndpointChoice([grid[j] * rate * scale for j in ends], value, int(held.numel()), int(centres.numel()),
+                          rate, scan, scale)
 
 
 def _coordinate_search(scorer: _Scorer, grid: list, ends: list, value: float, sweeps: int):
