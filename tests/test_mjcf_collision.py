@@ -319,3 +319,62 @@ def test_valid_sampling_and_a_plan_on_an_mjcf_arm(arm):
     path = torch.as_tensor(res.path)
     torch.testing.assert_close(path[[0, -1]], torch.stack([start, goal]), rtol=0, atol=1e-9)
     assert all(checker.check_motion(a, b) for a, b in zip(path[:-1], path[1:]))
+
+
+# ---------------------------------------------------------------------------- the same robot as URDF and MJCF
+@pytest.mark.slow
+def test_kuka_iiwa_as_urdf_and_as_mjcf_gives_the_same_frames_geometry_and_collisions(tmp_path):
+    pybullet_data = pytest.importorskip("pybullet_data")
+    from pathlib import Path
+
+    from posegen.robots.geometry import signed_distance
+    from posegen.robots.mjcf import mjcf_from_urdf
+    from posegen.robots.spherefit import sample_surface
+
+    urdf = Path(pybullet_data.getDataPath()) / "kuka_iiwa" / "model.urdf"
+    u, m = robots.load(urdf), robots.load(mjcf_from_urdf(urdf, tmp_path / "kuka.xml"))
+    assert u.joint_names == m.joint_names and u.ee_link == m.ee_link
+    # MuJoCo saves 6 significant digits: the joint ranges move by at most 5e-6 rad
+    torch.testing.assert_close(m.joint_limits, u.joint_limits, rtol=0, atol=5e-6)
+    q = uniform(u, 400, 3)
+    links = list(u.link_names)
+    fu, fm = u.frames(q, links), m.frames(q, links)
+    assert max(float((fu[k] - fm[k]).abs().max()) for k in links) < 1e-9
+    tri_u = {lk: link_triangles(g) for lk, g in robot_collision_geometry(u).items()}
+    tri_m = {lk: link_triangles(g) for lk, g in robot_collision_geometry(m).items()}
+    assert sorted(tri_u) == sorted(tri_m) == sorted(links)
+    for lk in links:                                 # the same surfaces, to MuJoCo's float32 vertices
+        assert tri_u[lk].shape == tri_m[lk].shape
+        assert float(triangle_distance(tri_m[lk].reshape(-1, 3), tri_u[lk]).max()) < 1e-6
+    # spheres fitted to each on its own (coarse, 2 cm, to keep the test minutes long)
+    fit = {"cache_dir": tmp_path, "tolerance": 0.02, "self_samples": 0}
+    mu, mm = CollisionModel(u, fit=fit), CollisionModel(m, fit=fit)
+    bound = max(max(mu.table.surface_error.values()), max(mm.table.surface_error.values()))
+    # one ball per configuration, 1-10 cm, its surface -2 to +4 cm from a surface point of a moving link
+    g = torch.Generator().manual_seed(4)
+    moving = links[1:]
+    pick = torch.randint(0, len(moving), (len(q),), generator=g)
+    size = 0.01 + 0.09 * torch.rand(len(q), generator=g, dtype=torch.float64)
+    shift = 0.06 * torch.rand(len(q), generator=g, dtype=torch.float64) - 0.02
+    centres = torch.empty(len(q), 3, dtype=torch.float64)
+    for i in range(len(q)):
+        lk = moving[int(pick[i])]
+        p, nrm = sample_surface(tri_u[lk], 1, g)
+        T = fu[lk][i]
+        centres[i] = T[:3, :3] @ (p[0] + (size[i] + shift[i]) * nrm[0]) + T[:3, 3]
+    exact = torch.full((len(q),), math.inf, dtype=torch.float64)       # the URDF meshes' signed clearance
+    for lk, t in tri_u.items():
+        T = fu[lk]
+        local = ((centres - T[:, :3, 3]).unsqueeze(-2) @ T[:, :3, :3]).squeeze(-2)
+        exact = torch.minimum(exact, signed_distance(local, t) - size)
+
+    def hits(model):
+        c = model.sphere_centers(q)
+        return ((centres[:, None] - c).norm(dim=-1) - model.radii - size[:, None]).amin(-1) < 0
+
+    hu, hm = hits(mu), hits(mm)
+    assert 0.2 < float((exact < 0).double().mean()) < 0.8
+    assert float((hu == hm).double().mean()) >= 0.99
+    assert float(exact[hu != hm].abs().amax(0) if bool((hu != hm).any()) else 0.0) <= bound   # within the fits' error
+    su, sm = mu.self_clearance(q) < 0, mm.self_clearance(q) < 0
+    assert float((su == sm).double().mean()) >= 0.99
