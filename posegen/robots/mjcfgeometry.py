@@ -19,6 +19,12 @@ Every geom belongs to the link of its body (:mod:`posegen.robots.mjcf`: bodies a
 
 A mesh is its triangles as given (``mesh_face``), not the convex hull MuJoCo's own contacts use: the same
 geometry a URDF ``<collision>`` mesh gives.
+
+Measured (``benchmarks/collision_accuracy.py --robots kuka_iiwa_mjcf``, ``benchmarks/results/
+collision_accuracy_mjcf.json``, this project's shared 2-core CPU): pybullet's kuka_iiwa translated to MJCF by
+MuJoCo fits to the URDF's spheres (surface errors equal to 1e-8 m) and, against its exact compiled meshes over 1000
+configurations, the default model misses 0.78 % of ball contacts (none deeper than 1.6 mm) with 1.24 % false
+alarms, 0.24 / 0.71 % for cubes; ``conservative=True`` misses none (11.2 / 5.3 % false alarms, within 6.1 mm).
 """
 
 from __future__ import annotations
