@@ -173,12 +173,27 @@ def test_link_triangles_lie_on_the_shapes_placed_by_mujocos_kinematics(arm):
             assert bool(on.all()), f"{lk}: {int((~on).sum())} of {len(v)} vertices off their shapes"
 
 
-def test_geoms_of_other_types_are_refused_or_skipped():
+def test_height_fields_are_skipped_like_planes():
     hfield = ARM.replace('<geom name="floor" type="plane" size="2 2 0.1"/>',
                          '<geom name="floor" type="hfield" hfield="terrain"/>').replace(
         "<worldbody>", '<asset><hfield name="terrain" nrow="3" ncol="3" size="1 1 0.1 0.1"/></asset><worldbody>')
     m = mujoco.MjModel.from_xml_string(hfield)
     assert "world" not in mjcf_collision_geometry(m)                      # terrain: skipped like a plane
+
+
+def test_collision_geometry_refuses_inconsistent_fields():
+    from posegen.robots.collisiongeometry import CollisionGeometry
+    with pytest.raises(ValueError, match="as rpy or as quat, got both"):
+        CollisionGeometry("l", "sphere", (0.0, 0.0, 0.0), (0.1, 0.0, 0.0), (0.1,), quat=(0.0, 0.0, 0.0, 1.0))
+    with pytest.raises(ValueError, match="unit quaternion"):
+        CollisionGeometry("l", "sphere", (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.1,), quat=(0.0, 0.0, 0.0, 2.0))
+    with pytest.raises(ValueError, match="kind 'ellipsoid' needs 3 positive sizes"):
+        CollisionGeometry("l", "ellipsoid", (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.1, 0.2))
+    with pytest.raises(ValueError, match=r"needs a file \(mesh=\) or its triangles"):
+        CollisionGeometry("l", "mesh", (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match=r"\(T, 3, 3\) float64"):
+        CollisionGeometry("l", "mesh", (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0),
+                          triangles=torch.zeros(4, 3, 3, dtype=torch.float32))
 
 
 # ---------------------------------------------------------------------------- fitted spheres
@@ -378,3 +393,43 @@ def test_kuka_iiwa_as_urdf_and_as_mjcf_gives_the_same_frames_geometry_and_collis
     assert float(exact[hu != hm].abs().amax(0) if bool((hu != hm).any()) else 0.0) <= bound   # within the fits' error
     su, sm = mu.self_clearance(q) < 0, mm.self_clearance(q) < 0
     assert float((su == sm).double().mean()) >= 0.99
+
+
+URDF = """<robot name="two">
+  <link name="base"><collision><origin xyz="0 0 0.05"/><geometry><cylinder radius="0.06" length="0.1"/></geometry>
+    </collision></link>
+  <joint name="j1" type="revolute"><parent link="base"/><child link="arm"/><origin xyz="0 0 0.1" rpy="0 0 0.3"/>
+    <axis xyz="0 0 1"/><limit lower="-2" upper="2" effort="1" velocity="1"/></joint>
+  <link name="arm">
+    <collision><origin xyz="0.1 0 0.05" rpy="0.2 -0.4 0.7"/><geometry><box size="0.2 0.05 0.04"/></geometry></collision>
+    <collision><origin xyz="0.2 0.03 0" rpy="0 0.5 0"/><geometry><mesh filename="part.stl" scale="1 2 1"/></geometry>
+    </collision>
+  </link>
+  <joint name="j2" type="revolute"><parent link="arm"/><child link="tip"/><origin xyz="0.25 0 0" rpy="1.2 0 0"/>
+    <axis xyz="0 1 0"/><limit lower="-1.5" upper="1.5" effort="1" velocity="1"/></joint>
+  <link name="tip"><collision><origin xyz="0.03 0 0"/><geometry><sphere radius="0.03"/></geometry></collision></link>
+</robot>
+"""
+
+
+def test_mujocos_translation_of_a_urdf_gives_the_same_frames_and_surfaces(tmp_path):
+    from posegen.robots.mjcf import mjcf_from_urdf
+    part = trimesh.creation.annulus(r_min=0.01, r_max=0.03, height=0.05)    # non-convex, off its centre of mass
+    part.apply_translation((0.01, 0.0, 0.02))
+    part.export(tmp_path / "part.stl")
+    (tmp_path / "two.urdf").write_text(URDF)
+    u = robots.load(tmp_path / "two.urdf")
+    m = robots.load(mjcf_from_urdf(tmp_path / "two.urdf", tmp_path / "two.xml"))
+    q = uniform(u, 8, 6)
+    fu, fm = u.frames(q, ["base", "arm", "tip"]), m.frames(q, ["base", "arm", "tip"])
+    # MuJoCo saves 6 significant digits: quaternion components move by up to 5e-7, rotations by about 2e-6
+    # per joint, so frames and vertices (within 0.3 m of the base) by a few 1e-6
+    assert max(float((fu[k] - fm[k]).abs().max()) for k in fu) < 5e-6
+    gu, gm = robot_collision_geometry(u), robot_collision_geometry(m)
+    assert {k: sorted(g.kind for g in v) for k, v in gm.items()} == {"base": ["cylinder"], "arm": ["box", "mesh"],
+                                                                      "tip": ["sphere"]}
+    for lk in gu:
+        a, b = link_triangles(gu[lk]), link_triangles(gm[lk])
+        assert a.shape == b.shape
+        assert float(triangle_distance(b.reshape(-1, 3), a).max()) < 5e-6
+        assert float(triangle_distance(a.reshape(-1, 3), b).max()) < 5e-6

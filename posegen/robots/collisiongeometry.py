@@ -62,7 +62,7 @@ class CollisionGeometry:
         ok = (lambda s: math.isfinite(s) and s != 0) if self.kind == "mesh" else (lambda s: math.isfinite(s) and s > 0)
         if len(self.size) != _SIZES[self.kind] or not all(ok(s) for s in self.size):
             what = "non-zero scales" if self.kind == "mesh" else "positive sizes"
-            raise ValueError(f"{where}: a {self.kind} needs {_SIZES[self.kind]} {what}, got {self.size}")
+            raise ValueError(f"{where}: kind {self.kind!r} needs {_SIZES[self.kind]} {what}, got {self.size}")
         if self.quat is not None:
             if any(self.rpy):
                 raise ValueError(f"{where}: give its orientation as rpy or as quat, got both ({self.rpy}, "

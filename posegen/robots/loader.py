@@ -77,6 +77,9 @@ def load(robot: Union[str, os.PathLike], ee_link: Optional[str] = None,
        joints to the deepest tool frame (:mod:`posegen.robots.endeffector`): pybullet's Panda gives
        ``panda_grasptarget`` (7 joints), Baxter ``left_gripper``.
 
+    An MJCF file is compiled by MuJoCo from its path, so that mesh and include files named relative to it
+    (``<compiler meshdir=...>``) are found; a missing one is named in the error.
+
     The default choice and its reason (with the finger joints it left out) are logged (logger
     ``posegen.robots``: INFO, or WARNING when joints without limits cut the chain short); every robot
     keeps its reason in :attr:`Robot.ee_link_reason`.

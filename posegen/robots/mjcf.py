@@ -18,9 +18,11 @@ from __future__ import annotations
 import math
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import List, Optional, Union
 
+from ..atomic import atomic_path
 from .description import Description, JointSpec, xml_root
 
 __all__ = ["parse_mjcf", "compile_mjcf", "is_mjcf", "mjcf_body_names", "mjcf_from_urdf"]
@@ -85,14 +87,13 @@ def mjcf_from_urdf(urdf: Union[str, os.PathLike], out: Union[str, os.PathLike]) 
     text, n = re.subn(r"(<robot\b[^>]*>)", lambda mt: mt.group(1) + compiler, text, count=1)
     if n != 1:
         raise ValueError(f"mjcf_from_urdf: {str(urdf)!r} has no <robot> element")
-    out = Path(out)
-    tmp = out.with_name(out.name + ".urdf")
-    tmp.write_text(text, encoding="utf-8")
-    try:
-        _mujoco(str(urdf)).mj_saveLastXML(str(out), compile_mjcf(None, str(urdf), tmp))
-    finally:
-        tmp.unlink()
-    return out
+    with tempfile.TemporaryDirectory() as scratch:                  # the URDF with MuJoCo's compiler options
+        tmp = Path(scratch) / urdf.name
+        tmp.write_text(text, encoding="utf-8")
+        model = compile_mjcf(None, str(urdf), tmp)
+    with atomic_path(out) as xml:
+        _mujoco(str(urdf)).mj_saveLastXML(str(xml), model)
+    return Path(out)
 
 
 def mjcf_body_names(m) -> List[str]:

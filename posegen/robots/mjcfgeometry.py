@@ -1,6 +1,8 @@
 r"""Link collision geometry of an MJCF robot, read from MuJoCo's compiled model (float64).
 
-Every geom belongs to the link of its body (:mod:`posegen.robots.mjcf`: bodies are links). Which geoms:
+Every geom belongs to the link of its body (:mod:`posegen.robots.mjcf`: bodies are links), the world body's to
+the root link ``world`` (static scenery there, a table, is then part of the robot: give it ``contype="0"
+conaffinity="0"`` and put it in the :class:`~posegen.robots.scene.Scene` instead). Which geoms:
 
 * **Collision vs visual: MuJoCo's rule.** A geom with ``contype == 0`` and ``conaffinity == 0`` never collides
   in MuJoCo (the usual ``class="visual"`` geoms): it is left out; every other geom is collision geometry,
