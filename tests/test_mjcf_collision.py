@@ -433,3 +433,26 @@ def test_mujocos_translation_of_a_urdf_gives_the_same_frames_and_surfaces(tmp_pa
         assert a.shape == b.shape
         assert float(triangle_distance(b.reshape(-1, 3), a).max()) < 5e-6
         assert float(triangle_distance(a.reshape(-1, 3), b).max()) < 5e-6
+
+
+def test_the_fit_cache_key_follows_included_files_and_meshes(tmp_path):
+    from posegen.robots.autofit import fit_key
+    path, _ = write_mesh_arm(tmp_path)
+    xml = path.read_text()
+    body = xml[xml.index("<worldbody>"):xml.index("</worldbody>") + len("</worldbody>")]
+    (tmp_path / "kinematics.xml").write_text(f"<mujoco>{body}</mujoco>")
+    path.write_text(xml.replace(body, '<include file="kinematics.xml"/>'))
+
+    def key():
+        robot = robots.load(path)
+        return fit_key(robot, robot_collision_geometry(robot), {"tolerance": 0.01})
+
+    k0 = key()
+    assert key() == k0                                                  # deterministic
+    moved = body.replace('<body name="link3" pos="0 0 0.3">', '<body name="link3" pos="0 0 0.31">')
+    assert moved != body
+    (tmp_path / "kinematics.xml").write_text(f"<mujoco>{moved}</mujoco>")
+    k1 = key()                                                          # a body moved in the included file
+    assert k1 != k0
+    trimesh.creation.box(extents=(0.04, 0.06, 0.21)).export(tmp_path / "assets" / "part.stl")
+    assert key() not in (k0, k1)                                        # the mesh file changed

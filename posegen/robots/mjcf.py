@@ -59,6 +59,10 @@ def compile_mjcf(text: Optional[str], source: str = "<mjcf>", path: Optional[Uni
         raise ValueError(f"compile_mjcf: give the MJCF as text= or path=, got neither ({source})")
     try:
         if path is not None:
+            # MuJoCo's asset cache knows files by name and modification time in whole seconds: a mesh rewritten
+            # within the second would be served stale (MuJoCo 4.0.1), so it is emptied before a file is compiled
+            if hasattr(mujoco, "mj_clearCache"):                     # MuJoCo >= 3.1
+                mujoco.mj_clearCache(mujoco.mj_getCache())
             return mujoco.MjModel.from_xml_path(os.fspath(path))
         return mujoco.MjModel.from_xml_string(text)
     except ValueError as e:  # MuJoCo's compiler errors
