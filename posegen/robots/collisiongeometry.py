@@ -42,8 +42,8 @@ class CollisionGeometry:
     ``triangles``, ``(T, 3, 3)`` float64 in the shape's own frame (already scaled; MJCF's compiled meshes).
 
     Raises:
-        ValueError: an unknown kind, a size of the wrong length or not positive (a mesh scale: zero), both ``rpy`` and ``quat``,
-            a quaternion that is not unit, a mesh without file or triangles, or triangles not ``(T, 3, 3)``.
+        ValueError: an unknown kind, a size of the wrong length or not positive (a mesh scale: zero), both
+            ``rpy`` and ``quat``, a quaternion that is not unit, a mesh without file or triangles, or triangles not ``(T, 3, 3)``.
     """
 
     link: str
