@@ -21,7 +21,7 @@ pytest.importorskip("pytorch_kinematics")
 
 import posegen as pg  # noqa: E402
 from posegen import robots  # noqa: E402
-from posegen.robots.collision import Ball, CollisionChecker, CollisionModel  # noqa: E402
+from posegen.robots.collision import CollisionChecker, CollisionModel  # noqa: E402
 from posegen.robots.geometry import link_triangles, robot_collision_geometry, triangle_distance  # noqa: E402
 from posegen.robots.mjcfgeometry import mjcf_collision_geometry  # noqa: E402
 

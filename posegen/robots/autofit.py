@@ -9,8 +9,9 @@ pairs to leave out with MoveIt's rules (:mod:`posegen.robots.selfcollision`), an
 
 The cache: ``<cache_dir>/<robot>-<key>.yaml``, where ``key`` is a SHA-256 of the fit's version and options,
 the description file's text and the bytes of every mesh it uses (MJCF: the compiled kinematics and meshes
-too); ``cache_dir`` defaults to ``$POSEGEN_CACHE_DIR`` or ``~/.cache/posegen/spheres``. The same inputs and seed give the same spheres, so a cached file is what a new
-fit would write. Pass ``cache_dir`` = the description's folder to keep the table next to the robot's files.
+too); ``cache_dir`` defaults to ``$POSEGEN_CACHE_DIR`` or ``~/.cache/posegen/spheres``. The same inputs and
+seed give the same spheres, so a cached file is what a new fit would write. Pass ``cache_dir`` = the
+description's folder to keep the table next to the robot's files.
 """
 
 from __future__ import annotations

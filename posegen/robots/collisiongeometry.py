@@ -43,7 +43,8 @@ class CollisionGeometry:
 
     Raises:
         ValueError: an unknown kind, a size of the wrong length or not positive (a mesh scale: zero), both
-            ``rpy`` and ``quat``, a quaternion that is not unit, a mesh without file or triangles, or triangles not ``(T, 3, 3)``.
+            ``rpy`` and ``quat``, a quaternion that is not unit, a mesh without file or triangles, or triangles
+            not ``(T, 3, 3)``.
     """
 
     link: str
