@@ -4,6 +4,11 @@ Robots (URDFs with collision meshes from the ``pybullet_data`` pip package, none
 
 * ``kuka_iiwa`` (kuka_iiwa/model.urdf, STL), ``xarm6`` (xarm/xarm6_robot.urdf, convex-decomposition OBJ),
   ``panda_pybullet`` (franka_panda/panda.urdf, OBJ; chain to panda_hand, fingers left out);
+* ``kuka_iiwa_mjcf``: the same kuka_iiwa as MJCF (MuJoCo's translation of the URDF,
+  :func:`posegen.robots.mjcf.mjcf_from_urdf`, written to a temporary folder), loaded and its collision geometry
+  read through MuJoCo's compiled model (:mod:`posegen.robots.mjcfgeometry`: recentred float32 mesh vertices in
+  the compiled geom frames); its link frames are checked equal to the URDF's (to 1e-9 m), and the reference is
+  the compiled triangles;
 * ``panda``, ``iiwa14`` and ``ur5e``: the built-in robots (their link frames equal pybullet's Panda and LBR
   iiwa and the UR5e of the ``airo-models`` pip package, checked here to 1e-9 m) with those robots' collision
   meshes, the Panda's hand with both fingers open (0.04 m): the shipped hand-measured tables and tables fitted
@@ -55,6 +60,7 @@ from posegen.robots.autofit import fit_table  # noqa: E402
 from posegen.robots.collision import DEFAULT_INFLATION, CollisionChecker, CollisionModel  # noqa: E402
 from posegen.robots.geometry import (link_triangles, load_mesh_triangles, robot_collision_geometry,  # noqa: E402
                                      signed_distance, winding_number)
+from posegen.robots.mjcf import mjcf_from_urdf  # noqa: E402
 from posegen.robots.scene import quat_xyzw_to_matrix  # noqa: E402
 from posegen.robots.spherefit import sample_surface  # noqa: E402
 from posegen.robots.spheres import save_sphere_table  # noqa: E402
@@ -67,6 +73,7 @@ def pybullet_dir() -> Path:
 
 ARMS = {"kuka_iiwa": ("kuka_iiwa/model.urdf", None), "xarm6": ("xarm/xarm6_robot.urdf", None),
         "panda_pybullet": ("franka_panda/panda.urdf", "panda_hand")}
+MJCF_ARMS = {"kuka_iiwa_mjcf": "kuka_iiwa"}         # MJCF translations of ARMS
 
 
 def arm(name):
@@ -77,6 +84,14 @@ def arm(name):
         r = robots.load(P / f, ee_link=ee)
         geoms = robot_collision_geometry(r)
         return r, {lk: link_triangles(g) for lk, g in geoms.items()}, None
+    if name in MJCF_ARMS:
+        import tempfile
+        f, ee = ARMS[MJCF_ARMS[name]]
+        xml = mjcf_from_urdf(P / f, Path(tempfile.mkdtemp(prefix=f"{name}_")) / "model.xml")
+        r, src = robots.load(xml, ee_link=ee), robots.load(P / f, ee_link=ee)
+        tri = {lk: link_triangles(g) for lk, g in robot_collision_geometry(r).items()}
+        check_same_frames(r, src, {lk: lk for lk in tri})
+        return r, tri, None
     if name == "panda":
         r, src = robots.load("panda"), robots.load(P / "franka_panda/panda.urdf", ee_link="panda_hand")
         tri = {lk: link_triangles(g) for lk, g in robot_collision_geometry(src).items() if lk in r.link_names}
@@ -99,7 +114,7 @@ def arm(name):
         tri = {lk: link_triangles(g) for lk, g in robot_collision_geometry(src).items()}
         check_same_frames(r, src, {lk: lk for lk in tri})
         return r, tri, "ur5e"
-    raise SystemExit(f"unknown robot {name!r}: {sorted(ARMS) + ['panda', 'iiwa14', 'ur5e']}")
+    raise SystemExit(f"unknown robot {name!r}: {sorted(ARMS) + sorted(MJCF_ARMS) + ['panda', 'iiwa14', 'ur5e']}")
 
 
 def airo_ur5e() -> Path:
@@ -261,8 +276,9 @@ def evaluate(name, n, tolerance, seed, self_samples, fitted_dir, inflations=(0.0
     t0 = time.time()
     origin = {"panda": "pybullet_data's franka_panda meshes (hand with both fingers open, 0.04 m)",
               "iiwa14": "pybullet_data's kuka_iiwa/model.urdf meshes (lbr_iiwa_link_i = iiwa_link_i)",
-              "ur5e": "the airo-models package's ur5e collision meshes"}.get(name, f"{ARMS.get(name, [name])[0]} "
-                                                                                   f"(pybullet_data)")
+              "ur5e": "the airo-models package's ur5e collision meshes",
+              "kuka_iiwa_mjcf": "MuJoCo's MJCF translation of kuka_iiwa/model.urdf (pybullet_data), compiled meshes"
+              }.get(name, f"{ARMS.get(name, [name])[0]} (pybullet_data)")
     fitted = fit_table(robot, tri, tolerance, seed=seed, self_samples=self_samples, origin=origin)
     fit_s = round(time.time() - t0, 1)
     if fitted_dir:

@@ -1,15 +1,17 @@
-r"""A robot's sphere table fitted to the collision geometry of its URDF, cached by content hash.
+r"""A robot's sphere table fitted to the collision geometry of its URDF or MJCF file, cached by content hash.
 
-:func:`fit_sphere_table` reads every link's ``<collision>`` geometry (:mod:`posegen.robots.geometry`), fits
+:func:`fit_sphere_table` reads every link's collision geometry (:mod:`posegen.robots.geometry`: URDF
+``<collision>`` elements; MJCF geoms that can collide, :mod:`posegen.robots.mjcfgeometry`), fits
 spheres to it (:func:`posegen.robots.spherefit.fit_link_spheres`: inside the geometry, every surface sample
 within ``tolerance`` of their union, the measured surface error stored per link), finds the self-collision
 pairs to leave out with MoveIt's rules (:mod:`posegen.robots.selfcollision`), and writes the table as YAML
 (the format of the built-in ``*_spheres.yaml``, :func:`posegen.robots.spheres.save_sphere_table`).
 
 The cache: ``<cache_dir>/<robot>-<key>.yaml``, where ``key`` is a SHA-256 of the fit's version and options,
-the URDF text and the bytes of every mesh it uses; ``cache_dir`` defaults to ``$POSEGEN_CACHE_DIR`` or
-``~/.cache/posegen/spheres``. The same inputs and seed give the same spheres, so a cached file is what a new
-fit would write. Pass ``cache_dir`` = the URDF's folder to keep the table next to the robot's files.
+the description file's text and the bytes of every mesh it uses (MJCF: the compiled kinematics and meshes
+too); ``cache_dir`` defaults to ``$POSEGEN_CACHE_DIR`` or ``~/.cache/posegen/spheres``. The same inputs and
+seed give the same spheres, so a cached file is what a new fit would write. Pass ``cache_dir`` = the
+description's folder to keep the table next to the robot's files.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 
 from .geometry import link_triangles, robot_collision_geometry
 from .loader import as_robot
+from .mjcf import is_mjcf
 from .selfcollision import disabled_link_pairs
 from .spherefit import fit_link_spheres
 from .spheremodel import SphereModel, ready_configuration
@@ -42,16 +45,25 @@ def default_cache_dir() -> Path:
 
 
 def fit_key(robot, geoms, options: dict, srdf_text: str = "") -> str:
-    """Hex SHA-256 of what determines a fit: version, ``options``, the robot's links, URDF text and meshes."""
+    """Hex SHA-256 of what determines a fit: version, ``options``, the robot's links, its description file
+    and its geometry (mesh files; for MJCF also the compiled kinematics, which ``<include>`` files may hold, and
+    every geom's quaternion and compiled triangles)."""
     h = hashlib.sha256()
     h.update(repr((FIT_VERSION, sorted(options.items()), robot.link_names, robot.joint_names)).encode())
-    h.update(Path(robot.description.source).read_bytes())
+    text = Path(robot.description.source).read_bytes()
+    h.update(text)
+    if is_mjcf(text.decode("utf-8", errors="replace")):
+        h.update(repr(robot.description.joints).encode())
     h.update(srdf_text.encode())
     for link in sorted(geoms):
         for g in geoms[link]:
             h.update(repr((g.link, g.kind, g.xyz, g.rpy, g.size)).encode())
             if g.mesh:
                 h.update(Path(g.mesh).read_bytes())
+            if g.quat is not None:
+                h.update(repr(g.quat).encode())
+            if g.triangles is not None:
+                h.update(g.triangles.numpy().tobytes())
     return h.hexdigest()
 
 
@@ -84,15 +96,15 @@ def fit_table(robot, triangles: Dict[str, torch.Tensor], tolerance: float = 0.00
 def fit_sphere_table(robot, tolerance: float = 0.005, *, seed: int = 0, self_samples: int = 2000,
                      srdf=None, package_dirs: Sequence = (), cache: bool = True,
                      cache_dir: Optional[os.PathLike] = None) -> SphereTable:
-    """The sphere table of ``robot`` fitted to its URDF's collision geometry (module docstring).
+    """The sphere table of ``robot`` fitted to its description's collision geometry (module docstring).
 
     Args:
-        robot: a :class:`~posegen.robots.Robot` loaded from a URDF file, or its path.
+        robot: a :class:`~posegen.robots.Robot` loaded from a URDF or MJCF file, or its path.
         tolerance: the fit's cover tolerance (m): every surface sample within it of the link's spheres.
         seed: seeds the fit and the self-collision sampling.
         self_samples: uniform configurations for MoveIt's ``always`` / ``never`` rules (0: skip them).
         srdf: an SRDF (path or text) whose ``disable_collisions`` are added.
-        package_dirs: folders to resolve ``package://`` mesh names in.
+        package_dirs: folders to resolve a URDF's ``package://`` mesh names in.
         cache, cache_dir: read / write the fitted table in ``cache_dir`` (default :func:`default_cache_dir`).
 
     Raises:
@@ -103,7 +115,8 @@ def fit_sphere_table(robot, tolerance: float = 0.005, *, seed: int = 0, self_sam
     geoms = robot_collision_geometry(robot, package_dirs)
     if not geoms:
         raise ValueError(f"robot {robot.name!r} ({robot.description.source}): none of its links "
-                         f"({', '.join(robot.link_names)}) has <collision> geometry; pass spheres= instead")
+                         f"({', '.join(robot.link_names)}) has <collision> geometry (MJCF: a geom with contype or "
+                         f"conaffinity, not a plane or hfield); pass spheres= instead")
     srdf_text = "" if srdf is None else (Path(srdf).read_text(encoding="utf-8")
                                          if not str(srdf).lstrip().startswith("<") else str(srdf))
     options = dict(tolerance=float(tolerance), seed=int(seed), self_samples=int(self_samples))

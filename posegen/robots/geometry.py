@@ -1,14 +1,19 @@
-r"""Link collision geometry from a URDF, as triangles, and exact distances to triangle meshes (torch, float64).
+r"""Link collision geometry from a robot's description file, and exact distances to triangle meshes (torch,
+float64).
 
+* :func:`robot_collision_geometry`: the collision geometry of a robot's links, from its URDF
+  (:func:`read_collision_geometry`) or its MJCF (:func:`posegen.robots.mjcfgeometry.read_mjcf_collision_geometry`,
+  through MuJoCo's compiler); the file's root element decides, as in :func:`posegen.robots.load`.
 * :func:`read_collision_geometry` reads every link's ``<collision>`` elements (``mesh`` with ``scale``,
   ``box``, ``cylinder``, ``sphere``, ``capsule``) and their ``<origin>`` from URDF text: the parser of
   :mod:`posegen.robots.description` keeps kinematics only. Mesh file names ``package://pkg/rest``,
   ``file://path`` and relative paths are resolved against the URDF's folder, its parents and
   ``package_dirs``.
-* :func:`link_triangles` turns a link's geometries into one triangle soup ``(T, 3, 3)`` in the link frame
-  (meshes through trimesh: STL, OBJ, DAE with pycollada; primitives tessellated: boxes exactly, cylinders
-  and capsules with chord error ``r (1 - cos(pi / sections))``, 0.12 % of r at the default 64 sections,
-  spheres as icospheres of 1280 faces, whose face centres lie within 0.5 % of r of the sphere).
+* :func:`link_triangles` (:mod:`posegen.robots.collisiongeometry`, re-exported) turns a link's geometries into
+  one triangle soup ``(T, 3, 3)`` in the link frame (meshes through trimesh: STL, OBJ, DAE with pycollada;
+  primitives tessellated: boxes exactly, cylinders and capsules with chord error ``r (1 - cos(pi / sections))``,
+  0.12 % of r at the default 64 sections, spheres as icospheres of 1280 faces, whose face centres lie within
+  0.5 % of r of the sphere).
 * :func:`triangle_distance`, :func:`winding_number` and :func:`signed_distance`: exact point-to-triangle
   distances and the generalised winding number (Jacobson et al. 2013: 1 inside a closed surface, 0 outside,
   robust to small holes), batched and chunked; the independent references of the sphere fits and of the
@@ -20,36 +25,20 @@ from __future__ import annotations
 import math
 import os
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 
+from .collisiongeometry import CollisionGeometry, link_triangles, load_mesh_triangles, rpy_matrix
+from .mjcf import is_mjcf
+from .mjcfgeometry import read_mjcf_collision_geometry
+
 __all__ = ["CollisionGeometry", "read_collision_geometry", "robot_collision_geometry", "link_triangles",
            "load_mesh_triangles", "triangle_distance", "winding_number", "signed_distance", "rpy_matrix"]
 
-Vec3 = Tuple[float, float, float]
-KINDS = ("mesh", "box", "cylinder", "sphere", "capsule")
+URDF_KINDS = ("mesh", "box", "cylinder", "sphere", "capsule")
 _CHUNK = 1 << 17        # point-triangle pairs per chunk: temporaries of a few MB, measured 2x faster than 1 << 21
-
-
-@dataclass(frozen=True)
-class CollisionGeometry:
-    """One ``<collision>`` element of a link.
-
-    ``kind`` is one of ``mesh, box, cylinder, sphere, capsule``; ``xyz`` (m) and ``rpy`` (rad, URDF order
-    ``R = Rz(yaw) Ry(pitch) Rx(roll)``) place it in the link frame; ``size`` is ``(x, y, z)`` full edge
-    lengths for a box, ``(radius, length)`` for a cylinder or capsule (axis z), ``(radius,)`` for a sphere,
-    the mesh ``scale`` for a mesh; ``mesh`` is the resolved file path of a mesh (None otherwise).
-    """
-
-    link: str
-    kind: str
-    xyz: Vec3
-    rpy: Vec3
-    size: Tuple[float, ...]
-    mesh: Optional[str] = None
 
 
 def _numbers(text: Optional[str], n: int, default, where: str) -> Tuple[float, ...]:
@@ -90,10 +79,10 @@ def _parse_geometry(link: str, el: ET.Element, base_dir: Path, package_dirs, whe
     xyz = _numbers(None if origin is None else origin.get("xyz"), 3, (0.0, 0.0, 0.0), f"{where} origin xyz")
     rpy = _numbers(None if origin is None else origin.get("rpy"), 3, (0.0, 0.0, 0.0), f"{where} origin rpy")
     geom = el.find("geometry")
-    shapes = [] if geom is None else [g for g in geom if g.tag in KINDS]
+    shapes = [] if geom is None else [g for g in geom if g.tag in URDF_KINDS]
     if len(shapes) != 1:
         tags = [] if geom is None else [g.tag for g in geom]
-        raise ValueError(f"{where}: <geometry> must hold one of {', '.join(KINDS)}, got {tags}")
+        raise ValueError(f"{where}: <geometry> must hold one of {', '.join(URDF_KINDS)}, got {tags}")
     g = shapes[0]
     if g.tag == "mesh":
         if not g.get("filename"):
@@ -127,8 +116,8 @@ def read_collision_geometry(text: str, source: str = "<urdf>", base_dir=None,
     except ET.ParseError as e:
         raise ValueError(f"{source}: not valid XML ({e})") from None
     if root.tag != "robot":
-        raise ValueError(f"{source}: collision geometry is read from URDF (<robot>) only, got <{root.tag}>; "
-                         f"pass spheres= (a YAML sphere table) for this robot")
+        raise ValueError(f"{source}: read_collision_geometry reads URDF (<robot>), got <{root.tag}>; for an MJCF "
+                         f"file use robot_collision_geometry or read_mjcf_collision_geometry, else pass spheres=")
     base = Path(base_dir) if base_dir is not None else Path(source).resolve().parent
     out: Dict[str, Tuple[CollisionGeometry, ...]] = {}
     for link in root.findall("link"):
@@ -143,7 +132,8 @@ def read_collision_geometry(text: str, source: str = "<urdf>", base_dir=None,
 
 def robot_collision_geometry(robot, package_dirs: Sequence = ()) -> Dict[str, Tuple[CollisionGeometry, ...]]:
     """The collision geometry of the links of ``robot`` (a :class:`~posegen.robots.Robot` loaded from a URDF
-    file), read from that file (:func:`read_collision_geometry`).
+    or MJCF file), read from that file: :func:`read_collision_geometry` for URDF (``package_dirs`` resolve its
+    mesh names), :func:`~posegen.robots.mjcfgeometry.read_mjcf_collision_geometry` for MJCF.
 
     Raises:
         ValueError: the robot was not loaded from a file (built-ins ship kinematics only), or bad geometry.
@@ -152,62 +142,13 @@ def robot_collision_geometry(robot, package_dirs: Sequence = ()) -> Dict[str, Tu
     path = Path(source)
     if source.startswith("<") or not path.is_file():
         raise ValueError(f"robot {robot.name!r} ({source}) has no description file with collision geometry; "
-                         f"load it from a URDF with <collision> elements, or pass spheres=")
-    geoms = read_collision_geometry(path.read_text(encoding="utf-8"), str(path), path.resolve().parent,
-                                    package_dirs)
+                         f"load it from a URDF with <collision> elements or an MJCF file, or pass spheres=")
+    text = path.read_text(encoding="utf-8")
+    if is_mjcf(text):
+        geoms = read_mjcf_collision_geometry(path)
+    else:
+        geoms = read_collision_geometry(text, str(path), path.resolve().parent, package_dirs)
     return {k: v for k, v in geoms.items() if k in set(robot.link_names)}
-
-
-def rpy_matrix(rpy: Sequence[float]) -> torch.Tensor:
-    """``(3, 3)`` float64 ``Rz(yaw) Ry(pitch) Rx(roll)`` for URDF ``rpy = (roll, pitch, yaw)``."""
-    r, p, y = (float(v) for v in rpy)
-    cr, sr, cp, sp, cy, sy = math.cos(r), math.sin(r), math.cos(p), math.sin(p), math.cos(y), math.sin(y)
-    return torch.tensor([[cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
-                         [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
-                         [-sp, cp * sr, cp * cr]], dtype=torch.float64)
-
-
-def _trimesh():
-    try:
-        import trimesh
-    except ImportError:
-        raise ImportError("meshes need trimesh: pip install \"posegen[robots]\"") from None
-    return trimesh
-
-
-def load_mesh_triangles(path, scale: Sequence[float] = (1.0, 1.0, 1.0)) -> torch.Tensor:
-    """``(T, 3, 3)`` float64 triangles of the mesh file ``path`` (STL, OBJ, DAE, ...; every part of a scene
-    concatenated in its own frame), each vertex multiplied by ``scale``."""
-    trimesh = _trimesh()
-    mesh = trimesh.load(str(path), force="mesh")
-    if not hasattr(mesh, "triangles") or len(mesh.faces) == 0:
-        raise ValueError(f"mesh {str(path)!r} has no triangles")
-    tri = torch.tensor(mesh.triangles, dtype=torch.float64)
-    return tri * torch.tensor(scale, dtype=torch.float64)
-
-
-def _primitive_mesh(g: CollisionGeometry, sections: int):
-    trimesh = _trimesh()
-    if g.kind == "box":
-        return trimesh.creation.box(extents=g.size)
-    if g.kind == "sphere":
-        return trimesh.creation.icosphere(subdivisions=3, radius=g.size[0])
-    if g.kind == "cylinder":
-        return trimesh.creation.cylinder(radius=g.size[0], height=g.size[1], sections=sections)
-    return trimesh.creation.capsule(radius=g.size[0], height=g.size[1], count=[sections, sections])
-
-
-def link_triangles(geoms: Sequence[CollisionGeometry], sections: int = 64) -> torch.Tensor:
-    """``(T, 3, 3)`` float64: the triangles of all of a link's collision geometries, in the link frame."""
-    parts = []
-    for g in geoms:
-        if g.kind == "mesh":
-            tri = load_mesh_triangles(g.mesh, g.size)
-        else:
-            tri = torch.tensor(_primitive_mesh(g, sections).triangles, dtype=torch.float64)
-        R = rpy_matrix(g.rpy)
-        parts.append(tri @ R.T + torch.tensor(g.xyz, dtype=torch.float64))
-    return torch.cat(parts)
 
 
 # ---------------------------------------------------------------------------------- exact queries

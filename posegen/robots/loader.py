@@ -10,7 +10,7 @@ from typing import Mapping, Optional, Union
 from .description import Description, parse_urdf
 from .descriptions import BUILTIN_ROBOTS, builtin_names, builtin_robot, builtin_text
 from .endeffector import choose_ee_link
-from .mjcf import parse_mjcf
+from .mjcf import is_mjcf, parse_mjcf
 from .robot import Robot
 from .srdf import read_srdf, srdf_ee_link
 
@@ -25,11 +25,12 @@ class DescriptionFileNotFoundError(FileNotFoundError, ValueError):
     ValueError)."""
 
 
-def parse_description(text: str, source: str) -> Description:
-    """Parse URDF (``<robot>``) or MJCF (``<mujoco>``) text; the root element decides, not the suffix."""
-    head = text.lstrip("\ufeff \t\r\n")[:4096]
-    if "<mujoco" in head and "<robot" not in head:
-        return parse_mjcf(text, source)
+def parse_description(text: str, source: str, path: Optional[Union[str, os.PathLike]] = None) -> Description:
+    """Parse URDF (``<robot>``) or MJCF (``<mujoco>``) text; the root element decides, not the suffix
+    (:func:`~posegen.robots.mjcf.is_mjcf`). ``path``: the file ``text`` was read from; MJCF is then compiled from
+    it, so that its mesh and include files are found relative to its folder."""
+    if is_mjcf(text):
+        return parse_mjcf(text, source, path)
     return parse_urdf(text, source)
 
 
@@ -58,7 +59,7 @@ def _read_file(robot: Union[str, os.PathLike]) -> Description:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ValueError(f"load: cannot read {str(path)!r} ({e})") from None
-    return parse_description(text, str(path))
+    return parse_description(text, str(path), path)
 
 
 def load(robot: Union[str, os.PathLike], ee_link: Optional[str] = None,
@@ -75,6 +76,9 @@ def load(robot: Union[str, os.PathLike], ee_link: Optional[str] = None,
     4. else, for a file, the tip of its longest chain of movable non-finger joints, followed down fixed
        joints to the deepest tool frame (:mod:`posegen.robots.endeffector`): pybullet's Panda gives
        ``panda_grasptarget`` (7 joints), Baxter ``left_gripper``.
+
+    An MJCF file is compiled by MuJoCo from its path, so that mesh and include files named relative to it
+    (``<compiler meshdir=...>``) are found; a missing one is named in the error.
 
     The default choice and its reason (with the finger joints it left out) are logged (logger
     ``posegen.robots``: INFO, or WARNING when joints without limits cut the chain short); every robot
