@@ -15,7 +15,8 @@ of movable non-finger joints; ``Robot.ee_link_reason`` says why), ``mimic`` (mim
 they follow), ``srdf`` (an SRDF's end effector), ``chain`` (pytorch_kinematics chains per dtype/device), ``robot``
 (:class:`Robot`), ``loader`` (:func:`load`), ``ik`` (:func:`solve_ik`, batched DLS inside the limits),
 ``turns`` (full-turn joints as angles, for ``posegen.samplers.IKSampler(full_turns=True)``); collision models:
-``geometry`` (a description's ``<collision>`` elements), ``spherefit`` and ``autofit`` (spheres fitted to each
+``collisiongeometry`` (one shape type for both description formats), ``geometry`` (a URDF's ``<collision>``
+elements, exact triangle distances), ``mjcfgeometry`` (an MJCF's colliding geoms, as MuJoCo compiles them), ``spherefit`` and ``autofit`` (spheres fitted to each
 link's meshes or primitives, with a stated error bound, cached), ``spheres`` (sphere tables, YAML),
 ``selfcollision`` (MoveIt's rules for the pairs to check, SRDF ``disable_collisions``), ``scene``
 (obstacles: boxes, balls, half-spaces, meshes, point clouds; :class:`Scene` from code or YAML) and ``collision``

@@ -3,7 +3,8 @@ r"""Collision model of any robot as spheres fixed in its link frames, and batche
 Where the spheres come from (:class:`CollisionModel`, ``spheres=``):
 
 * a robot loaded from a URDF with ``<collision>`` geometry (meshes STL/OBJ/DAE, boxes, cylinders, spheres,
-  capsules): spheres *fitted* to it (:func:`posegen.robots.autofit.fit_sphere_table`, cached by content hash;
+  capsules) or from an MJCF file with colliding geoms (:mod:`posegen.robots.mjcfgeometry`: meshes, boxes,
+  cylinders, capsules, spheres, ellipsoids as MuJoCo compiles them): spheres *fitted* to it (:func:`posegen.robots.autofit.fit_sphere_table`, cached by content hash;
   method and error bound in :mod:`posegen.robots.spherefit`);
 * the built-in robots: their shipped tables (``posegen/robots/descriptions/<name>_spheres.yaml``; each
   file's header says where its numbers come from);
@@ -39,6 +40,7 @@ false alarms in % of the reference contacts:
 arm (meshes)       spheres  balls: default / conservative  cubes: default / conservative  self: default
 =================  =======  ============================  ============================  =================
 kuka_iiwa (STL)    2717     0.78/1.24 %, 0/11.2 %         0.24/0.71 %, 0/5.33 %         no contact (*)
+kuka_iiwa (MJCF)   2717     0.78/1.24 %, 0/11.2 %         0.24/0.71 %, 0/5.3 %          (MuJoCo's translation)
 xarm6 (VHACD OBJ)  1607     0/0.73 %, 0/6.74 %            0.71/0.59 %, 0/4.14 %         0 / 0 of 103
 Panda (OBJ)        1445     0.47/1.10 %, 0/8.46 %         0.24/0.36 %, 0/4.73 %         1 / 4 of 136
 UR5e (OBJ)         1296     0.79/2.05 %, 0/10.6 %         0.60/0.36 %, 0/4.58 %         1 / 9 of 343
