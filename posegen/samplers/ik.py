@@ -338,7 +338,9 @@ class IKSampler:
         # refine
         if refine:
             tgt = torch.as_tensor(targets).to(q.device, refine_dtype).reshape(T, 7)
-            out = {**self._refine(tgt, q.to(refine_dtype), checker, refine_opts), "raw_joints": q}
+            # without a checker or a ranking any n successes of a target will do: its rows stop once it has them
+            need = n if checker is None and rank is None else None
+            out = {**self._refine(tgt, q.to(refine_dtype), checker, refine_opts, need), "raw_joints": q}
         elif checker is not None:
             out["collision_free"] = collision_free(checker, q)
 
@@ -383,9 +385,11 @@ class IKSampler:
             raise ValueError('rank="clearance" needs a checker= (a CollisionChecker with the obstacles)')
         return int(n_per_target), near, rank
 
-    def _refine(self, tgt: torch.Tensor, q: torch.Tensor, checker, opts) -> Dict[str, torch.Tensor]:
-        """DLS from ``q (T, m, dof)`` towards ``tgt (T, 7)``: joints, errors, success (and collision_free)."""
-        res = solve_ik(self.robot, tgt, q, **opts)
+    def _refine(self, tgt: torch.Tensor, q: torch.Tensor, checker, opts, need: Optional[int] = None
+                ) -> Dict[str, torch.Tensor]:
+        """DLS from ``q (T, m, dof)`` towards ``tgt (T, 7)``: joints, errors, success (and collision_free); with
+        ``need``, a target's rows stop once ``need`` of them succeeded (:func:`~posegen.robots.ik.solve_ik`)."""
+        res = solve_ik(self.robot, tgt, q, need=need, **opts)
         out = {"joints": res.joints, "position_error": res.position_error, "rotation_error": res.rotation_error,
                "success": res.success}
         if checker is not None:
@@ -418,7 +422,8 @@ class IKSampler:
                 fresh = self.robot.manifold.sample_base(ti.numel() * k, generator=gen, dtype=tgt.dtype).to(tgt.device)
                 opts = dict(refine_opts, max_iters=LAST_ROUND_ITERS * refine_opts["max_iters"])
             starts = torch.cat([fresh.view(-1, k, self.robot.dof), out["joints"][ti, si].unsqueeze(1)], 1)
-            _keep_better(out, ti, si, self._refine(tgt[ti], starts, checker, opts))
+            # one success per failing row will do, unless the checker may still refuse it
+            _keep_better(out, ti, si, self._refine(tgt[ti], starts, checker, opts, 1 if checker is None else None))
         if retried:
             v = out["success"]
             out = take_rows(out, order_rows(out, score(out) if score else v.new_zeros(v.shape, dtype=torch.float64)))
