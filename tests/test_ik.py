@@ -274,6 +274,25 @@ def test_failed_refinements_are_redrawn_and_errors_stay_those_of_the_returned_jo
         tiny_sampler.sample(targets, 2, refine=True, retries=-1)
 
 
+def test_the_last_retry_round_starts_from_uniform_joints(loaded, tiny_sampler, monkeypatch):
+    # draws that all sit near one corner of the joint box: one round of retries (the last, so from uniform starts
+    # with 4x the iterations) must beat refining those draws for as many iterations as the row gets in all
+    # (10 + 40), and every returned success is exact by an independent FK
+    robot = loaded["panda"]
+    _, targets = _targets(robot, 6, seed=18)
+    lim = robot.joint_limits
+    corner = (lim[:, 0] + 0.01 * (lim[:, 1] - lim[:, 0])).float()  # inside the limits in float32 too
+    monkeypatch.setattr(tiny_sampler, "draw_joints", lambda cond, *a, **k: corner.expand(cond.shape[0], -1).clone())
+    opts = dict(seed=0, refine=True, spare=0.0)
+    long = tiny_sampler.sample(targets, 4, retries=0, max_iters=50, **opts)
+    retried = tiny_sampler.sample(targets, 4, retries=1, retry_draws=2, max_iters=10, **opts)
+    assert retried["success"].double().mean() >= 0.9 > long["success"].double().mean()
+    pe, re = tiny_sampler.errors(retried["joints"], targets)
+    ok = retried["success"]
+    assert bool((pe[ok] < 1e-3).all()) and bool((re[ok] < 1e-2).all())
+    assert bool(robot.within_limits(retried["joints"]).all())
+
+
 def test_sampler_near_a_seed_keeps_the_closest(loaded, tiny_sampler):
     robot = loaded["panda"]
     q_true, targets = _targets(robot, 2, seed=13)
