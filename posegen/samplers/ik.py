@@ -56,10 +56,15 @@ POSE_FEATURES = 12
 DEFAULT_SAMPLE_SOLVER = {"method": "rk4", "steps": 8}
 #: sampling integrator when the samples are refined anyway: DLS needs a start in the right basin, not a precise
 #: one. With the sufficient-decrease DLS, on 100 held-out targets x 50 (thread CPU time per 1000 exact solutions,
-#: success): Panda rk4 x 4 / rk4 x 2 / midpoint x 2 / euler x 2: 0.35 / 0.27 / 0.26 / 0.22 s, all >= 99.94 %, but
-#: mean pairwise distance 4.55 / 4.53 / 4.47 / 3.95 rad (few Euler steps average the branches together); midpoint
-#: x 2 (4 network evaluations) keeps the spread at a third of rk4 x 4's cost
-REFINE_SAMPLE_SOLVER = {"method": "midpoint", "steps": 2}
+#: success; 5-minute models): Panda rk4 x 4 / rk4 x 2 / midpoint x 2 / euler x 2: 0.35 / 0.27 / 0.26 / 0.22 s, all
+#: >= 99.94 %, but mean pairwise distance 4.55 / 4.53 / 4.47 / 3.95 rad (few Euler steps average the branches
+#: together). With the shipped weights, ``need=`` refinement and spare 0.5 (benchmarks/results/ik_speed_*.json, 100
+#: targets x 20, 5 rounds, one thread of the shared 2-core CPU under load), euler x 3 against midpoint x 2: Panda
+#: 0.090 vs 0.122 ms per exact solution at 20 targets per call, 0.064 vs 0.086 at 100, spread 4.09 vs 4.45 rad
+#: (Robotics Toolbox's ik_LM from random starts: 0.22 ms, 3.96 rad); UR5e 0.139 vs 0.178 ms, 10.9 vs 11.6 rad
+#: (ik_LM 10.1). Three Euler steps (3 network evaluations) keep more spread than any random-start solver measured,
+#: at three quarters of midpoint x 2's cost; ``method="midpoint", steps=2`` buys the wider spread back
+REFINE_SAMPLE_SOLVER = {"method": "euler", "steps": 3}
 #: base temperature of refined draws. Measured on 200 held-out targets x 50 (benchmarks/ik.py's protocol, 20-min
 #: Panda and 10-min iiwa14 models): mean pairwise distance of the exact solutions 3.99 / 4.34 / 4.46 rad at
 #: temperature 1 / 1.4 / 1.6 on the Panda (DLS from random starts: 4.34), 5.27 / 5.53 / 5.70 at 1 / 1.3 / 1.6
@@ -253,7 +258,7 @@ class IKSampler:
                quat_order: str = "xyzw", method: Optional[str] = None, steps: Optional[int] = None,
                device=None, refine_dtype: torch.dtype = torch.float64, pos_tol: float = 1e-3,
                rot_tol: float = 1e-2, max_iters: int = 10, near=None, oversample: int = 4,
-               spare: float = 0.25, retries: int = 4, retry_draws: int = 4,
+               spare: float = 0.5, retries: int = 4, retry_draws: int = 4,
                temperature: Optional[float] = None, checker=None, rank: Optional[str] = None
                ) -> Dict[str, torch.Tensor]:
         """Joint configurations that put the end effector at ``targets``.
@@ -272,7 +277,9 @@ class IKSampler:
                 joint on its limit, or a slow approach near a singularity) get up to ``retries`` rounds of
                 ``retry_draws`` fresh draws for their target plus the row itself continued, all refined; the last
                 round starts from uniform random joints instead of draws, with longer refinements (see
-                :meth:`_retry`). Spares and retries beat long refinements: a few stuck rows keep a whole batch
+                :meth:`_retry`). Without a checker or a ranking a target's rows stop refining once it has ``n``
+                successes, so a spare row costs its draw and little else (default 0.5; at 0.25 the Panda spent
+                more on retries). Spares and retries beat long refinements: a few stuck rows keep a whole batch
                 iterating, and an iteration of a few rows costs nearly as much as one of a thousand (the chain's
                 per-call overhead). Thread CPU time per 1000 exact solutions, 200 held-out targets in batches of
                 20 x 50, two runs each: Panda 0.37-0.39 / 0.26-0.29 / 0.18-0.25 s at 20 / 10 / 8 iterations
