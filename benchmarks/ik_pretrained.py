@@ -92,6 +92,7 @@ def cmd_eval(args) -> None:
     import json
     import time
 
+    from common import git_commit  # benchmarks/common.py: the commit and whether posegen/ or benchmarks/ differ
     from posegen.rotations import rotmat_to_quat
 
     torch.set_num_threads(1)
@@ -118,7 +119,8 @@ def cmd_eval(args) -> None:
            "cpu_s_per_1000_raw": 1000 * raw_cpu / raw[..., 0].numel(),
            "cpu_s_per_1000_exact": 1000 * ref_cpu / max(int(ok.sum()), 1),
            "raw_by_temperature": _temperatures(ik, targets, args.per_target, args.temperatures),
-           "machine": "this project's shared 2-core CPU, one thread", "when": time.strftime("%Y-%m-%d %H:%M")}
+           "machine": "this project's shared 2-core CPU, one thread", "when": time.strftime("%Y-%m-%d %H:%M"),
+           **git_commit()}
     out = Path(args.out or ROOT / "benchmarks" / "results" / "full" / f"ik_pretrained_{args.robot}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(row, indent=1))
