@@ -58,12 +58,13 @@ DEFAULT_SAMPLE_SOLVER = {"method": "rk4", "steps": 8}
 #: one. With the sufficient-decrease DLS, on 100 held-out targets x 50 (thread CPU time per 1000 exact solutions,
 #: success; 5-minute models): Panda rk4 x 4 / rk4 x 2 / midpoint x 2 / euler x 2: 0.35 / 0.27 / 0.26 / 0.22 s, all
 #: >= 99.94 %, but mean pairwise distance 4.55 / 4.53 / 4.47 / 3.95 rad (few Euler steps average the branches
-#: together). With the shipped weights, ``need=`` refinement and spare 0.5 (benchmarks/results/ik_speed_*.json, 100
-#: targets x 20, 5 rounds, one thread of the shared 2-core CPU under load), euler x 3 against midpoint x 2: Panda
-#: 0.090 vs 0.122 ms per exact solution at 20 targets per call, 0.064 vs 0.086 at 100, spread 4.09 vs 4.45 rad
-#: (Robotics Toolbox's ik_LM from random starts: 0.22 ms, 3.96 rad); UR5e 0.139 vs 0.178 ms, 10.9 vs 11.6 rad
-#: (ik_LM 10.1). Three Euler steps (3 network evaluations) keep more spread than any random-start solver measured,
-#: at three quarters of midpoint x 2's cost; ``method="midpoint", steps=2`` buys the wider spread back
+#: together). With the shipped weights, ``need=`` refinement and spare 0.5 (100 held-out targets x 20, 5 rounds each
+#: in turns with Robotics Toolbox's ik_LM from random starts, one thread of the shared 2-core CPU under load;
+#: benchmarks/results/ik_speed_*_chunk{100,20}{,_midpoint2}.json, separate runs; ik_LM Panda 0.216-0.226, UR5e 0.084-0.088 ms):
+#: euler x 3 / midpoint x 2 cost Panda 0.062 / 0.086 ms per exact solution at 100 targets per call and 0.087 / 0.122
+#: at 20, UR5e 0.133 / 0.178 and 0.191 / 0.215, with a mean pairwise distance of 4.09 / 4.45 rad (Panda; ik_LM 3.95)
+#: and 10.9 / 11.6 rad (UR5e; ik_LM 10.1). Three Euler steps (3 network evaluations) keep more spread than ik_LM
+#: at about three quarters of midpoint x 2's cost; ``method="midpoint", steps=2`` buys the wider spread back
 REFINE_SAMPLE_SOLVER = {"method": "euler", "steps": 3}
 #: base temperature of refined draws. Measured on 200 held-out targets x 50 (benchmarks/ik.py's protocol, 20-min
 #: Panda and 10-min iiwa14 models): mean pairwise distance of the exact solutions 3.99 / 4.34 / 4.46 rad at
@@ -84,8 +85,7 @@ def _keep_better(out: Dict[str, torch.Tensor], ti: torch.Tensor, si: torch.Tenso
     pe = new["position_error"]
     best = (pe + torch.where(ok, 0.0, 1e6)).argmin(1, keepdim=True)  # (F, 1)
     pick = take_rows(new, best)
-    better = pick["success"][:, 0] if "collision_free" not in pick else valid_rows(pick)[:, 0]
-    better = better | (pick["position_error"][:, 0] < out["position_error"][ti, si])
+    better = valid_rows(pick)[:, 0] | (pick["position_error"][:, 0] < out["position_error"][ti, si])
     for key, v in pick.items():
         old = out[key][ti, si]
         mask = better if old.dim() == 1 else better[:, None]
@@ -278,8 +278,10 @@ class IKSampler:
                 ``retry_draws`` fresh draws for their target plus the row itself continued, all refined; the last
                 round starts from uniform random joints instead of draws, with longer refinements (see
                 :meth:`_retry`). Without a checker or a ranking a target's rows stop refining once it has ``n``
-                successes, so a spare row costs its draw and little else (default 0.5; at 0.25 the Panda spent
-                more on retries). Spares and retries beat long refinements: a few stuck rows keep a whole batch
+                successes, so a spare row costs its draw and little else (default 0.5; with these changes the
+                Panda's time per exact solution at 20 targets per call went from 0.137 to 0.122 ms, spare 0.25
+                before: ``benchmarks/results/ik_speed_panda_chunk20{_before,_midpoint2}.json``). Spares and
+                retries beat long refinements: a few stuck rows keep a whole batch
                 iterating, and an iteration of a few rows costs nearly as much as one of a thousand (the chain's
                 per-call overhead). Thread CPU time per 1000 exact solutions, 200 held-out targets in batches of
                 20 x 50, two runs each: Panda 0.37-0.39 / 0.26-0.29 / 0.18-0.25 s at 20 / 10 / 8 iterations
@@ -429,7 +431,7 @@ class IKSampler:
                 gen = None if rseed is None else torch.Generator(device="cpu").manual_seed(rseed)
                 fresh = self.robot.manifold.sample_base(ti.numel() * k, generator=gen, dtype=tgt.dtype).to(tgt.device)
                 opts = dict(refine_opts, max_iters=LAST_ROUND_ITERS * refine_opts["max_iters"])
-            starts = torch.cat([fresh.view(-1, k, self.robot.dof), out["joints"][ti, si].unsqueeze(1)], 1)
+            starts = torch.cat([fresh.reshape(-1, k, self.robot.dof), out["joints"][ti, si].unsqueeze(1)], 1)
             # one success per failing row will do, unless the checker may still refuse it
             _keep_better(out, ti, si, self._refine(tgt[ti], starts, checker, opts, 1 if checker is None else None))
         if retried:
