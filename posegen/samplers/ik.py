@@ -60,12 +60,12 @@ DEFAULT_SAMPLE_SOLVER = {"method": "rk4", "steps": 8}
 #: >= 99.94 %, but mean pairwise distance 4.55 / 4.53 / 4.47 / 3.95 rad (few Euler steps average the branches
 #: together). With the shipped weights, ``need=`` refinement and spare 0.5 (100 held-out targets x 20, 5 rounds each
 #: in turns with Robotics Toolbox's ik_LM from random starts, one thread of the shared 2-core CPU under load;
-#: benchmarks/results/ik_speed_*_chunk{100,20}{,_midpoint2}.json, separate runs; ik_LM Panda 0.216-0.226, UR5e
-#: 0.084-0.088 ms): euler x 3 / midpoint x 2 cost Panda 0.062 / 0.086 ms per exact solution at 100 targets per call
-#: and 0.087 / 0.122 at 20, UR5e 0.133 / 0.178 and 0.191 / 0.215, with a mean pairwise distance of 4.09 / 4.45
+#: benchmarks/results/ik_speed_*_chunk{100,20}{,_midpoint2}.json, separate runs; ik_LM Panda 0.222-0.227, UR5e
+#: 0.085-0.089 ms): euler x 3 / midpoint x 2 cost Panda 0.065 / 0.086 ms per exact solution at 100 targets per call
+#: and 0.095 / 0.122 at 20, UR5e 0.142 / 0.178 and 0.214 / 0.215, with a mean pairwise distance of 4.09 / 4.45
 #: rad (Panda; ik_LM 3.95) and 10.9 / 11.6 rad (UR5e; ik_LM 10.1). Three Euler steps (3 network evaluations) keep
-#: more spread than ik_LM at about three quarters of midpoint x 2's cost; ``method="midpoint", steps=2`` buys the
-#: wider spread back
+#: more spread than ik_LM at 0.76-0.80 of midpoint x 2's cost (the UR5e at 20 targets per call: the same cost);
+#: ``method="midpoint", steps=2`` buys the wider spread back
 REFINE_SAMPLE_SOLVER = {"method": "euler", "steps": 3}
 #: base temperature of refined draws. Measured on 200 held-out targets x 50 (benchmarks/ik.py's protocol, 20-min
 #: Panda and 10-min iiwa14 models): mean pairwise distance of the exact solutions 3.99 / 4.34 / 4.46 rad at
