@@ -87,11 +87,33 @@ def _temperatures(ik, targets, per_target: int, temperatures: str) -> list:
     return rows
 
 
+def _failures(ik, q_src: torch.Tensor, ref: dict, limit: int) -> dict:
+    """What the refined rows that failed have in common: the smallest singular value of the Jacobian at each
+    target's source joints ``q_src (T, dof)`` (how near a singularity the target is; quantiles over all targets
+    for comparison), the rows' errors, and whether a returned row has a joint on its limit. ``limit`` rows listed."""
+    robot = ik.robot
+    sv_all = torch.linalg.svdvals(robot.jacobian(q_src))[:, -1]
+    ti, si = (~ref["success"]).nonzero(as_tuple=True)
+    j = ref["joints"][ti, si].double()
+    lim = robot.joint_limits
+    on_limit = ((j <= lim[:, 0]) | (j >= lim[:, 1])).any(-1)
+    qs = torch.tensor([0.05, 0.25, 0.5], dtype=torch.float64)
+    rows = [{"target": int(t), "position_mm": 1e3 * float(ref["position_error"][t, i]),
+             "rotation_rad": float(ref["rotation_error"][t, i]), "target_min_singular_value": float(sv_all[t]),
+             "row_on_a_limit": bool(b)} for t, i, b in zip(ti[:limit], si[:limit], on_limit[:limit])]
+    return {"rows": int(ti.numel()), "targets": int(ti.unique().numel()), "rows_on_a_limit": int(on_limit.sum()),
+            "min_singular_value_quantiles_0.05_0.25_0.5": {
+                "all_targets": sv_all.quantile(qs).tolist(),
+                "failing_targets": sv_all[ti.unique()].quantile(qs).tolist() if ti.numel() else None},
+            "listed": rows}
+
+
 def cmd_eval(args) -> None:
     """Raw and refined accuracy of the shipped weights on ``--targets`` held-out poses x ``--per-target``."""
     import json
     import time
 
+    from common import git_commit  # benchmarks/common.py: the commit and whether posegen/ or benchmarks/ differ
     from posegen.rotations import rotmat_to_quat
 
     torch.set_num_threads(1)
@@ -118,7 +140,8 @@ def cmd_eval(args) -> None:
            "cpu_s_per_1000_raw": 1000 * raw_cpu / raw[..., 0].numel(),
            "cpu_s_per_1000_exact": 1000 * ref_cpu / max(int(ok.sum()), 1),
            "raw_by_temperature": _temperatures(ik, targets, args.per_target, args.temperatures),
-           "machine": "this project's shared 2-core CPU, one thread", "when": time.strftime("%Y-%m-%d %H:%M")}
+           "machine": "this project's shared 2-core CPU, one thread", "when": time.strftime("%Y-%m-%d %H:%M"),
+           "failures": _failures(ik, q, ref, args.list_failures), **git_commit()}
     out = Path(args.out or ROOT / "benchmarks" / "results" / "full" / f"ik_pretrained_{args.robot}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(row, indent=1))
@@ -147,6 +170,8 @@ def main(argv=None) -> None:
     v.add_argument("--per-target", type=int, default=50)
     v.add_argument("--target-seed", type=int, default=10_000)
     v.add_argument("--temperatures", default="1,0.8,0.6,0.4", help="raw draws also at these temperatures")
+    v.add_argument("--list-failures", type=int, default=20, help="refined rows that failed, listed with their errors "
+                   "and how near a singularity their target is (all are counted)")
     v.add_argument("--out", default=None)
     args = p.parse_args(argv)
     {"train": cmd_train, "export": cmd_export, "eval": cmd_eval}[args.cmd](args)

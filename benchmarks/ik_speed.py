@@ -1,12 +1,14 @@
 """``benchmarks/ik.py speed``: time per exact IK solution, success and diversity of posegen's refined sampler,
 DLS from uniform random starts, and Robotics Toolbox's C++ Levenberg-Marquardt (``ik_LM``) from random starts.
 
-    OMP_NUM_THREADS=1 python benchmarks/ik.py speed --robot panda --checkpoint runs/ik_bench/panda_2min.pt \\
-        --targets 100 --per-target 20 --chunk 100      # JSON to benchmarks/results/ik_speed_panda_chunk100.json
+    OMP_NUM_THREADS=1 python benchmarks/ik.py speed --robot panda --targets 100 --per-target 20 --chunk 100
+    # the shipped weights (IKSampler.pretrained); JSON to benchmarks/results/ik_speed_panda_chunk100.json.
+    # --checkpoint runs/ik_bench/panda_2min.pt times a sampler of your own instead
 
 Protocol: ``--targets`` poses from joints drawn uniformly inside the limits (``--target-seed``, as
 benchmarks/ik.py eval), ``--per-target`` solutions each. The methods take turns chunk by chunk (``--chunk``
-targets per call), on one thread, so a change in the machine's load hits them alike. Every returned solution is
+targets per call), on one thread, so a change in the machine's load hits them alike; ``--rounds`` repeats the whole
+protocol with other seeds. Every returned solution is
 checked by an independent forward kinematics (the robot's pytorch_kinematics chain, not the program posegen
 solves with): exact = position error < 1 mm, rotation error < 0.01 rad and inside the joint limits. Reported:
 the exact share, this thread's CPU time and the wall time per exact solution, and per target the mean pairwise
@@ -35,10 +37,13 @@ def add_speed_parser(sub) -> None:
     sp = sub.add_parser("speed", help="posegen refined vs DLS and rtb ik_LM from random starts: time per "
                         "exact solution, success, diversity")
     sp.add_argument("--robot", default="panda")
-    sp.add_argument("--checkpoint", required=True, help="an IKSampler checkpoint (from the train step)")
+    sp.add_argument("--checkpoint", default=None, help="an IKSampler checkpoint (from the train step); default: "
+                    "the weights shipped for --robot (IKSampler.pretrained)")
     sp.add_argument("--targets", type=int, default=100)
     sp.add_argument("--per-target", type=int, default=20)
     sp.add_argument("--chunk", type=int, default=20, help="targets per call; the methods take turns per chunk")
+    sp.add_argument("--rounds", type=int, default=1, help="repeat the protocol with other seeds (per-round times "
+                    "kept: the spread under the machine's load)")
     sp.add_argument("--target-seed", type=int, default=10_000)
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--dls-iters", type=lambda v: [int(x) for x in v.split(",") if x], default=[30])
@@ -81,33 +86,46 @@ def solvers_for(robot, ik, per: int, args):
     return solvers
 
 
-def cmd_speed(args):
+def _timed_rounds(solvers, targets, chunk: int, rounds: int, seed: int):
+    """Every solver on every chunk of ``targets``, in turns (chunk by chunk, solver by solver), ``rounds`` times
+    with other seeds: ``(joints {name: (rounds * T, per, dof)}, cpu {name: [s per round]}, wall {name: [...]})``."""
+    joints = {k: [] for k in solvers}
+    cpu, wall = {k: [0.0] * rounds for k in solvers}, {k: [0.0] * rounds for k in solvers}
+    for r in range(rounds):
+        for c in range(0, targets.shape[0], chunk):
+            part = targets[c:c + chunk]
+            for name, solve in solvers.items():
+                t0, c0 = time.perf_counter(), time.thread_time()
+                joints[name].append(solve(part, seed + 100_003 * r + c))
+                cpu[name][r] += time.thread_time() - c0
+                wall[name][r] += time.perf_counter() - t0
+    return {k: torch.cat(v).double() for k, v in joints.items()}, cpu, wall
 
+
+def cmd_speed(args):
     set_threads(args.threads)
     robot = load(args.robot)
     targets = targets_for(robot, args.targets, args.target_seed)
-    ik = IKSampler.load(args.checkpoint)
+    ik = IKSampler.pretrained(args.robot) if args.checkpoint is None else IKSampler.load(args.checkpoint)
     solvers = solvers_for(robot, ik, args.per_target, args)
-    joints = {k: [] for k in solvers}
-    cpu, wall = dict.fromkeys(solvers, 0.0), dict.fromkeys(solvers, 0.0)
-    for c in range(0, args.targets, args.chunk):
-        part = targets[c:c + args.chunk]
-        for name, solve in solvers.items():
-            t0, c0 = time.perf_counter(), time.thread_time()
-            joints[name].append(solve(part, args.seed + c))
-            cpu[name] += time.thread_time() - c0
-            wall[name] += time.perf_counter() - t0
+    joints, cpu, wall = _timed_rounds(solvers, targets, args.chunk, args.rounds, args.seed)
     res = Result("ik_speed", vars(args))
     res.extra["training"] = {k: v for k, v in ik.training.items() if k != "history"}
-    res.extra["model"] = {"checkpoint": Path(args.checkpoint).name, **ik.flow.config}
+    res.extra["model"] = {"checkpoint": Path(args.checkpoint).name if args.checkpoint else f"pretrained:{args.robot}",
+                          **ik.flow.config}
+    all_targets = targets.repeat(args.rounds, 1)
+    per_round = args.targets * args.per_target
     for name in solvers:
-        q = torch.cat(joints[name]).double()
-        pe, re = verified_errors(robot, q, targets)
+        q = joints[name]
+        pe, re = verified_errors(robot, q, all_targets)
         exact = (pe < 1e-3) & (re < 1e-2) & robot.within_limits(q)
         n = int(exact.sum())
+        n_round = exact.reshape(args.rounds, -1).sum(1).tolist()
         row = {"robot": args.robot, "method": name, "solutions": q.shape[0] * q.shape[1], "exact": n,
-               "success": n / (q.shape[0] * q.shape[1]), "cpu_ms_per_exact": 1e3 * cpu[name] / max(n, 1),
-               "wall_ms_per_exact": 1e3 * wall[name] / max(n, 1), "diversity": diversity(q, exact, args.cluster_eps)}
+               "success": n / (q.shape[0] * q.shape[1]), "cpu_ms_per_exact": 1e3 * sum(cpu[name]) / max(n, 1),
+               "wall_ms_per_exact": 1e3 * sum(wall[name]) / max(n, 1),
+               "cpu_ms_per_exact_by_round": [1e3 * c / max(k, 1) for c, k in zip(cpu[name], n_round)],
+               "solutions_per_round": per_round, "diversity": diversity(q, exact, args.cluster_eps)}
         res.add(row)
         print(json.dumps(row), flush=True)
     print(f"wrote {res.write(Path(args.out) / f'ik_speed_{args.robot}_chunk{args.chunk}{args.suffix}.json')}")

@@ -109,6 +109,32 @@ def test_kicks_are_seeded_and_return_the_best_iterate(loaded):
         solve_ik(robot, targets, starts, kick=2.0)
 
 
+@pytest.mark.parametrize("name", ["panda", "ur5e"])
+def test_need_stops_a_target_once_it_has_its_solutions_and_changes_no_row_before(loaded, name):
+    # without kicks every row's iterates depend on that row alone, so a run with need= must follow the full run
+    # row by row until its target has need successes: the same successes (to rounding: batched kernels of other
+    # sizes differ in the last bit), at least need of them
+    # where the full run found that many, and no more iterations
+    robot = loaded[name]
+    _, targets = _targets(robot, 12, seed=16)
+    starts = robot.manifold.sample_base((12, 10), generator=torch.Generator().manual_seed(17), dtype=torch.float64)
+    full = solve_ik(robot, targets, starts, kick=0.0, max_iters=40)
+    part = solve_ik(robot, targets, starts, kick=0.0, max_iters=40, need=3)
+    assert bool((part.success <= full.success).all())
+    torch.testing.assert_close(part.joints[part.success], full.joints[part.success], rtol=0, atol=1e-12)
+    enough = full.success.sum(1) >= 3
+    assert bool((part.success.sum(1)[enough] >= 3).all())
+    assert bool((part.success.sum(1)[~enough] == full.success.sum(1)[~enough]).all())
+    assert bool((part.iterations <= full.iterations).all()) and part.iterations.sum() < full.iterations.sum()
+    # every returned row is inside the limits and carries the errors of its joints
+    assert bool(robot.within_limits(part.joints).all())
+    pos, R = parse_targets(targets)
+    _, pe, _ = pose_errors(robot.fk(part.joints), pos[:, None], R[:, None])
+    torch.testing.assert_close(pe, part.position_error, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="need must be a positive integer"):
+        solve_ik(robot, targets, starts, need=0)
+
+
 def test_unreachable_target_is_reported_not_raised(loaded):
     robot = loaded["panda"]
     _, targets = _targets(robot, 3, seed=6)
@@ -246,6 +272,25 @@ def test_failed_refinements_are_redrawn_and_errors_stay_those_of_the_returned_jo
     assert bool(robot.within_limits(more["joints"]).all())
     with pytest.raises(ValueError, match="retries must be"):
         tiny_sampler.sample(targets, 2, refine=True, retries=-1)
+
+
+def test_the_last_retry_round_starts_from_uniform_joints(loaded, tiny_sampler, monkeypatch):
+    # draws that all sit near one corner of the joint box: one round of retries (the last, so from uniform starts
+    # with 4x the iterations) must beat refining those draws for as many iterations as the row gets in all
+    # (10 + 40), and every returned success is exact by an independent FK
+    robot = loaded["panda"]
+    _, targets = _targets(robot, 6, seed=18)
+    lim = robot.joint_limits
+    corner = (lim[:, 0] + 0.01 * (lim[:, 1] - lim[:, 0])).float()  # inside the limits in float32 too
+    monkeypatch.setattr(tiny_sampler, "draw_joints", lambda cond, *a, **k: corner.expand(cond.shape[0], -1).clone())
+    opts = dict(seed=0, refine=True, spare=0.0)
+    long = tiny_sampler.sample(targets, 4, retries=0, max_iters=50, **opts)
+    retried = tiny_sampler.sample(targets, 4, retries=1, retry_draws=2, max_iters=10, **opts)
+    assert retried["success"].double().mean() >= 0.9 > long["success"].double().mean()
+    pe, re = tiny_sampler.errors(retried["joints"], targets)
+    ok = retried["success"]
+    assert bool((pe[ok] < 1e-3).all()) and bool((re[ok] < 1e-2).all())
+    assert bool(robot.within_limits(retried["joints"]).all())
 
 
 def test_sampler_near_a_seed_keeps_the_closest(loaded, tiny_sampler):

@@ -34,7 +34,7 @@ raised for it and its rows are returned like the others (the closest joints foun
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import roma
 import torch
@@ -193,7 +193,7 @@ def _dls_step(J: torch.Tensor, e: torch.Tensor, damping: torch.Tensor) -> torch.
 
 
 def _checked_inputs(robot, targets, q_init, quat_order: str, *, pos_tol, rot_tol, max_step, rot_weight,
-                    min_damping, min_decrease, kick, max_iters):
+                    min_damping, min_decrease, kick, max_iters, need=None):
     """The checks of :func:`solve_ik`, before any work: ``(q0 (T, dof) or (T, n, dof), pos (T, 3), R (T, 3, 3))``."""
     for name, v in (("pos_tol", pos_tol), ("rot_tol", rot_tol), ("max_step", max_step), ("rot_weight", rot_weight),
                     ("min_damping", min_damping)):
@@ -205,6 +205,8 @@ def _checked_inputs(robot, targets, q_init, quat_order: str, *, pos_tol, rot_tol
         raise ValueError(f"solve_ik: kick must be in [0, 1] (a fraction of each joint's range), got {kick!r}")
     if int(max_iters) != max_iters or max_iters < 0:
         raise ValueError(f"solve_ik: max_iters must be a non-negative integer, got {max_iters!r}")
+    if need is not None and (isinstance(need, bool) or int(need) != need or need < 1):
+        raise ValueError(f"solve_ik: need must be a positive integer or None, got {need!r}")
     q0 = robot.check_joints(q_init)  # shape, finiteness and limits, one ValueError naming rows and joints
     if q0.dim() not in (2, 3):
         raise ValueError(f"solve_ik: q_init must have shape (T, {robot.dof}) or (T, n, {robot.dof}), got "
@@ -219,7 +221,7 @@ def _checked_inputs(robot, targets, q_init, quat_order: str, *, pos_tol, rot_tol
 def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float = 1e-3,
              rot_tol: float = 1e-2, max_iters: int = 60, damping: float = 1e-3, max_step: float = 0.5,
              rot_weight: float = 1.0, kick: float = 1.0, seed: int = 0, min_damping: float = 1e-4,
-             min_decrease: float = 0.01) -> IKResult:
+             min_decrease: float = 0.01, need: Optional[int] = None) -> IKResult:
     """Refine ``q_init`` towards ``targets`` with projected damped least squares (see the module docstring).
 
     Args:
@@ -254,6 +256,11 @@ def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float
             from 93.9 % to 96.3 % and of random starts from 48 % to 64 % at 60 iterations (kick 0.25 and
             lambda 1 gained 0.3 % and 1 %).
         seed: seeds the kicks (results are reproducible for a given seed, dtype and device).
+        need: with ``n`` starts per target (``q_init (T, n, dof)``), stop a target's rows once ``need`` of them
+            have succeeded: the rest return where they are (their best iterate, ``success`` False unless they
+            met the tolerances on the same iteration). For callers that want ``need`` solutions per target from
+            spare starts: the rows in a slow approach or a minimum no longer iterate for a target that has its
+            solutions. ``None`` (default): every row runs until it succeeds or ``max_iters``.
 
     Returns:
         :class:`IKResult` with the batch shape of ``q_init``. Unreachable targets give ``success`` False.
@@ -265,12 +272,12 @@ def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float
     robot = as_robot(robot)
     q0, pos, R = _checked_inputs(robot, targets, q_init, quat_order, pos_tol=pos_tol, rot_tol=rot_tol,
                                  max_step=max_step, rot_weight=rot_weight, min_damping=min_damping,
-                                 min_decrease=min_decrease, kick=kick, max_iters=max_iters)
+                                 min_decrease=min_decrease, kick=kick, max_iters=max_iters, need=need)
     # inference mode: no autograd bookkeeping in the many small ops of the iterations (13-19 % of a solve's time
     # on one thread); the results are cloned out of it, so they are ordinary tensors, and the kinematics caches
     # are made outside it (tests/test_kinematics.py)
     with torch.inference_mode():
-        out = _solve(robot, q0, pos, R, max_iters, dict(
+        out = _solve(robot, q0, pos, R, max_iters, need, dict(
             pos_tol=pos_tol, rot_tol=rot_tol, damping=damping, max_step=max_step, rot_weight=rot_weight, kick=kick,
             seed=seed, min_damping=min_damping, min_decrease=min_decrease))
     out = {k: v.clone() for k, v in out.items()}
@@ -280,41 +287,65 @@ def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float
                     iterations=out["iters"].reshape(batch))
 
 
-def _solve(robot, q0: torch.Tensor, pos: torch.Tensor, R: torch.Tensor, max_iters: int,
+def _solve(robot, q0: torch.Tensor, pos: torch.Tensor, R: torch.Tensor, max_iters: int, need: Optional[int],
            options) -> Dict[str, torch.Tensor]:
     """The iterations of :func:`solve_ik` on checked inputs: ``{q, perr, rerr, done, iters}`` of the rows of
-    ``q0`` flattened to ``(-1, dof)``."""
+    ``q0`` flattened to ``(-1, dof)``; with ``need``, a target's rows leave once ``need`` of them succeeded."""
     per = 1 if q0.dim() == 2 else q0.shape[1]
     q = q0.reshape(-1, robot.dof)
     lm = _LM(robot, q, **options)
     rows = lm.start(q, pos.repeat_interleave(per, 0), R.repeat_interleave(per, 0))
     out = {k: rows[k].clone() for k in _OUT}
+    # successes per target so far (rows already written back included): only kept when ``need`` asks for it
+    quota = None if need is None or need >= per else _Quota(pos.shape[0], per, int(need), q.device)
     for _ in range(int(max_iters)):
         lm.iterate(rows)
-        # rows that met the tolerances leave the working set once they are a quarter of it (or all of it): fewer
-        # gathers than compacting every iteration, and a finished row is frozen meanwhile
-        n_done = int(rows["done"].sum())
-        if n_done and 4 * n_done >= rows["done"].numel():
-            rows = _write_back(out, rows, lm)
+        # rows that met the tolerances (or whose target has its ``need``) leave the working set once they are a
+        # quarter of it (or all of it): fewer gathers than compacting every iteration; a finished row is frozen
+        leave = rows["done"] if quota is None else quota.leave(rows)
+        n_leave = int(leave.sum())
+        if n_leave and 4 * n_leave >= leave.numel():
+            rows = _write_back(out, rows, lm, leave, quota)
             if rows is None:
                 break
     if rows is not None:
-        _write_back(out, rows, lm)
+        _write_back(out, rows, lm, rows["done"], quota)
     return out
+
+
+class _Quota:
+    """Successes per target for :func:`solve_ik`'s ``need``: rows ``idx // per`` belong to one target."""
+
+    def __init__(self, n_targets: int, per: int, need: int, device):
+        self.per, self.need = per, need
+        self.found = torch.zeros(n_targets, dtype=torch.long, device=device)  # successes written back
+
+    def leave(self, rows) -> torch.Tensor:
+        """``(B,)`` bool: rows that are done, or whose target has ``need`` successes with this set's."""
+        tgt = rows["idx"] // self.per
+        have = self.found.index_add(0, tgt, rows["done"].long())
+        return rows["done"] | (have[tgt] >= self.need)
+
+    def record(self, rows, leave: torch.Tensor) -> None:
+        """Count the successes among the rows that leave the working set."""
+        self.found.index_add_(0, rows["idx"][leave] // self.per, rows["done"][leave].long())
 
 
 #: the fields of a row that :func:`solve_ik` returns
 _OUT = ("q", "perr", "rerr", "done", "iters")
 
 
-def _write_back(out: Dict[str, torch.Tensor], rows: Dict[str, torch.Tensor], lm: "_LM"):
+def _write_back(out: Dict[str, torch.Tensor], rows: Dict[str, torch.Tensor], lm: "_LM", leave: torch.Tensor,
+                quota: Optional[_Quota]):
     """Store the working rows' results in ``out`` (rows that did not succeed return their best iterate) and
-    return the working set without its finished rows (None when none is left)."""
+    return the working set without the rows that ``leave`` (None when none is left)."""
     res = lm.result(rows)
     idx = rows["idx"]
     for k in _OUT:
         out[k][idx] = res[k]
-    keep = (~rows["done"]).nonzero().flatten()
+    if quota is not None:
+        quota.record(rows, leave)
+    keep = (~leave).nonzero().flatten()
     if keep.numel() == 0:
         return None
     return {k: v[keep] for k, v in rows.items()}

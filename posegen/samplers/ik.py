@@ -56,16 +56,41 @@ POSE_FEATURES = 12
 DEFAULT_SAMPLE_SOLVER = {"method": "rk4", "steps": 8}
 #: sampling integrator when the samples are refined anyway: DLS needs a start in the right basin, not a precise
 #: one. With the sufficient-decrease DLS, on 100 held-out targets x 50 (thread CPU time per 1000 exact solutions,
-#: success): Panda rk4 x 4 / rk4 x 2 / midpoint x 2 / euler x 2: 0.35 / 0.27 / 0.26 / 0.22 s, all >= 99.94 %, but
-#: mean pairwise distance 4.55 / 4.53 / 4.47 / 3.95 rad (few Euler steps average the branches together); midpoint
-#: x 2 (4 network evaluations) keeps the spread at a third of rk4 x 4's cost
-REFINE_SAMPLE_SOLVER = {"method": "midpoint", "steps": 2}
+#: success; 5-minute models): Panda rk4 x 4 / rk4 x 2 / midpoint x 2 / euler x 2: 0.35 / 0.27 / 0.26 / 0.22 s, all
+#: >= 99.94 %, but mean pairwise distance 4.55 / 4.53 / 4.47 / 3.95 rad (few Euler steps average the branches
+#: together). With the shipped weights, ``need=`` refinement and spare 0.5 (100 held-out targets x 20, 5 rounds each
+#: in turns with Robotics Toolbox's ik_LM from random starts, one thread of the shared 2-core CPU under load;
+#: benchmarks/results/ik_speed_*_chunk{100,20}{,_midpoint2}.json, separate runs; ik_LM Panda 0.222-0.227, UR5e
+#: 0.085-0.089 ms): euler x 3 / midpoint x 2 cost Panda 0.065 / 0.086 ms per exact solution at 100 targets per call
+#: and 0.095 / 0.122 at 20, UR5e 0.142 / 0.178 and 0.214 / 0.215, with a mean pairwise distance of 4.09 / 4.45
+#: rad (Panda; ik_LM 3.95) and 10.9 / 11.6 rad (UR5e; ik_LM 10.1). Three Euler steps (3 network evaluations) keep
+#: more spread than ik_LM at 0.76-0.80 of midpoint x 2's cost (the UR5e at 20 targets per call: the same cost);
+#: ``method="midpoint", steps=2`` buys the wider spread back
+REFINE_SAMPLE_SOLVER = {"method": "euler", "steps": 3}
 #: base temperature of refined draws. Measured on 200 held-out targets x 50 (benchmarks/ik.py's protocol, 20-min
 #: Panda and 10-min iiwa14 models): mean pairwise distance of the exact solutions 3.99 / 4.34 / 4.46 rad at
 #: temperature 1 / 1.4 / 1.6 on the Panda (DLS from random starts: 4.34), 5.27 / 5.53 / 5.70 at 1 / 1.3 / 1.6
 #: on the iiwa14 (5.49), success 99.9 % or more throughout; at 2 the iiwa14's fell to 99.91 %. DLS from random
 #: starts spreads its solutions partly by leaving 15 % of them on a joint limit; a wider draw does the same.
 REFINE_TEMPERATURE = 1.6
+#: the last retry round refines uniform random starts for this many times ``max_iters``
+LAST_ROUND_ITERS = 4
+
+
+def _keep_better(out: Dict[str, torch.Tensor], ti: torch.Tensor, si: torch.Tensor,
+                 new: Dict[str, torch.Tensor]) -> None:
+    """In place: row ``(ti[i], si[i])`` of ``out`` takes the best of its candidates ``new`` (``(F, c)`` entries,
+    ``(F, c, dof)`` joints; valid first, then the smallest position error) if that is valid where the row is
+    not, or closer."""
+    ok = valid_rows(new)
+    pe = new["position_error"]
+    best = (pe + torch.where(ok, 0.0, 1e6)).argmin(1, keepdim=True)  # (F, 1)
+    pick = take_rows(new, best)
+    better = valid_rows(pick)[:, 0] | (pick["position_error"][:, 0] < out["position_error"][ti, si])
+    for key, v in pick.items():
+        old = out[key][ti, si]
+        mask = better if old.dim() == 1 else better[:, None]
+        out[key][ti, si] = torch.where(mask, v[:, 0].to(old.dtype), old)
 
 
 def pose_features(pos: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
@@ -234,7 +259,7 @@ class IKSampler:
                quat_order: str = "xyzw", method: Optional[str] = None, steps: Optional[int] = None,
                device=None, refine_dtype: torch.dtype = torch.float64, pos_tol: float = 1e-3,
                rot_tol: float = 1e-2, max_iters: int = 10, near=None, oversample: int = 4,
-               spare: float = 0.25, retries: int = 3, retry_draws: int = 4,
+               spare: float = 0.5, retries: int = 4, retry_draws: int = 4,
                temperature: Optional[float] = None, checker=None, rank: Optional[str] = None
                ) -> Dict[str, torch.Tensor]:
         """Joint configurations that put the end effector at ``targets``.
@@ -250,14 +275,22 @@ class IKSampler:
                 ``refine`` and neither given, :data:`REFINE_SAMPLE_SOLVER`).
             spare, retries, retry_draws: with ``refine``, ``ceil(n (1 + spare))`` draws per target are refined
                 and the ``n`` returned are successes first; rows still failing (a local minimum, most often with a
-                joint on its limit) get ``retry_draws`` fresh draws for their target, refined, in up to
-                ``retries`` rounds. Spares and retries beat long refinements: a few stuck rows keep a whole batch
+                joint on its limit, or a slow approach near a singularity) get up to ``retries`` rounds of
+                ``retry_draws`` fresh draws for their target plus the row itself continued, all refined; the last
+                round starts from uniform random joints instead of draws, with longer refinements (see
+                :meth:`_retry`). Without a checker or a ranking a target's rows stop refining once it has ``n``
+                successes, so a spare row costs its draw and little else (default 0.5; with these changes the
+                Panda's time per exact solution at 20 targets per call went from 0.137 to 0.122 ms, spare 0.25
+                before: ``benchmarks/results/ik_speed_panda_chunk20{_before,_midpoint2}.json``). Spares and
+                retries beat long refinements: a few stuck rows keep a whole batch
                 iterating, and an iteration of a few rows costs nearly as much as one of a thousand (the chain's
                 per-call overhead). Thread CPU time per 1000 exact solutions, 200 held-out targets in batches of
                 20 x 50, two runs each: Panda 0.37-0.39 / 0.26-0.29 / 0.18-0.25 s at 20 / 10 / 8 iterations
-                (99.99-100 % exact), iiwa14 0.28-0.31 / 0.25-0.27 / 0.25 s (99.99-100 %); the UR5e, whose raw
-                samples are poorer, needs longer rows: 99.68 / 99.27 / 99.04 % exact. ``spare=0, retries=0`` refines
-                each draw once.
+                (99.99-100 % exact), iiwa14 0.28-0.31 / 0.25-0.27 / 0.25 s (99.99-100 %). The shipped UR5e
+                weights (``benchmarks/ik_pretrained.py eval``): 99.675 % exact on 200 held-out targets x 20 and
+                99.725 % on 1000 others x 20 with three rounds of fresh draws alone, 100 % and 99.985 % with the
+                continued rows and the uniform last round (``retries=4``; ``results/full/ik_pretrained_ur5e*``).
+                ``spare=0, retries=0`` refines each draw once.
             temperature: widens the base draws of joints with limits (their Gaussian chart scaled by it,
                 :meth:`~posegen.PoseFlow.sample`), putting more samples towards the limits: solutions spread
                 further along each IK branch. Default 1 (the model's density) for raw samples and
@@ -316,7 +349,9 @@ class IKSampler:
         # refine
         if refine:
             tgt = torch.as_tensor(targets).to(q.device, refine_dtype).reshape(T, 7)
-            out = {**self._refine(tgt, q.to(refine_dtype), checker, refine_opts), "raw_joints": q}
+            # without a checker or a ranking any n successes of a target will do: its rows stop once it has them
+            need = n if checker is None and rank is None else None
+            out = {**self._refine(tgt, q.to(refine_dtype), checker, refine_opts, need), "raw_joints": q}
         elif checker is not None:
             out["collision_free"] = collision_free(checker, q)
 
@@ -361,9 +396,11 @@ class IKSampler:
             raise ValueError('rank="clearance" needs a checker= (a CollisionChecker with the obstacles)')
         return int(n_per_target), near, rank
 
-    def _refine(self, tgt: torch.Tensor, q: torch.Tensor, checker, opts) -> Dict[str, torch.Tensor]:
-        """DLS from ``q (T, m, dof)`` towards ``tgt (T, 7)``: joints, errors, success (and collision_free)."""
-        res = solve_ik(self.robot, tgt, q, **opts)
+    def _refine(self, tgt: torch.Tensor, q: torch.Tensor, checker, opts, need: Optional[int] = None
+                ) -> Dict[str, torch.Tensor]:
+        """DLS from ``q (T, m, dof)`` towards ``tgt (T, 7)``: joints, errors, success (and collision_free); with
+        ``need``, a target's rows stop once ``need`` of them succeeded (:func:`~posegen.robots.ik.solve_ik`)."""
+        res = solve_ik(self.robot, tgt, q, need=need, **opts)
         out = {"joints": res.joints, "position_error": res.position_error, "rotation_error": res.rotation_error,
                "success": res.success}
         if checker is not None:
@@ -371,10 +408,15 @@ class IKSampler:
         return out
 
     def _retry(self, out, cond, tgt, seed, draw, refine_opts, checker, retries: int, k: int, score):
-        """Rows still invalid after refinement (a local minimum, most often with a joint on its limit; or in
-        collision) get ``k`` fresh draws for their own target, refined, in up to ``retries`` rounds; the best of
-        them replaces the row if it is better (valid where the row is not, else closer). Rows fixed by a retry
-        move up: valid rows first, each tier in the ranking's order (``score``; without one, in their order)."""
+        """Rows still invalid after refinement (a local minimum, most often with a joint on its limit; a slow
+        approach near a singularity; or a collision) get up to ``retries`` rounds of ``k + 1`` refined candidates:
+        ``k`` fresh draws for their target and the row itself, continued for another ``max_iters`` (near a
+        singularity DLS converges slowly, and a row at 1.1 mm needs a few steps, not a new start). In the last
+        round the ``k`` new starts are uniform inside the limits, not draws, and every candidate is refined for
+        :data:`LAST_ROUND_ITERS` times ``max_iters`` (the flow's draws for such a target have all failed). The
+        best candidate replaces the row if it is better (valid where the row is not, else closer). Rows fixed by
+        a retry move up: valid rows first, each tier in the ranking's order (``score``; without one, in their
+        order)."""
         out = {key: v.clone() for key, v in out.items()}
         retried = False
         for r in range(int(retries)):
@@ -382,16 +424,17 @@ class IKSampler:
             if ti.numel() == 0:
                 break
             retried = True
-            q2 = self.draw_joints(cond[ti].repeat_interleave(k, 0), None if seed is None else seed + 1 + r, **draw)
-            new = self._refine(tgt[ti].repeat_interleave(k, 0), q2.to(tgt.dtype), checker, refine_opts)
-            ok2 = valid_rows(new)
-            err = (new["position_error"] + torch.where(ok2, 0.0, 1e6)).view(-1, k)
-            best = torch.arange(ti.numel(), device=err.device) * k + err.argmin(1)
-            better = ok2[best] | (new["position_error"][best] < out["position_error"][ti, si])
-            for key, v in new.items():
-                old = out[key][ti, si]
-                mask = better if v.dim() == 1 else better[:, None]
-                out[key][ti, si] = torch.where(mask, v[best].to(old.dtype), old)
+            rseed = None if seed is None else seed + 1 + r
+            opts = refine_opts
+            if r < retries - 1:
+                fresh = self.draw_joints(cond[ti].repeat_interleave(k, 0), rseed, **draw).to(tgt.dtype)
+            else:
+                gen = None if rseed is None else torch.Generator(device="cpu").manual_seed(rseed)
+                fresh = self.robot.manifold.sample_base(ti.numel() * k, generator=gen, dtype=tgt.dtype).to(tgt.device)
+                opts = dict(refine_opts, max_iters=LAST_ROUND_ITERS * refine_opts["max_iters"])
+            starts = torch.cat([fresh.reshape(-1, k, self.robot.dof), out["joints"][ti, si].unsqueeze(1)], 1)
+            # one success per failing row will do, unless the checker may still refuse it
+            _keep_better(out, ti, si, self._refine(tgt[ti], starts, checker, opts, 1 if checker is None else None))
         if retried:
             v = out["success"]
             out = take_rows(out, order_rows(out, score(out) if score else v.new_zeros(v.shape, dtype=torch.float64)))
