@@ -30,8 +30,10 @@ def test_each_set_and_objective_has_a_config_with_a_20_minute_budget(dataset, ob
     assert cfg["data"]["split"] == [0.8, 0.1, 0.1] and cfg["data"]["seed"] == cfg["train"]["seed"] == 2
     assert cfg["train"]["max_minutes"] == 20 and cfg["train"]["steps"] is None   # the budget is time alone
     assert parse(cfg["manifold"]).geometry == parse("S2")
-    if objective == "cnfm":   # the objective's own defaults: data-chosen end point, automatic times
-        assert cfg["objective"]["options"] == {}
+    if objective == "cnfm":   # the end point chosen from the data (scaled on validation), automatic times
+        schedule = cfg["objective"]["options"]["schedule"]
+        assert set(cfg["objective"]["options"]) == {"schedule"} and schedule["sigma_min"] == "auto"
+        assert 0 < schedule["scale"] <= 1
         assert cfg["eval"]["solver"]["method"] == "rk4" and cfg["eval"]["solver"]["steps"] >= 256
     assert "2-core CPU" in path.read_text().split("\n\n")[0]
 
