@@ -20,6 +20,7 @@ from posegen.robots import solve_ik  # noqa: E402
 from posegen.samplers import IKSampler  # noqa: E402
 from posegen.robots.ik import parse_targets, pose_errors, rotation_angle_atan2  # noqa: E402
 from posegen.samplers.ik import pose_features  # noqa: E402
+from posegen.rotations import rotmat_to_quat  # noqa: E402
 from posegen.rotations import convert_quat_order  # noqa: E402
 
 ROBOTS = ("panda", "ur5e", "iiwa14")
@@ -484,9 +485,17 @@ def test_cli_train_and_sample(tmp_path, capsys):
     assert not (tmp_path / "q.txt").exists()
 
 
-def test_pretrained_weights_load_with_no_training_and_missing_ones_are_named():
-    ik = IKSampler.pretrained("panda")
-    assert ik.robot.name == "panda" and ik.training["steps"] > 0 and ik.training["of_steps"] >= ik.training["steps"]
+@pytest.mark.parametrize("name", ROBOTS)
+def test_pretrained_weights_load_with_no_training_and_missing_ones_are_named(name):
+    """Every built-in robot ships fully trained weights whose refined draws reach FK targets (checked by FK)."""
+    ik = IKSampler.pretrained(name)
+    assert ik.robot.name == name and ik.training["steps"] == ik.training["of_steps"] > 0
+    q = ik.robot.manifold.sample_base(3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    T = ik.robot.fk(q)
+    targets = torch.cat([T[:, :3, 3], rotmat_to_quat(T[:, :3, :3], "xyzw")], -1)
+    out = ik.sample(targets, 4, seed=0, refine=True)
+    pos, rot = ik.errors(out["joints"], targets)                     # (3, 4) each
+    assert bool(out["success"].all()) and float(pos.max()) < 1e-3 and float(rot.max()) < 1e-2
     with pytest.raises(ValueError, match=r"no pretrained IK weights for 'nobot'; shipped: \[.*'panda'.*\]"):
         IKSampler.pretrained("nobot")
 

@@ -60,7 +60,7 @@ def add_parser(subparsers) -> None:
     q.add_argument("checkpoint", metavar="CHECKPOINT", nargs="?", default=None,
                    help="ik.pt written by posegen ik train (or --robot for the shipped weights)")
     q.add_argument("--robot", default=None, help="a built-in robot with shipped weights (IKSampler.pretrained): "
-                   "panda, ur5e; no training step")
+                   "panda, ur5e, iiwa14; no training step")
     q.add_argument("--pose", action="append", default=[], metavar="X,Y,Z,QX,QY,QZ,QW",
                    help="target position (m) and unit quaternion in --quat-order; repeatable")
     q.add_argument("--targets", metavar="FILE",
