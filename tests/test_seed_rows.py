@@ -145,3 +145,25 @@ def test_moser_rows_are_judged_by_their_normalised_nll_and_only_when_the_floor_m
         "cpu": "x", "cores": 2, "torch_threads": 1, "torch": "t", "python": "p", "cuda": None},
         "started": "s", "duration_s": 60.0}, "seed_rows.json")
     assert "no: floor mass unresolved" in text and "unresolved; raw -9.120" in text
+
+
+def test_a_row_whose_solver_or_normalisation_check_fails_never_counts():
+    """A spike far from the data (one uniform point carrying the Monte Carlo estimate) or rk4 far from dopri5 keeps
+    a row from reaching its goal, however low its NLL; the table says which check failed."""
+    ok = _row("volcano", "cnfm", 0, -3.0)
+    ok["solver_check"] = {"n": 32, "rk4_ladder": [{"mean_nll_minus_dopri5": 4e-4}]}
+    ok["normalisation"] = {"defensive": {"estimate": 0.97, "sem": 0.05, "ess": 230.0}}
+    assert seed_rows.check_problems(ok) == [] and seed_rows.summary([ok])[("cnfm", "volcano")]["reached"]
+    spike = json.loads(json.dumps(ok))
+    spike["normalisation"]["defensive"] = {"estimate": 1.6e129, "sem": 1.6e129, "ess": 1.0}
+    stiff = json.loads(json.dumps(ok))
+    stiff["solver_check"]["rk4_ladder"][0]["mean_nll_minus_dopri5"] = -0.035
+    assert seed_rows.check_problems(spike) == ["normalisation 1.6e+129 ± 1.6e+129 (ESS 1)"]
+    assert seed_rows.check_problems(stiff) == ["solver -0.035 nats from dopri5"]
+    for bad in (spike, stiff):
+        s = seed_rows.summary([bad])[("cnfm", "volcano")]
+        assert not s["reached"] and s["mean"] == -3.0
+    text = seed_rows.markdown_section({"results": [spike], "args": {}, "machine": {
+        "cpu": "x", "cores": 2, "torch_threads": 1, "torch": "t", "python": "p", "cuda": None},
+        "started": "s", "duration_s": 60.0}, "seed_rows.json")
+    assert "no: checks failed (seed 0: normalisation 1.6e+129" in text and "1.6e+129 ± 1.6e+129 (ESS 1)" in text
