@@ -27,7 +27,7 @@ from typing import Dict, Optional
 import torch
 
 from ..paths import FactorSchedule, MixturePath, Schedule, make_schedule
-from ..paths.endpoint import EndpointChoice, endpoint_kde_nll, select_endpoint
+from ..paths.endpoint import EndpointChoice, check_scale, endpoint_kde_nll, select_endpoint
 from ..solvers.divergence import check_method
 from .base import Objective, check_batch, check_unit_interval, draw_time
 
@@ -105,7 +105,7 @@ class CNFM(Objective):
             if unknown:
                 raise ValueError(f'objective "cnfm": a schedule with sigma_min="auto" takes only "kind" and '
                                  f'"scale", got {unknown}')
-            self.endpoint_scale = _check_scale(spec.get("scale", 1.0))
+            self.endpoint_scale = check_scale(spec.get("scale", 1.0), 'objective "cnfm": schedule "scale"')
             sched = None  # chosen from the data in setup()
             make_schedule({"kind": spec.get("kind", "linear")})  # a bad kind is refused now, not at setup
         else:
@@ -245,10 +245,3 @@ def _sharpest_end_point(schedule: Schedule) -> float:
     if isinstance(schedule, FactorSchedule):
         return min(schedule.sigma_mins)
     return min(schedule.sigma_min, schedule.sigma_min_compact)
-
-
-def _check_scale(scale) -> float:
-    """The ``scale`` of an automatic end point: a finite number > 0 (1: the KDE-optimal bandwidth)."""
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < float(scale) < float("inf"):
-        raise ValueError(f'objective "cnfm": schedule "scale" must be a finite number > 0, got {scale!r}')
-    return float(scale)

@@ -139,8 +139,7 @@ def select_endpoint(manifold, data: torch.Tensor, *, blocks: int = 10, held_bloc
         got = tuple(data.shape) if isinstance(data, torch.Tensor) else type(data).__name__
         raise ValueError(f"select_endpoint: data must be a tensor of shape (N, {M.coord_dim}) with N >= 2 for "
                          f"{M!r}, got {got}")
-    if not (isinstance(scale, (int, float)) and 0 < scale < math.inf):
-        raise ValueError(f"select_endpoint: scale must be a finite number > 0, got {scale!r}")
+    scale = check_scale(scale, "select_endpoint: scale")
     if not 1 <= held_blocks < blocks:
         raise ValueError(f"select_endpoint: need 1 <= held_blocks < blocks, got held_blocks={held_blocks}, "
                          f"blocks={blocks}")
@@ -176,6 +175,14 @@ def select_endpoint(manifold, data: torch.Tensor, *, blocks: int = 10, held_bloc
     rate = (centres.numel() / n) ** (1.0 / (M.dim + 4))
     return EndpointChoice([grid[j] * rate * scale for j in ends], value, int(held.numel()), int(centres.numel()),
                           rate, scan, scale)
+
+
+def check_scale(scale, name: str = "scale") -> float:
+    """A multiple of the chosen end point as a float: a finite number > 0 (bools and strings refused), else
+    ValueError ``"<name> must be a finite number > 0, got ..."``."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < float(scale) < math.inf:
+        raise ValueError(f"{name} must be a finite number > 0, got {scale!r}")
+    return float(scale)
 
 
 def _coordinate_search(scorer: _Scorer, grid: list, ends: list, value: float, sweeps: int):
