@@ -72,22 +72,32 @@ def checkpoint_hook(clock: Clock, minutes: List[float], evaluate, record: List[D
 
 
 def solver_check(log_prob, points, solver, n) -> Dict[str, Any]:
-    """rk4 against dopri5 (atol = rtol = 1e-6) on the first ``n`` points: the error of the test NLL's solver,
-    and the same rk4 with 2x and 4x the steps (whether the fixed-step figure has converged, and towards what:
-    a sharp field near t = 1 can make either solver the less accurate one)."""
-    ref = {"method": "dopri5", "atol": 1e-6, "rtol": 1e-6}
+    """How far the test NLL's ``solver`` is from a tighter reference on the first ``n`` points, and whether it has
+    converged (a sharp field near t = 1 can make either solver the less accurate one).
+
+    A fixed-step ``solver`` (``steps``, e.g. rk4-256) is compared with dopri5 at atol = rtol = 1e-6, along with the
+    same method at 2x and 4x the steps (``rk4_ladder``). An adaptive one (``atol`` / ``rtol``, e.g. dopri5 at 1e-6)
+    is compared with itself at 1/100 of its tolerances, along with 1/10 (``tolerance_ladder``). Each ladder entry has
+    ``mean_nll_minus_dopri5``: the entry's mean NLL minus the reference's, on the same points."""
     x = points[:n]
+    if "steps" in solver:
+        ref = {"method": "dopri5", "atol": 1e-6, "rtol": 1e-6}
+        rungs = [{**solver, "steps": solver["steps"] * k} for k in (1, 2, 4)]
+        name = "rk4_ladder"
+    elif "atol" in solver and "rtol" in solver:
+        ref = {**solver, "atol": solver["atol"] / 100, "rtol": solver["rtol"] / 100}
+        rungs = [{**solver, "atol": solver["atol"] / k, "rtol": solver["rtol"] / k} for k in (1, 10)]
+        name = "tolerance_ladder"
+    else:
+        raise ValueError(f"solver: expected fixed steps ('steps') or tolerances ('atol', 'rtol'), got {solver!r}")
     with torch.no_grad():
         b = log_prob(x, **ref).double()
-        ladder = {}
-        for k in (1, 2, 4):
-            lp = log_prob(x, **{**solver, "steps": solver["steps"] * k}).double()
-            ladder[k] = lp
-    a = ladder[1]
-    d = (a - b).abs()
+        lps = [log_prob(x, **rung).double() for rung in rungs]
+    d = (lps[0] - b).abs()
+    keys = [k for k in ("steps", "atol", "rtol") if k in solver]
     return {"reference": ref, "solver": solver, "n": int(x.shape[0]), "max_abs_diff": float(d.max()),
-            "mean_abs_diff": float(d.mean()), "mean_nll_diff": float((b - a).mean()),
-            "rk4_ladder": [{"steps": solver["steps"] * k, "mean_nll_minus_dopri5": float((b - lp).mean()),
-                            "max_abs_diff_dopri5": float((lp - b).abs().max()),
-                            "mean_nll_minus_finest": float((ladder[4] - lp).mean())}
-                           for k, lp in ladder.items()]}
+            "mean_abs_diff": float(d.mean()), "mean_nll_diff": float((b - lps[0]).mean()),
+            name: [{**{k: rung[k] for k in keys}, "mean_nll_minus_dopri5": float((b - lp).mean()),
+                    "max_abs_diff_dopri5": float((lp - b).abs().max()),
+                    "mean_nll_minus_finest": float((lps[-1] - lp).mean())}
+                   for rung, lp in zip(rungs, lps)]}

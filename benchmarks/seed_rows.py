@@ -52,10 +52,12 @@ from earth_nll import PUBLISHED  # noqa: E402
 from evaluate import mc_normalisation  # noqa: E402
 from make_results import provenance, rel, table  # noqa: E402
 
+from posegen import PoseFlow  # noqa: E402
 from posegen.atomic import atomic_open  # noqa: E402
 from posegen.cli.datasets import load_splits, model_manifold  # noqa: E402
 from posegen.cli.train import build_flow  # noqa: E402
 from posegen.config import load_config  # noqa: E402
+from posegen.solvers.ode import ADAPTIVE  # noqa: E402
 from posegen.training import Trainer  # noqa: E402
 from posegen.training.config import make_config  # noqa: E402
 
@@ -139,13 +141,26 @@ def check_problems(r: Dict[str, Any]) -> List[str]:
     """Why a row's likelihood is not validated: [] when its solver and normalisation checks pass (or were skipped:
     Moser Flow's density is closed form and has its own exact mass check, :func:`moser_normalised`)."""
     out = []
-    ladder = (r.get("solver_check") or {}).get("rk4_ladder")
+    ladder = solver_ladder(r.get("solver_check"))
     if ladder and abs(ladder[0]["mean_nll_minus_dopri5"]) > MAX_SOLVER_GAP:
         out.append(f"solver {ladder[0]['mean_nll_minus_dopri5']:+.2g} nats from dopri5")
     d = (r.get("normalisation") or {}).get("defensive")
     if d and (d["ess"] < MIN_ESS or abs(d["estimate"] - 1) > 3 * d["sem"]):
         out.append(f"normalisation {d['estimate']:.3g} ± {d['sem']:.2g} (ESS {d['ess']:.0f})")
     return out
+
+
+def solver_ladder(check: Optional[Dict[str, Any]]) -> Optional[List[Dict[str, Any]]]:
+    """The solver check's ladder (fixed steps or tolerances, :func:`budget_clock.solver_check`); None if skipped."""
+    check = check or {}
+    return check.get("rk4_ladder") or check.get("tolerance_ladder")
+
+
+def solver_label(solver: Dict[str, Any]) -> str:
+    """``rk4-256`` for a fixed-step solver, ``dopri5 (1e-06)`` for an adaptive one (its tolerance)."""
+    if solver["method"] in ADAPTIVE:
+        return f"{solver['method']} ({solver['atol']:.0e})"
+    return f"{solver['method']}-{solver['steps']}"
 
 
 def row_nll(r: Dict[str, Any]) -> float:
@@ -164,6 +179,45 @@ def cnfm_path(trainer: Trainer) -> Optional[Dict[str, Any]]:
             "endpoint_kde_nll_val": trainer.diagnostics.get("endpoint_kde_nll")}
 
 
+def run_config(dataset: str, objective: str, overrides: List[str]) -> Dict[str, Any]:
+    """The config of one run: ``configs/earth_<set>_<objective>.yaml`` with ``overrides``, checked to train
+    ``objective`` on ``dataset``."""
+    path = config_path(dataset, objective)
+    cfg = load_config(path, overrides)
+    if cfg["objective"]["name"] != objective or cfg["data"]["name"] != dataset:
+        raise ValueError(f"{path} trains objective {cfg['objective']['name']!r} on {cfg['data']['name']!r}, "
+                         f"expected {objective!r} on {dataset!r}")
+    return cfg
+
+
+def train_settings(config, cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """What a row records of its training: the trainer's settings and the network's size."""
+    return {"train_config": {k: config.__dict__[k] for k in ("steps", "max_minutes", "batch_size", "lr",
+                                                              "ema_decay", "val_every", "objective_options")},
+            "model": {k: cfg["model"][k] for k in ("hidden", "depth")}}
+
+
+def score_flow(flow, cfg: Dict[str, Any], train_points: torch.Tensor, test_points: torch.Tensor,
+               job: Dict[str, Any], seed: int) -> Dict[str, Any]:
+    """The scoring half of a run (also :func:`rescore`'s): the test NLL with the config's ``eval`` section, the solver
+    check (CNFM) or the exact mass check (Moser Flow), and the Monte Carlo normalisation; fields of the row."""
+    out: Dict[str, Any] = {"test": score_test(flow, test_points, cfg["eval"])}
+    print(f"  [{cfg['data']['name']} {cfg['objective']['name']} seed {seed}] test NLL {out['test']['nll']:.3f} +- "
+          f"{out['test']['sem'] or 0:.3f} ({solver_label(out['test']['solver'])})", flush=True)
+    solver = dict(cfg["eval"]["solver"])
+    if flow.parametrization == "moser":
+        out["solver_check"] = {"skipped": "Moser Flow's density is closed form (no ODE)"}
+        out["moser_mass"] = moser_mass(flow, job.get("moser_points", 65536), seed)
+        out["test"].update(moser_normalised(out["test"]["nll"], out["moser_mass"]))
+    elif job["check_points"]:
+        out["solver_check"] = solver_check(lambda x, **kw: flow.log_prob(x.to(flow.dtype), **kw), test_points,
+                                           solver, job["check_points"])
+    if job["mc_points"]:
+        out["normalisation"] = {**mc_normalisation(flow, job["mc_points"], train_points, solver, seed=seed),
+                                "solver": solver}
+    return out
+
+
 def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
     """Train and score one (set, objective, seed) run in this process; the JSON-ready row."""
     set_threads(job["threads"])
@@ -172,10 +226,7 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
     overrides = [f"data.seed={seed}", f"train.seed={seed}", "train.progress=false", "train.device=cpu"]
     overrides += ([f"train.max_minutes={job['minutes']}"] if job.get("minutes") is not None else [])
     overrides += list(job.get("overrides") or [])
-    cfg = load_config(path, overrides)
-    if cfg["objective"]["name"] != objective or cfg["data"]["name"] != dataset:
-        raise ValueError(f"{path} trains objective {cfg['objective']['name']!r} on {cfg['data']['name']!r}, "
-                         f"expected {objective!r} on {dataset!r}")
+    cfg = run_config(dataset, objective, overrides)
     splits = load_splits(cfg, ("train", "valid", "test"))
     train, val, test = splits["train"], splits["valid"], splits["test"]
     flow = build_flow(cfg, model_manifold(cfg, train.manifold), 0)
@@ -190,9 +241,7 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
     row: Dict[str, Any] = {
         "set": dataset, "objective": objective, "seed": seed, "config": path.relative_to(REPO).as_posix(),
         "config_sha256": file_sha256(path), "overrides": overrides, "manifold": repr(flow.manifold),
-        "train_config": {k: config.__dict__[k] for k in ("steps", "max_minutes", "batch_size", "lr", "ema_decay",
-                                                          "val_every", "objective_options")},
-        "model": {k: cfg["model"][k] for k in ("hidden", "depth")},
+        **train_settings(config, cfg),
         "n_train": len(train), "n_val": len(val), "n_test": len(test),
         "steps_done": res.steps_done, "best_step": res.best_step, "best_val_nll": res.best_val_nll,
         "train_cpu_s": res.seconds, "validation_cpu_s": res.validation_seconds,
@@ -201,20 +250,9 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
         # (step, training CPU seconds, validation NLL) at every validation
         "curve": [[r["step"], r.get("elapsed_s"), r["val_nll"]] for r in res.history if "val_nll" in r],
     }
-    row["test"] = score_test(flow, test.points, cfg["eval"])
-    print(f"  [{dataset} {objective} seed {seed}] {res.steps_done} steps in {row['train_cpu_s'] / 60:.2f} CPU "
-          f"min; test NLL {row['test']['nll']:.3f} +- {row['test']['sem'] or 0:.3f}", flush=True)
-    solver = dict(cfg["eval"]["solver"])
-    if flow.parametrization == "moser":
-        row["solver_check"] = {"skipped": "Moser Flow's density is closed form (no ODE)"}
-        row["moser_mass"] = moser_mass(flow, job.get("moser_points", 65536), seed)
-        row["test"].update(moser_normalised(row["test"]["nll"], row["moser_mass"]))
-    elif job["check_points"]:
-        row["solver_check"] = solver_check(lambda x, **kw: flow.log_prob(x.to(flow.dtype), **kw), test.points,
-                                           solver, job["check_points"])
-    if job["mc_points"]:
-        row["normalisation"] = {**mc_normalisation(flow, job["mc_points"], train.points, solver, seed=seed),
-                                "solver": solver}
+    print(f"  [{dataset} {objective} seed {seed}] {res.steps_done} steps in {row['train_cpu_s'] / 60:.2f} CPU min",
+          flush=True)
+    row.update(score_flow(flow, cfg, train.points, test.points, job, seed))
     row["total_cpu_s"], row["total_wall_s"] = time.process_time() - c0, time.perf_counter() - w0
     if job.get("save_models"):
         out = Path(job["save_models"]) / f"{dataset}_{objective}_seed{seed}.pt"
@@ -323,6 +361,60 @@ def run(args) -> int:
     return 1 if failures else 0
 
 
+#: a row's fields that scoring writes; rescoring replaces them and keeps the previous ones in ``rescored``
+SCORE_FIELDS = ("test", "solver_check", "moser_mass", "normalisation")
+
+
+def rescore_one(row: Dict[str, Any], settings: Dict[str, Any], models: Optional[Path]) -> Dict[str, Any]:
+    """``row`` scored again from its saved model with its config as it is now (its ``eval`` section may have
+    changed since it ran, e.g. to another solver); refuses when the training settings in the config differ from the
+    row's (the model would not be the config's). The previous scores go to ``row["rescored"]``."""
+    dataset, objective, seed = row["set"], row["objective"], int(row["seed"])
+    model = (models / f"{dataset}_{objective}_seed{seed}.pt") if models else Path(row.get("model_path") or "")
+    if not model.is_file():
+        raise FileNotFoundError(f"{dataset} {objective} seed {seed}: no saved model at {model} (run with "
+                                f"--save-models, or pass --models)")
+    cfg = run_config(dataset, objective, row["overrides"])
+    config = make_config(None, objective=objective, objective_options=cfg["objective"]["options"], **cfg["train"])
+    now = json.loads(json.dumps(finite(train_settings(config, cfg))))   # as the row stores it
+    was = {k: row[k] for k in now}
+    if now != was:
+        raise ValueError(f"{dataset} {objective} seed {seed}: {row['config']} trains otherwise than this row did "
+                         f"({now} now, {was} then): train it again instead")
+    flow = PoseFlow.load(model).eval()
+    if repr(flow.manifold) != row["manifold"]:
+        raise ValueError(f"{model}: manifold {flow.manifold!r}, the row's is {row['manifold']}")
+    splits = load_splits(cfg, ("train", "test"))
+    c0 = time.process_time()
+    scores = score_flow(flow, cfg, splits["train"].points, splits["test"].points, settings, seed)
+    previous = {k: row[k] for k in SCORE_FIELDS if k in row}
+    history = row.get("rescored", []) + [{**previous, "config_sha256": row["config_sha256"], **_machine(),
+                                         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                         "cpu_s": time.process_time() - c0}]
+    out = {k: v for k, v in row.items() if k not in SCORE_FIELDS}
+    return {**out, **scores, "config_sha256": file_sha256(config_path(dataset, objective)), "rescored": history}
+
+
+def rescore(args) -> int:
+    """Score the chosen rows of ``--out`` again from their saved models (one at a time, in this process), with the
+    protocol settings (check and Monte Carlo points) ``--out`` was written with; the file is rewritten atomically
+    after each row."""
+    d = read_json(args.out)
+    settings = {"check_points": d["args"]["check_points"], "mc_points": d["args"]["mc_points"]}
+    chosen = [i for i, r in enumerate(d["results"]) if r["set"] in args.sets and r["objective"] in args.objectives
+              and int(r["seed"]) in args.seeds]
+    if not chosen:
+        raise ValueError(f"--out {args.out} has no row of sets {args.sets}, objectives {args.objectives}, seeds "
+                         f"{args.seeds}")
+    set_threads(args.threads)
+    for i in chosen:
+        d["results"][i] = finite(rescore_one(d["results"][i], settings, args.models))
+        with atomic_open(args.out, "w") as fh:
+            fh.write(json.dumps(d, indent=1) + "\n")
+    print(f"rescored {len(chosen)} rows of {args.out}", flush=True)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- the table
 def _mean_std(xs: List[float], nd: int = 2) -> str:
     if not xs:
@@ -407,7 +499,7 @@ def _mass_cell(m: Optional[Dict[str, Any]]) -> str:
 def _run_cells(r: Dict[str, Any]) -> List[str]:
     """One run's line of the per-run table."""
     t, chk, mc = r["test"], r.get("solver_check") or {}, r.get("normalisation") or {}
-    ladder = chk.get("rk4_ladder")
+    ladder = solver_ladder(chk)
     check = (f"{ladder[0]['mean_nll_minus_dopri5']:+.1e} ({chk['n']} pts)" if ladder
              else "closed form" if "skipped" in chk else "—")
     norm = mc.get("defensive")
@@ -418,7 +510,7 @@ def _run_cells(r: Dict[str, Any]) -> List[str]:
         kde = p.get("endpoint_kde_nll_val")
         path_cell = f"σ_min {p['sigma_min'][0]:.4f}, {p['times']} times" + (f"; KDE val {kde:.2f}" if kde is not None
                                                                             else "")
-    solver = "closed form" if r["objective"] == "moser" else f"{t['solver']['method']}-{t['solver'].get('steps')}"
+    solver = "closed form" if r["objective"] == "moser" else solver_label(t["solver"])
     nll = f"{t['nll']:.3f} ± {t['sem'] or 0:.3f}"
     if "nll_normalised" in t:   # Moser Flow: the NLL of the normalised density first, the raw one after
         lo, hi = t["nll_normalised_range"]
@@ -452,13 +544,22 @@ def parse_args(argv=None):
     r.add_argument("--save-models", type=Path, default=None, help="folder for the trained flows")
     r.add_argument("--resume", action="store_true", help="keep the finished runs found in --out")
     r.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    rs = sub.add_parser("rescore", help="score finished rows of --out again from their saved models, with "
+                        "the configs' eval sections as they are now")
+    rs.add_argument("--sets", default=",".join(SETS), help=f"comma list from {SETS}")
+    rs.add_argument("--objectives", default=",".join(OBJECTIVES), help=f"comma list from {OBJECTIVES}")
+    rs.add_argument("--seeds", default="0,1,2", help="comma list of seeds")
+    rs.add_argument("--models", type=Path, default=None,
+                    help="folder of the saved flows (default: each row's model_path)")
+    rs.add_argument("--threads", type=int, default=1, help="torch threads")
+    rs.add_argument("--out", type=Path, default=DEFAULT_OUT)
     m = sub.add_parser("markdown", help="print the table of --out")
     m.add_argument("--out", type=Path, default=DEFAULT_OUT)
     one = sub.add_parser("one", help="(internal) one run in this process")
     one.add_argument("--job", required=True, help="the job as JSON")
     one.add_argument("--row-out", type=Path, required=True)
     args = p.parse_args(argv)
-    if args.action == "run":
+    if args.action in ("run", "rescore"):
         _check_run_args(p, args)
     return args
 
@@ -476,13 +577,14 @@ def _check_run_args(p, args) -> None:
         p.error(f"--seeds: expected a comma list of integers, got {args.seeds!r}")
     if not args.seeds or min(args.seeds) < 0:
         p.error(f"--seeds: expected non-negative integers, got {args.seeds!r}")
-    if args.minutes is not None and not (math.isfinite(args.minutes) and args.minutes > 0):
+    minutes = getattr(args, "minutes", None)
+    if minutes is not None and not (math.isfinite(minutes) and minutes > 0):
         p.error(f"--minutes: expected a positive number of CPU minutes, got {args.minutes!r}")
     for name in ("workers", "threads"):
-        if getattr(args, name) < 1:
+        if getattr(args, name, 1) < 1:
             p.error(f"--{name}: expected an integer >= 1, got {getattr(args, name)!r}")
     for name in ("check_points", "mc_points"):
-        if getattr(args, name) < 0:
+        if getattr(args, name, 0) < 0:
             p.error(f"--{name.replace('_', '-')}: expected an integer >= 0, got {getattr(args, name)!r}")
 
 
@@ -493,6 +595,10 @@ def main(argv=None) -> int:
             raise FileNotFoundError(f"--out {args.out} does not exist: run the benchmark first")
         print(markdown_section(read_json(args.out), rel(args.out)))
         return 0
+    if args.action == "rescore":
+        if not args.out.exists():
+            raise FileNotFoundError(f"--out {args.out} does not exist: run the benchmark first")
+        return rescore(args)
     if args.action == "one":
         row = run_one(json.loads(args.job))
         with atomic_open(args.row_out, "w", mkdir=True) as fh:

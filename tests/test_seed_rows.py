@@ -16,6 +16,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import seed_rows  # noqa: E402
 
 from posegen import PoseFlow  # noqa: E402
+from posegen.cli.datasets import load_splits, model_manifold  # noqa: E402
+from posegen.cli.train import build_flow  # noqa: E402
 from posegen.config import load_config  # noqa: E402
 from posegen.manifolds import parse  # noqa: E402
 
@@ -34,7 +36,9 @@ def test_each_set_and_objective_has_a_config_with_a_20_minute_budget(dataset, ob
         schedule = cfg["objective"]["options"]["schedule"]
         assert set(cfg["objective"]["options"]) == {"schedule"} and schedule["sigma_min"] == "auto"
         assert 0 < schedule["scale"] <= 1
-        assert cfg["eval"]["solver"]["method"] == "rk4" and cfg["eval"]["solver"]["steps"] >= 256
+        solver = cfg["eval"]["solver"]   # rk4 at >= 256 steps, or dopri5 where rk4 blows up far from the data
+        assert (solver["method"] == "rk4" and solver["steps"] >= 256) or (
+            solver["method"] == "dopri5" and max(solver["atol"], solver["rtol"]) <= 1e-6)
     assert "2-core CPU" in path.read_text().split("\n\n")[0]
 
 
@@ -84,7 +88,7 @@ def test_bad_arguments_are_refused(argv, match, capsys, tmp_path):
 @pytest.mark.slow
 def test_a_tiny_run_writes_finite_rows_and_resume_keeps_them(tmp_path):
     out = tmp_path / "rows.json"
-    tiny = ["--override", "model.hidden=16", "--override", "model.depth=2", "--override", "eval.solver.steps=4",
+    tiny = ["--override", "model.hidden=16", "--override", "model.depth=2", "--override", "eval.solver={method: rk4, steps: 4}",
             "--override", "train.val_solver.steps=2", "--override", "objective.options={}"]
     argv = ["run", "--minutes", "0.02", "--sets", "volcano", "--seeds", "0", "--mc-points", "16",
             "--check-points", "2", "--out", str(out), *tiny]
@@ -167,3 +171,73 @@ def test_a_row_whose_solver_or_normalisation_check_fails_never_counts():
         "cpu": "x", "cores": 2, "torch_threads": 1, "torch": "t", "python": "p", "cuda": None},
         "started": "s", "duration_s": 60.0}, "seed_rows.json")
     assert "no: checks failed (seed 0: normalisation 1.6e+129" in text and "1.6e+129 ± 1.6e+129 (ESS 1)" in text
+
+
+def _flow(seed=0):
+    torch.manual_seed(seed)
+    flow = PoseFlow("S2[fourier=2]", hidden=16, depth=2).double()
+    with torch.no_grad():
+        for w in flow.net.parameters():
+            w.normal_(0.0, 0.3)
+    return flow
+
+
+def test_solver_check_of_an_adaptive_solver_is_against_itself_at_a_hundredth_of_its_tolerances():
+    """dopri5 at 1e-3 is checked against dopri5 at 1e-5 (the fixed-step check's dopri5 at 1e-6 would be no tighter
+    reference); the ladder's first rung is the solver itself, and its gap is its NLL minus the reference's, computed here."""
+    budget_clock = pytest.importorskip("budget_clock")
+    flow = _flow()
+    x = flow.manifold.projx(torch.randn(6, 3, dtype=torch.float64))
+    solver = {"method": "dopri5", "atol": 1e-3, "rtol": 1e-3}
+    chk = budget_clock.solver_check(flow.log_prob, x, solver, 4)
+    assert chk["reference"] == {"method": "dopri5", "atol": 1e-5, "rtol": 1e-5} and chk["n"] == 4
+    assert [(r["atol"], r["rtol"]) for r in chk["tolerance_ladder"]] == [(1e-3, 1e-3), (1e-4, 1e-4)]
+    with torch.no_grad():
+        gap = float((flow.log_prob(x[:4], **chk["reference"]) - flow.log_prob(x[:4], **solver)).mean())  # NLL - ref
+    assert chk["tolerance_ladder"][0]["mean_nll_minus_dopri5"] == pytest.approx(gap, abs=1e-12)
+    assert seed_rows.solver_ladder(chk) is chk["tolerance_ladder"]
+    assert seed_rows.solver_label({**flow.solver, **solver}) == "dopri5 (1e-03)"
+    assert seed_rows.solver_label({**flow.solver, "method": "rk4", "steps": 256}) == "rk4-256"
+    with pytest.raises(ValueError, match="solver: expected fixed steps"):
+        budget_clock.solver_check(flow.log_prob, x, {"method": "dopri5"}, 2)
+
+
+def _saved_run(tmp_path, dataset="volcano", objective="cnfm"):
+    """A row as run_one writes it (its training settings from the config), with a small untrained flow saved."""
+    overrides = ["data.seed=0", "train.seed=0", "model.hidden=16", "model.depth=2"]
+    cfg = seed_rows.run_config(dataset, objective, overrides)
+    train = load_splits(cfg, ("train",))["train"]
+    flow = build_flow(cfg, model_manifold(cfg, train.manifold), 0)
+    path = tmp_path / f"{dataset}_{objective}_seed0.pt"
+    flow.save(path)
+    config = seed_rows.make_config(None, objective=objective, objective_options=cfg["objective"]["options"],
+                                   **cfg["train"])
+    row = {"set": dataset, "objective": objective, "seed": 0, "overrides": overrides, "manifold": repr(flow.manifold),
+           "config": f"configs/earth_{dataset}_{objective}.yaml", "config_sha256": "0" * 64, "model_path": str(path),
+           **json.loads(json.dumps(seed_rows.finite(seed_rows.train_settings(config, cfg)))),
+           "test": {"nll": 99.0, "sem": 0.1, "solver": {"method": "rk4", "steps": 256}}}
+    return row, cfg
+
+
+def test_rescore_scores_a_saved_model_with_the_config_as_it_is_and_keeps_the_old_scores(tmp_path):
+    row, cfg = _saved_run(tmp_path)
+    new = seed_rows.rescore_one(dict(row), {"check_points": 2, "mc_points": 8}, None)
+    flow = PoseFlow.load(row["model_path"]).eval()
+    test = load_splits(cfg, ("test",))["test"].points
+    expected = seed_rows.score_test(flow, test, cfg["eval"])
+    assert new["test"]["nll"] == pytest.approx(expected["nll"], abs=1e-12) and new["test"]["n"] == 82
+    assert new["test"]["solver"]["method"] == cfg["eval"]["solver"]["method"]
+    assert new["config_sha256"] == seed_rows.file_sha256(REPO / row["config"])
+    assert new["rescored"][0]["test"]["nll"] == 99.0 and new["rescored"][0]["config_sha256"] == "0" * 64
+    assert np.isfinite(new["normalisation"]["defensive"]["estimate"]) and new["solver_check"]["n"] == 2
+    seed_rows.check_resumed({("volcano", "cnfm", 0): new})   # the rescored row now belongs to the config
+
+
+def test_rescore_refuses_a_row_trained_otherwise_or_without_its_model(tmp_path):
+    row, _ = _saved_run(tmp_path)
+    other = json.loads(json.dumps(row))
+    other["train_config"]["lr"] = 1.0
+    with pytest.raises(ValueError, match="trains otherwise than this row did"):
+        seed_rows.rescore_one(other, {"check_points": 0, "mc_points": 0}, None)
+    with pytest.raises(FileNotFoundError, match="no saved model"):
+        seed_rows.rescore_one(dict(row), {"check_points": 0, "mc_points": 0}, tmp_path / "elsewhere")
