@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .manifolds import parse
+from .optional import require
 from .rotations import quat_to_rotmat, quat_to_rotvec
 
 DATA_COLOR = "0.35"
@@ -32,14 +33,11 @@ DPI = 110
 
 def _figure(figsize, layout: Optional[str] = "constrained"):
     """A new Agg-backed Figure, or an ImportError that says how to install matplotlib."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ImportError("plots need matplotlib, which is not installed: pip install posegen[plot] "
-                          "(or pip install matplotlib)") from None
-    fig = Figure(figsize=figsize, dpi=DPI, layout=layout)
-    FigureCanvasAgg(fig)
+    figure = require("matplotlib.figure", extra="plot", purpose="plots", alternative="pip install matplotlib")
+    agg = require("matplotlib.backends.backend_agg", extra="plot", purpose="plots",
+                  alternative="pip install matplotlib")
+    fig = figure.Figure(figsize=figsize, dpi=DPI, layout=layout)
+    agg.FigureCanvasAgg(fig)
     return fig
 
 

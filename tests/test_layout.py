@@ -103,6 +103,7 @@ LEARNING = ("posegen.flow", "posegen.models", "posegen.objectives", "posegen.tra
 @pytest.mark.parametrize("layer, forbidden", [
     ("posegen.robots", LEARNING + ("posegen.data", "posegen.planning", "posegen.cli", "posegen.config")),
     ("posegen.manifolds", ("posegen.",)),
+    ("posegen.optional", ("posegen.",)),
     ("posegen.training", ("posegen.data", "posegen.robots", "posegen.samplers", "posegen.planning", "posegen.cli",
                           "posegen.config")),
     ("posegen.samplers", ("posegen.planning", "posegen.cli", "posegen.config")),

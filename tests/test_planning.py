@@ -141,7 +141,7 @@ def test_missing_ompl_gives_install_hint(monkeypatch):
     from posegen.planning import ompl as pompl
 
     monkeypatch.setitem(sys.modules, "ompl", None)   # makes `import ompl` raise ImportError
-    with pytest.raises(ImportError, match=r"pip install posegen\[planning\]"):
+    with pytest.raises(ImportError, match=r"pip install \"posegen\[planning\]\""):
         pompl.require_ompl()
 
 

@@ -144,7 +144,7 @@ def test_training_curves_errors(tmp_path):
 def test_missing_matplotlib_says_how_to_install(tmp_path, monkeypatch, module):
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
     _, s = points("R3", 10, 0)
-    with pytest.raises(ImportError, match=r"pip install posegen\[plot\]"):
+    with pytest.raises(ImportError, match=r"pip install \"posegen\[plot\]\""):
         plots.plot_positions(tmp_path / "p.png", s)
     assert not (tmp_path / "p.png").exists()
 

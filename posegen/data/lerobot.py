@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ..manifolds import parse
+from ..optional import require
 from .dataset import PoseDataset
 from .robomimic import checked_robot, frame_slice, bare_interval_dims, joint_keys, read_options
 from .validate import convert_quats, validate_with_conditions
@@ -49,13 +50,8 @@ _SLICE = re.compile(r"^(-?\d*):(-?\d*)(?::(-?\d*))?$")
 
 def _pyarrow():
     """``(pyarrow, pyarrow.parquet)``, imported on first use: pyarrow is the optional extra ``lerobot``."""
-    try:
-        import pyarrow
-        import pyarrow.parquet
-    except ImportError as e:
-        raise ImportError("load_lerobot needs pyarrow, which posegen installs with the optional extra 'lerobot': "
-                          "pip install 'posegen[lerobot]' (or pip install 'pyarrow>=14')") from e
-    return pyarrow, pyarrow.parquet
+    pq = require("pyarrow.parquet", extra="lerobot", purpose="load_lerobot", alternative="pip install 'pyarrow>=14'")
+    return require("pyarrow", extra="lerobot", purpose="load_lerobot"), pq
 
 
 # ---------------------------------------------------------------------- meta/info.json

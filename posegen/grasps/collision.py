@@ -22,6 +22,7 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
+from ..optional import require
 from .gripper import ParallelJawGripper
 
 __all__ = ["ObjectCollider", "gripper_collides", "check_support"]
@@ -41,10 +42,7 @@ class ObjectCollider:
     @classmethod
     def from_object(cls, obj, n: int = 4000, seed: int = 0, max_vertices: int = 4000) -> "ObjectCollider":
         """``n`` surface samples of ``obj`` (and up to ``max_vertices`` of its vertices)."""
-        try:
-            from scipy.spatial import cKDTree
-        except ImportError:  # pragma: no cover - depends on the environment
-            raise ImportError("posegen.grasps collision tests need scipy: pip install 'posegen[grasps]'") from None
+        cKDTree = require("scipy.spatial", extra="grasps", purpose="posegen.grasps collision tests").cKDTree
         pts, nrm = obj.surface_points(n, seed=seed, normals=True, dtype=torch.float64)
         pts, nrm = pts.numpy(), nrm.numpy()
         verts = np.asarray(obj.mesh.vertices, dtype=np.float64)

@@ -22,6 +22,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 import torch
 
+from ..optional import require
 from .decompose import convex_decomposition
 from .gripper import get_gripper
 
@@ -31,11 +32,7 @@ MESH_SUFFIXES = (".obj", ".stl", ".ply", ".off", ".glb", ".gltf", ".urdf")
 
 
 def _trimesh():
-    try:
-        import trimesh
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("posegen.grasps needs trimesh: pip install 'posegen[grasps]'") from None
-    return trimesh
+    return require("trimesh", extra="grasps", purpose="posegen.grasps")
 
 
 @dataclass(eq=False)

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..optional import require
 from .checks import check_transforms
 from .gripper import ParallelJawGripper, get_gripper
 
@@ -89,11 +90,7 @@ class ShakeTest:
 
 
 def _mujoco():
-    try:
-        import mujoco
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("posegen.grasps.evaluate needs MuJoCo: pip install 'posegen[grasps]'") from None
-    return mujoco
+    return require("mujoco", extra="grasps", purpose="posegen.grasps.evaluate")
 
 
 def _quat_wxyz(R: np.ndarray) -> np.ndarray:

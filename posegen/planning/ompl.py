@@ -49,6 +49,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
+from ..optional import install_hint
 from ..robots import as_robot
 from ..robots.collision import CollisionChecker
 from ..samplers import PoseSampler, unwrap_to_limits
@@ -61,7 +62,7 @@ PLANNERS = ("PRM", "PRMstar", "BKPIECE1", "RRTConnect", "RRT", "RRTstar", "KPIEC
 VALID_SAMPLER_PLANNERS = ("PRM", "PRMstar", "BKPIECE1")
 """Planners that draw from the valid state sampler, so a posegen allocator changes their samples."""
 
-_INSTALL_HINT = "pip install posegen[planning]  (or: pip install ompl)"
+_INSTALL_HINT = install_hint("planning", "pip install ompl")
 
 
 def require_ompl():

@@ -6,15 +6,11 @@ needs it, and then a missing install says how to get it.
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
-_INSTALL_HINT = 'posegen.robots needs pytorch_kinematics: pip install "posegen[robots]"'
+from ..optional import require
 
 
 def pytorch_kinematics() -> ModuleType:
     """The imported ``pytorch_kinematics`` module, or ImportError with the install command."""
-    try:
-        return importlib.import_module("pytorch_kinematics")
-    except ImportError as e:  # the package or one of its own dependencies is missing
-        raise ImportError(f"{_INSTALL_HINT} ({e})") from e
+    return require("pytorch_kinematics", extra="robots", purpose="posegen.robots")

@@ -20,6 +20,7 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 
+from ..optional import require
 from ..rotations import quat_to_rotmat
 
 __all__ = ["CollisionGeometry", "KINDS", "link_triangles", "load_mesh_triangles", "rpy_matrix"]
@@ -102,11 +103,7 @@ def rpy_matrix(rpy: Sequence[float]) -> torch.Tensor:
 
 
 def _trimesh():
-    try:
-        import trimesh
-    except ImportError:
-        raise ImportError("meshes need trimesh: pip install \"posegen[robots]\"") from None
-    return trimesh
+    return require("trimesh", extra="robots", purpose="meshes")
 
 
 def load_mesh_triangles(path, scale: Sequence[float] = (1.0, 1.0, 1.0)) -> torch.Tensor:

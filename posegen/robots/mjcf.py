@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import List, Optional, Union
 
 from ..atomic import atomic_path
+from ..optional import require
 from .description import Description, JointSpec, xml_root
 
 __all__ = ["parse_mjcf", "compile_mjcf", "is_mjcf", "mjcf_body_names", "mjcf_from_urdf"]
@@ -38,11 +39,7 @@ def is_mjcf(text: str) -> bool:
 
 
 def _mujoco(source: str):
-    try:
-        import mujoco
-    except ImportError as e:
-        raise ImportError(f'{source}: reading MJCF needs mujoco: pip install "posegen[robots]" ({e})') from e
-    return mujoco
+    return require("mujoco", extra="robots", purpose=f"{source}: reading MJCF")
 
 
 def compile_mjcf(text: Optional[str], source: str = "<mjcf>", path: Optional[Union[str, os.PathLike]] = None):
