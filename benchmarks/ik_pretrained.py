@@ -75,15 +75,34 @@ def cmd_export(args) -> None:
           f"{ck['elapsed_s'] / 3600:.2f} h of training", flush=True)
 
 
+def _raw(ik, targets, per_target: int, **options) -> dict:
+    """Raw errors, spread and thread CPU time of ``ik.sample(targets, per_target, seed=0, **options)``."""
+    import time
+
+    t0 = time.process_time()
+    raw = ik.sample(targets, per_target, seed=0, **options)["joints"].double()
+    cpu = time.process_time() - t0
+    pe, re = ik.errors(raw, targets)
+    return {"position_mm_mean": float(pe.mean()) * 1e3, "position_mm_median": float(pe.median()) * 1e3,
+            "rotation_deg_mean": float(re.mean().rad2deg()),
+            "mean_pairwise_joint_distance": float(torch.cdist(raw, raw).mean()),
+            "cpu_s_per_1000": 1000 * cpu / raw[..., 0].numel()}
+
+
 def _temperatures(ik, targets, per_target: int, temperatures: str) -> list:
     """Raw errors and spread of the draws at each temperature (a narrower base trades spread for accuracy)."""
+    return [{"temperature": float(t), **_raw(ik, targets, per_target, temperature=float(t))}
+            for t in temperatures.split(",") if t]
+
+
+def _solvers(ik, targets, per_target: int, solvers: str) -> list:
+    """Raw errors of the draws with each sampling integrator (``rk4:32``, ``dopri5``): how much of the raw error is
+    the integrator's rather than the model's."""
     rows = []
-    for temp in [float(t) for t in temperatures.split(",") if t]:
-        raw = ik.sample(targets, per_target, seed=0, temperature=temp)["joints"].double()
-        pe, re = ik.errors(raw, targets)
-        rows.append({"temperature": temp, "position_mm_mean": float(pe.mean()) * 1e3,
-                     "position_mm_median": float(pe.median()) * 1e3, "rotation_deg_mean": float(re.mean().rad2deg()),
-                     "mean_pairwise_joint_distance": float(torch.cdist(raw, raw).mean())})
+    for spec in [x for x in solvers.split(",") if x]:
+        method, _, steps = spec.partition(":")
+        options = {"method": method, **({"steps": int(steps)} if steps else {})}
+        rows.append({"solver": options, **_raw(ik, targets, per_target, **options)})
     return rows
 
 
@@ -140,6 +159,7 @@ def cmd_eval(args) -> None:
            "cpu_s_per_1000_raw": 1000 * raw_cpu / raw[..., 0].numel(),
            "cpu_s_per_1000_exact": 1000 * ref_cpu / max(int(ok.sum()), 1),
            "raw_by_temperature": _temperatures(ik, targets, args.per_target, args.temperatures),
+           "raw_by_solver": _solvers(ik, targets, args.per_target, args.solvers),
            "machine": "this project's shared 2-core CPU, one thread", "when": time.strftime("%Y-%m-%d %H:%M"),
            "failures": _failures(ik, q, ref, args.list_failures), **git_commit()}
     out = Path(args.out or ROOT / "benchmarks" / "results" / "full" / f"ik_pretrained_{args.robot}.json")
@@ -170,6 +190,8 @@ def main(argv=None) -> None:
     v.add_argument("--per-target", type=int, default=50)
     v.add_argument("--target-seed", type=int, default=10_000)
     v.add_argument("--temperatures", default="1,0.8,0.6,0.4", help="raw draws also at these temperatures")
+    v.add_argument("--solvers", default="rk4:8,rk4:16,rk4:32,dopri5",
+                   help="raw draws also with these integrators (method[:steps])")
     v.add_argument("--list-failures", type=int, default=20, help="refined rows that failed, listed with their errors "
                    "and how near a singularity their target is (all are counted)")
     v.add_argument("--out", default=None)

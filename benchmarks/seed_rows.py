@@ -4,14 +4,16 @@ trained from its shipped config (``configs/earth_<set>_<objective>.yaml``) under
 Protocol (Mathieu & Nickel 2020; the CNFM and Moser Flow papers): for seed ``k``, the random 80/10/10 split
 ``earth_splits(set, k)`` and training seed ``k`` (config overrides ``data.seed=k``, ``train.seed=k``). Each run
 goes through posegen's public training path: the config loader, the flow ``posegen train`` builds, and
-:class:`posegen.training.Trainer`, with the configs' budget ``train.max_minutes`` on ``train.clock: cpu``: the budget (and the cosine
-schedule that follows it) counts this process's **CPU** time of training, validation off the clock, so that "20
-minutes" means 20 minutes of one core on a shared machine (``posegen train`` on these configs does the same). The model
-shipped is the trainer's (the best validated EMA weights). Then, on the test split:
+:class:`posegen.training.Trainer`, with the configs' budget ``train.max_minutes`` on ``train.clock: cpu``: the
+budget (and the cosine schedule that follows it) counts this process's **CPU** time of training, validation off the
+clock, so that "20 minutes" means 20 minutes of one core on a shared machine (``posegen train`` on these configs
+does the same). The model shipped is the trainer's (the best validated EMA weights). Then, on the test split:
 
-* test NLL, mean and standard error over the test points, with the config's ``eval`` solver (rk4-256);
-* the same points' NLL from dopri5 (atol = rtol = 1e-6) on the first ``--check-points`` test points, with rk4 at
-  1x, 2x and 4x the steps (``budget_clock.solver_check``); Moser Flow's density is closed form (no ODE): skipped;
+* test NLL, mean and standard error over the test points, with the config's ``eval`` solver (rk4-256, or dopri5
+  where rk4 blows up far from the data: volcano);
+* the solver check on the first ``--check-points`` test points (``budget_clock.solver_check``): rk4 against dopri5
+  (atol = rtol = 1e-6) with rk4 at 1x, 2x and 4x the steps, dopri5 against itself at 1/100 of its tolerances;
+  Moser Flow's density is closed form (no ODE): skipped;
 * Monte Carlo normalisation, ``integral exp(log_prob)`` by two importance samplers
   (``evaluate.mc_normalisation``, as ``earth_nll.py``), with the eval solver;
 * CNFM: the end point chosen from the data and the KDE bound there on the validation points (the trainer's
@@ -23,6 +25,7 @@ finished row to ``--out`` atomically and ``--resume`` keeps them. Usage::
     python benchmarks/seed_rows.py run --minutes 0.5 --sets volcano --seeds 0 --out /tmp/seed_rows.json
     python benchmarks/seed_rows.py run --workers 2 --resume          # the 24 runs of 20 CPU minutes
     python benchmarks/seed_rows.py markdown                          # the table for RESULTS.md and the README
+    python benchmarks/seed_rows.py rescore --sets volcano --seeds 0  # saved models, the config's eval as it is now
 """
 
 from __future__ import annotations
@@ -130,9 +133,10 @@ def moser_normalised(nll: float, mass: Dict[str, Any]) -> Dict[str, Any]:
             "resolved": hi - lo <= MOSER_RESOLVED_NATS}
 
 
-#: a row counts only when its checks pass: |NLL(rk4) - NLL(dopri5)| on the checked test points at most this many
-#: nats, and the defensive Monte Carlo normalisation within 3 standard errors of 1 with an effective sample size of
-#: at least MIN_ESS (one point carrying the estimate says a spike or a solver blow-up, not a normalised density)
+#: a row counts only when its checks pass: |NLL(eval solver) - NLL(reference)| on the checked test points at
+#: most this many nats, and the defensive Monte Carlo normalisation within 3 standard errors of 1 with an effective
+#: sample size of at least MIN_ESS (one point carrying the estimate says a spike or a solver blow-up, not a
+#: normalised density)
 MAX_SOLVER_GAP = 0.01
 MIN_ESS = 10.0
 
@@ -460,13 +464,15 @@ def markdown_section(d: Dict[str, Any], path: str) -> str:
            "seeds of the per-seed mean test NLL; lower is better. Moser Flow's figure is the NLL of the density its "
            "log_prob scores with, normalised (max(mu, eps) / (1 + excess), the floor's excess mass measured exactly "
            "on uniform points), and counts only when that mass is resolved (range within "
-           f"{MOSER_RESOLVED_NATS} nats). A row counts only when its checks pass: rk4 within {MAX_SOLVER_GAP} nats of "
-           f"dopri5 on the checked test points, the Monte Carlo normalisation within 3 standard errors of 1 with an "
+           f"{MOSER_RESOLVED_NATS} nats). A row counts only when its checks pass: the eval solver "
+           f"within {MAX_SOLVER_GAP} nats of a tighter dopri5 (rk4: dopri5 at 1e-6; dopri5: itself at 1/100 of its "
+           f"tolerances) on the checked test points, the Monte Carlo normalisation within 3 standard errors of 1 "
+           f"with an "
            f"effective sample size of at least {MIN_ESS:g}.", "",
            table(["", *SETS], _summary_rows(summary(rows))), "", "Per run:", ""]
     ordered = sorted(rows, key=lambda r: (OBJECTIVES.index(r["objective"]), SETS.index(r["set"]), r["seed"]))
     out.append(table(["objective", "set", "seed", "test NLL ± SEM", "solver", "steps", "train CPU min",
-                      "NLL(rk4) − NLL(dopri5)", "normalisation (MC, defensive)", "CNFM path", "commit"],
+                      "NLL(solver) − NLL(reference)", "normalisation (MC, defensive)", "CNFM path", "commit"],
                      [_run_cells(r) for r in ordered]))
     if d.get("failed"):
         out += ["", "Failed runs (rerun with --resume): " + ", ".join(
@@ -484,7 +490,7 @@ def _summary_rows(s: Dict[tuple, Dict[str, Any]]) -> List[List[str]]:
         body.append([f"{PAPERS[o]} (published)"] + [f"{GOALS[o][x]:.2f}" for x in SETS])
         body.append(["reached?"] + [("no: floor mass unresolved" if not c["resolved"] else
                                      f"no: checks failed ({'; '.join(c['problems'])})" if c["problems"] else
-                                     f"{'yes' if c['reached'] else 'no'} ({c['mean']:.2f} vs {c['goal']:.2f})")
+                                     f"{'yes' if c['reached'] else 'no'} ({c['mean']:.3f} vs {c['goal']:.2f})")
                                     if c else "not run" for c in cells.values()])
         body.append(["steps; train CPU min (mean)"] + [f"{c['steps']:.0f}; {c['cpu_min']:.1f}" if c else "—"
                                                        for c in cells.values()])

@@ -62,7 +62,7 @@ def test_summary_is_numpys_mean_and_sample_std_and_compares_with_the_goals():
         "started": "s", "duration_s": 60.0}, "seed_rows.json")
     std = np.std(list(nll.values()), ddof=1)
     assert f"{np.mean(list(nll.values())):.2f} ± {std:.2f}" in text
-    assert "no (-1.38 vs -1.40)" in text and "yes (-2.50 vs -2.02)" in text and "-2.50 (1 seed)" in text
+    assert "no (-1.383 vs -1.40)" in text and "yes (-2.500 vs -2.02)" in text and "-2.50 (1 seed)" in text
     assert statistics.stdev(nll.values()) == pytest.approx(std)
 
 
