@@ -92,6 +92,31 @@ def test_solve_ik_joint_at_limit_stays_inside(loaded):
     assert res.success.double().mean() >= 0.75
 
 
+def test_full_turn_joints_are_shifted_by_whole_turns_not_clamped(loaded):
+    # the UR5e's joints span a full turn (the elbow [-pi, pi], the others [-2 pi, 2 pi]): a value outside its
+    # limits moves by the fewest whole turns that bring it inside, so the pose is kept; values inside are untouched
+    from posegen.robots.ik import _Box
+    robot = loaded["ur5e"]
+    lim = robot.joint_limits
+    g = torch.Generator().manual_seed(30)
+    q = (torch.rand(200, robot.dof, generator=g, dtype=torch.float64) - 0.5) * 8 * lim[:, 1]  # up to 4x the limits
+    out = _Box(robot, q).project(q)
+    assert bool(robot.within_limits(out).all())
+    turns = (out - q) / (2 * math.pi)
+    torch.testing.assert_close(turns, turns.round(), rtol=0, atol=1e-12)
+    inside = (q >= lim[:, 0]) & (q <= lim[:, 1])
+    assert bool((out[inside] == q[inside]).all())
+    # fewest turns: one turn fewer would leave the limits (a 2 pi range admits one copy, a 4 pi range two)
+    back = out - torch.sign(turns) * 2 * math.pi
+    moved = turns != 0
+    assert bool(((back < lim[:, 0]) | (back > lim[:, 1]))[moved].all())
+    torch.testing.assert_close(robot.fk(out), robot.fk(q), rtol=0, atol=1e-9)
+    # the Panda's limits span less than a turn: clamped as before
+    panda = loaded["panda"]
+    qp = panda.joint_limits[:, 1] + 0.3
+    torch.testing.assert_close(_Box(panda, qp).project(qp[None])[0], panda.joint_limits[:, 1], rtol=0, atol=0)
+
+
 def test_kicks_are_seeded_and_return_the_best_iterate(loaded):
     robot = loaded["panda"]
     _, targets = _targets(robot, 10, seed=14)

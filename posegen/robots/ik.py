@@ -13,7 +13,8 @@ m, rotation vector in rad, both in the base frame, which is the frame of :meth:`
 
 .. math::  \delta = J^T (J J^T + \lambda I_6)^{-1} e, \qquad q' = \Pi(q + \delta),
 
-with :math:`\Pi` the projection onto the joint limits (continuous joints are wrapped to ``[-pi, pi)``), and
+with :math:`\Pi` the projection onto the joint limits (continuous joints are wrapped to ``[-pi, pi)``, joints
+whose limits span a full turn are shifted by whole turns, see :class:`_Box`; the others are clamped), and
 Levenberg-Marquardt control of :math:`\lambda` per row: a step that lowers ``|e|^2`` by 1 % or more is taken and
 :math:`\lambda` shrinks, one that does not is refused and :math:`\lambda` grows. A joint at a limit whose step
 points outwards is *active*: its Jacobian column is dropped and the step recomputed, so the other joints do
@@ -33,6 +34,7 @@ raised for it and its rows are returned like the others (the closest joints foun
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
@@ -41,6 +43,7 @@ import torch
 
 from ..rotations import check_quat_order, convert_quat_order
 from .loader import as_robot
+from .turns import full_turn_mask
 
 __all__ = ["IKResult", "solve_ik", "parse_targets", "pose_errors", "rotation_angle_atan2", "UNIT_TOL"]
 
@@ -48,6 +51,7 @@ __all__ = ["IKResult", "solve_ik", "parse_targets", "pose_errors", "rotation_ang
 UNIT_TOL = 1e-3
 #: a row whose lambda grew to this (its steps keep being refused) while a joint is on a limit is kicked
 STUCK_LAMBDA = 0.02
+_TWO_PI = 2 * math.pi
 
 
 @dataclass
@@ -161,26 +165,41 @@ def pose_errors(T: torch.Tensor, pos: torch.Tensor, R: torch.Tensor):
 
 # --------------------------------------------------------------------------------------- the solver
 class _Box:
-    """The joint limits of ``robot`` in one dtype/device: projection (continuous joints are wrapped to
-    ``[-pi, pi)``) and the joints sitting on a limit. ``lo``/``hi`` are ``-inf``/``inf`` for continuous joints,
-    so one comparison finds the limited joints on a limit."""
+    """The joint limits of ``robot`` in one dtype/device: projection and the joints sitting on a limit.
+
+    Continuous joints are wrapped to ``[-pi, pi)``. Revolute joints whose limits span a full turn or more
+    (:func:`~posegen.robots.turns.full_turn_mask`: the UR5e's six) are *shifted* by the fewest whole turns that
+    bring them inside (then clamped, for a range a hair short of a turn): the pose depends on such a joint only
+    through its angle, so every iterate keeps its pose, and values inside the limits are untouched (the spread
+    of the starts is kept). Other joints are clamped. ``lo``/``hi`` are ``-inf``/``inf`` for continuous and
+    full-turn joints, so one comparison finds the joints that a limit holds.
+    """
 
     def __init__(self, robot, like: torch.Tensor):
         lim = robot.joint_limits.to(like)
-        self.free = torch.tensor([t == "continuous" for t in robot.joint_types], device=like.device)
-        self.any_free = bool(self.free.any())
-        self.lo = torch.where(self.free, -torch.inf, lim[:, 0])
-        self.hi = torch.where(self.free, torch.inf, lim[:, 1])
-        self.width = torch.where(self.free, 0.0, lim[:, 1] - lim[:, 0])
+        free = torch.tensor([t == "continuous" for t in robot.joint_types], device=like.device)
+        turns = full_turn_mask(robot).to(like.device)
+        self.free, self.turns = free, turns
+        self.any_free, self.any_turns = bool(free.any()), bool(turns.any())
+        self.lim_lo, self.lim_hi = lim[:, 0], lim[:, 1]
+        self.lo = torch.where(free | turns, -torch.inf, lim[:, 0])
+        self.hi = torch.where(free | turns, torch.inf, lim[:, 1])
+        self.width = torch.where(free, 0.0, lim[:, 1] - lim[:, 0])
 
     def project(self, q: torch.Tensor) -> torch.Tensor:
+        """``q (B, dof)`` inside the limits (see the class docstring)."""
+        if self.any_turns:  # whole turns towards the range, only for values outside it
+            up = torch.ceil((self.lim_lo - q).clamp_min(0) / _TWO_PI)
+            down = torch.ceil((q - self.lim_hi).clamp_min(0) / _TWO_PI)
+            q = torch.where(self.turns, torch.clamp(q + _TWO_PI * (up - down), self.lim_lo, self.lim_hi), q)
         if not self.any_free:
             return torch.clamp(q, self.lo, self.hi)
         wrapped = torch.remainder(q + torch.pi, 2 * torch.pi) - torch.pi
         return torch.where(self.free, wrapped, torch.clamp(q, self.lo, self.hi))
 
     def on_limits(self, q: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``(at lower, at upper)`` ``(B, dof)`` bool: limited joints on their limits."""
+        """``(at lower, at upper)`` ``(B, dof)`` bool: joints that a limit holds (neither continuous nor full-turn
+        ones), on their limits."""
         return q <= self.lo, q >= self.hi
 
 
