@@ -45,13 +45,18 @@ from ..rotations import check_quat_order, convert_quat_order
 from .loader import as_robot
 from .turns import full_turn_mask
 
-__all__ = ["IKResult", "solve_ik", "parse_targets", "pose_errors", "rotation_angle_atan2", "UNIT_TOL"]
+__all__ = ["IKResult", "solve_ik", "parse_targets", "pose_errors", "rotation_angle_atan2", "UNIT_TOL", "ACCEPT",
+           "ERROR_DAMPING"]
 
 #: how far a target quaternion's norm may be from 1 (files rounded to 4-6 digits pass; a typo does not)
 UNIT_TOL = 1e-3
 #: a row whose lambda grew to this (its steps keep being refused) while a joint is on a limit is kicked
 STUCK_LAMBDA = 0.02
 _TWO_PI = 2 * math.pi
+#: step rules of :func:`solve_ik`: take every step, or only those that lower the cost enough
+ACCEPT = ("always", "decrease")
+#: Chan's ``k`` (damping ``lambda + k E``, ``E = |e|^2 / 2``), measured by ``python benchmarks/ik.py convergence``
+ERROR_DAMPING = 0.1
 
 
 @dataclass
@@ -205,14 +210,14 @@ class _Box:
 
 def _dls_step(J: torch.Tensor, e: torch.Tensor, damping: torch.Tensor) -> torch.Tensor:
     """``J^T (J J^T + lam I)^-1 e`` for ``J (B, 6, dof)``, ``e (B, 6)``, ``damping = lam I (B, 6, 6)`` ->
-    ``(B, dof)``; a row whose system is numerically singular gets a zero step (refused, so lambda grows)."""
+    ``(B, dof)``; a row whose system is numerically singular gets a zero step (it fails, so lambda grows)."""
     y, info = torch.linalg.solve_ex(torch.baddbmm(damping, J, J.transpose(-1, -2)), e.unsqueeze(-1))
     step = (J.transpose(-1, -2) @ y).squeeze(-1)
     return torch.where((info == 0).unsqueeze(-1), step, 0.0)
 
 
 def _checked_inputs(robot, targets, q_init, quat_order: str, *, pos_tol, rot_tol, max_step, rot_weight,
-                    min_damping, min_decrease, kick, max_iters, need=None):
+                    min_damping, min_decrease, kick, max_iters, need=None, error_damping=0.0, accept="always"):
     """The checks of :func:`solve_ik`, before any work: ``(q0 (T, dof) or (T, n, dof), pos (T, 3), R (T, 3, 3))``."""
     for name, v in (("pos_tol", pos_tol), ("rot_tol", rot_tol), ("max_step", max_step), ("rot_weight", rot_weight),
                     ("min_damping", min_damping)):
@@ -220,6 +225,10 @@ def _checked_inputs(robot, targets, q_init, quat_order: str, *, pos_tol, rot_tol
             raise ValueError(f"solve_ik: {name} must be > 0, got {v!r}")
     if not 0 <= min_decrease < 1:
         raise ValueError(f"solve_ik: min_decrease must be in [0, 1), got {min_decrease!r}")
+    if not error_damping >= 0:
+        raise ValueError(f"solve_ik: error_damping must be >= 0, got {error_damping!r}")
+    if accept not in ACCEPT:
+        raise ValueError(f"solve_ik: accept must be one of {list(ACCEPT)}, got {accept!r}")
     if not 0 <= kick <= 1:
         raise ValueError(f"solve_ik: kick must be in [0, 1] (a fraction of each joint's range), got {kick!r}")
     if int(max_iters) != max_iters or max_iters < 0:
@@ -238,9 +247,10 @@ def _checked_inputs(robot, targets, q_init, quat_order: str, *, pos_tol, rot_tol
 
 
 def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float = 1e-3,
-             rot_tol: float = 1e-2, max_iters: int = 60, damping: float = 1e-3, max_step: float = 0.5,
+             rot_tol: float = 1e-2, max_iters: int = 60, damping: float = 1e-4, max_step: float = 2.0,
              rot_weight: float = 1.0, kick: float = 1.0, seed: int = 0, min_damping: float = 1e-4,
-             min_decrease: float = 0.01, need: Optional[int] = None) -> IKResult:
+             min_decrease: float = 0.01, error_damping: float = ERROR_DAMPING, accept: str = "always",
+             need: Optional[int] = None) -> IKResult:
     """Refine ``q_init`` towards ``targets`` with projected damped least squares (see the module docstring).
 
     Args:
@@ -254,26 +264,31 @@ def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float
             them.
         max_iters: Jacobian evaluations per row at most.
         damping: initial ``lambda`` (m^2 units of ``J J^T``); adapted per row by the LM rule.
-        min_damping: the smallest ``lambda`` the LM rule may reach. Without a floor (only the dtype's, 2e-12 in
-            float64) steps near a singular ``J`` grow long and overshoot; measured from 20 random starts on 100
-            targets each, 60 iterations, float64: success 65.9 / 72.3 / 74.5 / 76.7 / 71.6 % (Panda), 69.3 /
-            76.1 / 78.9 / 79.2 / 65.7 % (UR5e), 86.2 / 90.9 / 92.1 / 92.4 / 89.0 % (iiwa14) at floors 0 / 1e-5
-            / 1e-4 / 1e-3 / 1e-2; at 0.1 mm / 0.001 rad, 1e-4 gives 73.6 / 77.5 / 91.3 % against 74.2 / 75.3 /
-            91.9 % at 1e-3, so 1e-4.
-        min_decrease: a step is taken only if it lowers the weighted squared error by this share (a
-            sufficient-decrease rule); smaller gains count as refused. Why: with any decrease accepted, rows in a
-            minimum on a limit kept creeping and were never kicked. Same protocol, min_damping 1e-4: success
-            74.5 / 80.3 / 84.0 / 85.0 % (Panda), 78.9 / 84.0 / 85.2 / 85.7 % (UR5e), 92.1 / 95.2 / 96.6 / 97.4 %
-            (iiwa14) at 0 / 1e-6 / 1e-4 / 1e-2, and at 0.1 mm / 0.001 rad 85.6 / 84.4 / 97.4 % at 1e-2.
+        min_damping: the smallest ``lambda`` the LM rule may reach (the dtype's own floor is 2e-12 in float64).
+            1e-4 was measured best with the refusing rule (``accept="decrease"``, 20 random starts on 100 targets,
+            60 iterations: success 74.5 / 78.9 / 92.1 % on the Panda / UR5e / iiwa14 against 65.9 / 69.3 / 86.2
+            % without a floor and 76.7 / 79.2 / 92.4 % at 1e-3, which is worse at 0.1 mm / 0.001 rad).
+        error_damping: ``k`` of Chan's damping: the step's damping is ``lambda + k E`` with ``E = |e|^2 / 2``, so
+            far from the target (large ``E``) steps are short and gradient-like, close to it Gauss-Newton.
+            0 turns it off. See :data:`ERROR_DAMPING` for the measurements behind the default.
+        accept: ``"always"`` (default): every step is taken, as in Chan's and Robotics Toolbox's LM; a step that
+            raises the cost grows ``lambda`` for the next one, and the best iterate is returned. ``"decrease"``:
+            a step is taken only if it lowers the cost by ``min_decrease`` (the rule of posegen before 0.x: it
+            wastes the iterations whose steps it refuses).
+        min_decrease: a step that lowers the weighted squared error by less than this share counts as failed:
+            ``lambda`` grows (x4; it shrinks /3 after a success), and a row whose steps keep failing while a joint
+            sits on a limit is kicked. Why: with any decrease counted, rows in a minimum on a limit kept creeping
+            and were never kicked (refusing rule, same protocol as ``min_damping``: 74.5 / 85.0 % on the Panda at
+            0 / 1e-2).
         max_step: largest joint change of one step (rad or m, infinity norm); longer steps are scaled down.
+            Chan's damping already shortens the steps far from the target; 2 rad binds rarely.
         rot_weight: weight of the rotation rows of the residual against the position rows (m per rad).
-        kick: escape from minima on the limits. A row whose steps keep being refused (``lambda`` grew to
+        kick: escape from minima on the limits. A row whose steps keep failing (``lambda`` grew to
             :data:`STUCK_LAMBDA`) while a joint sits on a limit has those joints moved inside by a uniform
             fraction in ``[0, kick)`` of their range (1: anywhere in it), and continues from there; the best
             iterate of each row is what is returned. 0 turns it off. Why: on Panda 97 % of the failures from
             learned starts ended with a joint on a limit; kicks took the success of 5000 learned starts
-            from 93.9 % to 96.3 % and of random starts from 48 % to 64 % at 60 iterations (kick 0.25 and
-            lambda 1 gained 0.3 % and 1 %).
+            from 93.9 % to 96.3 % and of random starts from 48 % to 64 % at 60 iterations (refusing rule).
         seed: seeds the kicks (results are reproducible for a given seed, dtype and device).
         need: with ``n`` starts per target (``q_init (T, n, dof)``), stop a target's rows once ``need`` of them
             have succeeded: the rest return where they are (their best iterate, ``success`` False unless they
@@ -286,19 +301,21 @@ def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float
 
     Raises:
         ValueError: malformed targets (see :func:`parse_targets`), ``q_init`` of the wrong shape, outside the
-            limits or not finite, or non-positive tolerances.
+            limits or not finite, non-positive tolerances, a negative ``error_damping`` or an unknown ``accept``.
     """
     robot = as_robot(robot)
     q0, pos, R = _checked_inputs(robot, targets, q_init, quat_order, pos_tol=pos_tol, rot_tol=rot_tol,
                                  max_step=max_step, rot_weight=rot_weight, min_damping=min_damping,
-                                 min_decrease=min_decrease, kick=kick, max_iters=max_iters, need=need)
+                                 min_decrease=min_decrease, kick=kick, max_iters=max_iters, need=need,
+                                 error_damping=error_damping, accept=accept)
     # inference mode: no autograd bookkeeping in the many small ops of the iterations (13-19 % of a solve's time
     # on one thread); the results are cloned out of it, so they are ordinary tensors, and the kinematics caches
     # are made outside it (tests/test_kinematics.py)
     with torch.inference_mode():
         out = _solve(robot, q0, pos, R, max_iters, need, dict(
             pos_tol=pos_tol, rot_tol=rot_tol, damping=damping, max_step=max_step, rot_weight=rot_weight, kick=kick,
-            seed=seed, min_damping=min_damping, min_decrease=min_decrease))
+            seed=seed, min_damping=min_damping, min_decrease=min_decrease, error_damping=error_damping,
+            accept=accept))
     out = {k: v.clone() for k, v in out.items()}
     batch = q0.shape[:-1]
     return IKResult(joints=out["q"].reshape(*batch, robot.dof), position_error=out["perr"].reshape(batch),
@@ -375,16 +392,17 @@ class _LM:
 
     A working set is a dict of tensors with one row per IK problem: ``idx`` (row of the caller's batch), ``q``,
     ``pos``, ``R`` (target), ``e`` (weighted residual), ``perr``, ``rerr``, ``cost`` (``|e|^2``), ``J`` (weighted
-    Jacobian at ``q``), ``lam``, ``iters``, ``done``, and the best iterate before the last kick (``best_q``,
-    ``best_perr``, ``best_rerr``, ``best_cost``). Accepted steps lower the cost, so between kicks the current
-    iterate is the best one: the best is only recorded when a row is kicked.
+    Jacobian at ``q``), ``lam``, ``iters``, ``done``, and the best iterate so far (``best_q``, ``best_perr``,
+    ``best_rerr``, ``best_cost``): with ``accept="always"`` a step may raise the cost, and with kicks a row
+    restarts, so a row that does not succeed returns its best iterate, not its last.
     """
 
     def __init__(self, robot, like: torch.Tensor, *, pos_tol, rot_tol, damping, max_step, rot_weight, kick, seed,
-                 min_damping, min_decrease):
+                 min_damping, min_decrease, error_damping, accept):
         self.robot, self.box = robot, _Box(robot, like)
         self.pos_tol, self.rot_tol, self.damping, self.max_step = pos_tol, rot_tol, float(damping), max_step
         self.kick, self.keep_share = kick, 1 - min_decrease
+        self.error_damping, self.refuse = float(error_damping) / 2, accept == "decrease"  # k E = (k / 2) |e|^2
         self.w = None if rot_weight == 1 else torch.tensor([1.0] * 3 + [rot_weight] * 3, dtype=like.dtype,
                                                           device=like.device)
         # smallest lambda: J J^T stays well conditioned in the dtype (its entries are ~1), and no step trusts the
@@ -414,9 +432,11 @@ class _LM:
         return (rows["perr"] < self.pos_tol) & (rows["rerr"] < self.rot_tol)
 
     def step(self, rows) -> torch.Tensor:
-        """The damped least-squares step of every row, active joints (on a limit, pushed outwards) held."""
+        """The damped least-squares step of every row (damping ``lam + k E``), active joints (on a limit, pushed
+        outwards) held."""
         J, e, q = rows["J"], rows["e"], rows["q"]
-        damping = rows["lam"][:, None, None] * self.eye
+        lam = rows["lam"] if not self.error_damping else torch.add(rows["lam"], rows["cost"], alpha=self.error_damping)
+        damping = lam[:, None, None] * self.eye
         step = _dls_step(J, e, damping)
         at_lo, at_hi = self.box.on_limits(q)
         act = (at_lo & (step < 0)) | (at_hi & (step > 0))
@@ -426,32 +446,43 @@ class _LM:
         return step * (self.max_step / big.clamp_min(self.max_step))
 
     def iterate(self, rows: Dict[str, torch.Tensor]) -> None:
-        """One step of every row that has not finished, in place: candidates evaluated, accepted on a sufficient
-        decrease of the cost (LM: lambda shrinks), refused otherwise (lambda grows); stuck rows are kicked."""
+        """One step of every row that has not finished, in place. A step that lowers the cost by the sufficient
+        share shrinks ``lam``, one that does not grows it (the next step is shorter, and a row held on a limit so
+        is kicked); with ``accept="always"`` every step is taken (Chan's LM), with ``"decrease"`` only the former
+        ones. The best iterate of each row is kept."""
         new = self.evaluate(self.box.project(rows["q"] + self.step(rows)), rows["pos"], rows["R"])
         live = ~rows["done"]
-        # sufficient decrease: a step that barely lowers the cost counts as refused, so lambda grows and a row
+        # sufficient decrease: a step that barely lowers the cost counts as failed, so lambda grows and a row
         # creeping along a joint limit is kicked instead of spending its iterations there
-        ok = (new["cost"] < rows["cost"] * self.keep_share) & live
+        gain = new["cost"] < rows["cost"] * self.keep_share
         lam = rows["lam"]
-        rows["lam"] = torch.where(ok, (lam / 3).clamp_min(self.lam_min), (lam * 4).clamp_max(1e4))
+        rows["lam"] = torch.where(gain, (lam / 3).clamp_min(self.lam_min), (lam * 4).clamp_max(1e4))
+        take = live & gain if self.refuse else live
         for k, v in new.items():
-            rows[k] = torch.where(ok.view(-1, *([1] * (v.dim() - 1))), v, rows[k])
+            rows[k] = torch.where(take.view(-1, *([1] * (v.dim() - 1))), v, rows[k])
         rows["iters"] = rows["iters"] + live
         rows["done"] = self._done(rows)
+        if not self.refuse:  # the cost may have risen: keep the best iterate (with refusals the last one is it)
+            self._keep_best(rows)
         if self.gen is not None:
             self._kick(rows)
 
+    def _keep_best(self, rows: Dict[str, torch.Tensor]) -> None:
+        better = rows["cost"] < rows["best_cost"]
+        for k in ("q", "perr", "rerr", "cost"):
+            v = rows[k]
+            rows["best_" + k] = torch.where(better.view(-1, *([1] * (v.dim() - 1))), v, rows["best_" + k])
+
     def _kick(self, rows: Dict[str, torch.Tensor]) -> None:
-        """Rows whose steps keep being refused while a joint sits on a limit: those joints redrawn inside."""
+        """Rows whose steps keep failing while a joint sits on a limit: those joints redrawn inside."""
         at_lo, at_hi = self.box.on_limits(rows["q"])
         stuck = (~rows["done"] & (rows["lam"] >= STUCK_LAMBDA) & (at_lo | at_hi).any(-1)).nonzero().flatten()
         if stuck.numel() == 0:
             return
-        # the iterate before the kick is the best since the previous one: keep it if it beats the recorded best
-        better = stuck[rows["cost"][stuck] < rows["best_cost"][stuck]]
-        for k in ("q", "perr", "rerr", "cost"):
-            rows["best_" + k] = rows["best_" + k].index_copy(0, better, rows[k][better])
+        if self.refuse:  # the iterate before the kick is the best since the previous one: keep it if it is better
+            better = stuck[rows["cost"][stuck] < rows["best_cost"][stuck]]
+            for k in ("q", "perr", "rerr", "cost"):
+                rows["best_" + k] = rows["best_" + k].index_copy(0, better, rows[k][better])
         box, qs = self.box, rows["q"][stuck]
         u = self.kick * box.width * torch.rand(stuck.numel(), qs.shape[-1], generator=self.gen, dtype=qs.dtype,
                                                device=qs.device)
@@ -464,7 +495,7 @@ class _LM:
 
     def result(self, rows: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         """``q, perr, rerr, done, iters`` of the working rows; a row that did not succeed returns its best
-        iterate (the last one, or the one before a kick)."""
+        iterate."""
         back = ~rows["done"] & (rows["best_cost"] < rows["cost"])
         out = {k: torch.where(back.view(-1, *([1] * (rows[k].dim() - 1))), rows["best_" + k], rows[k])
                for k in ("q", "perr", "rerr")}

@@ -31,6 +31,7 @@ tiers and rankings), with fresh draws for rows that stay invalid.
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
@@ -47,7 +48,7 @@ from .ik_select import RANKINGS, collision_free, order_rows, row_scores, take_ro
 from .shipped import shipped_weights
 
 __all__ = ["IKSampler", "pose_features", "POSE_FEATURES", "DEFAULT_SAMPLE_SOLVER", "REFINE_SAMPLE_SOLVER",
-           "REFINE_TEMPERATURE", "RANKINGS"]
+           "REFINE_TEMPERATURE", "RANKINGS", "native_bf16"]
 
 #: width of :func:`pose_features`: position (3) and rotation matrix (9)
 POSE_FEATURES = 12
@@ -91,6 +92,16 @@ def _keep_better(out: Dict[str, torch.Tensor], ti: torch.Tensor, si: torch.Tenso
         old = out[key][ti, si]
         mask = better if old.dim() == 1 else better[:, None]
         out[key][ti, si] = torch.where(mask, v[:, 0].to(old.dtype), old)
+
+
+@functools.lru_cache(maxsize=None)
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices natively (oneDNN sees AVX512-BF16 or AMX); without that,
+    bfloat16 products are emulated and slower than float32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
 
 
 def pose_features(pos: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
@@ -244,15 +255,17 @@ class IKSampler:
 
     # ------------------------------------------------------------------------------ sampling and scoring
     def draw_joints(self, cond: torch.Tensor, seed: Optional[int] = None, method=None, steps=None,
-                    temperature: float = 1.0) -> torch.Tensor:
+                    temperature: float = 1.0, bf16: bool = False) -> torch.Tensor:
         """One joint vector per condition row ``(N, 12) -> (N, dof)``: the flow's sample, full-turn joints
-        lifted to a copy inside the limits (the copies drawn from their own stream of ``seed``)."""
-        theta = self.flow.sample(cond.shape[0], condition=cond, seed=seed, method=method, steps=steps,
-                                 temperature=temperature)
+        lifted to a copy inside the limits (the copies drawn from their own stream of ``seed``). ``bf16``: the
+        network runs in bfloat16 (``torch.autocast`` on the flow's device), for draws that are refined anyway."""
+        with torch.autocast(self.flow.device.type, dtype=torch.bfloat16, enabled=bool(bf16)):
+            theta = self.flow.sample(cond.shape[0], condition=cond, seed=seed, method=method, steps=steps,
+                                     temperature=temperature)
         gen = None
         if self.turns.active and seed is not None:
             gen = torch.Generator().manual_seed(int(seed) + 7919)  # not the base noise's stream
-        return self.turns.lift(theta, gen)
+        return self.turns.lift(theta.to(self.flow.dtype), gen)
 
     @torch.no_grad()
     def sample(self, targets, n_per_target: int = 1, *, seed: Optional[int] = None, refine: bool = False,
@@ -260,8 +273,8 @@ class IKSampler:
                device=None, refine_dtype: torch.dtype = torch.float64, pos_tol: float = 1e-3,
                rot_tol: float = 1e-2, max_iters: int = 10, near=None, oversample: int = 4,
                spare: float = 0.5, retries: int = 4, retry_draws: int = 4,
-               temperature: Optional[float] = None, checker=None, rank: Optional[str] = None
-               ) -> Dict[str, torch.Tensor]:
+               temperature: Optional[float] = None, checker=None, rank: Optional[str] = None,
+               bf16_draws: Optional[bool] = None) -> Dict[str, torch.Tensor]:
         """Joint configurations that put the end effector at ``targets``.
 
         Args:
@@ -308,6 +321,10 @@ class IKSampler:
                 is given), ``"density"`` (most probable under the model first, :meth:`log_prob` of the returned
                 joints: an extra likelihood pass), ``"clearance"`` (farthest from the checker's obstacles first;
                 needs ``checker``). Default: refined rows by position error, raw rows in draw order.
+            bf16_draws: run the network in bfloat16 for the draws (``torch.autocast``). Default: with ``refine``,
+                on a CPU with native bfloat16 matrix products (:func:`native_bf16`), where it halves the cost of a
+                draw and refinement restores the accuracy (``python benchmarks/ik.py convergence``: the same
+                share of draws refined to exact solutions); off otherwise, and for raw draws.
 
         Returns:
             ``{"joints": (T, n, dof)}`` inside the limits by construction (the flow's dtype, or ``refine_dtype``
@@ -341,7 +358,9 @@ class IKSampler:
             method, steps = REFINE_SAMPLE_SOLVER["method"], REFINE_SAMPLE_SOLVER["steps"]
         if temperature is None:
             temperature = REFINE_TEMPERATURE if refine else 1.0
-        draw = dict(method=method, steps=steps, temperature=temperature)
+        if bf16_draws is None:
+            bf16_draws = refine and self.flow.device.type == "cpu" and native_bf16()
+        draw = dict(method=method, steps=steps, temperature=temperature, bf16=bool(bf16_draws))
         refine_opts = dict(quat_order=quat_order, pos_tol=pos_tol, rot_tol=rot_tol, max_iters=max_iters)
         # draw
         q = self.draw_joints(cond.repeat_interleave(m, 0), seed, **draw).reshape(T, m, self.robot.dof)
