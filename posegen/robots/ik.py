@@ -55,7 +55,13 @@ STUCK_LAMBDA = 0.02
 _TWO_PI = 2 * math.pi
 #: step rules of :func:`solve_ik`: take every step, or only those that lower the cost enough
 ACCEPT = ("always", "decrease")
-#: Chan's ``k`` (damping ``lambda + k E``, ``E = |e|^2 / 2``), measured by ``python benchmarks/ik.py convergence``
+#: Chan's ``k`` (damping ``lambda + k E``, ``E = |e|^2 / 2``). ``python benchmarks/ik.py convergence --robot R``
+#: (100 targets x 30 starts, results/ik_speed_convergence_{ur5e,panda}.json), exact after 5 / 10 / 20 iterations:
+#: UR5e from the shipped sampler's draws 26 / 68 / 87 % with the refusing rule (``accept="decrease"``, no error
+#: damping, steps of 0.5 at most), 47 / 86 / 92 % at k = 0.03, 46 / 85 / 92 % at 0.1, 37 / 82 / 92 % at 0.3; from
+#: uniform starts 3 / 38 / 76, 17 / 73 / 88, 14 / 73 / 88, 8 / 64 / 86 %. Panda draws 78 / 88 / 92 against 85 / 91
+#: / 94 % at 0.03 and 0.1, uniform 2 / 24 / 47 against 13 / 43 / 60 and 11 / 43 / 60 %. Robotics Toolbox's ik_LM
+#: uses the same rule with k = 1 and no projection
 ERROR_DAMPING = 0.1
 
 
