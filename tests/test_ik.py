@@ -377,6 +377,33 @@ def test_the_last_retry_round_starts_from_uniform_joints(loaded, tiny_sampler, m
     assert bool(robot.within_limits(retried["joints"]).all())
 
 
+def test_uniform_retry_starts_call_the_flow_once(loaded, tiny_sampler, monkeypatch):
+    # retry_starts="uniform": every retry round starts from uniform joints, so the flow is called for the first
+    # draw only; rows are still retried (corner draws fail), and the successes are exact by an independent FK
+    robot = loaded["panda"]
+    _, targets = _targets(robot, 6, seed=19)
+    lim = robot.joint_limits
+    corner = (lim[:, 0] + 0.01 * (lim[:, 1] - lim[:, 0])).float()
+    calls = []
+
+    def draw(cond, *a, **k):
+        calls.append(cond.shape[0])
+        return corner.expand(cond.shape[0], -1).clone()
+
+    monkeypatch.setattr(tiny_sampler, "draw_joints", draw)
+    out = tiny_sampler.sample(targets, 4, seed=0, refine=True, spare=0.0, retries=3, retry_starts="uniform")
+    assert calls == [24]
+    assert out["success"].double().mean() >= 0.9
+    pe, re = tiny_sampler.errors(out["joints"], targets)
+    ok = out["success"]
+    assert bool((pe[ok] < 1e-3).all()) and bool((re[ok] < 1e-2).all())
+    calls.clear()
+    tiny_sampler.sample(targets, 4, seed=0, refine=True, spare=0.0, retries=3)
+    assert len(calls) > 1  # the default draws fresh starts from the flow in the rounds before the last
+    with pytest.raises(ValueError, match=r"retry_starts must be one of \['draws', 'uniform'\], got 'grid'"):
+        tiny_sampler.sample(targets, 4, refine=True, retry_starts="grid")
+
+
 def test_sampler_near_a_seed_keeps_the_closest(loaded, tiny_sampler):
     robot = loaded["panda"]
     q_true, targets = _targets(robot, 2, seed=13)

@@ -76,6 +76,8 @@ REFINE_SAMPLE_SOLVER = {"method": "euler", "steps": 3}
 REFINE_TEMPERATURE = 1.6
 #: the last retry round refines uniform random starts for this many times ``max_iters``
 LAST_ROUND_ITERS = 4
+#: where the new starts of the retry rounds before the last come from (:meth:`IKSampler.sample`'s ``retry_starts``)
+RETRY_STARTS = ("draws", "uniform")
 
 
 def _keep_better(out: Dict[str, torch.Tensor], ti: torch.Tensor, si: torch.Tensor,
@@ -272,7 +274,7 @@ class IKSampler:
                quat_order: str = "xyzw", method: Optional[str] = None, steps: Optional[int] = None,
                device=None, refine_dtype: torch.dtype = torch.float64, pos_tol: float = 1e-3,
                rot_tol: float = 1e-2, max_iters: int = 10, near=None, oversample: int = 4,
-               spare: float = 0.5, retries: int = 4, retry_draws: int = 4,
+               spare: float = 0.5, retries: int = 4, retry_draws: int = 4, retry_starts: str = "draws",
                temperature: Optional[float] = None, checker=None, rank: Optional[str] = None,
                bf16_draws: Optional[bool] = None) -> Dict[str, torch.Tensor]:
         """Joint configurations that put the end effector at ``targets``.
@@ -339,7 +341,7 @@ class IKSampler:
                 ``rank``, or a ``rank`` without what it needs (``near``, ``checker``).
         """
         n, near, rank = self._check_sample_args(n_per_target, near, oversample, checker, retries, retry_draws,
-                                                spare, rank)
+                                                spare, rank, retry_starts)
         if device is not None:
             self.flow.to(device)
         cond = self.conditions(targets, quat_order)
@@ -383,10 +385,11 @@ class IKSampler:
             out = take_rows(out, order_rows(out, score(out))[:, :n])
         if refine:
             out = self._retry(out, cond, tgt, seed, draw, refine_opts, checker, retries, retry_draws,
-                              score if rank else None)
+                              score if rank else None, uniform=retry_starts == "uniform")
         return out
 
-    def _check_sample_args(self, n_per_target, near, oversample, checker, retries, retry_draws, spare, rank):
+    def _check_sample_args(self, n_per_target, near, oversample, checker, retries, retry_draws, spare, rank,
+                           retry_starts="draws"):
         """The checks of :meth:`sample`, before any work: ``(n, near (dof,) or (T, dof) or None, rank)``."""
         if isinstance(n_per_target, bool) or int(n_per_target) != n_per_target or n_per_target < 1:
             raise ValueError(f"n_per_target must be a positive integer, got {n_per_target!r}")
@@ -403,6 +406,8 @@ class IKSampler:
             raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
         if int(retry_draws) != retry_draws or retry_draws < 1:
             raise ValueError(f"retry_draws must be a positive integer, got {retry_draws!r}")
+        if retry_starts not in RETRY_STARTS:
+            raise ValueError(f"retry_starts must be one of {list(RETRY_STARTS)}, got {retry_starts!r}")
         if not spare >= 0:
             raise ValueError(f"spare must be >= 0, got {spare!r}")
         if rank is None and near is not None:
@@ -426,14 +431,15 @@ class IKSampler:
             out["collision_free"] = collision_free(checker, res.joints)
         return out
 
-    def _retry(self, out, cond, tgt, seed, draw, refine_opts, checker, retries: int, k: int, score):
+    def _retry(self, out, cond, tgt, seed, draw, refine_opts, checker, retries: int, k: int, score,
+               uniform: bool = False):
         """Rows still invalid after refinement (a local minimum, most often with a joint on its limit; a slow
         approach near a singularity; or a collision) get up to ``retries`` rounds of ``k + 1`` refined candidates:
         ``k`` fresh draws for their target and the row itself, continued for another ``max_iters`` (near a
         singularity DLS converges slowly, and a row at 1.1 mm needs a few steps, not a new start). In the last
         round the ``k`` new starts are uniform inside the limits, not draws, and every candidate is refined for
-        :data:`LAST_ROUND_ITERS` times ``max_iters`` (the flow's draws for such a target have all failed). The
-        best candidate replaces the row if it is better (valid where the row is not, else closer). Rows fixed by
+        :data:`LAST_ROUND_ITERS` times ``max_iters`` (the flow's draws for such a target have all failed); with
+        ``uniform`` every round's new starts are uniform (no flow call for a handful of rows). The best candidate replaces the row if it is better (valid where the row is not, else closer). Rows fixed by
         a retry move up: valid rows first, each tier in the ranking's order (``score``; without one, in their
         order)."""
         out = {key: v.clone() for key, v in out.items()}
@@ -445,11 +451,12 @@ class IKSampler:
             retried = True
             rseed = None if seed is None else seed + 1 + r
             opts = refine_opts
-            if r < retries - 1:
+            if r < retries - 1 and not uniform:
                 fresh = self.draw_joints(cond[ti].repeat_interleave(k, 0), rseed, **draw).to(tgt.dtype)
             else:
                 gen = None if rseed is None else torch.Generator(device="cpu").manual_seed(rseed)
                 fresh = self.robot.manifold.sample_base(ti.numel() * k, generator=gen, dtype=tgt.dtype).to(tgt.device)
+            if r == retries - 1:
                 opts = dict(refine_opts, max_iters=LAST_ROUND_ITERS * refine_opts["max_iters"])
             starts = torch.cat([fresh.reshape(-1, k, self.robot.dof), out["joints"][ti, si].unsqueeze(1)], 1)
             # one success per failing row will do, unless the checker may still refuse it
