@@ -11,20 +11,24 @@ Method
 The error of ``q`` against a target ``(p*, R*)`` is the 6-vector ``e = [p* - p(q); log(R* R(q)^T)]`` (position in
 m, rotation vector in rad, both in the base frame, which is the frame of :meth:`Robot.jacobian`). One step is
 
-.. math::  \delta = J^T (J J^T + \lambda I_6)^{-1} e, \qquad q' = \Pi(q + \delta),
+.. math::  \delta = J^T (J J^T + (\lambda + k E) I_6)^{-1} e, \qquad q' = \Pi(q + \delta), \qquad E = |e|^2 / 2,
 
 with :math:`\Pi` the projection onto the joint limits (continuous joints are wrapped to ``[-pi, pi)``, joints
-whose limits span a full turn are shifted by whole turns, see :class:`_Box`; the others are clamped), and
-Levenberg-Marquardt control of :math:`\lambda` per row: a step that lowers ``|e|^2`` by 1 % or more is taken and
-:math:`\lambda` shrinks, one that does not is refused and :math:`\lambda` grows. A joint at a limit whose step
-points outwards is *active*: its Jacobian column is dropped and the step recomputed, so the other joints do
-the work instead of the step being cut away by the projection (projected Gauss-Newton on a box).
+whose limits span a full turn are shifted by whole turns, see :class:`_Box`; the others are clamped). The
+damping has two parts: Chan's ``k E`` (``error_damping``; Robotics Toolbox's ``ik_LM`` uses it alone), which
+makes the steps short and gradient-like far from the target and Gauss-Newton close to it, and a per-row
+Levenberg-Marquardt :math:`\lambda`, which shrinks after a step that lowered ``|e|^2`` by 1 % or more and grows
+after one that did not. Every step is taken (``accept="always"``; ``"decrease"`` refuses the failed ones, the
+rule before Chan's damping, which wastes the iterations it refuses), and each row keeps its best iterate. A
+joint at a limit whose step points outwards is *active*: its Jacobian column is dropped and the step
+recomputed, so the other joints do the work instead of the step being cut away by the projection (projected
+Gauss-Newton on a box).
 
 Why projection and not clamping at the end: every iterate is inside the limits, and the errors and the
 ``success`` flag are those of the returned joints, measured after the projection. Nothing is moved into the
 limits after the errors were computed.
 
-A row stuck in a minimum on the limits (steps refused while a joint sits on a limit) is *kicked*: those joints
+A row stuck in a minimum on the limits (steps failing while a joint sits on a limit) is *kicked*: those joints
 are redrawn inside their range and the row continues; it returns its best iterate.
 
 Success is ``position_error < pos_tol and rotation_error < rot_tol`` (defaults 1 mm and 0.01 rad, IKFlow's
@@ -50,7 +54,7 @@ __all__ = ["IKResult", "solve_ik", "parse_targets", "pose_errors", "rotation_ang
 
 #: how far a target quaternion's norm may be from 1 (files rounded to 4-6 digits pass; a typo does not)
 UNIT_TOL = 1e-3
-#: a row whose lambda grew to this (its steps keep being refused) while a joint is on a limit is kicked
+#: a row whose lambda grew to this (its steps keep failing) while a joint is on a limit is kicked
 STUCK_LAMBDA = 0.02
 _TWO_PI = 2 * math.pi
 #: step rules of :func:`solve_ik`: take every step, or only those that lower the cost enough
@@ -61,7 +65,7 @@ ACCEPT = ("always", "decrease")
 #: damping, steps of 0.5 at most), 47 / 86 / 92 % at k = 0.03, 46 / 85 / 92 % at 0.1, 37 / 82 / 92 % at 0.3; from
 #: uniform starts 3 / 38 / 76, 17 / 73 / 88, 14 / 73 / 88, 8 / 64 / 86 %. Panda draws 78 / 88 / 92 against 85 / 91
 #: / 94 % at 0.03 and 0.1, uniform 2 / 24 / 47 against 13 / 43 / 60 and 11 / 43 / 60 %. Robotics Toolbox's ik_LM
-#: uses the same rule with k = 1 and no projection
+#: damps with k = 1 alone (its C++ source takes every step unprojected and checks the limits at the end)
 ERROR_DAMPING = 0.1
 
 
@@ -279,8 +283,9 @@ def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float
             0 turns it off. See :data:`ERROR_DAMPING` for the measurements behind the default.
         accept: ``"always"`` (default): every step is taken, as in Chan's and Robotics Toolbox's LM; a step that
             raises the cost grows ``lambda`` for the next one, and the best iterate is returned. ``"decrease"``:
-            a step is taken only if it lowers the cost by ``min_decrease`` (the rule of posegen before 0.x: it
-            wastes the iterations whose steps it refuses).
+            a step is taken only if it lowers the cost by ``min_decrease`` (solve_ik's rule before Chan's damping,
+            with ``error_damping=0, max_step=0.5, damping=1e-3``: it wastes the iterations whose steps it
+            refuses; :data:`ERROR_DAMPING` compares the two).
         min_decrease: a step that lowers the weighted squared error by less than this share counts as failed:
             ``lambda`` grows (x4; it shrinks /3 after a success), and a row whose steps keep failing while a joint
             sits on a limit is kicked. Why: with any decrease counted, rows in a minimum on a limit kept creeping
