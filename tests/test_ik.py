@@ -610,6 +610,32 @@ def test_pretrained_weights_load_with_no_training_and_missing_ones_are_named(nam
         IKSampler.pretrained("nobot")
 
 
+def test_refine_options_fill_unset_arguments_and_travel_with_the_weights(loaded, tmp_path, monkeypatch):
+    from posegen.samplers.ik import PRETRAINED_REFINE_OPTIONS, REFINE_DEFAULTS
+    ur5e, panda = IKSampler.pretrained("ur5e"), IKSampler.pretrained("panda")
+    assert ur5e.refine_options == PRETRAINED_REFINE_OPTIONS["ur5e"] and panda.refine_options == {}
+    seen = []
+    real = IKSampler._retry
+
+    def spy(self, out, cond, tgt, seed, draw, refine_opts, checker, retries, k, score, uniform=False):
+        seen.append((out["joints"].shape, k, uniform))
+        return real(self, out, cond, tgt, seed, draw, refine_opts, checker, retries, k, score, uniform=uniform)
+
+    monkeypatch.setattr(IKSampler, "_retry", spy)
+    q, targets = _targets(ur5e.robot, 2, seed=37)
+    ur5e.sample(targets, 4, seed=0, refine=True)
+    ur5e.sample(targets, 4, seed=0, refine=True, spare=0.5, retry_draws=2, retry_starts="draws")
+    panda.sample(_targets(panda.robot, 2, seed=38)[1], 4, seed=0, refine=True)
+    assert [s[1:] for s in seen] == [(8, True), (2, False), (REFINE_DEFAULTS["retry_draws"], False)]
+    # saved and loaded with the weights
+    path = ur5e.save(tmp_path / "ur5e.pt")
+    assert IKSampler.load(path).refine_options == ur5e.refine_options
+    # a bad value is refused when it is used, naming the argument
+    ur5e.refine_options = {"retry_starts": "grid"}
+    with pytest.raises(ValueError, match="retry_starts must be one of"):
+        ur5e.sample(targets, 4, refine=True)
+
+
 def test_cli_samples_the_shipped_weights_without_training(capsys):
     """``posegen ik sample --robot panda``: no checkpoint, no training step; refined rows reach the pose."""
     from posegen.cli.main import main

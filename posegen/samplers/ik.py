@@ -48,7 +48,8 @@ from .ik_select import RANKINGS, collision_free, order_rows, row_scores, take_ro
 from .shipped import shipped_weights
 
 __all__ = ["IKSampler", "pose_features", "POSE_FEATURES", "DEFAULT_SAMPLE_SOLVER", "REFINE_SAMPLE_SOLVER",
-           "REFINE_TEMPERATURE", "RANKINGS", "native_bf16"]
+           "REFINE_TEMPERATURE", "RANKINGS", "native_bf16", "REFINE_DEFAULTS", "PRETRAINED_REFINE_OPTIONS",
+           "RETRY_STARTS"]
 
 #: width of :func:`pose_features`: position (3) and rotation matrix (9)
 POSE_FEATURES = 12
@@ -78,6 +79,16 @@ REFINE_TEMPERATURE = 1.6
 LAST_ROUND_ITERS = 4
 #: where the new starts of the retry rounds before the last come from (:meth:`IKSampler.sample`'s ``retry_starts``)
 RETRY_STARTS = ("draws", "uniform")
+#: :meth:`IKSampler.sample`'s refinement settings when the caller leaves them unset
+REFINE_DEFAULTS = {"spare": 0.5, "retry_draws": 4, "retry_starts": "draws"}
+#: settings measured for shipped weights, which :meth:`IKSampler.pretrained` puts in ``refine_options``. UR5e: its
+#: flow's refine-time draws converge little better than uniform starts (85 against 73 % exact after 10 iterations,
+#: results/ik_speed_convergence_ur5e.json), so fewer spare draws and more, uniform, retry starts (no flow call for
+#: a handful of rows) pay: CPU ms per exact solution 0.055 -> 0.042 at 100 targets per call and 0.092 -> 0.073 at
+#: 20, spread 10.41 -> 10.34 rad (results/ik_speed_ur5e_chunk{100,20}{,_spare025_uniform8}.json, 5 rounds each).
+#: On the Panda, whose draws converge far better than uniform starts (91 against 43 %), the same settings cost
+#: about a quarter more (0.042 -> 0.052 and 0.067 -> 0.084 ms), so they are not the defaults
+PRETRAINED_REFINE_OPTIONS = {"ur5e": {"spare": 0.25, "retry_draws": 8, "retry_starts": "uniform"}}
 
 
 def _keep_better(out: Dict[str, torch.Tensor], ti: torch.Tensor, si: torch.Tensor,
@@ -151,6 +162,9 @@ class IKSampler:
             raise ValueError(f"IKSampler: the flow must be on {self.turns.manifold!r} with cond_dim "
                              f"{POSE_FEATURES}, got {self.flow.manifold!r} with cond_dim {self.flow.cond_dim}")
         self.training: Dict[str, Any] = {}  # what fit() did: steps, time, samples seen, settings
+        #: refinement settings of :meth:`sample` for arguments the caller leaves unset (``spare``, ``retry_draws``,
+        #: ``retry_starts``; :data:`REFINE_DEFAULTS` otherwise): measured for these weights, saved with them
+        self.refine_options: Dict[str, Any] = {}
 
     def __repr__(self) -> str:
         c = self.flow.config
@@ -274,7 +288,8 @@ class IKSampler:
                quat_order: str = "xyzw", method: Optional[str] = None, steps: Optional[int] = None,
                device=None, refine_dtype: torch.dtype = torch.float64, pos_tol: float = 1e-3,
                rot_tol: float = 1e-2, max_iters: int = 10, near=None, oversample: int = 4,
-               spare: float = 0.5, retries: int = 4, retry_draws: int = 4, retry_starts: str = "draws",
+               spare: Optional[float] = None, retries: int = 4, retry_draws: Optional[int] = None,
+               retry_starts: Optional[str] = None,
                temperature: Optional[float] = None, checker=None, rank: Optional[str] = None,
                bf16_draws: Optional[bool] = None) -> Dict[str, torch.Tensor]:
         """Joint configurations that put the end effector at ``targets``.
@@ -288,17 +303,18 @@ class IKSampler:
                 ``max_iters``) in ``refine_dtype``.
             method, steps: sampling integrator (default: the sampler's, :data:`DEFAULT_SAMPLE_SOLVER`; with
                 ``refine`` and neither given, :data:`REFINE_SAMPLE_SOLVER`).
-            spare, retries, retry_draws: with ``refine``, ``ceil(n (1 + spare))`` draws per target are refined
-                and the ``n`` returned are successes first; rows still failing (a local minimum, most often with a
-                joint on its limit, or a slow approach near a singularity) get up to ``retries`` rounds of
-                ``retry_draws`` fresh draws for their target plus the row itself continued, all refined; the last
-                round starts from uniform random joints instead of draws, with longer refinements (see
-                :meth:`_retry`). Without a checker or a ranking a target's rows stop refining once it has ``n``
-                successes, so a spare row costs its draw and little else (default 0.5; with these changes the
-                Panda's time per exact solution at 20 targets per call went from 0.137 to 0.122 ms, spare 0.25
-                before: ``benchmarks/results/ik_speed_panda_chunk20{_before,_midpoint2}.json``). Spares and
-                retries beat long refinements: a few stuck rows keep a whole batch
-                iterating, and an iteration of a few rows costs nearly as much as one of a thousand (the chain's
+            spare, retries, retry_draws, retry_starts: with ``refine``, ``ceil(n (1 + spare))`` draws per target
+                are refined and the ``n`` returned are successes first; rows still failing (a local minimum, most
+                often with a joint on its limit, or a slow approach near a singularity) get up to ``retries`` rounds
+                of ``retry_draws`` fresh draws for their target (uniform joints with ``retry_starts="uniform"``)
+                plus the row itself continued, all refined; the last round starts from uniform random joints
+                instead of draws, with longer refinements (see :meth:`_retry`). ``spare``, ``retry_draws`` and
+                ``retry_starts`` left unset come from :attr:`refine_options` (measured for shipped weights), else
+                :data:`REFINE_DEFAULTS`. Without a checker or a ranking a target's rows stop refining once it has
+                ``n`` successes, so a spare row costs its draw and little else (spare 0.5 against 0.25 before: the
+                Panda's time per exact solution at 20 targets per call went from 0.137 to 0.122 ms,
+                ``benchmarks/results/ik_speed_panda_chunk20{_before,_midpoint2}.json``). Spares and retries beat
+                long refinements: a few stuck rows keep a whole batch iterating, and an iteration of a few rows costs nearly as much as one of a thousand (the chain's
                 per-call overhead). Thread CPU time per 1000 exact solutions, 200 held-out targets in batches of
                 20 x 50, two runs each: Panda 0.37-0.39 / 0.26-0.29 / 0.18-0.25 s at 20 / 10 / 8 iterations
                 (99.99-100 % exact), iiwa14 0.28-0.31 / 0.25-0.27 / 0.25 s (99.99-100 %). The shipped UR5e
@@ -340,6 +356,10 @@ class IKSampler:
             ValueError: malformed targets (width, non-unit quaternion, NaN), an unknown ``quat_order`` or
                 ``rank``, or a ``rank`` without what it needs (``near``, ``checker``).
         """
+        opts = {**REFINE_DEFAULTS, **self.refine_options}
+        spare = opts["spare"] if spare is None else spare
+        retry_draws = opts["retry_draws"] if retry_draws is None else retry_draws
+        retry_starts = opts["retry_starts"] if retry_starts is None else retry_starts
         n, near, rank = self._check_sample_args(n_per_target, near, oversample, checker, retries, retry_draws,
                                                 spare, rank, retry_starts)
         if device is not None:
@@ -497,20 +517,25 @@ class IKSampler:
     def save(self, path) -> Path:
         """Write an atomic, plain-data checkpoint (robot reference, flow, training record)."""
         return save_checkpoint({"robot": _robot_ref(self.robot), "joint_names": list(self.robot.joint_names),
-                                "flow": self.flow.state(), "training": self.training}, path, kind="ik_sampler")
+                                "flow": self.flow.state(), "training": self.training,
+                                "refine_options": dict(self.refine_options)}, path, kind="ik_sampler")
 
     @classmethod
     def pretrained(cls, name: str = "panda", map_location=None) -> "IKSampler":
         """The IK sampler shipped with posegen for built-in robot ``name`` (``"panda"``, ``"iiwa14"``,
         ``"ur5e"``): trained by ``benchmarks/ik_pretrained.py`` with ``configs/pretrained/ik.yaml``, no training
-        step needed. ``sampler.training`` says how far it was trained (``steps`` of ``of_steps``).
+        step needed. ``sampler.training`` says how far it was trained (``steps`` of ``of_steps``);
+        ``sampler.refine_options`` holds the refinement settings measured for the weights
+        (:data:`PRETRAINED_REFINE_OPTIONS`).
 
         Raises:
             ValueError: ``name`` is not a robot with shipped weights (the message lists those that have).
         """
         path = shipped_weights("ik", name, "IK weights", "train your own with IKSampler(robot).fit(...) or "
                                "`posegen ik train --robot ...`")
-        return cls.load(path, map_location=map_location)
+        sampler = cls.load(path, map_location=map_location)
+        sampler.refine_options = {**PRETRAINED_REFINE_OPTIONS.get(name, {}), **sampler.refine_options}
+        return sampler
 
     @classmethod
     def load(cls, path, map_location=None) -> "IKSampler":
@@ -527,6 +552,7 @@ class IKSampler:
         flow = PoseFlow.from_state(ck["flow"], source=str(path))
         sampler = cls(robot, _flow=flow)
         sampler.training = dict(ck.get("training") or {})
+        sampler.refine_options = dict(ck.get("refine_options") or {})
         if map_location is not None:
             flow.to(map_location)
         flow.eval()
