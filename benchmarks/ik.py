@@ -49,7 +49,7 @@ from ik_speed import add_convergence_parser, add_speed_parser, cmd_convergence, 
 
 from posegen.robots import load, solve_ik  # noqa: E402
 from posegen.samplers import IKSampler  # noqa: E402
-from posegen.samplers.ik import REFINE_SAMPLE_SOLVER, REFINE_TEMPERATURE  # noqa: E402
+from posegen.samplers.ik import REFINE_DEFAULTS, REFINE_SAMPLE_SOLVER, REFINE_TEMPERATURE  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "full"
 DEG = 180.0 / torch.pi
@@ -211,7 +211,8 @@ def cmd_eval(args):
     # refined: what sample(refine=True) returns with its defaults
     sig = inspect.signature(IKSampler.sample).parameters
     row["refine_defaults"] = {"solver": REFINE_SAMPLE_SOLVER, "temperature": REFINE_TEMPERATURE,
-                              **{k: sig[k].default for k in ("spare", "max_iters", "retries", "retry_draws")}}
+                              **{k: sig[k].default for k in ("max_iters", "retries")},
+                              **REFINE_DEFAULTS, **final.refine_options}
     def sampler_solve(pt, rt):
         out = final.sample(targets, args.per_target, seed=1, refine=True, pos_tol=pt, rot_tol=rt)
         return out["joints"], out["success"], {}
