@@ -62,7 +62,8 @@ DEFAULT_SAMPLE_SOLVER = {"method": "rk4", "steps": 8}
 #: >= 99.94 %, but mean pairwise distance 4.55 / 4.53 / 4.47 / 3.95 rad (few Euler steps average the branches
 #: together). With the shipped weights, ``need=`` refinement and spare 0.5 (100 held-out targets x 20, 5 rounds each
 #: in turns with Robotics Toolbox's ik_LM from random starts, one thread of the shared 2-core CPU under load;
-#: benchmarks/results/ik_speed_*_chunk{100,20}{,_midpoint2}.json, separate runs; ik_LM Panda 0.222-0.227, UR5e
+#: benchmarks/results/ik_speed_*_chunk{100,20}{,_midpoint2}.json as of git 5de44cd, the solver before Chan's
+#: damping, float32 draws, separate runs; ik_LM Panda 0.222-0.227, UR5e
 #: 0.085-0.089 ms): euler x 3 / midpoint x 2 cost Panda 0.065 / 0.086 ms per exact solution at 100 targets per call
 #: and 0.095 / 0.122 at 20, UR5e 0.142 / 0.178 and 0.214 / 0.215, with a mean pairwise distance of 4.09 / 4.45
 #: rad (Panda; ik_LM 3.95) and 10.9 / 11.6 rad (UR5e; ik_LM 10.1). Three Euler steps (3 network evaluations) keep
@@ -86,7 +87,7 @@ REFINE_DEFAULTS = {"spare": 0.5, "retry_draws": 4, "retry_starts": "draws"}
 #: results/ik_speed_convergence_ur5e.json), so fewer spare draws and more, uniform, retry starts (no flow call for
 #: a handful of rows) pay: CPU ms per exact solution 0.055 -> 0.042 at 100 targets per call and 0.092 -> 0.073 at
 #: 20, spread 10.41 -> 10.34 rad (results/ik_speed_ur5e_chunk{100,20}{,_spare025_uniform8}.json, 5 rounds each).
-#: On the Panda, whose draws converge far better than uniform starts (91 against 43 %), the same settings cost
+#: On the Panda, whose draws converge far better than uniform starts (90 against 43 %), the same settings cost
 #: about a quarter more (0.042 -> 0.052 and 0.067 -> 0.084 ms), so they are not the defaults
 PRETRAINED_REFINE_OPTIONS = {"ur5e": {"spare": 0.25, "retry_draws": 8, "retry_starts": "uniform"}}
 
