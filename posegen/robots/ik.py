@@ -196,6 +196,8 @@ class _Box:
         turns = full_turn_mask(robot).to(like.device)
         self.free, self.turns = free, turns
         self.any_free, self.any_turns = bool(free.any()), bool(turns.any())
+        self.all_turns = bool(turns.all())
+        self.any_held = not bool((free | turns).all())  # some joint that a limit can hold (else no active set)
         self.lim_lo, self.lim_hi = lim[:, 0], lim[:, 1]
         self.lo = torch.where(free | turns, -torch.inf, lim[:, 0])
         self.hi = torch.where(free | turns, torch.inf, lim[:, 1])
@@ -206,11 +208,11 @@ class _Box:
         if self.any_turns:  # whole turns towards the range, only for values outside it
             up = torch.ceil((self.lim_lo - q).clamp_min(0) / _TWO_PI)
             down = torch.ceil((q - self.lim_hi).clamp_min(0) / _TWO_PI)
-            q = torch.where(self.turns, torch.clamp(q + _TWO_PI * (up - down), self.lim_lo, self.lim_hi), q)
-        if not self.any_free:
-            return torch.clamp(q, self.lo, self.hi)
-        wrapped = torch.remainder(q + torch.pi, 2 * torch.pi) - torch.pi
-        return torch.where(self.free, wrapped, torch.clamp(q, self.lo, self.hi))
+            shifted = torch.clamp(q + _TWO_PI * (up - down), self.lim_lo, self.lim_hi)
+            q = shifted if self.all_turns else torch.where(self.turns, shifted, q)
+        if self.any_free:
+            q = torch.where(self.free, torch.remainder(q + torch.pi, 2 * torch.pi) - torch.pi, q)
+        return torch.clamp(q, self.lo, self.hi) if self.any_held else q
 
     def on_limits(self, q: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(at lower, at upper)`` ``(B, dof)`` bool: joints that a limit holds (neither continuous nor full-turn
@@ -449,6 +451,9 @@ class _LM:
         lam = rows["lam"] if not self.error_damping else torch.add(rows["lam"], rows["cost"], alpha=self.error_damping)
         damping = lam[:, None, None] * self.eye
         step = _dls_step(J, e, damping)
+        if not self.box.any_held:  # no joint that a limit holds: no active set
+            big = step.abs().amax(-1, keepdim=True)
+            return step * (self.max_step / big.clamp_min(self.max_step))
         at_lo, at_hi = self.box.on_limits(q)
         act = (at_lo & (step < 0)) | (at_hi & (step > 0))
         if bool(act.any()):  # drop the held joints' columns and solve again, so the free joints take over
@@ -475,7 +480,7 @@ class _LM:
         rows["done"] = self._done(rows)
         if not self.refuse:  # the cost may have risen: keep the best iterate (with refusals the last one is it)
             self._keep_best(rows)
-        if self.gen is not None:
+        if self.gen is not None and self.box.any_held:  # kicks move joints off limits that hold them
             self._kick(rows)
 
     def _keep_best(self, rows: Dict[str, torch.Tensor]) -> None:
