@@ -158,8 +158,8 @@ def _starts(robot, ik, targets, m: int, seed: int):
     cond = ik.conditions(targets).repeat_interleave(m, 0)
     out = {}
     for name, bf16 in (("flow_fp32", False), ("flow_bf16", True)):
-        draw = dict(method=REFINE_SAMPLE_SOLVER["method"], steps=REFINE_SAMPLE_SOLVER["steps"],
-                    temperature=REFINE_TEMPERATURE, bf16=bf16)
+        draw = {"method": REFINE_SAMPLE_SOLVER["method"], "steps": REFINE_SAMPLE_SOLVER["steps"],
+                "temperature": REFINE_TEMPERATURE, "bf16": bf16}
         with torch.no_grad():
             ik.draw_joints(cond[:m], seed, **draw)
             c0 = time.thread_time()

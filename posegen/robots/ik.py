@@ -63,7 +63,7 @@ ACCEPT = ("always", "decrease")
 #: (100 targets x 30 starts, results/ik_speed_convergence_{ur5e,panda}.json), exact after 5 / 10 / 20 iterations:
 #: UR5e from the shipped sampler's draws 26 / 68 / 87 % with the refusing rule (``accept="decrease"``, no error
 #: damping, steps of 0.5 at most), 47 / 86 / 92 % at k = 0.03, 46 / 85 / 92 % at 0.1, 37 / 82 / 92 % at 0.3; from
-#: uniform starts 3 / 38 / 76, 17 / 73 / 88, 14 / 73 / 88, 8 / 64 / 86 %. Panda draws 78 / 88 / 92 against 85 / 91
+#: uniform starts 3 / 38 / 76, 17 / 73 / 88, 14 / 73 / 88, 8 / 64 / 86 %. Panda draws 78 / 88 / 92 against 85 / 90
 #: / 94 % at 0.03 and 0.1, uniform 2 / 24 / 47 against 13 / 43 / 60 and 11 / 43 / 60 %. Robotics Toolbox's ik_LM
 #: damps with k = 1 alone (its C++ source takes every step unprojected and checks the limits at the end)
 ERROR_DAMPING = 0.1
@@ -279,7 +279,8 @@ def solve_ik(robot, targets, q_init, *, quat_order: str = "xyzw", pos_tol: float
         min_damping: the smallest ``lambda`` the LM rule may reach (the dtype's own floor is 2e-12 in float64).
             1e-4 was measured best with the refusing rule (``accept="decrease"``, 20 random starts on 100 targets,
             60 iterations: success 74.5 / 78.9 / 92.1 % on the Panda / UR5e / iiwa14 against 65.9 / 69.3 / 86.2
-            % without a floor and 76.7 / 79.2 / 92.4 % at 1e-3, which is worse at 0.1 mm / 0.001 rad).
+            % without a floor and 76.7 / 79.2 / 92.4 % at 1e-3; at 0.1 mm / 0.001 rad 73.6 / 77.5 / 91.3 % against
+            74.2 / 75.3 / 91.9 % at 1e-3).
         error_damping: ``k`` of Chan's damping: the step's damping is ``lambda + k E`` with ``E = |e|^2 / 2``, so
             far from the target (large ``E``) steps are short and gradient-like, close to it Gauss-Newton.
             0 turns it off. See :data:`ERROR_DAMPING` for the measurements behind the default.

@@ -20,8 +20,7 @@ parsed description gives a compact program (:class:`SerialProgram`):
   contiguous axis of every intermediate (frames stored ``(4 columns, 3 rows, B)``; the bottom row of an affine
   transform is implied), so the three products with constant matrices are one small matrix product over the
   whole batch, ``[O; P; Q]^T (12, 4) @ T (4, 3 B)``, and ``f_1``, ``f_2`` enter by two fused multiply-adds over
-  contiguous memory. A batch of tiny 4x4 products (``torch.bmm``) costs 2-3x as much on a CPU thread at
-  600-3000 rows (``benchmarks/fk_speed.py``);
+  contiguous memory (a batch of tiny 4x4 products, ``torch.bmm``, pays a per-matrix overhead on a CPU);
 * the geometric Jacobian at the ``ee_link`` origin, in the base frame, comes from the frames in one pass:
   ``z_k = R_k a_k`` and ``p_k`` the origin of joint frame ``k`` (a point on the axis), column
   ``[z_k x (p_ee - p_k); z_k]`` (revolute) or ``[z_k; 0]`` (prismatic).

@@ -315,9 +315,10 @@ class IKSampler:
                 ``n`` successes, so a spare row costs its draw and little else (spare 0.5 against 0.25 before: the
                 Panda's time per exact solution at 20 targets per call went from 0.137 to 0.122 ms,
                 ``benchmarks/results/ik_speed_panda_chunk20{_before,_midpoint2}.json``). Spares and retries beat
-                long refinements: a few stuck rows keep a whole batch iterating, and an iteration of a few rows costs nearly as much as one of a thousand (the chain's
-                per-call overhead). Thread CPU time per 1000 exact solutions, 200 held-out targets in batches of
-                20 x 50, two runs each: Panda 0.37-0.39 / 0.26-0.29 / 0.18-0.25 s at 20 / 10 / 8 iterations
+                long refinements: a few stuck rows keep a whole batch iterating, and an iteration of a few rows
+                costs nearly as much as one of a thousand (the chain's per-call overhead). Thread CPU time per
+                1000 exact solutions, 200 held-out targets in batches of 20 x 50, two runs each (the solver before
+                Chan's damping): Panda 0.37-0.39 / 0.26-0.29 / 0.18-0.25 s at 20 / 10 / 8 iterations
                 (99.99-100 % exact), iiwa14 0.28-0.31 / 0.25-0.27 / 0.25 s (99.99-100 %). The shipped UR5e
                 weights (``benchmarks/ik_pretrained.py eval``): 99.675 % exact on 200 held-out targets x 20 and
                 99.725 % on 1000 others x 20 with three rounds of fresh draws alone, 100 % and 99.985 % with the
@@ -460,9 +461,9 @@ class IKSampler:
         singularity DLS converges slowly, and a row at 1.1 mm needs a few steps, not a new start). In the last
         round the ``k`` new starts are uniform inside the limits, not draws, and every candidate is refined for
         :data:`LAST_ROUND_ITERS` times ``max_iters`` (the flow's draws for such a target have all failed); with
-        ``uniform`` every round's new starts are uniform (no flow call for a handful of rows). The best candidate replaces the row if it is better (valid where the row is not, else closer). Rows fixed by
-        a retry move up: valid rows first, each tier in the ranking's order (``score``; without one, in their
-        order)."""
+        ``uniform`` every round's new starts are uniform (no flow call for a handful of rows). The best candidate
+        replaces the row if it is better (valid where the row is not, else closer). Rows fixed by a retry move up:
+        valid rows first, each tier in the ranking's order (``score``; without one, in their order)."""
         out = {key: v.clone() for key, v in out.items()}
         retried = False
         for r in range(int(retries)):
