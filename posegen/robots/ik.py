@@ -474,9 +474,12 @@ class _LM:
         gain = new["cost"] < rows["cost"] * self.keep_share
         lam = rows["lam"]
         rows["lam"] = torch.where(gain, (lam / 3).clamp_min(self.lam_min), (lam * 4).clamp_max(1e4))
-        take = live & gain if self.refuse else live
-        for k, v in new.items():
-            rows[k] = torch.where(take.view(-1, *([1] * (v.dim() - 1))), v, rows[k])
+        if not self.refuse and bool(live.all()):  # every row takes its step: no selection
+            rows.update(new)
+        else:
+            take = live & gain if self.refuse else live
+            for k, v in new.items():
+                rows[k] = torch.where(take.view(-1, *([1] * (v.dim() - 1))), v, rows[k])
         rows["iters"] = rows["iters"] + live
         rows["done"] = self._done(rows)
         if not self.refuse:  # the cost may have risen: keep the best iterate (with refusals the last one is it)
