@@ -77,15 +77,13 @@ def _rotvec_near_pi(R: torch.Tensor, theta: torch.Tensor, s: torch.Tensor) -> to
     symmetric part ``(R + R^T) / 2 = cos(theta) I + (1 - cos(theta)) a a^T``: the axis from its column of
     largest ``a_k^2``, its sign from ``s = vee(R - R^T) = 2 sin(theta) a``."""
     c = torch.cos(theta)[:, None]
-    M = (R + R.transpose(-1, -2)) / 2
-    aa = (torch.diagonal(M, dim1=-2, dim2=-1) - c) / (1 - c)                 # a_k^2
-    k = aa.argmax(-1)
-    rows = torch.arange(R.shape[0], device=R.device)
-    col = M[rows, :, k] - c * torch.nn.functional.one_hot(k, 3).to(R.dtype)  # (1 - c) a_k a
-    a = col / ((1 - c) * aa[rows, k, None].clamp_min(0).sqrt())
-    a = a / a.norm(dim=-1, keepdim=True)
+    M = R + R.transpose(-1, -2)                                     # 2 c I + 2 (1 - c) a a^T
+    k = torch.diagonal(M, dim1=-2, dim2=-1).argmax(-1, keepdim=True)    # the largest a_k^2
+    col = torch.take_along_dim(M, k[:, None], dim=-1)[..., 0]       # 2 c e_k + 2 (1 - c) a_k a
+    col = col - 2 * c * (k == torch.arange(3, device=R.device))     # 2 (1 - c) a_k a: +-a, |a_k| >= 1 / sqrt(3)
+    a = col / col.norm(dim=-1, keepdim=True)
     sign = torch.where((a * s).sum(-1, keepdim=True) < 0, -1.0, 1.0)
-    return a * sign * theta[:, None]
+    return a * (sign * theta[:, None])
 
 
 def pose_errors(T: torch.Tensor, pos: torch.Tensor, R: torch.Tensor):
