@@ -7,6 +7,8 @@
     OMP_NUM_THREADS=1 python benchmarks/ik.py eval --robot panda --run runs/ik_bench
     # posegen refined vs DLS and Robotics Toolbox's C++ ik_LM from random starts (benchmarks/ik_speed.py)
     OMP_NUM_THREADS=1 python benchmarks/ik.py speed --robot panda --checkpoint runs/ik_bench/panda_2min.pt
+    # solve_ik's exact share after 5-40 iterations per start (draws, uniform) and step rule (benchmarks/ik_speed.py)
+    OMP_NUM_THREADS=1 python benchmarks/ik.py convergence --robot ur5e
     # the markdown sections (printed); RESULTS.md gets them from make_results.py (markdown_section)
     python benchmarks/ik.py markdown --robots panda
 
@@ -43,11 +45,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import Result, read_json, set_threads  # noqa: E402
 from ik_protocol import diversity, targets_for  # noqa: E402
-from ik_speed import add_speed_parser, cmd_speed  # noqa: E402
+from ik_speed import add_convergence_parser, add_speed_parser, cmd_convergence, cmd_speed  # noqa: E402
 
 from posegen.robots import load, solve_ik  # noqa: E402
 from posegen.samplers import IKSampler  # noqa: E402
-from posegen.samplers.ik import REFINE_SAMPLE_SOLVER, REFINE_TEMPERATURE  # noqa: E402
+from posegen.samplers.ik import REFINE_DEFAULTS, REFINE_SAMPLE_SOLVER, REFINE_TEMPERATURE  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "full"
 DEG = 180.0 / torch.pi
@@ -209,7 +211,8 @@ def cmd_eval(args):
     # refined: what sample(refine=True) returns with its defaults
     sig = inspect.signature(IKSampler.sample).parameters
     row["refine_defaults"] = {"solver": REFINE_SAMPLE_SOLVER, "temperature": REFINE_TEMPERATURE,
-                              **{k: sig[k].default for k in ("spare", "max_iters", "retries", "retry_draws")}}
+                              **{k: sig[k].default for k in ("max_iters", "retries")},
+                              **REFINE_DEFAULTS, **final.refine_options}
     def sampler_solve(pt, rt):
         out = final.sample(targets, args.per_target, seed=1, refine=True, pos_tol=pt, rot_tol=rt)
         return out["joints"], out["success"], {}
@@ -453,11 +456,13 @@ def main(argv=None):
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--out", default=str(RESULTS))
     add_speed_parser(sub)
+    add_convergence_parser(sub)
     m = sub.add_parser("markdown")
     m.add_argument("--robots", default="panda,ur5e,iiwa14")
     m.add_argument("--results", default=str(RESULTS))
     args = p.parse_args(argv)
-    {"train": cmd_train, "eval": cmd_eval, "speed": cmd_speed, "markdown": cmd_markdown}[args.cmd](args)
+    {"train": cmd_train, "eval": cmd_eval, "speed": cmd_speed, "convergence": cmd_convergence,
+     "markdown": cmd_markdown}[args.cmd](args)
 
 
 if __name__ == "__main__":

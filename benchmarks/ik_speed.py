@@ -29,6 +29,7 @@ from ik_protocol import diversity, targets_for
 from posegen.robots import load, solve_ik
 from posegen.robots.ik import parse_targets, pose_errors
 from posegen.samplers import IKSampler
+from posegen.samplers.ik import REFINE_SAMPLE_SOLVER, REFINE_TEMPERATURE
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -129,3 +130,65 @@ def cmd_speed(args):
         res.add(row)
         print(json.dumps(row), flush=True)
     print(f"wrote {res.write(Path(args.out) / f'ik_speed_{args.robot}_chunk{args.chunk}{args.suffix}.json')}")
+
+
+# ------------------------------------------------------------------------------------------ convergence
+#: solve_ik's step rule before Chan's damping (its defaults then): steps that do not lower the cost are refused
+REFUSING_RULE = {"accept": "decrease", "error_damping": 0.0, "max_step": 0.5, "damping": 1e-3}
+
+
+def add_convergence_parser(sub) -> None:
+    cp = sub.add_parser("convergence", help="solve_ik's share of exact solutions after 5-40 iterations from the "
+                        "sampler's draws (float32, bfloat16) and uniform starts, per step rule and error damping")
+    cp.add_argument("--robot", default="panda")
+    cp.add_argument("--targets", type=int, default=100)
+    cp.add_argument("--starts", type=int, default=30, help="starts per target")
+    cp.add_argument("--iters", type=lambda v: [int(x) for x in v.split(",")], default=[5, 10, 20, 40])
+    cp.add_argument("--k", type=lambda v: [float(x) for x in v.split(",")], default=[0.03, 0.1, 0.3],
+                    help="error_damping values of the Chan rule")
+    cp.add_argument("--target-seed", type=int, default=10_000)
+    cp.add_argument("--seed", type=int, default=1)
+    cp.add_argument("--threads", type=int, default=1)
+    cp.add_argument("--out", default=str(RESULTS))
+
+
+def _starts(robot, ik, targets, m: int, seed: int):
+    """``{name: (joints (T, m, dof) float64, CPU s of the draw)}``: the sampler's refine-time draws in float32
+    and bfloat16 (after one warm-up draw each), and uniform joints."""
+    cond = ik.conditions(targets).repeat_interleave(m, 0)
+    out = {}
+    for name, bf16 in (("flow_fp32", False), ("flow_bf16", True)):
+        draw = {"method": REFINE_SAMPLE_SOLVER["method"], "steps": REFINE_SAMPLE_SOLVER["steps"],
+                "temperature": REFINE_TEMPERATURE, "bf16": bf16}
+        with torch.no_grad():
+            ik.draw_joints(cond[:m], seed, **draw)
+            c0 = time.thread_time()
+            q = ik.draw_joints(cond, seed, **draw)
+            out[name] = (q.double().reshape(targets.shape[0], m, -1), time.thread_time() - c0)
+    c0 = time.thread_time()
+    q = robot.manifold.sample_base(targets.shape[0] * m, generator=torch.Generator().manual_seed(seed),
+                                   dtype=torch.float64)
+    out["uniform"] = (q.reshape(targets.shape[0], m, -1), time.thread_time() - c0)
+    return out
+
+
+def cmd_convergence(args):
+    set_threads(args.threads)
+    robot = load(args.robot)
+    targets = targets_for(robot, args.targets, args.target_seed)
+    ik = IKSampler.pretrained(args.robot)
+    rules = {"refusing": REFUSING_RULE, **{f"chan_k{k:g}": {"error_damping": k} for k in args.k}}
+    res = Result("ik_convergence", vars(args))
+    res.extra["rules"] = rules
+    for start, (q, draw_s) in _starts(robot, ik, targets, args.starts, args.seed).items():
+        for rule, opts in rules.items():
+            row = {"robot": args.robot, "starts": start, "rule": rule, "draw_cpu_ms": 1e3 * draw_s}
+            for it in args.iters:
+                c0 = time.thread_time()
+                out = solve_ik(robot, targets, q, max_iters=it, **opts)
+                cpu = time.thread_time() - c0
+                row[f"exact_{it}"] = float(out.success.double().mean())
+                row[f"cpu_ms_{it}"] = 1e3 * cpu
+            res.add(row)
+            print(json.dumps(row), flush=True)
+    print(f"wrote {res.write(Path(args.out) / f'ik_speed_convergence_{args.robot}.json')}")

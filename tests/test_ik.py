@@ -92,6 +92,72 @@ def test_solve_ik_joint_at_limit_stays_inside(loaded):
     assert res.success.double().mean() >= 0.75
 
 
+def test_full_turn_joints_are_shifted_by_whole_turns_not_clamped(loaded):
+    # the UR5e's joints span a full turn (the elbow [-pi, pi], the others [-2 pi, 2 pi]): a value outside its
+    # limits moves by the fewest whole turns that bring it inside, so the pose is kept; values inside are untouched
+    from posegen.robots.ik import _Box
+    robot = loaded["ur5e"]
+    lim = robot.joint_limits
+    g = torch.Generator().manual_seed(30)
+    q = (torch.rand(200, robot.dof, generator=g, dtype=torch.float64) - 0.5) * 8 * lim[:, 1]  # up to 4x the limits
+    out = _Box(robot, q).project(q)
+    assert bool(robot.within_limits(out).all())
+    turns = (out - q) / (2 * math.pi)
+    torch.testing.assert_close(turns, turns.round(), rtol=0, atol=1e-12)
+    inside = (q >= lim[:, 0]) & (q <= lim[:, 1])
+    assert bool((out[inside] == q[inside]).all())
+    # fewest turns: one turn fewer would leave the limits (a 2 pi range admits one copy, a 4 pi range two)
+    back = out - torch.sign(turns) * 2 * math.pi
+    moved = turns != 0
+    assert bool(((back < lim[:, 0]) | (back > lim[:, 1]))[moved].all())
+    torch.testing.assert_close(robot.fk(out), robot.fk(q), rtol=0, atol=1e-9)
+    # the Panda's limits span less than a turn: clamped as before
+    panda = loaded["panda"]
+    qp = panda.joint_limits[:, 1] + 0.3
+    torch.testing.assert_close(_Box(panda, qp).project(qp[None])[0], panda.joint_limits[:, 1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["panda", "ur5e"])
+def test_taking_every_step_returns_each_rows_best_iterate(loaded, name):
+    # accept="always" may raise a row's cost on the way; a row that does not succeed returns its best iterate:
+    # never worse than its start, and its errors are those of the returned joints
+    robot = loaded[name]
+    _, targets = _targets(robot, 10, seed=31)
+    starts = robot.manifold.sample_base((10, 6), generator=torch.Generator().manual_seed(32), dtype=torch.float64)
+    pos, R = parse_targets(targets)
+    e0, _, _ = pose_errors(robot.fk(starts), pos[:, None], R[:, None])
+    for accept in ("always", "decrease"):
+        res = solve_ik(robot, targets, starts, max_iters=6, accept=accept, kick=0.0)
+        e, pe, re = pose_errors(robot.fk(res.joints), pos[:, None], R[:, None])
+        torch.testing.assert_close(pe, res.position_error, rtol=0, atol=1e-12)
+        torch.testing.assert_close(re, res.rotation_error, rtol=0, atol=1e-12)
+        assert bool((e.square().sum(-1) <= e0.square().sum(-1) + 1e-12).all()), accept
+        assert bool(robot.within_limits(res.joints).all())
+
+
+@pytest.mark.parametrize("name", ["panda", "ur5e"])
+def test_chan_damping_solves_more_random_starts_than_the_refusing_rule(loaded, name):
+    # the default (every step taken, damping lambda + k E) against the rule it replaced (steps refused unless
+    # the cost falls by 1 %, no error damping, steps of 0.5 rad at most), same starts, 10 iterations;
+    # measured (benchmarks/ik.py convergence) the gap is 10-30 points at 10 iterations, here a margin of 5
+    robot = loaded[name]
+    _, targets = _targets(robot, 40, seed=33)
+    starts = robot.manifold.sample_base((40, 10), generator=torch.Generator().manual_seed(34), dtype=torch.float64)
+    new = solve_ik(robot, targets, starts, max_iters=10).success.double().mean()
+    old = solve_ik(robot, targets, starts, max_iters=10, accept="decrease", error_damping=0.0, max_step=0.5,
+                   damping=1e-3).success.double().mean()
+    assert new >= old + 0.05, (float(new), float(old))
+
+
+def test_step_rule_options_are_checked(loaded):
+    robot = loaded["panda"]
+    q, targets = _targets(robot, 2, seed=35)
+    with pytest.raises(ValueError, match=r"accept must be one of \['always', 'decrease'\], got 'sometimes'"):
+        solve_ik(robot, targets, q, accept="sometimes")
+    with pytest.raises(ValueError, match="error_damping must be >= 0, got -0.1"):
+        solve_ik(robot, targets, q, error_damping=-0.1)
+
+
 def test_kicks_are_seeded_and_return_the_best_iterate(loaded):
     robot = loaded["panda"]
     _, targets = _targets(robot, 10, seed=14)
@@ -255,6 +321,23 @@ def test_sampler_refine_reports_errors_and_success(loaded, tiny_sampler):
     assert bool((out["position_error"][ok] < 1e-3).all()) and bool((out["rotation_error"][ok] < 1e-2).all())
 
 
+def test_bf16_draws_are_refined_to_exact_solutions_and_raw_draws_stay_float32(loaded, tiny_sampler):
+    robot = loaded["panda"]
+    _, targets = _targets(robot, 4, seed=36)
+    for bf16 in (True, False):
+        out = tiny_sampler.sample(targets, 4, seed=5, refine=True, bf16_draws=bf16)
+        assert bool(robot.within_limits(out["joints"]).all())
+        ok = out["success"]
+        assert ok.double().mean() >= 0.9
+        assert bool((out["position_error"][ok] < 1e-3).all()) and bool((out["rotation_error"][ok] < 1e-2).all())
+    # raw samples keep the model's float32 network whatever the CPU: the same numbers as an explicit fp32 draw
+    cond = tiny_sampler.conditions(targets).repeat_interleave(3, 0)
+    raw = tiny_sampler.sample(targets, 3, seed=6)["joints"]
+    with torch.no_grad():
+        ref = tiny_sampler.draw_joints(cond, 6, bf16=False).reshape(4, 3, 7)
+    torch.testing.assert_close(raw, ref, rtol=0, atol=0)
+
+
 def test_failed_refinements_are_redrawn_and_errors_stay_those_of_the_returned_joints(loaded, tiny_sampler):
     robot = loaded["panda"]
     _, targets = _targets(robot, 6, seed=12)
@@ -292,6 +375,33 @@ def test_the_last_retry_round_starts_from_uniform_joints(loaded, tiny_sampler, m
     ok = retried["success"]
     assert bool((pe[ok] < 1e-3).all()) and bool((re[ok] < 1e-2).all())
     assert bool(robot.within_limits(retried["joints"]).all())
+
+
+def test_uniform_retry_starts_call_the_flow_once(loaded, tiny_sampler, monkeypatch):
+    # retry_starts="uniform": every retry round starts from uniform joints, so the flow is called for the first
+    # draw only; rows are still retried (corner draws fail), and the successes are exact by an independent FK
+    robot = loaded["panda"]
+    _, targets = _targets(robot, 6, seed=19)
+    lim = robot.joint_limits
+    corner = (lim[:, 0] + 0.01 * (lim[:, 1] - lim[:, 0])).float()
+    calls = []
+
+    def draw(cond, *a, **k):
+        calls.append(cond.shape[0])
+        return corner.expand(cond.shape[0], -1).clone()
+
+    monkeypatch.setattr(tiny_sampler, "draw_joints", draw)
+    out = tiny_sampler.sample(targets, 4, seed=0, refine=True, spare=0.0, retries=3, retry_starts="uniform")
+    assert calls == [24]
+    assert out["success"].double().mean() >= 0.9
+    pe, re = tiny_sampler.errors(out["joints"], targets)
+    ok = out["success"]
+    assert bool((pe[ok] < 1e-3).all()) and bool((re[ok] < 1e-2).all())
+    calls.clear()
+    tiny_sampler.sample(targets, 4, seed=0, refine=True, spare=0.0, retries=3)
+    assert len(calls) > 1  # the default draws fresh starts from the flow in the rounds before the last
+    with pytest.raises(ValueError, match=r"retry_starts must be one of \['draws', 'uniform'\], got 'grid'"):
+        tiny_sampler.sample(targets, 4, refine=True, retry_starts="grid")
 
 
 def test_sampler_near_a_seed_keeps_the_closest(loaded, tiny_sampler):
@@ -498,6 +608,32 @@ def test_pretrained_weights_load_with_no_training_and_missing_ones_are_named(nam
     assert bool(out["success"].all()) and float(pos.max()) < 1e-3 and float(rot.max()) < 1e-2
     with pytest.raises(ValueError, match=r"no pretrained IK weights for 'nobot'; shipped: \[.*'panda'.*\]"):
         IKSampler.pretrained("nobot")
+
+
+def test_refine_options_fill_unset_arguments_and_travel_with_the_weights(loaded, tmp_path, monkeypatch):
+    from posegen.samplers.ik import PRETRAINED_REFINE_OPTIONS, REFINE_DEFAULTS
+    ur5e, panda = IKSampler.pretrained("ur5e"), IKSampler.pretrained("panda")
+    assert ur5e.refine_options == PRETRAINED_REFINE_OPTIONS["ur5e"] and panda.refine_options == {}
+    seen = []
+    real = IKSampler._retry
+
+    def spy(self, out, cond, tgt, seed, draw, refine_opts, checker, retries, k, score, uniform=False):
+        seen.append((out["joints"].shape, k, uniform))
+        return real(self, out, cond, tgt, seed, draw, refine_opts, checker, retries, k, score, uniform=uniform)
+
+    monkeypatch.setattr(IKSampler, "_retry", spy)
+    q, targets = _targets(ur5e.robot, 2, seed=37)
+    ur5e.sample(targets, 4, seed=0, refine=True)
+    ur5e.sample(targets, 4, seed=0, refine=True, spare=0.5, retry_draws=2, retry_starts="draws")
+    panda.sample(_targets(panda.robot, 2, seed=38)[1], 4, seed=0, refine=True)
+    assert [s[1:] for s in seen] == [(8, True), (2, False), (REFINE_DEFAULTS["retry_draws"], False)]
+    # saved and loaded with the weights
+    path = ur5e.save(tmp_path / "ur5e.pt")
+    assert IKSampler.load(path).refine_options == ur5e.refine_options
+    # a bad value is refused when it is used, naming the argument
+    ur5e.refine_options = {"retry_starts": "grid"}
+    with pytest.raises(ValueError, match="retry_starts must be one of"):
+        ur5e.sample(targets, 4, refine=True)
 
 
 def test_cli_samples_the_shipped_weights_without_training(capsys):

@@ -15,8 +15,12 @@ parsed description gives a compact program (:class:`SerialProgram`):
   revolute (Rodrigues, ``K = [a]_x``): ``f_1 = sin``, ``f_2 = 1 - cos``, ``P = O [K 0; 0 0]``,
   ``Q = O [K^2 0; 0 0]``; prismatic: ``f_1 = theta``, ``f_2 = 0``, ``P = O [0 a; 0 0]``. ``O, P, Q`` are
   precomputed, so every joint's local transform for the whole batch is two fused multiply-adds;
-* the frames are the running product ``T_k = T_{k-1} (O_k M_k)`` (one batched 4x4 product per joint), each
-  turned so that its z axis is the joint axis (see :class:`SerialProgram`);
+* the frames are the running product ``T_k = T_{k-1} (O_k M_k) = T_{k-1} O_k + f_1 T_{k-1} P_k + f_2 T_{k-1} Q_k``,
+  each turned so that its z axis is the joint axis (see :class:`SerialProgram`). The batch is the last,
+  contiguous axis of every intermediate (frames stored ``(4 columns, 3 rows, B)``; the bottom row of an affine
+  transform is implied), so the three products with constant matrices are one small matrix product over the
+  whole batch, ``[O; P; Q]^T (12, 4) @ T (4, 3 B)``, and ``f_1``, ``f_2`` enter by two fused multiply-adds over
+  contiguous memory (a batch of tiny 4x4 products, ``torch.bmm``, pays a per-matrix overhead on a CPU);
 * the geometric Jacobian at the ``ee_link`` origin, in the base frame, comes from the frames in one pass:
   ``z_k = R_k a_k`` and ``p_k`` the origin of joint frame ``k`` (a point on the axis), column
   ``[z_k x (p_ee - p_k); z_k]`` (revolute) or ``[z_k; 0]`` (prismatic).
@@ -37,10 +41,7 @@ import torch
 from .chain import origin_matrix
 from .description import JointSpec
 
-__all__ = ["SerialProgram", "PER_JOINT_ROWS"]
-
-#: batches above this many rows build the joints' local transforms one joint at a time (see SerialProgram._chain)
-PER_JOINT_ROWS = 1024
+__all__ = ["SerialProgram"]
 
 
 def _z_to(a: torch.Tensor) -> torch.Tensor:
@@ -94,7 +95,12 @@ class SerialProgram:
         self.n = n
         self.all_revolute = bool(rev.all())
         self._tail_identity = bool(torch.allclose(tail, torch.eye(4, **f64), rtol=0, atol=0))
-        self._consts = {(torch.float64, torch.device("cpu")): (O, P, Q, rev, tail)}
+        # in the (column, row, batch) layout a right product T A is A^T T: the first frame's three matrices
+        # (3, 4, 3) (the affine rows), every joint's stacked [O^T; P^T; Q^T] (n, 12, 4), the tail's transpose
+        first = torch.stack([O[0].T, P[0].T, Q[0].T])[:, :, :3]
+        stacked = torch.cat([O.transpose(1, 2), P.transpose(1, 2), Q.transpose(1, 2)], 1)
+        last_row = torch.tensor([0.0, 0.0, 0.0, 1.0], **f64)
+        self._consts = {(torch.float64, torch.device("cpu")): (first, stacked, tail.T.contiguous(), rev, last_row)}
 
     @classmethod
     def from_joints(cls, joints: Sequence[JointSpec]) -> "SerialProgram":
@@ -124,49 +130,48 @@ class SerialProgram:
         return hit
 
     def _factors(self, theta: torch.Tensor, rev: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``f1, f2 (B, n, 1, 1)`` of ``O' M(theta) = O' + f1 P + f2 Q``."""
+        """``f1, f2 (n, B)`` of ``O' M(theta) = O' + f1 P + f2 Q`` for ``theta (B, n)``."""
+        th = theta.T
         if self.all_revolute:
-            f1, f2 = torch.sin(theta), 1 - torch.cos(theta)
-        else:
-            f1 = torch.where(rev, torch.sin(theta), theta)
-            f2 = torch.where(rev, 1 - torch.cos(theta), 0.0)
-        return f1[..., None, None], f2[..., None, None]
+            return torch.sin(th), 1 - torch.cos(th)
+        r = rev[:, None]
+        return torch.where(r, torch.sin(th), th), torch.where(r, 1 - torch.cos(th), 0.0)
 
-    def _chain(self, theta: torch.Tensor, columns: bool):
-        """The running product: ``(ee pose (B, 4, 4), axes and origins (B, n, 3, 2) or None)``.
-
-        Up to :data:`PER_JOINT_ROWS` rows every joint's local transform comes from one pair of fused ops over
-        all joints (fewer ops); above, joint by joint, so that the working set stays in the cache (at 3000 rows
-        about half the time per row of the fused form on one thread)."""
-        O, P, Q, rev, tail = self._on(theta.dtype, theta.device)
+    def _chain(self, theta: torch.Tensor, frames: bool):
+        """The running product in the ``(column, row, batch)`` layout: ``(ee (4, 3, B), frames (n, 4, 3, B) or
+        None)``; frame ``k``'s column 2 is joint ``k``'s axis, its column 3 a point on it."""
+        first, stacked, tail_t, rev, _ = self._on(theta.dtype, theta.device)
         f1, f2 = self._factors(theta, rev)
-        if theta.shape[0] <= PER_JOINT_ROWS:
-            A = torch.addcmul(torch.addcmul(O, f1, P), f2, Q)
-            local = lambda k: A[:, k]  # noqa: E731
-        else:
-            local = lambda k: torch.addcmul(torch.addcmul(O[k], f1[:, k], P[k]), f2[:, k], Q[k])  # noqa: E731
-        T = local(0)
-        cols = [T[:, :3, 2:]] if columns else None
+        B = theta.shape[0]
+        T = torch.addcmul(torch.addcmul(first[0, ..., None], first[1, ..., None], f1[0]), first[2, ..., None], f2[0])
+        out = [T] if frames else None
         for k in range(1, self.n):
-            T = T @ local(k)
-            if columns:
-                cols.append(T[:, :3, 2:])
-        ee = T if self._tail_identity else T @ tail
-        return ee, (torch.stack(cols, 1) if columns else None)
+            X = (stacked[k] @ T.reshape(4, 3 * B)).view(3, 4, 3, B)   # O^T T, P^T T, Q^T T
+            T = torch.addcmul(torch.addcmul(X[0], X[1], f1[k]), X[2], f2[k])
+            if frames:
+                out.append(T)
+        if not self._tail_identity:
+            T = (tail_t @ T.reshape(4, 3 * B)).view(4, 3, B)
+        return T, (torch.stack(out) if frames else None)
+
+    def _pose(self, T: torch.Tensor) -> torch.Tensor:
+        """``(4, 3, B)`` affine rows -> ``(B, 4, 4)`` homogeneous transforms."""
+        last_row = self._on(T.dtype, T.device)[4]
+        return torch.cat([T.permute(2, 1, 0), last_row.expand(T.shape[-1], 1, 4)], 1)
 
     def fk(self, theta: torch.Tensor) -> torch.Tensor:
         """End-effector pose ``(B, 4, 4)`` for ``theta (B, n)``."""
-        return self._chain(theta, False)[0]
+        return self._pose(self._chain(theta, False)[0])
 
     def fk_and_jacobian(self, theta: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``theta (B, n) -> (ee pose (B, 4, 4), geometric Jacobian (B, 6, n))``: rows linear then angular
         velocity of the ee origin in the base frame, columns the joints in order."""
-        ee, zp = self._chain(theta, True)
-        z, p = zp[..., 0], zp[..., 1]                            # (B, n, 3): axis and a point on it
-        lin = torch.linalg.cross(z, ee[:, None, :3, 3] - p, dim=-1)
+        ee, F = self._chain(theta, True)
+        z, p = F[:, 2], F[:, 3]                                   # (n, 3, B): axis and a point on it
+        lin = torch.linalg.cross(z, ee[3] - p, dim=1)
         if self.all_revolute:
-            J = torch.cat([lin, z], -1)
+            J = torch.cat([lin, z], 1)                            # (n, 6, B)
         else:
-            r = self._on(theta.dtype, theta.device)[3][:, None]
-            J = torch.cat([torch.where(r, lin, z), torch.where(r, z, 0.0)], -1)
-        return ee, J.transpose(1, 2)
+            r = self._on(theta.dtype, theta.device)[3][:, None, None]
+            J = torch.cat([torch.where(r, lin, z), torch.where(r, z, 0.0)], 1)
+        return self._pose(ee), J.permute(2, 1, 0).contiguous()

@@ -25,8 +25,9 @@ no overfitting to a finite set. Training is posegen's one loop (:class:`posegen.
 model.
 
 Sampling is draw -> refine -> select: :meth:`IKSampler.draw_joints` (the flow, at a temperature), refinement by
-damped least squares (:func:`~posegen.robots.ik.solve_ik`), then the selection of :mod:`.ik_select` (validity
-tiers and rankings), with fresh draws for rows that stay invalid.
+damped least squares (:func:`~posegen.robots.ik.solve_ik`; its settings and their measurements in
+:mod:`.ik_refine`), then the selection of :mod:`.ik_select` (validity tiers and rankings), with fresh starts for
+rows that stay invalid.
 """
 
 from __future__ import annotations
@@ -43,56 +44,20 @@ from ..robots import BUILTIN_ROBOTS, as_robot
 from ..robots.ik import parse_targets, pose_errors, solve_ik
 from ..robots.turns import FullTurns
 from ..training import StreamSource, Trainer, make_config
+from .ik_refine import (LAST_ROUND_ITERS, PRETRAINED_REFINE_OPTIONS, REFINE_DEFAULTS, REFINE_SAMPLE_SOLVER,
+                        REFINE_TEMPERATURE, RETRY_STARTS, keep_better, native_bf16)
 from .ik_select import RANKINGS, collision_free, order_rows, row_scores, take_rows, valid_rows
 from .shipped import shipped_weights
 
 __all__ = ["IKSampler", "pose_features", "POSE_FEATURES", "DEFAULT_SAMPLE_SOLVER", "REFINE_SAMPLE_SOLVER",
-           "REFINE_TEMPERATURE", "RANKINGS"]
+           "REFINE_TEMPERATURE", "RANKINGS", "native_bf16", "REFINE_DEFAULTS", "PRETRAINED_REFINE_OPTIONS",
+           "RETRY_STARTS"]
 
 #: width of :func:`pose_features`: position (3) and rotation matrix (9)
 POSE_FEATURES = 12
 #: default sampling integrator: measured on Panda (benchmarks/ik.py) against rk4 x 32, rk4 x 8 loses little
 #: accuracy at a quarter of the cost
 DEFAULT_SAMPLE_SOLVER = {"method": "rk4", "steps": 8}
-#: sampling integrator when the samples are refined anyway: DLS needs a start in the right basin, not a precise
-#: one. With the sufficient-decrease DLS, on 100 held-out targets x 50 (thread CPU time per 1000 exact solutions,
-#: success; 5-minute models): Panda rk4 x 4 / rk4 x 2 / midpoint x 2 / euler x 2: 0.35 / 0.27 / 0.26 / 0.22 s, all
-#: >= 99.94 %, but mean pairwise distance 4.55 / 4.53 / 4.47 / 3.95 rad (few Euler steps average the branches
-#: together). With the shipped weights, ``need=`` refinement and spare 0.5 (100 held-out targets x 20, 5 rounds each
-#: in turns with Robotics Toolbox's ik_LM from random starts, one thread of the shared 2-core CPU under load;
-#: benchmarks/results/ik_speed_*_chunk{100,20}{,_midpoint2}.json, separate runs; ik_LM Panda 0.222-0.227, UR5e
-#: 0.085-0.089 ms): euler x 3 / midpoint x 2 cost Panda 0.065 / 0.086 ms per exact solution at 100 targets per call
-#: and 0.095 / 0.122 at 20, UR5e 0.142 / 0.178 and 0.214 / 0.215, with a mean pairwise distance of 4.09 / 4.45
-#: rad (Panda; ik_LM 3.95) and 10.9 / 11.6 rad (UR5e; ik_LM 10.1). Three Euler steps (3 network evaluations) keep
-#: more spread than ik_LM at 0.76-0.80 of midpoint x 2's cost (the UR5e at 20 targets per call: the same cost);
-#: ``method="midpoint", steps=2`` buys the wider spread back
-REFINE_SAMPLE_SOLVER = {"method": "euler", "steps": 3}
-#: base temperature of refined draws. Measured on 200 held-out targets x 50 (benchmarks/ik.py's protocol, 20-min
-#: Panda and 10-min iiwa14 models): mean pairwise distance of the exact solutions 3.99 / 4.34 / 4.46 rad at
-#: temperature 1 / 1.4 / 1.6 on the Panda (DLS from random starts: 4.34), 5.27 / 5.53 / 5.70 at 1 / 1.3 / 1.6
-#: on the iiwa14 (5.49), success 99.9 % or more throughout; at 2 the iiwa14's fell to 99.91 %. DLS from random
-#: starts spreads its solutions partly by leaving 15 % of them on a joint limit; a wider draw does the same.
-REFINE_TEMPERATURE = 1.6
-#: the last retry round refines uniform random starts for this many times ``max_iters``
-LAST_ROUND_ITERS = 4
-
-
-def _keep_better(out: Dict[str, torch.Tensor], ti: torch.Tensor, si: torch.Tensor,
-                 new: Dict[str, torch.Tensor]) -> None:
-    """In place: row ``(ti[i], si[i])`` of ``out`` takes the best of its candidates ``new`` (``(F, c)`` entries,
-    ``(F, c, dof)`` joints; valid first, then the smallest position error) if that is valid where the row is
-    not, or closer."""
-    ok = valid_rows(new)
-    pe = new["position_error"]
-    best = (pe + torch.where(ok, 0.0, 1e6)).argmin(1, keepdim=True)  # (F, 1)
-    pick = take_rows(new, best)
-    better = valid_rows(pick)[:, 0] | (pick["position_error"][:, 0] < out["position_error"][ti, si])
-    for key, v in pick.items():
-        old = out[key][ti, si]
-        mask = better if old.dim() == 1 else better[:, None]
-        out[key][ti, si] = torch.where(mask, v[:, 0].to(old.dtype), old)
-
-
 def pose_features(pos: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
     """Condition vector of poses: ``pos (..., 3)``, ``R (..., 3, 3)`` -> ``(..., 12)`` (position, row-major
     rotation matrix). Invariant to the quaternion's sign by construction."""
@@ -138,6 +103,9 @@ class IKSampler:
             raise ValueError(f"IKSampler: the flow must be on {self.turns.manifold!r} with cond_dim "
                              f"{POSE_FEATURES}, got {self.flow.manifold!r} with cond_dim {self.flow.cond_dim}")
         self.training: Dict[str, Any] = {}  # what fit() did: steps, time, samples seen, settings
+        #: refinement settings of :meth:`sample` for arguments the caller leaves unset (``spare``, ``retry_draws``,
+        #: ``retry_starts``; :data:`REFINE_DEFAULTS` otherwise): measured for these weights, saved with them
+        self.refine_options: Dict[str, Any] = {}
 
     def __repr__(self) -> str:
         c = self.flow.config
@@ -244,24 +212,27 @@ class IKSampler:
 
     # ------------------------------------------------------------------------------ sampling and scoring
     def draw_joints(self, cond: torch.Tensor, seed: Optional[int] = None, method=None, steps=None,
-                    temperature: float = 1.0) -> torch.Tensor:
+                    temperature: float = 1.0, bf16: bool = False) -> torch.Tensor:
         """One joint vector per condition row ``(N, 12) -> (N, dof)``: the flow's sample, full-turn joints
-        lifted to a copy inside the limits (the copies drawn from their own stream of ``seed``)."""
-        theta = self.flow.sample(cond.shape[0], condition=cond, seed=seed, method=method, steps=steps,
-                                 temperature=temperature)
+        lifted to a copy inside the limits (the copies drawn from their own stream of ``seed``). ``bf16``: the
+        network runs in bfloat16 (``torch.autocast`` on the flow's device), for draws that are refined anyway."""
+        with torch.autocast(self.flow.device.type, dtype=torch.bfloat16, enabled=bool(bf16)):
+            theta = self.flow.sample(cond.shape[0], condition=cond, seed=seed, method=method, steps=steps,
+                                     temperature=temperature)
         gen = None
         if self.turns.active and seed is not None:
             gen = torch.Generator().manual_seed(int(seed) + 7919)  # not the base noise's stream
-        return self.turns.lift(theta, gen)
+        return self.turns.lift(theta.to(self.flow.dtype), gen)
 
     @torch.no_grad()
     def sample(self, targets, n_per_target: int = 1, *, seed: Optional[int] = None, refine: bool = False,
                quat_order: str = "xyzw", method: Optional[str] = None, steps: Optional[int] = None,
                device=None, refine_dtype: torch.dtype = torch.float64, pos_tol: float = 1e-3,
                rot_tol: float = 1e-2, max_iters: int = 10, near=None, oversample: int = 4,
-               spare: float = 0.5, retries: int = 4, retry_draws: int = 4,
-               temperature: Optional[float] = None, checker=None, rank: Optional[str] = None
-               ) -> Dict[str, torch.Tensor]:
+               spare: Optional[float] = None, retries: int = 4, retry_draws: Optional[int] = None,
+               retry_starts: Optional[str] = None,
+               temperature: Optional[float] = None, checker=None, rank: Optional[str] = None,
+               bf16_draws: Optional[bool] = None) -> Dict[str, torch.Tensor]:
         """Joint configurations that put the end effector at ``targets``.
 
         Args:
@@ -273,19 +244,21 @@ class IKSampler:
                 ``max_iters``) in ``refine_dtype``.
             method, steps: sampling integrator (default: the sampler's, :data:`DEFAULT_SAMPLE_SOLVER`; with
                 ``refine`` and neither given, :data:`REFINE_SAMPLE_SOLVER`).
-            spare, retries, retry_draws: with ``refine``, ``ceil(n (1 + spare))`` draws per target are refined
-                and the ``n`` returned are successes first; rows still failing (a local minimum, most often with a
-                joint on its limit, or a slow approach near a singularity) get up to ``retries`` rounds of
-                ``retry_draws`` fresh draws for their target plus the row itself continued, all refined; the last
-                round starts from uniform random joints instead of draws, with longer refinements (see
-                :meth:`_retry`). Without a checker or a ranking a target's rows stop refining once it has ``n``
-                successes, so a spare row costs its draw and little else (default 0.5; with these changes the
-                Panda's time per exact solution at 20 targets per call went from 0.137 to 0.122 ms, spare 0.25
-                before: ``benchmarks/results/ik_speed_panda_chunk20{_before,_midpoint2}.json``). Spares and
-                retries beat long refinements: a few stuck rows keep a whole batch
-                iterating, and an iteration of a few rows costs nearly as much as one of a thousand (the chain's
-                per-call overhead). Thread CPU time per 1000 exact solutions, 200 held-out targets in batches of
-                20 x 50, two runs each: Panda 0.37-0.39 / 0.26-0.29 / 0.18-0.25 s at 20 / 10 / 8 iterations
+            spare, retries, retry_draws, retry_starts: with ``refine``, ``ceil(n (1 + spare))`` draws per target
+                are refined and the ``n`` returned are successes first; rows still failing (a local minimum, most
+                often with a joint on its limit, or a slow approach near a singularity) get up to ``retries`` rounds
+                of ``retry_draws`` fresh draws for their target (uniform joints with ``retry_starts="uniform"``)
+                plus the row itself continued, all refined; the last round starts from uniform random joints
+                instead of draws, with longer refinements (see :meth:`_retry`). ``spare``, ``retry_draws`` and
+                ``retry_starts`` left unset come from :attr:`refine_options` (measured for shipped weights), else
+                :data:`REFINE_DEFAULTS`. Without a checker or a ranking a target's rows stop refining once it has
+                ``n`` successes, so a spare row costs its draw and little else (spare 0.5 against 0.25 before: the
+                Panda's time per exact solution at 20 targets per call went from 0.137 to 0.122 ms,
+                ``benchmarks/results/ik_speed_panda_chunk20{_before,_midpoint2}.json``). Spares and retries beat
+                long refinements: a few stuck rows keep a whole batch iterating, and an iteration of a few rows
+                costs nearly as much as one of a thousand (the chain's per-call overhead). Thread CPU time per
+                1000 exact solutions, 200 held-out targets in batches of 20 x 50, two runs each (the solver before
+                Chan's damping): Panda 0.37-0.39 / 0.26-0.29 / 0.18-0.25 s at 20 / 10 / 8 iterations
                 (99.99-100 % exact), iiwa14 0.28-0.31 / 0.25-0.27 / 0.25 s (99.99-100 %). The shipped UR5e
                 weights (``benchmarks/ik_pretrained.py eval``): 99.675 % exact on 200 held-out targets x 20 and
                 99.725 % on 1000 others x 20 with three rounds of fresh draws alone, 100 % and 99.985 % with the
@@ -308,6 +281,10 @@ class IKSampler:
                 is given), ``"density"`` (most probable under the model first, :meth:`log_prob` of the returned
                 joints: an extra likelihood pass), ``"clearance"`` (farthest from the checker's obstacles first;
                 needs ``checker``). Default: refined rows by position error, raw rows in draw order.
+            bf16_draws: run the network in bfloat16 for the draws (``torch.autocast``). Default: with ``refine``,
+                on a CPU with native bfloat16 matrix products (:func:`native_bf16`), where it halves the cost of a
+                draw and refinement restores the accuracy (``python benchmarks/ik.py convergence``: the same
+                share of draws refined to exact solutions); off otherwise, and for raw draws.
 
         Returns:
             ``{"joints": (T, n, dof)}`` inside the limits by construction (the flow's dtype, or ``refine_dtype``
@@ -321,8 +298,12 @@ class IKSampler:
             ValueError: malformed targets (width, non-unit quaternion, NaN), an unknown ``quat_order`` or
                 ``rank``, or a ``rank`` without what it needs (``near``, ``checker``).
         """
+        opts = {**REFINE_DEFAULTS, **self.refine_options}
+        spare = opts["spare"] if spare is None else spare
+        retry_draws = opts["retry_draws"] if retry_draws is None else retry_draws
+        retry_starts = opts["retry_starts"] if retry_starts is None else retry_starts
         n, near, rank = self._check_sample_args(n_per_target, near, oversample, checker, retries, retry_draws,
-                                                spare, rank)
+                                                spare, rank, retry_starts)
         if device is not None:
             self.flow.to(device)
         cond = self.conditions(targets, quat_order)
@@ -341,7 +322,9 @@ class IKSampler:
             method, steps = REFINE_SAMPLE_SOLVER["method"], REFINE_SAMPLE_SOLVER["steps"]
         if temperature is None:
             temperature = REFINE_TEMPERATURE if refine else 1.0
-        draw = dict(method=method, steps=steps, temperature=temperature)
+        if bf16_draws is None:
+            bf16_draws = refine and self.flow.device.type == "cpu" and native_bf16()
+        draw = dict(method=method, steps=steps, temperature=temperature, bf16=bool(bf16_draws))
         refine_opts = dict(quat_order=quat_order, pos_tol=pos_tol, rot_tol=rot_tol, max_iters=max_iters)
         # draw
         q = self.draw_joints(cond.repeat_interleave(m, 0), seed, **draw).reshape(T, m, self.robot.dof)
@@ -364,10 +347,11 @@ class IKSampler:
             out = take_rows(out, order_rows(out, score(out))[:, :n])
         if refine:
             out = self._retry(out, cond, tgt, seed, draw, refine_opts, checker, retries, retry_draws,
-                              score if rank else None)
+                              score if rank else None, uniform=retry_starts == "uniform")
         return out
 
-    def _check_sample_args(self, n_per_target, near, oversample, checker, retries, retry_draws, spare, rank):
+    def _check_sample_args(self, n_per_target, near, oversample, checker, retries, retry_draws, spare, rank,
+                           retry_starts="draws"):
         """The checks of :meth:`sample`, before any work: ``(n, near (dof,) or (T, dof) or None, rank)``."""
         if isinstance(n_per_target, bool) or int(n_per_target) != n_per_target or n_per_target < 1:
             raise ValueError(f"n_per_target must be a positive integer, got {n_per_target!r}")
@@ -384,6 +368,8 @@ class IKSampler:
             raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
         if int(retry_draws) != retry_draws or retry_draws < 1:
             raise ValueError(f"retry_draws must be a positive integer, got {retry_draws!r}")
+        if retry_starts not in RETRY_STARTS:
+            raise ValueError(f"retry_starts must be one of {list(RETRY_STARTS)}, got {retry_starts!r}")
         if not spare >= 0:
             raise ValueError(f"spare must be >= 0, got {spare!r}")
         if rank is None and near is not None:
@@ -407,16 +393,17 @@ class IKSampler:
             out["collision_free"] = collision_free(checker, res.joints)
         return out
 
-    def _retry(self, out, cond, tgt, seed, draw, refine_opts, checker, retries: int, k: int, score):
+    def _retry(self, out, cond, tgt, seed, draw, refine_opts, checker, retries: int, k: int, score,
+               uniform: bool = False):
         """Rows still invalid after refinement (a local minimum, most often with a joint on its limit; a slow
         approach near a singularity; or a collision) get up to ``retries`` rounds of ``k + 1`` refined candidates:
         ``k`` fresh draws for their target and the row itself, continued for another ``max_iters`` (near a
         singularity DLS converges slowly, and a row at 1.1 mm needs a few steps, not a new start). In the last
         round the ``k`` new starts are uniform inside the limits, not draws, and every candidate is refined for
-        :data:`LAST_ROUND_ITERS` times ``max_iters`` (the flow's draws for such a target have all failed). The
-        best candidate replaces the row if it is better (valid where the row is not, else closer). Rows fixed by
-        a retry move up: valid rows first, each tier in the ranking's order (``score``; without one, in their
-        order)."""
+        :data:`LAST_ROUND_ITERS` times ``max_iters`` (the flow's draws for such a target have all failed); with
+        ``uniform`` every round's new starts are uniform (no flow call for a handful of rows). The best candidate
+        replaces the row if it is better (valid where the row is not, else closer). Rows fixed by a retry move up:
+        valid rows first, each tier in the ranking's order (``score``; without one, in their order)."""
         out = {key: v.clone() for key, v in out.items()}
         retried = False
         for r in range(int(retries)):
@@ -426,15 +413,16 @@ class IKSampler:
             retried = True
             rseed = None if seed is None else seed + 1 + r
             opts = refine_opts
-            if r < retries - 1:
+            if r < retries - 1 and not uniform:
                 fresh = self.draw_joints(cond[ti].repeat_interleave(k, 0), rseed, **draw).to(tgt.dtype)
             else:
                 gen = None if rseed is None else torch.Generator(device="cpu").manual_seed(rseed)
                 fresh = self.robot.manifold.sample_base(ti.numel() * k, generator=gen, dtype=tgt.dtype).to(tgt.device)
+            if r == retries - 1:
                 opts = dict(refine_opts, max_iters=LAST_ROUND_ITERS * refine_opts["max_iters"])
             starts = torch.cat([fresh.reshape(-1, k, self.robot.dof), out["joints"][ti, si].unsqueeze(1)], 1)
             # one success per failing row will do, unless the checker may still refuse it
-            _keep_better(out, ti, si, self._refine(tgt[ti], starts, checker, opts, 1 if checker is None else None))
+            keep_better(out, ti, si, self._refine(tgt[ti], starts, checker, opts, 1 if checker is None else None))
         if retried:
             v = out["success"]
             out = take_rows(out, order_rows(out, score(out) if score else v.new_zeros(v.shape, dtype=torch.float64)))
@@ -471,20 +459,25 @@ class IKSampler:
     def save(self, path) -> Path:
         """Write an atomic, plain-data checkpoint (robot reference, flow, training record)."""
         return save_checkpoint({"robot": _robot_ref(self.robot), "joint_names": list(self.robot.joint_names),
-                                "flow": self.flow.state(), "training": self.training}, path, kind="ik_sampler")
+                                "flow": self.flow.state(), "training": self.training,
+                                "refine_options": dict(self.refine_options)}, path, kind="ik_sampler")
 
     @classmethod
     def pretrained(cls, name: str = "panda", map_location=None) -> "IKSampler":
         """The IK sampler shipped with posegen for built-in robot ``name`` (``"panda"``, ``"iiwa14"``,
         ``"ur5e"``): trained by ``benchmarks/ik_pretrained.py`` with ``configs/pretrained/ik.yaml``, no training
-        step needed. ``sampler.training`` says how far it was trained (``steps`` of ``of_steps``).
+        step needed. ``sampler.training`` says how far it was trained (``steps`` of ``of_steps``);
+        ``sampler.refine_options`` holds the refinement settings measured for the weights
+        (:data:`PRETRAINED_REFINE_OPTIONS`).
 
         Raises:
             ValueError: ``name`` is not a robot with shipped weights (the message lists those that have).
         """
         path = shipped_weights("ik", name, "IK weights", "train your own with IKSampler(robot).fit(...) or "
                                "`posegen ik train --robot ...`")
-        return cls.load(path, map_location=map_location)
+        sampler = cls.load(path, map_location=map_location)
+        sampler.refine_options = {**PRETRAINED_REFINE_OPTIONS.get(name, {}), **sampler.refine_options}
+        return sampler
 
     @classmethod
     def load(cls, path, map_location=None) -> "IKSampler":
@@ -501,6 +494,7 @@ class IKSampler:
         flow = PoseFlow.from_state(ck["flow"], source=str(path))
         sampler = cls(robot, _flow=flow)
         sampler.training = dict(ck.get("training") or {})
+        sampler.refine_options = dict(ck.get("refine_options") or {})
         if map_location is not None:
             flow.to(map_location)
         flow.eval()
