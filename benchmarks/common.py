@@ -44,9 +44,12 @@ def _git(*args: str) -> Optional[str]:
 
 def git_commit() -> Dict[str, Any]:
     """``{"commit": sha or None, "dirty": bool or None}``: the checkout the numbers come from. ``dirty``
-    counts only tracked files under ``posegen/`` and ``benchmarks/`` (others' untracked work is not ours)."""
+    counts only tracked code under ``posegen/`` and ``benchmarks/`` (others' untracked work is not ours, and a
+    resumable benchmark's own results, written between its runs, are no change of the code)."""
     sha = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", "posegen", "benchmarks")
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", "posegen", "benchmarks",
+                  ":(exclude)benchmarks/results", ":(exclude)benchmarks/RESULTS.md",
+                  ":(exclude)benchmarks/checkpoints")
     return {"commit": sha, "dirty": None if status is None else bool(status)}
 
 

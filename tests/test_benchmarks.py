@@ -290,3 +290,27 @@ def test_compile_cost_runs_and_renders(tmp_path):
     r = d["results"][0]
     assert _finite(r["eager"]["cpu_ms"]) and _finite(r["compiled"]["cpu_ms"]) and _finite(r["speedup_cpu"])
     assert "torch.compile" in cc.markdown_section(d, "cc.json")
+
+
+def test_dirty_counts_code_not_a_benchmarks_own_results(tmp_path, monkeypatch):
+    """A resumable benchmark writes its results between runs; that must not mark its later rows as run from
+    changed code, while a changed script or package module must."""
+    import subprocess
+
+    common = _module("common")
+    for rel in ("posegen/m.py", "benchmarks/b.py", "benchmarks/results/full/r.json", "README.md"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("0\n")
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(git + ["init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(git + ["add", "."], cwd=tmp_path, check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "x"], cwd=tmp_path, check=True)
+    monkeypatch.setattr(common, "REPO", tmp_path)
+    assert common.git_commit()["dirty"] is False
+    for rel in ("benchmarks/results/full/r.json", "README.md"):
+        (tmp_path / rel).write_text("1\n")
+    assert common.git_commit()["dirty"] is False
+    for rel in ("benchmarks/b.py", "posegen/m.py"):
+        (tmp_path / rel).write_text("1\n")
+        assert common.git_commit()["dirty"] is True
+        subprocess.run(["git", "checkout", "-q", "--", rel], cwd=tmp_path, check=True)
