@@ -474,6 +474,8 @@ def markdown_section(d: Dict[str, Any], path: str) -> str:
     out.append(table(["objective", "set", "seed", "test NLL ± SEM", "solver", "steps", "train CPU min",
                       "NLL(solver) − NLL(reference)", "normalisation (MC, defensive)", "CNFM path", "commit"],
                      [_run_cells(r) for r in ordered]))
+    if d.get("not_run"):
+        out += ["", f"Not run: {d['not_run']}."]
     if d.get("failed"):
         out += ["", "Failed runs (rerun with --resume): " + ", ".join(
             f"{f['set']} {f['objective']} seed {f['seed']} (exit {f['returncode']})" for f in d["failed"])]
