@@ -9,8 +9,8 @@ budget (and the cosine schedule that follows it) counts this process's **CPU** t
 clock, so that "20 minutes" means 20 minutes of one core on a shared machine (``posegen train`` on these configs
 does the same). The model shipped is the trainer's (the best validated EMA weights). Then, on the test split:
 
-* test NLL, mean and standard error over the test points, with the config's ``eval`` solver (rk4-256, or dopri5
-  where rk4 blows up far from the data: volcano);
+* test NLL, mean and standard error over the test points, with the config's ``eval`` solver (dopri5 at 1e-6 for
+  CNFM: rk4-256 blew up far from the data, benchmarks/notes/seed_rows.md);
 * the solver check on the first ``--check-points`` test points (``budget_clock.solver_check``): rk4 against dopri5
   (atol = rtol = 1e-6) with rk4 at 1x, 2x and 4x the steps, dopri5 against itself at 1/100 of its tolerances;
   Moser Flow's density is closed form (no ODE): skipped;
@@ -183,6 +183,11 @@ def cnfm_path(trainer: Trainer) -> Optional[Dict[str, Any]]:
             "endpoint_kde_nll_val": trainer.diagnostics.get("endpoint_kde_nll")}
 
 
+def model_file(folder: Path, dataset: str, objective: str, seed: int) -> Path:
+    """Where ``--save-models`` keeps a run's flow (and ``rescore --models`` looks for it)."""
+    return Path(folder) / f"{dataset}_{objective}_seed{seed}.pt"
+
+
 def run_config(dataset: str, objective: str, overrides: List[str]) -> Dict[str, Any]:
     """The config of one run: ``configs/earth_<set>_<objective>.yaml`` with ``overrides``, checked to train
     ``objective`` on ``dataset``."""
@@ -259,7 +264,7 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
     row.update(score_flow(flow, cfg, train.points, test.points, job, seed))
     row["total_cpu_s"], row["total_wall_s"] = time.process_time() - c0, time.perf_counter() - w0
     if job.get("save_models"):
-        out = Path(job["save_models"]) / f"{dataset}_{objective}_seed{seed}.pt"
+        out = model_file(job["save_models"], dataset, objective, seed)
         flow.save(out, extra={"benchmark": "seed_rows", "set": dataset, "seed": seed})
         row["model_path"] = str(out)
     return row
@@ -374,7 +379,7 @@ def rescore_one(row: Dict[str, Any], settings: Dict[str, Any], models: Optional[
     changed since it ran, e.g. to another solver); refuses when the training settings in the config differ from the
     row's (the model would not be the config's). The previous scores go to ``row["rescored"]``."""
     dataset, objective, seed = row["set"], row["objective"], int(row["seed"])
-    model = (models / f"{dataset}_{objective}_seed{seed}.pt") if models else Path(row.get("model_path") or "")
+    model = model_file(models, dataset, objective, seed) if models else Path(row.get("model_path") or "")
     if not model.is_file():
         raise FileNotFoundError(f"{dataset} {objective} seed {seed}: no saved model at {model} (run with "
                                 f"--save-models, or pass --models)")
