@@ -20,6 +20,7 @@ from posegen.cli.datasets import load_splits, model_manifold  # noqa: E402
 from posegen.cli.train import build_flow  # noqa: E402
 from posegen.config import load_config  # noqa: E402
 from posegen.manifolds import parse  # noqa: E402
+from posegen.paths.proposal import near_data_points  # noqa: E402
 
 PAIRS = [(d, o) for d in seed_rows.SETS for o in seed_rows.OBJECTIVES]
 
@@ -128,6 +129,25 @@ def test_moser_mass_is_the_integral_of_the_density_log_prob_scores():
     assert m["integral_mu"] + m["excess"] == pytest.approx(vol * float(p.mean()), rel=1e-9)
     assert 0.02 < m["share_below_eps"] < 0.98 and m["excess"] > 4 * m["excess_sem"] > 0   # the floor is in play
     assert abs(m["integral_mu"] - 1) < 4 * m["integral_mu_sem"]
+
+
+def test_moser_mass_near_the_training_points_is_the_same_integral():
+    """With centres the check importance-samples around them (posegen.paths.proposal, whose estimates
+    tests/test_proposal.py checks): integral_mu is still 1 within its standard error, and integral_mu + excess
+    is the weighted integral of exp(log_prob) on the same points."""
+    torch.manual_seed(0)
+    flow = PoseFlow("S2[fourier=2]", hidden=16, depth=2, parametrization="moser").double()
+    with torch.no_grad():
+        for w in flow.net.parameters():
+            w.normal_(0.0, 0.5)
+    centres = flow.manifold.sample_base(50, generator=torch.Generator().manual_seed(1), dtype=flow.dtype)
+    m = seed_rows.moser_mass(flow, 4096, seed=3, centres=centres)
+    assert m["proposal"] == {"near": seed_rows.MASS_NEAR, "scales": list(seed_rows.MASS_SCALES), "centres": 50}
+    z, w = near_data_points(flow.manifold, centres, 4096, seed_rows.MASS_NEAR, seed_rows.MASS_SCALES,
+                            generator=torch.Generator().manual_seed(20_003))
+    p = flow.log_prob(flow.from_internal(z)).exp()
+    assert m["integral_mu"] + m["excess"] == pytest.approx(float((w * p).mean()), rel=1e-9)
+    assert abs(m["integral_mu"] - 1) < 4 * m["integral_mu_sem"] and m["excess"] > 0
 
 
 def test_moser_rows_are_judged_by_their_normalised_nll_and_only_when_the_floor_mass_is_resolved():
