@@ -71,33 +71,38 @@ def checkpoint_hook(clock: Clock, minutes: List[float], evaluate, record: List[D
     return hook
 
 
-def solver_check(log_prob, points, solver, n) -> Dict[str, Any]:
+def solver_check(log_prob, points, solver, n, reference=None, rungs=None) -> Dict[str, Any]:
     """How far the test NLL's ``solver`` is from a tighter reference on the first ``n`` points, and whether it has
     converged (a sharp field near t = 1 can make either solver the less accurate one).
 
     A fixed-step ``solver`` (``steps``, e.g. rk4-256) is compared with dopri5 at atol = rtol = 1e-6, along with the
-    same method at 2x and 4x the steps (``rk4_ladder``). An adaptive one (``atol`` / ``rtol``, e.g. dopri5 at 1e-6)
-    is compared with itself at 1/100 of its tolerances, along with 1/10 (``tolerance_ladder``). Each ladder entry has
+    same method at ``rungs`` times the steps (``rk4_ladder``; default 1x, 2x, 4x). An adaptive one (``atol`` /
+    ``rtol``, e.g. dopri5 at 1e-6) is compared with itself at 1/100 of its tolerances, along with its tolerances
+    divided by ``rungs`` (``tolerance_ladder``; default 1 and 10). ``reference`` replaces the default reference. Each ladder entry has
     ``mean_nll_minus_dopri5``: the entry's mean NLL minus the reference's, on the same points."""
     x = points[:n]
     if "steps" in solver:
         ref = {"method": "dopri5", "atol": 1e-6, "rtol": 1e-6}
-        rungs = [{**solver, "steps": solver["steps"] * k} for k in (1, 2, 4)]
+        ladder = [{**solver, "steps": solver["steps"] * k} for k in (rungs or (1, 2, 4))]
         name = "rk4_ladder"
     elif "atol" in solver and "rtol" in solver:
         ref = {**solver, "atol": solver["atol"] / 100, "rtol": solver["rtol"] / 100}
-        rungs = [{**solver, "atol": solver["atol"] / k, "rtol": solver["rtol"] / k} for k in (1, 10)]
+        ladder = [{**solver, "atol": solver["atol"] / k, "rtol": solver["rtol"] / k} for k in (rungs or (1, 10))]
         name = "tolerance_ladder"
     else:
         raise ValueError(f"solver: expected fixed steps ('steps') or tolerances ('atol', 'rtol'), got {solver!r}")
+    ref = dict(reference) if reference is not None else ref
     with torch.no_grad():
+        t0 = time.perf_counter()
         b = log_prob(x, **ref).double()
-        lps = [log_prob(x, **rung).double() for rung in rungs]
+        seconds = time.perf_counter() - t0
+        lps = [log_prob(x, **rung).double() for rung in ladder]
     d = (lps[0] - b).abs()
     keys = [k for k in ("steps", "atol", "rtol") if k in solver]
     return {"reference": ref, "solver": solver, "n": int(x.shape[0]), "max_abs_diff": float(d.max()),
             "mean_abs_diff": float(d.mean()), "mean_nll_diff": float((b - lps[0]).mean()),
+            "reference_seconds": seconds,
             name: [{**{k: rung[k] for k in keys}, "mean_nll_minus_dopri5": float((b - lp).mean()),
                     "max_abs_diff_dopri5": float((lp - b).abs().max()),
                     "mean_nll_minus_finest": float((lps[-1] - lp).mean())}
-                   for rung, lp in zip(rungs, lps)]}
+                   for rung, lp in zip(ladder, lps)]}

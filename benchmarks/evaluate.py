@@ -16,6 +16,7 @@ from posegen import PoseFlow
 from posegen.paths import MixturePath
 from posegen.training import train
 
+import budget_clock
 from common import Timer
 
 
@@ -28,22 +29,14 @@ def nll_stats(lp: torch.Tensor) -> Dict[str, float]:
 
 def solver_check(flow: PoseFlow, points: torch.Tensor, solver: Dict[str, Any], n: int = 64,
                  reference: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """How far the fixed-step ``solver`` is from an adaptive reference (dopri5, tight tolerances) on the
-    first ``n`` points: max and mean absolute difference of ``log_prob``. Moser flows have a closed-form
-    density (no ODE), so their check is 0 by construction and skipped."""
+    """How far ``solver`` is from a tighter reference (dopri5 at 1e-6 for fixed steps) on the first ``n`` points:
+    max and mean absolute difference of ``log_prob`` (:func:`budget_clock.solver_check` with the solver itself as
+    the only rung). Moser flows have a closed-form density (no ODE), so their check is skipped."""
     if flow.parametrization == "moser":
         return {"skipped": "moser density is closed form (no ODE)"}
     if n < 1:
         return {"skipped": "no points requested (n = 0)"}
-    reference = reference or {"method": "dopri5", "atol": 1e-6, "rtol": 1e-6}
-    x = points[:n]
-    with Timer() as t:
-        lp_ref = flow.log_prob(x, **reference)
-    lp = flow.log_prob(x, **solver)
-    d = (lp.double() - lp_ref.double()).abs()
-    return {"reference": reference, "n": int(x.shape[0]), "max_abs_diff": float(d.max()),
-            "mean_abs_diff": float(d.mean()), "mean_nll_diff": float((lp_ref.double() - lp.double()).mean()),
-            "reference_seconds": t.s}
+    return budget_clock.solver_check(flow.log_prob, points, solver, n, reference=reference, rungs=(1,))
 
 
 def mc_normalisation(flow: PoseFlow, n: int, train_points: torch.Tensor, solver: Dict[str, Any], seed: int = 0,
