@@ -427,10 +427,13 @@ def rescore_one(row: Dict[str, Any], settings: Dict[str, Any], models: Optional[
 
 def rescore(args) -> int:
     """Score the chosen rows of ``--out`` again from their saved models (one at a time, in this process), with the
-    protocol settings (check and Monte Carlo points) ``--out`` was written with; the file is rewritten atomically
-    after each row."""
+    protocol settings (check and Monte Carlo points) ``--out`` was written with, or ``--mc-points``; the file is
+    rewritten atomically after each row."""
     d = read_json(args.out)
-    settings = {"check_points": d["args"]["check_points"], "mc_points": d["args"]["mc_points"]}
+    mc = d["args"]["mc_points"] if getattr(args, "mc_points", None) is None else int(args.mc_points)
+    if mc < 1:
+        raise ValueError(f"--mc-points must be a positive number of points, got {mc}")
+    settings = {"check_points": d["args"]["check_points"], "mc_points": mc}
     chosen = [i for i, r in enumerate(d["results"]) if r["set"] in args.sets and r["objective"] in args.objectives
               and int(r["seed"]) in args.seeds]
     if not chosen:
@@ -586,6 +589,9 @@ def parse_args(argv=None):
     rs.add_argument("--models", type=Path, default=None,
                     help="folder of the saved flows (default: each row's model_path)")
     rs.add_argument("--threads", type=int, default=1, help="torch threads")
+    rs.add_argument("--mc-points", type=int, default=None,
+                    help="points per Monte Carlo estimator (default: those --out was run with); more points make "
+                         "the normalisation check stricter, its standard error and the ESS it needs being the same")
     rs.add_argument("--out", type=Path, default=DEFAULT_OUT)
     m = sub.add_parser("markdown", help="print the table of --out")
     m.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -618,7 +624,8 @@ def _check_run_args(p, args) -> None:
         if getattr(args, name, 1) < 1:
             p.error(f"--{name}: expected an integer >= 1, got {getattr(args, name)!r}")
     for name in ("check_points", "mc_points"):
-        if getattr(args, name, 0) < 0:
+        value = getattr(args, name, 0)
+        if value is not None and value < 0:
             p.error(f"--{name.replace('_', '-')}: expected an integer >= 0, got {getattr(args, name)!r}")
 
 

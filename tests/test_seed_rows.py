@@ -261,3 +261,18 @@ def test_rescore_refuses_a_row_trained_otherwise_or_without_its_model(tmp_path):
         seed_rows.rescore_one(other, {"check_points": 0, "mc_points": 0}, None)
     with pytest.raises(FileNotFoundError, match="no saved model"):
         seed_rows.rescore_one(dict(row), {"check_points": 0, "mc_points": 0}, tmp_path / "elsewhere")
+
+
+def test_rescore_takes_more_monte_carlo_points_when_asked(tmp_path):
+    """``rescore --mc-points N`` scores the normalisation with N points per estimator (a stricter check: the same
+    standard-error and ESS rules on more points); without it, the file's own setting."""
+    row, _ = _saved_run(tmp_path, objective="moser")
+    out = tmp_path / "rows.json"
+    base = ["rescore", "--sets", "volcano", "--objectives", "moser", "--seeds", "0", "--out", str(out)]
+    out.write_text(json.dumps({"args": {"check_points": 0, "mc_points": 8}, "results": [row]}))
+    assert seed_rows.main(base + ["--mc-points", "24"]) == 0
+    assert json.loads(out.read_text())["results"][0]["normalisation"]["n"] == 24
+    assert seed_rows.main(base) == 0
+    assert json.loads(out.read_text())["results"][0]["normalisation"]["n"] == 8
+    with pytest.raises(ValueError, match="--mc-points must be a positive"):
+        seed_rows.main(base + ["--mc-points", "0"])
