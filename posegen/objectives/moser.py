@@ -25,8 +25,9 @@ draws as many uniform samples as the batch size (``mc_batch_size_scale`` default
 Near-data penalty points (``near > 0``, not in the paper): on concentrated data the field learns a peak at each
 training point with a negative ring right beside it, too small for uniform points to find (volcano, 663
 points, seed 0 after 20 CPU minutes at lam 100: ``mu`` down to -1.2e6 within 0.003-0.03 rad of the data,
-where 32 % of points have ``mu < eps`` against 0.4 % of uniform points; the floor then carried a mass of 81
-+- 22, i.e. the "NLL" was a density 82 times too heavy). With ``near`` a share of the penalty points is drawn
+where 32 % of points have ``mu < eps`` against 0.4 % of uniform points; the floor then carried a mass of 122
++- 10, i.e. the "NLL" was that of a density 123 times too heavy). With near 0.5 the floor mass of the three
+volcano seeds is 0.0008-0.002 (benchmarks/notes/seed_rows.md). With ``near`` a share of the penalty points is drawn
 from kernels of widths ``near_scales`` around the batch's points and all of them are weighted by the inverse
 mixture density (:func:`posegen.paths.proposal.near_data_points`), so the penalty is the same integral,
 estimated where the negative part lives.

@@ -6,7 +6,8 @@ S^1..S^3, the antipodal vMF pair on SO3 (:mod:`.families`, one object per family
 ``kernel``), with ``alpha_t, sigma_t, kappa_t`` from :mod:`.schedules` (one end point for all factors, or one
 each). :class:`MixturePath` evaluates ``log p_t``, ``d/dt log p_t`` and ``grad log p_t`` in chunks and samples
 it; :mod:`.endpoint` chooses the end point from the data and scores the density it is
-(:func:`endpoint_kde_nll`).
+(:func:`endpoint_kde_nll`). :mod:`.proposal` reuses the kernels as an importance sampler for integrals over a
+compact manifold near given points (Moser Flow's penalty and its mass check).
 """
 
 from .endpoint import EndpointChoice, endpoint_kde_nll, select_endpoint
