@@ -118,8 +118,9 @@ def moser_mass(flow, n: int, seed: int, centres: Optional[torch.Tensor] = None, 
     M = flow.manifold
     eps = float(flow.config["moser_eps"])
     g = torch.Generator().manual_seed(20_000 + int(seed))
-    if centres is None:
-        z, w = near_data_points(M, torch.zeros(1, M.coord_dim, dtype=flow.dtype), n, 0.0, (), generator=g)
+    if centres is None:  # uniform points, each weighted by the volume
+        z = M.sample_base(n, generator=g, dtype=flow.dtype)
+        w = torch.full((n,), math.exp(M.log_volume), dtype=torch.float64)
     else:
         z, w = near_data_points(M, centres.to(flow.dtype), n, MASS_NEAR, MASS_SCALES, generator=g)
     with torch.no_grad():
@@ -530,9 +531,11 @@ def _summary_rows(s: Dict[tuple, Dict[str, Any]]) -> List[List[str]]:
 
 
 def _mass_cell(m: Optional[Dict[str, Any]]) -> str:
-    where = "of the check's points" if m and m.get("proposal") else "of S2"
-    return "" if not m else (f"; exact 1 + {m['excess']:.3g} ± {m['excess_sem']:.2g} (floor, "
-                             f"{100 * m['share_below_eps']:.1f} % {where} below eps)")
+    if not m:
+        return ""
+    where = "of the check's points" if m.get("proposal") else "of S2"
+    return (f"; exact 1 + {m['excess']:.3g} ± {m['excess_sem']:.2g} (floor, {100 * m['share_below_eps']:.1f} % "
+            f"{where} below eps)")
 
 
 def _run_cells(r: Dict[str, Any]) -> List[str]:
