@@ -13,7 +13,7 @@ from typing import Any, Dict, Optional
 import torch
 
 from posegen import PoseFlow
-from posegen.paths import MixturePath
+from posegen.paths.proposal import near_data_points
 from posegen.training import train
 
 import budget_clock
@@ -48,10 +48,11 @@ def mc_normalisation(flow: PoseFlow, n: int, train_points: torch.Tensor, solver:
     * ``base``: ``q`` = the flow's base distribution mapped to user coordinates (uniform on compact
       manifolds, so on S2 this is ``4 pi * mean p(x)`` over uniform ``x``); unbiased, but with a large
       variance when the model is concentrated;
-    * ``defensive``: ``q = base / 2 + mean_k KDE_k / 2``, each KDE being posegen's kernel mixture
-      (``MixturePath`` at ``t = 1``) around up to ``kde_points`` training points with ``sigma_min`` one of
-      ``kde_sigma`` (standardised units; angular width on compact factors). Covers the data's modes at
-      several widths, so its standard error is smaller when the model is concentrated near the data.
+    * ``defensive``: ``q = base / 2 + mean_k KDE_k / 2``, each KDE being posegen's path kernels at ``t = 1``
+      around up to ``kde_points`` training points with ``sigma_min`` one of ``kde_sigma`` (standardised units;
+      angular width on compact factors): :func:`posegen.paths.proposal.near_data_points` with ``near = 0.5``
+      (draws in exact shares, weighed by the whole mixture). Covers the data's modes at several widths, so its
+      standard error is smaller when the model is concentrated near the data.
 
     ``n`` points per estimator. Returns estimates, standard errors and effective sample sizes.
     """
@@ -64,14 +65,7 @@ def mc_normalisation(flow: PoseFlow, n: int, train_points: torch.Tensor, solver:
     if centres.shape[0] > kde_points:
         centres = centres[torch.randperm(centres.shape[0], generator=g)[:kde_points]]
     sigmas = [float(kde_sigma)] if isinstance(kde_sigma, (int, float)) else [float(x) for x in kde_sigma]
-    kdes = [MixturePath(M, centres, schedule={"sigma_min": s}) for s in sigmas]
-    half = n // 2
-    parts = [z_base[:half]]
-    sizes = [(n - half) // len(kdes) + (1 if k < (n - half) % len(kdes) else 0) for k in range(len(kdes))]
-    for kde, m in zip(kdes, sizes):
-        if m:
-            parts.append(M.projx(kde.sample(torch.ones(m, dtype=dtype), generator=g)[0]))
-    z_def = torch.cat(parts)
+    z_def, w_def = near_data_points(M, centres, n, 0.5, sigmas, generator=g)
     log_abs_det = float(flow.log_abs_det)
 
     def estimate(z, log_q_internal):
@@ -86,11 +80,7 @@ def mc_normalisation(flow: PoseFlow, n: int, train_points: torch.Tensor, solver:
 
     with Timer() as t:
         out["base"] = estimate(z_base, M.base_log_prob(z_base))
-        one = torch.ones(z_def.shape[0], dtype=dtype)
-        terms = [M.base_log_prob(z_def) + math.log(0.5)]
-        terms += [kde.log_prob(z_def, one) + math.log(0.5 / len(kdes)) for kde in kdes]
-        log_q = torch.logsumexp(torch.stack(terms), 0)
-        out["defensive"] = estimate(z_def, log_q)
+        out["defensive"] = estimate(z_def, -w_def.log())
     out["seconds"] = t.s
     out["kde_sigma"] = sigmas
     return out
