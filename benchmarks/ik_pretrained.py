@@ -3,12 +3,17 @@
     # train (resumable: run it again to continue from the last checkpoint of benchmarks/checkpoints/ik_<robot>/,
     # which is committed between sessions so that a long run survives a fresh checkout)
     OMP_NUM_THREADS=1 python benchmarks/ik_pretrained.py train --robot panda
-    # write the EMA weights of the run's last checkpoint into the package
+    # a warm restart from the finished run's EMA weights (the config's ``restarts``; resumable the same way)
+    OMP_NUM_THREADS=1 python benchmarks/ik_pretrained.py train --robot panda --stage 1
+    # write the EMA weights of the last stage's checkpoint into the package
     python benchmarks/ik_pretrained.py export --robot panda
     # the shipped weights on held-out targets (IKFlow's protocol), JSON to benchmarks/results/full/
     OMP_NUM_THREADS=1 python benchmarks/ik_pretrained.py eval --robot panda
 
-Settings come from ``configs/pretrained/ik.yaml`` (a step budget per robot). Training is posegen's one loop
+Settings come from ``configs/pretrained/ik.yaml`` (a step budget per robot, and optionally ``restarts``: stages that
+each start from the EMA weights of the finished stage before, with a fresh optimiser, their own seed and their own
+warm-up and cosine schedule, i.e. SGDR-style warm restarts when a run's schedule has annealed but its error still
+falls with steps). Training is posegen's one loop
 (:class:`posegen.training.Trainer` through :meth:`IKSampler.fit`, atomic checkpoints every
 ``checkpoint_every`` steps); each step's draws come from a generator seeded by ``(seed, step)``, so a run
 stopped and resumed any number of times gives the weights an uninterrupted run gives. ``export`` takes the
@@ -35,44 +40,96 @@ from posegen.samplers.shipped import weights_path  # noqa: E402
 CONFIG = ROOT / "configs" / "pretrained" / "ik.yaml"
 
 
-def settings(robot: str, config=CONFIG) -> dict:
+def settings(robot: str, config=CONFIG, stage: int = 0) -> dict:
+    """The settings of ``robot``'s stage ``stage`` (0: the first run; ``k``: the config's ``restarts[k - 1]`` over
+    them), with ``start_step`` (steps of the stages before) added."""
     cfg = yaml.safe_load(Path(config).read_text())
     if robot not in cfg["robots"]:
         raise SystemExit(f"{robot!r} is not in {config} (robots: {sorted(cfg['robots'])})")
-    return {**cfg["defaults"], **(cfg["robots"][robot] or {})}
+    s = {**cfg["defaults"], **(cfg["robots"][robot] or {})}
+    restarts = s.pop("restarts", None) or []
+    if not 0 <= stage <= len(restarts):
+        raise SystemExit(f"{robot!r} has stages 0-{len(restarts)} in {config} (its restarts: {len(restarts)}), "
+                         f"not {stage}")
+    start = 0
+    for k in range(stage):
+        start += int(s["steps"])
+        s = {**s, **restarts[k]}
+    return {**s, "start_step": start, "stage": stage}
 
 
-def run_dir(args) -> Path:
-    """The run folder: ``--run``, else ``benchmarks/checkpoints/ik_<robot>`` (committed between sessions)."""
-    return Path(args.run) if args.run else ROOT / "benchmarks" / "checkpoints" / f"ik_{args.robot}"
+def run_dir(args, stage: int = 0) -> Path:
+    """The run folder of a stage: ``--run`` (stage 0) or ``--run``_restart<k>, else
+    ``benchmarks/checkpoints/ik_<robot>[_restart<k>]`` (committed between sessions)."""
+    base = Path(args.run) if args.run else ROOT / "benchmarks" / "checkpoints" / f"ik_{args.robot}"
+    return base if stage == 0 else base.with_name(f"{base.name}_restart{stage}")
+
+
+def _shown(path) -> str:
+    """A config path as the weights record it: relative to the repository where it lies inside it."""
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+
+
+def _ema_sampler(s: dict, ck: dict) -> IKSampler:
+    """An IKSampler of stage settings ``s`` holding the EMA weights of checkpoint ``ck``."""
+    ik = IKSampler(s["robot"], hidden=s["hidden"], depth=s["depth"])
+    ik.flow.load_state_dict({k: v for k, v in ck["ema"]["shadow"].items()})
+    return ik
+
+
+def _finished(args, stage: int) -> dict:
+    """The checkpoint of a finished stage (refused, with what to run, while it is not)."""
+    s = settings(args.robot, args.config, stage)
+    path = run_dir(args, stage) / "ckpt.pt"
+    if not path.exists():
+        raise SystemExit(f"stage {stage} of {args.robot!r} has no checkpoint at {path}: run train --stage {stage}")
+    ck = load_checkpoint(path, map_location="cpu", kind="training")
+    if int(ck["step"]) < int(s["steps"]):
+        raise SystemExit(f"stage {stage} of {args.robot!r} is at step {ck['step']} of {s['steps']}: run train "
+                         f"--stage {stage} to finish it first")
+    return ck
 
 
 def cmd_train(args) -> None:
     torch.set_num_threads(args.threads)
-    s = settings(args.robot, args.config)
-    torch.manual_seed(s["seed"])  # the network's initialisation
-    ik = IKSampler(args.robot, hidden=s["hidden"], depth=s["depth"])
+    s = settings(args.robot, args.config, args.stage)
+    torch.manual_seed(s["seed"])  # the network's initialisation (stage 0; later stages start from the one before)
+    if args.stage:
+        ik = _ema_sampler({**s, "robot": args.robot}, _finished(args, args.stage - 1))
+        ik.training = {"steps": s["start_step"]}  # keeps the standardisation of stage 0's data
+    else:
+        ik = IKSampler(args.robot, hidden=s["hidden"], depth=s["depth"])
     ik.fit(steps=s["steps"], batch_size=s["batch_size"], lr=s["lr"], warmup=s["warmup"], ema_decay=s["ema_decay"],
-           seed=s["seed"], device="cpu", log_every=args.log_every, out_dir=run_dir(args), resume=True,
+           seed=s["seed"], device="cpu", log_every=args.log_every, out_dir=run_dir(args, args.stage), resume=True,
            checkpoint_every=s["checkpoint_every"], verbose=args.verbose)
     print(f"done: {ik.training['steps']} steps; export with: python {Path(__file__).name} export --robot "
           f"{args.robot}", flush=True)
 
 
 def cmd_export(args) -> None:
-    s = settings(args.robot, args.config)
-    ck = load_checkpoint(run_dir(args) / "ckpt.pt", map_location="cpu", kind="training")
-    ik = IKSampler(args.robot, hidden=s["hidden"], depth=s["depth"])
-    ik.flow.load_state_dict({k: v for k, v in ck["ema"]["shadow"].items()})
+    stage = args.stage
+    if stage is None:  # the last stage that has a checkpoint
+        stage = 0
+        while (run_dir(args, stage + 1) / "ckpt.pt").exists():
+            stage += 1
+    s = settings(args.robot, args.config, stage)
+    before = [_finished(args, k) for k in range(stage)]
+    ck = load_checkpoint(run_dir(args, stage) / "ckpt.pt", map_location="cpu", kind="training")
+    ik = _ema_sampler({**s, "robot": args.robot}, ck)
     ik.flow.eval()
-    ik.training = {"steps": int(ck["step"]), "of_steps": int(s["steps"]), "seconds": float(ck["elapsed_s"]),
-                   "samples_seen": int(ck["step"]) * int(s["batch_size"]), "settings": s,
-                   "config": str(CONFIG.relative_to(ROOT)), "script": "benchmarks/ik_pretrained.py",
+    seconds = sum(float(c["elapsed_s"]) for c in before) + float(ck["elapsed_s"])
+    steps = s["start_step"] + int(ck["step"])
+    samples = sum(int(c["step"]) * int(settings(args.robot, args.config, k)["batch_size"])
+                  for k, c in enumerate(before)) + int(ck["step"]) * int(s["batch_size"])
+    ik.training = {"steps": steps, "of_steps": s["start_step"] + int(s["steps"]), "seconds": seconds,
+                   "samples_seen": samples, "settings": s, "stage": stage,
+                   "config": _shown(args.config), "script": "benchmarks/ik_pretrained.py",
                    "device": "cpu", "objective": "rfm"}
     out = Path(args.out) if args.out else weights_path("ik", args.robot)
     path = ik.save(out)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): step {ck['step']} of {s['steps']}, "
-          f"{ck['elapsed_s'] / 3600:.2f} h of training", flush=True)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): stage {stage}, step {steps} of "
+          f"{ik.training['of_steps']}, {seconds / 3600:.2f} h of training", flush=True)
 
 
 def _raw(ik, targets, per_target: int, **options) -> dict:
@@ -176,6 +233,8 @@ def main(argv=None) -> None:
     t.add_argument("--run", default=None, help="run folder (ckpt.pt, metrics.jsonl), resumed when it exists "
                    "(default benchmarks/checkpoints/ik_<robot>)")
     t.add_argument("--config", default=str(CONFIG))
+    t.add_argument("--stage", type=int, default=0, help="0: the first run; k: the config's k-th warm restart, from "
+                   "the EMA weights of stage k - 1 (which must be finished)")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--log-every", type=int, default=500)
     t.add_argument("--verbose", action="store_true")
@@ -183,6 +242,8 @@ def main(argv=None) -> None:
     e.add_argument("--robot", required=True)
     e.add_argument("--run", default=None, help="default benchmarks/checkpoints/ik_<robot>")
     e.add_argument("--config", default=str(CONFIG))
+    e.add_argument("--stage", type=int, default=None, help="default: the last stage with a checkpoint (an "
+                   "unfinished one too)")
     e.add_argument("--out", default=None, help="default: posegen/samplers/weights/ik_<robot>.pt")
     v = sub.add_parser("eval")
     v.add_argument("--robot", required=True)
