@@ -71,9 +71,9 @@ def _shown(path) -> str:
     return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
 
 
-def _ema_sampler(s: dict, ck: dict) -> IKSampler:
-    """An IKSampler of stage settings ``s`` holding the EMA weights of checkpoint ``ck``."""
-    ik = IKSampler(s["robot"], hidden=s["hidden"], depth=s["depth"])
+def _ema_sampler(robot: str, s: dict, ck: dict) -> IKSampler:
+    """An IKSampler of ``robot`` with stage settings ``s``, holding the EMA weights of checkpoint ``ck``."""
+    ik = IKSampler(robot, hidden=s["hidden"], depth=s["depth"])
     ik.flow.load_state_dict({k: v for k, v in ck["ema"]["shadow"].items()})
     return ik
 
@@ -96,7 +96,7 @@ def cmd_train(args) -> None:
     s = settings(args.robot, args.config, args.stage)
     torch.manual_seed(s["seed"])  # the network's initialisation (stage 0; later stages start from the one before)
     if args.stage:
-        ik = _ema_sampler({**s, "robot": args.robot}, _finished(args, args.stage - 1))
+        ik = _ema_sampler(args.robot, s, _finished(args, args.stage - 1))
         ik.training = {"steps": s["start_step"]}  # keeps the standardisation of stage 0's data
     else:
         ik = IKSampler(args.robot, hidden=s["hidden"], depth=s["depth"])
@@ -116,7 +116,7 @@ def cmd_export(args) -> None:
     s = settings(args.robot, args.config, stage)
     before = [_finished(args, k) for k in range(stage)]
     ck = load_checkpoint(run_dir(args, stage) / "ckpt.pt", map_location="cpu", kind="training")
-    ik = _ema_sampler({**s, "robot": args.robot}, ck)
+    ik = _ema_sampler(args.robot, s, ck)
     ik.flow.eval()
     seconds = sum(float(c["elapsed_s"]) for c in before) + float(ck["elapsed_s"])
     steps = s["start_step"] + int(ck["step"])

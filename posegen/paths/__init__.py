@@ -7,7 +7,8 @@ S^1..S^3, the antipodal vMF pair on SO3 (:mod:`.families`, one object per family
 each). :class:`MixturePath` evaluates ``log p_t``, ``d/dt log p_t`` and ``grad log p_t`` in chunks and samples
 it; :mod:`.endpoint` chooses the end point from the data and scores the density it is
 (:func:`endpoint_kde_nll`). :mod:`.proposal` reuses the kernels as an importance sampler for integrals over a
-compact manifold near given points (Moser Flow's penalty and its mass check).
+manifold near given points, mixed with its base law (Moser Flow's penalty, its mass check and the benchmarks'
+normalisation check).
 """
 
 from .endpoint import EndpointChoice, endpoint_kde_nll, select_endpoint
