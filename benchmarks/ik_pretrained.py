@@ -146,6 +146,14 @@ def _raw(ik, targets, per_target: int, **options) -> dict:
             "cpu_s_per_1000": 1000 * cpu / raw[..., 0].numel()}
 
 
+#: the latent scale of IKFlow's own evaluation (``_DEFAULT_LATENT_SCALE = 0.75`` in jstmn/ikflow's
+#: scripts/evaluate.py, 0.75 in its first evaluate.py too): its published errors (Panda "full" 6.83 mm, "lite"
+#: 14.2 mm) are of draws whose Gaussian latent has standard deviation 0.75, not 1. posegen's ``temperature`` scales
+#: the Gaussian base of joints with limits the same way (:meth:`posegen.PoseFlow.sample`), so the like-for-like
+#: figure is posegen's raw error at temperature 0.75.
+IKFLOW_LATENT_SCALE = 0.75
+
+
 def _temperatures(ik, targets, per_target: int, temperatures: str) -> list:
     """Raw errors and spread of the draws at each temperature (a narrower base trades spread for accuracy)."""
     return [{"temperature": float(t), **_raw(ik, targets, per_target, temperature=float(t))}
@@ -215,6 +223,8 @@ def cmd_eval(args) -> None:
            "refined_exact_1mm_0.01rad": float(ok.float().mean()), "refined_inside_limits": float(inside),
            "cpu_s_per_1000_raw": 1000 * raw_cpu / raw[..., 0].numel(),
            "cpu_s_per_1000_exact": 1000 * ref_cpu / max(int(ok.sum()), 1),
+           "raw_ikflow_latent_scale": {"temperature": IKFLOW_LATENT_SCALE, **_raw(
+               ik, targets, args.per_target, temperature=IKFLOW_LATENT_SCALE)},
            "raw_by_temperature": _temperatures(ik, targets, args.per_target, args.temperatures),
            "raw_by_solver": _solvers(ik, targets, args.per_target, args.solvers),
            "machine": "this project's shared 2-core CPU, one thread", "when": time.strftime("%Y-%m-%d %H:%M"),
