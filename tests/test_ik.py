@@ -509,6 +509,24 @@ def test_sampler_log_prob_and_save_load(loaded, tiny_sampler, tmp_path):
     torch.testing.assert_close(again.log_prob(q_true, targets), lp)
 
 
+def test_log_prob_scores_joints_on_a_limit_at_the_margin(loaded, tiny_sampler):
+    from posegen.manifolds.interval import LIMIT_MARGIN
+
+    robot = loaded["panda"]
+    q_true, targets = _targets(robot, 3, seed=13)
+    lim = robot.joint_limits
+    on = q_true.clone()
+    on[:, 3] = lim[3, 0]  # a refined solution often ends on a limit
+    on[1, 5] = lim[5, 1]
+    inside = on.clone()
+    inside[:, 3] = lim[3, 0] + LIMIT_MARGIN * (lim[3, 1] - lim[3, 0])
+    inside[1, 5] = lim[5, 1] - LIMIT_MARGIN * (lim[5, 1] - lim[5, 0])
+    torch.testing.assert_close(tiny_sampler.log_prob(on, targets), tiny_sampler.log_prob(inside, targets))
+    # rows off every limit are scored where they are: the flow's own log-density
+    flow_lp = tiny_sampler.flow.log_prob(q_true.float(), condition=tiny_sampler.conditions(targets))
+    torch.testing.assert_close(tiny_sampler.log_prob(q_true, targets), flow_lp)
+
+
 def test_fit_takes_a_robot_name_and_a_time_budget():
     ik = IKSampler("iiwa14", hidden=16, depth=1)
     ik.fit(max_minutes=0.02, batch_size=32, seed=1, n_samples=256, log_every=1)

@@ -204,6 +204,30 @@ def flip_so3(M, q):
     return out
 
 
+# ---------------------------------------------------------------------- interior
+def test_interior_moves_only_points_on_a_limit_and_exactly_to_the_margin(case):
+    from posegen.manifolds.interval import LIMIT_MARGIN
+
+    M, x = case.M, case.x
+    assert torch.equal(M.interior(x), x)  # base draws are off every limit by far more than the margin
+    on = x.clone()
+    for f, s in factors_of(M):
+        if isinstance(f, Interval):  # first half of the rows on the lower limits, second half on the upper
+            lo, hi = f._lims(x)
+            half = x.shape[0] // 2
+            on[:half, s], on[half:, s] = lo, hi
+    moved = M.interior(on)
+    assert_points_close(M, M.projx(moved), moved, ATOL[case.dtype], "interior left the manifold")
+    for f, s in factors_of(M):
+        if isinstance(f, Interval):
+            lo, hi = f._lims(x)
+            m = LIMIT_MARGIN * (hi - lo)
+            assert torch.equal(moved[:half, s], (lo + m).expand(half, -1))
+            assert torch.equal(moved[half:, s], (hi - m).expand(x.shape[0] - half, -1))
+        else:
+            assert torch.equal(moved[:, s], on[:, s])
+
+
 # ---------------------------------------------------------------------- projections
 def test_projx_lands_on_manifold_and_is_idempotent(case):
     M, atol = case.M, ATOL[case.dtype]

@@ -146,6 +146,12 @@ class Manifold(abc.ABC):
         ``x`` unchanged: there is no wider uniform law on a compact manifold."""
         return x
 
+    def interior(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (..., coord_dim)`` with points on the boundary moved inside, to where a learned density has a
+        finite, trained value (what the data gate does to recorded values). ``x`` itself on manifolds without a
+        boundary."""
+        return x
+
     @abc.abstractmethod
     def base_log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Log-density of the base distribution w.r.t. the Riemannian volume, shape ``(...)``."""

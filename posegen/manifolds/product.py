@@ -190,6 +190,9 @@ class Product(Manifold):
     def temper(self, x, temperature):
         return self._map(lambda f, xi: f.temper(xi, temperature), x)
 
+    def interior(self, x):
+        return self._map(lambda f, xi: f.interior(xi), x)
+
     def sample_base(self, n: Shape, generator: Optional[torch.Generator] = None,
                     dtype=torch.float32, device=None):
         shape = as_shape(n)
