@@ -57,8 +57,8 @@ __all__ = ["IKSampler", "pose_features", "POSE_FEATURES", "DEFAULT_SAMPLE_SOLVER
 POSE_FEATURES = 12
 #: default sampling integrator of raw draws: within 1.3 mm of dopri5's mean position error for the shipped weights.
 #: Mean raw position error on 200 held-out targets x 20 (benchmarks/ik_pretrained.py eval, raw_by_solver) with
-#: rk4 x 8 / 16 / 32 / dopri5: Panda 40.0 / 31.3 / 29.8 / 29.6 mm (after its restarts, 1 200 000 steps: 36.9 / 25.7
-#: / 23.5 / 23.2), UR5e 72.3 / 47.5 / 42.8 / 41.9 mm (after its restart, 800 000 steps: 70.5 / 41.1 / 35.0 / 33.7),
+#: rk4 x 8 / 16 / 32 / dopri5: Panda 40.0 / 31.3 / 29.8 / 29.6 mm (after its restarts, 1 600 000 steps: 36.7 / 25.1
+#: / 22.8 / 22.5), UR5e 72.3 / 47.5 / 42.8 / 41.9 mm (after its restart, 800 000 steps: 70.5 / 41.1 / 35.0 / 33.7),
 #: iiwa14 45.1 / 32.3 / 30.5 / 30.2 mm (after its restart, 800 000 steps: 43.5 / 28.9 / 26.7 / 26.2): rk4 x 8 (the
 #: default until the weights were trained long) was a third of the error.
 #: Draws that are refined use the cheaper :data:`REFINE_SAMPLE_SOLVER`: refinement needs a basin, not precision.
