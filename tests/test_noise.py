@@ -122,6 +122,31 @@ def test_plot_gives_no_limit_warning_for_samples_inside_the_limits(tmp_path, cap
     assert len(list((tmp_path / "plots").glob("samples_*.png"))) == 1
 
 
+
+def test_plot_reads_reference_data_on_a_limit_quietly_and_eval_still_says_it(tmp_path, capsys):
+    """The data gate moves joints on a limit 1e-4 of their range inside: nothing a figure shows, so ``plot`` says
+    nothing of it (``make demo`` printed it three times); ``eval`` scores those rows and still says it."""
+    pytest.importorskip("matplotlib")
+    import yaml
+
+    data = make_joint_file(tmp_path / "j.hdf5", {"env_name": "Test"})
+    token = "I7[" + ",".join(["-2:2"] * 7) + "]"
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"data": {"source": "robomimic", "path": str(data),
+                                            "keys": {"robot0_joint_pos": token}}}))
+    M = parse(token)
+    samples = save_points(tmp_path / "samples.h5", M.sample_base(50, generator=torch.Generator().manual_seed(0)), M)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        assert main(["plot", str(samples), "--data", str(data), "--config", str(cfg), "--split", "train",
+                     "--out", str(tmp_path / "plots")]) == 0
+    err = capsys.readouterr().err
+    assert "joint limit" not in err and not data_warnings(record), err
+    assert len(list((tmp_path / "plots").glob("samples_*.png"))) == 1
+    with pytest.warns(DataWarning, match="4 of 40 rows had q1 on a joint limit"):  # the loader eval uses
+        load_splits(resolve(yaml.safe_load(cfg.read_text())), ("train",))
+
+
 # ---------------------------------------------------------------------- data inspect: I<d> for joints
 def test_fits_suggests_an_interval_for_joint_positions():
     q = np.random.default_rng(0).uniform(-2.5, 2.5, (50, 7))

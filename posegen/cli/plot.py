@@ -51,13 +51,14 @@ def _reference_data(args, cfg):
     return splits[split]
 
 
-def _read_samples(path: Path):
-    """A ``posegen sample`` file, quietly: the flow drew these points on its manifold, so the data gate's
-    changes for training data (joints within 1e-4 of the range of a limit moved inside, quaternions
-    renormalised) are no news about the user's data and nothing a figure shows; refusals still raise."""
+def _quietly(load, *args):
+    """``load(*args)`` without the data gate's notes: its changes (joints within 1e-4 of the range of a limit moved
+    inside, quaternions renormalised) are nothing a figure shows, and for a ``posegen sample`` file, which the flow
+    drew on its manifold, no news about the user's data either; ``posegen train`` and ``posegen eval`` say them
+    for the training data. Refusals still raise."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        return load_points(path)
+        return load(*args)
 
 
 def _robot(flow, samples_ds, cfg):
@@ -89,14 +90,14 @@ def run(args) -> int:
         raise FileNotFoundError(f"'{src}' does not exist (expected a checkpoint or a samples .h5 file)")
     cfg = config_for(src, args.config)
     out = Path(args.out) if args.out else src.parent / "plots"
-    data = _reference_data(args, cfg)
+    data = _quietly(_reference_data, args, cfg)
     plot_cfg = (cfg or default_config())["plot"]
     n = args.n if args.n is not None else plot_cfg["n"]
     solver = dict(plot_cfg["solver"])
     grid = plot_cfg["grid"]
     flow = samples_ds = fk_position = None
     if src.is_file() and sniff(src) == "posegen-points":
-        samples_ds = _read_samples(src)
+        samples_ds = _quietly(load_points, src)
         M, samples = samples_ds.manifold, samples_ds.points
         fk_position = load_extras(src).get("fk_position")
     else:
