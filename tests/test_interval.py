@@ -97,6 +97,21 @@ def test_chart_round_trip_and_precision_near_both_limits():
         torch.testing.assert_close(g[0], torch.stack([lo[0], hi[1]]))
 
 
+
+def test_chart_maps_have_the_slopes_of_g_everywhere_including_the_midpoint():
+    """Autograd through ``from_chart`` is ``g'(z) = (hi - lo) phi(z)`` and through ``to_chart`` its inverse, at
+    z = 0 (a joint at the middle of its range: the two halves of each map meet there) and on both sides; a
+    likelihood's divergence differentiates through them."""
+    I = Interval([-2.8973, -0.0175], [2.8973, 3.7525])
+    w = I.hi - I.lo
+    z = torch.tensor([[0.0, 0.0], [-0.0, 1e-8], [-1.3, 2.2], [4.0, -5.0]], dtype=torch.float64, requires_grad=True)
+    (dx,) = torch.autograd.grad(I.from_chart(z).sum(), z)
+    phi = torch.exp(-0.5 * z.detach() ** 2) / math.sqrt(2 * math.pi)
+    torch.testing.assert_close(dx, w * phi, rtol=1e-12, atol=0)
+    x = I.from_chart(z.detach()).requires_grad_(True)
+    (dz,) = torch.autograd.grad(I.to_chart(x).sum(), x)
+    torch.testing.assert_close(dz, 1 / (w * phi), rtol=1e-9, atol=0)
+
 def test_head_vanishes_at_the_limits_and_is_a_chart_velocity_inside():
     I = Interval(-1.0, 2.0)
     x = torch.tensor([[-1.0], [2.0], [0.3]], dtype=torch.float64)
