@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import Result, set_threads  # noqa: E402
+from common import Result, csv_list, set_threads  # noqa: E402
 from posegen.robots import load  # noqa: E402
 from posegen.robots.ik import solve_ik  # noqa: E402
 from posegen.rotations import rotmat_to_quat  # noqa: E402
@@ -59,7 +59,7 @@ def count(robot_name: str, targets: int, starts: int, iters: int, eps: float, se
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--robots", default="ur5e,panda,iiwa14")
+    p.add_argument("--robots", type=csv_list, default=["ur5e", "panda", "iiwa14"])
     p.add_argument("--targets", type=int, default=20)
     p.add_argument("--starts", type=int, default=200)
     p.add_argument("--iters", type=int, default=60)
@@ -70,7 +70,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     set_threads(args.threads)
     res = Result("ik_branches", vars(args))
-    for name in args.robots.split(","):
+    for name in args.robots:
         row = count(name, args.targets, args.starts, args.iters, args.eps, args.seed)
         res.add(row)
         print(f"{name} ({row['dof']} joints): distinct exact solutions per target, median {row['median_distinct']:g}:"
