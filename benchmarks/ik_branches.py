@@ -15,7 +15,6 @@ is a sum of point masses that a continuous flow can only blur (its raw draws sit
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -25,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from common import Result, csv_list, set_threads  # noqa: E402
+from posegen.manifolds import wrap_angle  # noqa: E402
 from posegen.robots import load  # noqa: E402
 from posegen.robots.ik import solve_ik  # noqa: E402
-from posegen.rotations import rotmat_to_quat  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "ik_branches.json"
 
@@ -37,7 +36,7 @@ def distinct_solutions(joints: torch.Tensor, eps: float) -> int:
     with it to ``eps`` rad modulo ``2 pi``."""
     reps = []
     for row in joints:
-        if not any(bool(((row - r + math.pi).remainder(2 * math.pi) - math.pi).abs().max() < eps) for r in reps):
+        if not any(bool(wrap_angle(row - r).abs().max() < eps) for r in reps):
             reps.append(row)
     return len(reps)
 
@@ -46,8 +45,7 @@ def count(robot_name: str, targets: int, starts: int, iters: int, eps: float, se
     robot = load(robot_name)
     gen = torch.Generator().manual_seed(seed)
     q = robot.manifold.sample_base(targets, generator=gen, dtype=torch.float64)
-    T = robot.fk(q)
-    poses = torch.cat([T[:, :3, 3], rotmat_to_quat(T[:, :3, :3], "xyzw")], -1)
+    poses = torch.cat(robot.pose(q, "xyzw"), -1)
     q0 = robot.manifold.sample_base((targets, starts), generator=gen, dtype=torch.float64)
     res = solve_ik(robot, poses, q0, max_iters=iters)
     per = [distinct_solutions(res.joints[t][res.success[t]], eps) for t in range(targets)]

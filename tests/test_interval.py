@@ -97,7 +97,6 @@ def test_chart_round_trip_and_precision_near_both_limits():
         torch.testing.assert_close(g[0], torch.stack([lo[0], hi[1]]))
 
 
-
 def test_chart_maps_have_the_slopes_of_g_everywhere_including_the_midpoint():
     """Autograd through ``from_chart`` is ``g'(z) = (hi - lo) phi(z)`` and through ``to_chart`` its inverse, at
     z = 0 (a joint at the middle of its range: the two halves of each map meet there) and on both sides; a
@@ -111,6 +110,7 @@ def test_chart_maps_have_the_slopes_of_g_everywhere_including_the_midpoint():
     x = I.from_chart(z.detach()).requires_grad_(True)
     (dz,) = torch.autograd.grad(I.to_chart(x).sum(), x)
     torch.testing.assert_close(dz, 1 / (w * phi), rtol=1e-9, atol=0)
+
 
 def test_head_vanishes_at_the_limits_and_is_a_chart_velocity_inside():
     I = Interval(-1.0, 2.0)

@@ -122,7 +122,6 @@ def test_plot_gives_no_limit_warning_for_samples_inside_the_limits(tmp_path, cap
     assert len(list((tmp_path / "plots").glob("samples_*.png"))) == 1
 
 
-
 def test_plot_reads_reference_data_on_a_limit_quietly_and_eval_still_says_it(tmp_path, capsys):
     """The data gate moves joints on a limit 1e-4 of their range inside: nothing a figure shows, so ``plot`` says
     nothing of it (``make demo`` printed it three times); ``eval`` scores those rows and still says it."""
