@@ -198,14 +198,14 @@ def cmd_eval(args) -> None:
     import time
 
     from common import git_commit  # benchmarks/common.py: the commit and whether posegen/ or benchmarks/ differ
-    from posegen.rotations import rotmat_to_quat
+    from posegen.rotations import pos_quat_from_se3
 
     torch.set_num_threads(1)
     ik = IKSampler.pretrained(args.robot)
     gen = torch.Generator().manual_seed(args.target_seed)   # not the training stream (seed 0)
     q = ik.robot.manifold.sample_base(args.targets, generator=gen, dtype=torch.float64)
     T = ik.robot.fk(q)
-    targets = torch.cat([T[:, :3, 3], rotmat_to_quat(T[:, :3, :3], "xyzw")], -1)
+    targets = torch.cat(pos_quat_from_se3(T, "xyzw"), -1)
     t0 = time.process_time()
     raw = ik.sample(targets, args.per_target, seed=0)["joints"]
     raw_cpu = time.process_time() - t0

@@ -55,7 +55,7 @@ import torch, posegen as pg
 ik = pg.IKSampler.pretrained("panda")
 q = ik.robot.manifold.sample_base(50, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
 T = ik.robot.fk(q)
-targets = torch.cat([T[:, :3, 3], pg.rotations.rotmat_to_quat(T[:, :3, :3], "xyzw")], -1)
+targets = torch.cat(pg.rotations.pos_quat_from_se3(T, "xyzw"), -1)
 t0 = time.perf_counter(); c0 = time.process_time()
 ik.sample(targets, 20, seed=0, refine=True)
 """,

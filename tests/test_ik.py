@@ -20,7 +20,7 @@ from posegen.robots import solve_ik  # noqa: E402
 from posegen.samplers import IKSampler  # noqa: E402
 from posegen.robots.ik import parse_targets, pose_errors, rotation_angle_atan2  # noqa: E402
 from posegen.samplers.ik import pose_features  # noqa: E402
-from posegen.rotations import rotmat_to_quat  # noqa: E402
+from posegen.rotations import pos_quat_from_se3  # noqa: E402
 from posegen.rotations import convert_quat_order  # noqa: E402
 
 ROBOTS = ("panda", "ur5e", "iiwa14")
@@ -620,7 +620,7 @@ def test_pretrained_weights_load_with_no_training_and_missing_ones_are_named(nam
     assert ik.robot.name == name and ik.training["steps"] == ik.training["of_steps"] > 0
     q = ik.robot.manifold.sample_base(3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     T = ik.robot.fk(q)
-    targets = torch.cat([T[:, :3, 3], rotmat_to_quat(T[:, :3, :3], "xyzw")], -1)
+    targets = torch.cat(pos_quat_from_se3(T, "xyzw"), -1)
     out = ik.sample(targets, 4, seed=0, refine=True)
     pos, rot = ik.errors(out["joints"], targets)                     # (3, 4) each
     assert bool(out["success"].all()) and float(pos.max()) < 1e-3 and float(rot.max()) < 1e-2

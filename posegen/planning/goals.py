@@ -16,7 +16,7 @@ import torch
 from ..robots import as_robot
 from ..robots.collision import CollisionChecker, ready_configuration
 from ..robots.ik import solve_ik
-from ..rotations import rotmat_to_quat, se3_from_pos_quat
+from ..rotations import pos_quat_from_se3, se3_from_pos_quat
 
 __all__ = ["GraspGoals", "goals_from_poses", "grasp_goal_configs"]
 
@@ -91,7 +91,7 @@ def goals_from_poses(T, log_prob=None, *, checker: Optional[CollisionChecker] = 
         robot = checker.robot if checker is not None else as_robot("panda" if robot is None else robot,
                                                                    "grasp_goal_configs")
     n_candidates = m if n_candidates is None else int(n_candidates)
-    targets = torch.cat([T[:, :3, 3], rotmat_to_quat(T[:, :3, :3], "xyzw")], -1)
+    targets = torch.cat(pos_quat_from_se3(T, "xyzw"), -1)
     opts = {**GOAL_IK, **ik_options}
     if m == 0:
         return GraspGoals(q=torch.zeros(0, robot.dof, dtype=torch.float64), T=T, log_prob=lp,

@@ -60,7 +60,7 @@ from ..robots.collision import CollisionChecker, CollisionModel, ready_configura
 from ..robots.scene import HalfSpace, MeshObstacle, Scene
 from ..robots.spherefit import fit_link_spheres
 from ..robots.spheres import Capsule, SphereTable
-from ..rotations import check_rigid, rotmat_to_quat
+from ..rotations import check_rigid, pos_quat_from_se3, rotmat_to_quat
 
 __all__ = ["GripperMount", "MOUNTS", "GRIPPER_TOLERANCE", "gripper_mount", "ee_from_grasp", "place_on_table",
            "grasps_in_base", "ee_targets", "approach_offset", "gripper_spheres", "mounted_sphere_table",
@@ -180,7 +180,7 @@ def ee_targets(grasps_base, robot, mount: GripperMount) -> torch.Tensor:
     """IK targets ``(n, 7)`` (position, quaternion **xyzw**) of ``robot.ee_link`` in the base frame that put the
     grasp frame at ``grasps_base (n, 4, 4)`` (base frame): ``T_b_e = T_b_g T_e_g^-1``."""
     T = check_rigid(grasps_base, "grasps_base") @ torch.linalg.inv(ee_from_grasp(robot, mount))
-    return torch.cat([T[:, :3, 3], rotmat_to_quat(T[:, :3, :3], "xyzw")], -1)
+    return torch.cat(pos_quat_from_se3(T, "xyzw"), -1)
 
 
 def approach_offset(T, distance: float) -> torch.Tensor:

@@ -38,7 +38,7 @@ import torch
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..flow import PoseFlow
-from ..rotations import check_rigid, rotmat_to_quat, se3_from_pos_quat
+from ..rotations import check_rigid, pos_quat_from_se3, se3_from_pos_quat
 from ..training import StreamSource, Trainer, make_config
 from .shipped import shipped_weights
 
@@ -58,7 +58,7 @@ def jaw_flip(T: torch.Tensor) -> torch.Tensor:
 
 def _pose_points(T: torch.Tensor) -> torch.Tensor:
     """``(n, 4, 4)`` -> ``(n, 7)`` points of ``R3 x SO3`` (position, quaternion xyzw)."""
-    return torch.cat([T[:, :3, 3], rotmat_to_quat(T[:, :3, :3], "xyzw")], -1)
+    return torch.cat(pos_quat_from_se3(T, "xyzw"), -1)
 
 
 class GraspSampler:
