@@ -101,7 +101,7 @@ def cmd_train(args) -> None:
     else:
         ik = IKSampler(args.robot, hidden=s["hidden"], depth=s["depth"])
     ik.fit(steps=s["steps"], batch_size=s["batch_size"], lr=s["lr"], warmup=s["warmup"], ema_decay=s["ema_decay"],
-           seed=s["seed"], device="cpu", log_every=args.log_every, out_dir=run_dir(args, args.stage), resume=True,
+           seed=s["seed"], time_sampling=s["time_sampling"], device="cpu", log_every=args.log_every, out_dir=run_dir(args, args.stage), resume=True,
            checkpoint_every=s["checkpoint_every"], verbose=args.verbose)
     print(f"done: {ik.training['steps']} steps; export with: python {Path(__file__).name} export --robot "
           f"{args.robot}", flush=True)
