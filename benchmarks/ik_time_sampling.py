@@ -83,7 +83,8 @@ def main(argv=None) -> None:
             record(snap, info["step"] - start)
 
     ik.fit(steps=a.steps, batch_size=a.batch_size, lr=a.lr, warmup=a.warmup, seed=a.seed, device="cpu",
-           time_sampling=a.time_sampling, log_every=math.gcd(500, a.eval_every), out_dir=a.run, resume=True, callback=callback)
+           time_sampling=a.time_sampling, log_every=math.gcd(500, a.eval_every), out_dir=a.run, resume=True,
+           callback=callback)
     ik.flow.eval()
     record(ik, "final")
 
