@@ -3,6 +3,9 @@
     # 80 000 steps from the shipped Panda weights with t drawn late (more steps near the data), then uniformly
     OMP_NUM_THREADS=1 python benchmarks/ik_time_sampling.py --robot panda --time-sampling late --run runs/ts_late
     OMP_NUM_THREADS=1 python benchmarks/ik_time_sampling.py --robot panda --time-sampling uniform --run runs/ts_uni
+    # a fresh model instead (IKSampler.fit's defaults: lr 3e-3, warm-up 200, seed 0), 20 000 steps
+    OMP_NUM_THREADS=1 python benchmarks/ik_time_sampling.py --robot panda --time-sampling late --from-scratch \
+        --steps 20000 --lr 3e-3 --warmup 200 --seed 0 --eval-every 20000 --run runs/ts_scratch_late
 
 Each run starts from ``IKSampler.pretrained(robot)`` (the standardisation of its data kept), trains with
 posegen's one loop (:meth:`IKSampler.fit`: fresh FK samples, AdamW, warm-up and cosine, EMA; resumable from
@@ -11,6 +14,9 @@ posegen's one loop (:meth:`IKSampler.fit`: fresh FK samples, AdamW, warm-up and 
 to ``--out`` (JSON lines: step, and per temperature mean / median position error in mm and mean rotation error in
 deg). The stage that ships comes from ``configs/pretrained/ik.yaml`` through ``ik_pretrained.py train``; this
 probe only chooses its time sampling (results: ``benchmarks/results/ik_time_sampling_panda_{late,uniform}.jsonl``).
+With ``--from-scratch`` the run starts from a fresh :class:`IKSampler` (network initialised after
+``torch.manual_seed(0)``) instead, as a user's first training does (``ik_time_sampling_{panda,ur5e}_scratch.jsonl``:
+what made ``late`` :meth:`IKSampler.fit`'s default).
 """
 
 from __future__ import annotations
@@ -60,18 +66,23 @@ def main(argv=None) -> None:
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--eval-every", type=int, default=20_000)
     p.add_argument("--per-target", type=int, default=20)
+    p.add_argument("--from-scratch", action="store_true", help="train a fresh model instead of the shipped one")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
-    ik = IKSampler.pretrained(a.robot)
-    start = int(ik.training["steps"])
-    ik.training = {"steps": start}  # a continued run: the data's standardisation is kept
+    if a.from_scratch:
+        torch.manual_seed(0)  # the network's initialisation
+        ik, start = IKSampler(a.robot), 0
+    else:
+        ik = IKSampler.pretrained(a.robot)
+        start = int(ik.training["steps"])
+        ik.training = {"steps": start}  # a continued run: the data's standardisation is kept
     targets = held_out_targets(ik.robot)
     Path(a.run).mkdir(parents=True, exist_ok=True)
     out = Path(a.out) if a.out else Path(a.run) / "evals.jsonl"
 
     def record(sampler, step) -> None:
-        row = {"step": step, "time_sampling": a.time_sampling, "when": time.strftime("%Y-%m-%d %H:%M"),
-               **raw_errors(sampler, targets, a.per_target)}
+        row = {"step": step, "time_sampling": a.time_sampling, "from_scratch": a.from_scratch,
+               "when": time.strftime("%Y-%m-%d %H:%M"), **raw_errors(sampler, targets, a.per_target)}
         with out.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
