@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from posegen.checkpoint import load_checkpoint  # noqa: E402
+from posegen.rotations import pos_quat_from_se3  # noqa: E402
 from posegen.samplers import IKSampler  # noqa: E402
 from posegen.samplers.shipped import weights_path  # noqa: E402
 
@@ -133,6 +134,13 @@ def cmd_export(args) -> None:
           f"{ik.training['of_steps']}, {seconds / 3600:.2f} h of training", flush=True)
 
 
+def held_out(robot, n: int = 200, seed: int = 10_000):
+    """``(q (n, dof), targets (n, 7))``: eval's held-out poses (position, quaternion xyzw), FK of joints drawn
+    uniformly inside the limits from their own seed (not the training stream, seed 0 and up)."""
+    q = robot.manifold.sample_base(n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return q, torch.cat(pos_quat_from_se3(robot.fk(q), "xyzw"), -1)
+
+
 def _raw(ik, targets, per_target: int, **options) -> dict:
     """Raw errors, spread and thread CPU time of ``ik.sample(targets, per_target, seed=0, **options)``."""
     import time
@@ -199,14 +207,10 @@ def cmd_eval(args) -> None:
     import time
 
     from common import git_commit  # benchmarks/common.py: the commit and whether posegen/ or benchmarks/ differ
-    from posegen.rotations import pos_quat_from_se3
 
     torch.set_num_threads(1)
     ik = IKSampler.pretrained(args.robot)
-    gen = torch.Generator().manual_seed(args.target_seed)   # not the training stream (seed 0)
-    q = ik.robot.manifold.sample_base(args.targets, generator=gen, dtype=torch.float64)
-    T = ik.robot.fk(q)
-    targets = torch.cat(pos_quat_from_se3(T, "xyzw"), -1)
+    q, targets = held_out(ik.robot, args.targets, args.target_seed)
     t0 = time.process_time()
     raw = ik.sample(targets, args.per_target, seed=0)["joints"]
     raw_cpu = time.process_time() - t0

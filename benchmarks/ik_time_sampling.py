@@ -32,15 +32,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from posegen.rotations import pos_quat_from_se3  # noqa: E402
+from ik_pretrained import held_out  # noqa: E402
+
 from posegen.samplers import IKSampler  # noqa: E402
-
-
-def held_out_targets(robot, n: int = 200, seed: int = 10_000) -> torch.Tensor:
-    """``(n, 7)`` targets of ``ik_pretrained.py eval``: FK of uniform joints from their own seed."""
-    q = robot.manifold.sample_base(n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    return torch.cat(pos_quat_from_se3(robot.fk(q), "xyzw"), -1)
 
 
 def raw_errors(ik: IKSampler, targets: torch.Tensor, per_target: int, temperatures=(1.0, 0.75)) -> dict:
@@ -76,7 +72,7 @@ def main(argv=None) -> None:
         ik = IKSampler.pretrained(a.robot)
         start = int(ik.training["steps"])
         ik.training = {"steps": start}  # a continued run: the data's standardisation is kept
-    targets = held_out_targets(ik.robot)
+    targets = held_out(ik.robot)[1]   # ik_pretrained.py eval's 200 targets
     Path(a.run).mkdir(parents=True, exist_ok=True)
     out = Path(a.out) if a.out else Path(a.run) / "evals.jsonl"
 

@@ -1,5 +1,6 @@
-"""``benchmarks/ik_time_sampling.py``: its targets are ``ik_pretrained.py eval``'s, and a toy run continues the
-shipped weights (the data's standardisation kept), writes one row per evaluation and resumes from its checkpoint."""
+"""``benchmarks/ik_time_sampling.py``: eval's held-out targets are the poses of their joints, and a toy run
+continues the shipped weights (the data's standardisation kept), writes one row per evaluation and resumes from
+its checkpoint."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ sys.path.insert(0, str(BENCH))
 pytest.importorskip("pytorch_kinematics")
 
 
-def test_targets_are_the_pretrained_evaluation_targets():
-    probe = importlib.import_module("ik_time_sampling")
+def test_held_out_targets_are_the_poses_of_their_joints():
+    pretrained = importlib.import_module("ik_pretrained")
     from posegen.robots import load
     robot = load("ur5e")
-    t = probe.held_out_targets(robot, n=4)
-    q = robot.manifold.sample_base(4, generator=torch.Generator().manual_seed(10_000), dtype=torch.float64)
+    q, t = pretrained.held_out(robot, n=4)
+    assert torch.equal(q, robot.manifold.sample_base(4, generator=torch.Generator().manual_seed(10_000),
+                                                     dtype=torch.float64))
     pos, quat = robot.pose(q)
     assert torch.allclose(t[:, :3], pos, atol=0, rtol=0)
     # the same rotation (a quaternion and its negative are one)
