@@ -62,7 +62,7 @@ POSE_FEATURES = 12
 #: iiwa14 45.1 / 32.3 / 30.5 / 30.2 mm (after its restart, 800 000 steps: 43.5 / 28.9 / 26.7 / 26.2): rk4 x 8 (the
 #: default until the weights were trained long) was a third of the error. A last stage with late time (stiffer near
 #: the data) widened the gaps: Panda 37.8 / 23.8 / 19.3 / 18.4 mm (1 800 000 steps), UR5e 108.3 / 42.6 / 27.5 / 24.7
-#: (1 400 000).
+#: (1 400 000), iiwa14 54.6 / 27.2 / 20.7 / 19.8 (1 000 000).
 #: Draws that are refined use the cheaper :data:`REFINE_SAMPLE_SOLVER`: refinement needs a basin, not precision.
 DEFAULT_SAMPLE_SOLVER = {"method": "rk4", "steps": 32}
 
