@@ -96,15 +96,15 @@ def cmd_train(args) -> None:
     torch.set_num_threads(args.threads)
     s = settings(args.robot, args.config, args.stage)
     torch.manual_seed(s["seed"])  # the network's initialisation (stage 0; later stages start from the one before)
-    # a config without time_sampling means uniform t, what every stage used before the option (fit's default is late)
     if args.stage:
         ik = _ema_sampler(args.robot, s, _finished(args, args.stage - 1))
         ik.training = {"steps": s["start_step"]}  # keeps the standardisation of stage 0's data
     else:
         ik = IKSampler(args.robot, hidden=s["hidden"], depth=s["depth"])
+    # a config without time_sampling means uniform t, what every stage used before the option (fit's default is late)
     ik.fit(steps=s["steps"], batch_size=s["batch_size"], lr=s["lr"], warmup=s["warmup"], ema_decay=s["ema_decay"],
-           seed=s["seed"], time_sampling=s.get("time_sampling", "uniform"), device="cpu", log_every=args.log_every, out_dir=run_dir(args, args.stage), resume=True,
-           checkpoint_every=s["checkpoint_every"], verbose=args.verbose)
+           seed=s["seed"], time_sampling=s.get("time_sampling", "uniform"), device="cpu", log_every=args.log_every,
+           out_dir=run_dir(args, args.stage), resume=True, checkpoint_every=s["checkpoint_every"], verbose=args.verbose)
     print(f"done: {ik.training['steps']} steps; export with: python {Path(__file__).name} export --robot "
           f"{args.robot}", flush=True)
 
